@@ -1,0 +1,139 @@
+/*
+ * The device registry and device life cycle: `-device` strings become
+ * schema-checked options, then an instance of the registered class, realized
+ * on a machine. Aliases in the schema (e1000-82540em -> e1000) resolve here.
+ */
+#include "qnic/device.h"
+#include "qnic/machine.h"
+#include "qnic/schema.h"
+#include "qnic/log.h"
+
+static GHashTable *classes;
+
+void qnic_device_class_register(const QnicDeviceClass *cls)
+{
+    if (!classes) {
+        classes = g_hash_table_new(g_str_hash, g_str_equal);
+    }
+    g_hash_table_insert(classes, (gpointer)cls->name, (gpointer)cls);
+}
+
+const QnicDeviceClass *qnic_device_class_find(const char *name)
+{
+    return classes ? g_hash_table_lookup(classes, name) : NULL;
+}
+
+static gint cls_cmp(gconstpointer a, gconstpointer b)
+{
+    const QnicDeviceClass *x = *(const QnicDeviceClass **)a;
+    const QnicDeviceClass *y = *(const QnicDeviceClass **)b;
+    return strcmp(x->name, y->name);
+}
+
+const QnicDeviceClass **qnic_device_class_list(size_t *n)
+{
+    GPtrArray *a = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer v;
+
+    if (classes) {
+        g_hash_table_iter_init(&it, classes);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+            g_ptr_array_add(a, v);
+        }
+    }
+    g_ptr_array_sort(a, cls_cmp);
+    *n = a->len;
+    g_ptr_array_add(a, NULL);
+    return (const QnicDeviceClass **)g_ptr_array_free(a, FALSE);
+}
+
+QnicDevice *qnic_device_find(QnicMachine *m, const char *id)
+{
+    for (guint i = 0; i < m->devices->len; i++) {
+        QnicDevice *d = g_ptr_array_index(m->devices, i);
+        if (d->id && g_str_equal(d->id, id)) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+QnicDevice *qnic_device_create_str(QnicMachine *m, const char *str, GError **errp)
+{
+    QnicOpts *o = qnic_opts_parse("device", str, "driver", errp);
+    return o ? qnic_device_create(m, o, errp) : NULL;
+}
+
+QnicDevice *qnic_device_create(QnicMachine *m, QnicOpts *opts, GError **errp)
+{
+    const char *driver = qnic_opts_get(opts, "driver");
+    const QnicSchemaType *t;
+    const QnicDeviceClass *cls;
+    QnicDevice *dev;
+    const char *id;
+
+    if (!driver) {
+        qnic_error_setg_invalid(errp, "Parameter 'driver' is missing");
+        goto fail;
+    }
+    t = qnic_schema_lookup(QNIC_SCHEMA_DEVICE, driver);
+    cls = qnic_device_class_find(t && t->alias_of ? t->alias_of : driver);
+    if (!t || !cls) {
+        qnic_error_setg_invalid(errp, "'%s' is not a valid device model name", driver);
+        goto fail;
+    }
+    if (!qnic_schema_check(opts, t, errp)) {
+        goto fail;
+    }
+    id = qnic_opts_get(opts, "id");
+    if (id && qnic_device_find(m, id)) {
+        qnic_error_setg_invalid(errp, "Duplicate device ID '%s'", id);
+        goto fail;
+    }
+    g_assert(cls->instance_size >= sizeof(QnicDevice));
+    dev = g_malloc0(cls->instance_size);
+    dev->cls = cls;
+    dev->id = g_strdup(id);
+    dev->machine = m;
+    dev->opts = opts;
+    dev->dma_enabled = true;
+    g_ptr_array_add(m->devices, dev);
+    if (cls->realize && !cls->realize(dev, opts, errp)) {
+        g_ptr_array_remove(m->devices, dev);
+        g_free(dev->id);
+        g_free(dev);
+        goto fail;
+    }
+    dev->realized = true;
+    return dev;
+
+fail:
+    qnic_opts_free(opts);
+    return NULL;
+}
+
+void qnic_device_reset(QnicDevice *dev)
+{
+    if (dev->cls->reset) {
+        dev->in_io++;
+        dev->cls->reset(dev);
+        dev->in_io--;
+    }
+}
+
+void qnic_device_destroy(QnicDevice *dev)
+{
+    if (!dev) {
+        return;
+    }
+    if (dev->realized && dev->cls->unrealize) {
+        dev->cls->unrealize(dev);
+    }
+    if (dev->machine) {
+        g_ptr_array_remove(dev->machine->devices, dev);
+    }
+    qnic_opts_free(dev->opts);
+    g_free(dev->id);
+    g_free(dev);
+}

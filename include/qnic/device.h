@@ -1,0 +1,63 @@
+/*
+ * Devices and the device registry. A device model registers a
+ * QnicDeviceClass (name, bus, instance size, realize/reset/unrealize) with
+ * QNIC_DEVICE_REGISTER; qnic_device_create() turns a `-device` string into a
+ * realized instance: it checks the options against the model's schema
+ * (qapi/), allocates the instance, plugs it into its bus and realizes it.
+ */
+#ifndef QNIC_DEVICE_H
+#define QNIC_DEVICE_H
+
+#include "qnic/common.h"
+#include "qnic/opts.h"
+
+typedef struct QnicMachine QnicMachine;
+typedef struct QnicDevice QnicDevice;
+
+typedef struct QnicDeviceClass {
+    const char *name;           /* schema type name, e.g. "virtio-net-pci" */
+    const char *bus;            /* "pci", "virtio-mmio", "isa", "sysbus" */
+    size_t instance_size;       /* >= sizeof(QnicDevice); embeds it first */
+    /* opts are schema-checked; errors name what is wrong for a person. */
+    bool (*realize)(QnicDevice *dev, QnicOpts *opts, GError **errp);
+    void (*reset)(QnicDevice *dev);         /* guest-visible reset */
+    void (*unrealize)(QnicDevice *dev);     /* frees everything realize made */
+} QnicDeviceClass;
+
+struct QnicDevice {
+    const QnicDeviceClass *cls;
+    char *id;                   /* -device id=, may be NULL */
+    QnicMachine *machine;
+    QnicOpts *opts;             /* checked options, kept for the device's life */
+    /* Depth of this device's own handlers on the stack (MMIO/PIO/config
+     * dispatch, its BHs and timers via qnic_device_enter/leave). DMA into a
+     * device with in_io > 0 is refused. */
+    int in_io;
+    /* Bus mastering: PCI's command register clears this; DMA is refused. */
+    bool dma_enabled;
+    bool realized;
+};
+
+#define QNIC_DEVICE_REGISTER(cls_var) \
+    static void __attribute__((constructor)) qnic_register_##cls_var(void) \
+    { qnic_device_class_register(&cls_var); }
+
+void qnic_device_class_register(const QnicDeviceClass *cls);
+const QnicDeviceClass *qnic_device_class_find(const char *name);
+/* Every registered class (sorted by name); g_free the array. */
+const QnicDeviceClass **qnic_device_class_list(size_t *n);
+
+/* Parse "MODEL,key=val,..." (or already-parsed opts, which it takes over)
+ * and create a realized device on m. */
+QnicDevice *qnic_device_create_str(QnicMachine *m, const char *str, GError **errp);
+QnicDevice *qnic_device_create(QnicMachine *m, QnicOpts *opts, GError **errp);
+void qnic_device_reset(QnicDevice *dev);
+void qnic_device_destroy(QnicDevice *dev);   /* unplug + unrealize + free */
+QnicDevice *qnic_device_find(QnicMachine *m, const char *id);
+
+/* Mark entry into / exit from a device's own code outside MMIO dispatch
+ * (BH, timer, backend callback) for the reentrancy guard. */
+static inline void qnic_device_enter(QnicDevice *d) { d->in_io++; }
+static inline void qnic_device_leave(QnicDevice *d) { d->in_io--; }
+
+#endif

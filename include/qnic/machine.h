@@ -1,0 +1,62 @@
+/*
+ * The machine: what an embedder (qnic-vmm under KVM, the qtest server, a
+ * fuzzer, a unit test) builds to host devices. It holds guest RAM (memfd
+ * backed, so vhost-user can share it), the memory and I/O address spaces,
+ * the PCI bus behind an i440FX-compatible host bridge at 0xcf8/0xcfc, the
+ * interrupt lines (GSIs) and the devices. It knows no register layout and no
+ * accelerator: interrupt delivery and MSI writes to 0xfee00000 go to the
+ * embedder through the hooks below.
+ *
+ * Memory map (as QEMU's pc): RAM from 0 up to min(ram, 3.5 GiB) and the rest
+ * from 4 GiB; PCI MMIO BARs are assigned by firmware/tests in the hole
+ * 0xe0000000..0xfec00000; IOAPIC 0xfec00000; MSI 0xfee00000.
+ */
+#ifndef QNIC_MACHINE_H
+#define QNIC_MACHINE_H
+
+#include "qnic/common.h"
+#include "qnic/memory.h"
+#include "qnic/device.h"
+
+#define QNIC_NUM_GSI 24
+#define QNIC_MSI_ADDR_BASE 0xfee00000ull
+#define QNIC_MSI_ADDR_SIZE 0x100000ull
+#define QNIC_BELOW_4G_MAX 0xe0000000ull
+#define QNIC_PCI_HOLE_START 0xe0000000ull
+#define QNIC_PCI_HOLE_END 0xfec00000ull
+
+typedef struct QnicPciBus QnicPciBus;
+
+typedef struct QnicMachineConfig {
+    uint64_t ram_size;          /* bytes; default 128 MiB */
+    /* Interrupt lines: level of GSI changes (INTx via IOAPIC pins 16..23,
+     * ISA IRQs 0..15). */
+    void (*set_gsi)(void *opaque, unsigned gsi, int level);
+    /* An MSI message was written (addr in 0xfee00000..0xfeefffff). */
+    void (*msi)(void *opaque, uint64_t addr, uint32_t data);
+    void *opaque;
+} QnicMachineConfig;
+
+struct QnicMachine {
+    QnicMachineConfig cfg;
+    QnicAddressSpace mem;
+    QnicAddressSpace io;
+    uint64_t ram_size, below_4g, above_4g;
+    int ram_fd;                 /* memfd holding all guest RAM */
+    uint8_t *ram;               /* its host mapping */
+    QnicRegion ram_low, ram_high;
+    QnicRegion msi_region;      /* 0xfee00000: calls cfg.msi */
+    QnicPciBus *pci;
+    GPtrArray *devices;         /* QnicDevice *, creation order */
+    int gsi_level[QNIC_NUM_GSI];
+    unsigned next_mmio_slot;    /* virtio-mmio placement */
+};
+
+QnicMachine *qnic_machine_new(const QnicMachineConfig *cfg, GError **errp);
+void qnic_machine_free(QnicMachine *m);
+void qnic_machine_reset(QnicMachine *m);       /* system reset: every device */
+void qnic_machine_set_gsi(QnicMachine *m, unsigned gsi, int level);
+/* Host pointer for a RAM range, NULL if not wholly RAM. */
+void *qnic_machine_ram_ptr(QnicMachine *m, uint64_t gpa, uint64_t len);
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * Net clients: the one narrow interface between a NIC frontend and a netdev
+ * backend. Every client has at most one peer; a frame sent by a client is
+ * delivered to its peer's receive callback. A receiver that cannot take a
+ * frame now returns 0: the frame is queued on the receiver's incoming queue
+ * and the sender's completion callback runs when the receiver calls
+ * qnic_net_flush_queued(). Nothing is dropped silently.
+ *
+ * A multiqueue NIC has one client per queue pair; a netdev (QnicNetdev) has
+ * one client per queue, and queue i of the NIC peers with queue i of the
+ * netdev. Frames may carry a virtio-net header prefix when both ends agreed
+ * on one (qnic_net_using_vnet_hdr); otherwise they are plain Ethernet frames.
+ */
+#ifndef QNIC_NET_H
+#define QNIC_NET_H
+
+#include "qnic/common.h"
+#include "qnic/opts.h"
+
+typedef struct QnicNetClient QnicNetClient;
+typedef struct QnicNetQueue QnicNetQueue;
+
+/* Completion of an asynchronous send that was queued (ret = bytes or <0). */
+typedef void QnicNetSentFunc(QnicNetClient *sender, ssize_t ret);
+
+typedef enum {
+    QNIC_NET_CLIENT_NIC,
+    QNIC_NET_CLIENT_HUBPORT,
+    QNIC_NET_CLIENT_USER,
+    QNIC_NET_CLIENT_TAP,
+    QNIC_NET_CLIENT_SOCKET,
+    QNIC_NET_CLIENT_STREAM,
+    QNIC_NET_CLIENT_DGRAM,
+    QNIC_NET_CLIENT_VDE,
+    QNIC_NET_CLIENT_L2TPV3,
+    QNIC_NET_CLIENT_VHOST_USER,
+    QNIC_NET_CLIENT_VHOST_VDPA,
+    QNIC_NET_CLIENT_OTHER,
+} QnicNetClientKind;
+
+typedef struct QnicNetClientOps {
+    QnicNetClientKind kind;
+    /* A frame from the peer: >0 consumed (its length), 0 = cannot take it
+     * now (queue it; the receiver calls qnic_net_flush_queued later),
+     * <0 = dropped with an error (the sender is not retried). */
+    ssize_t (*receive_iov)(QnicNetClient *nc, const struct iovec *iov, int iovcnt);
+    /* Optional: false makes senders queue instead of calling receive_iov. */
+    bool (*can_receive)(QnicNetClient *nc);
+    void (*cleanup)(QnicNetClient *nc);
+    void (*link_status_changed)(QnicNetClient *nc);
+    /* vnet header capabilities (backends: tap) */
+    bool (*has_vnet_hdr)(QnicNetClient *nc);
+    bool (*has_vnet_hdr_len)(QnicNetClient *nc, int len);
+    bool (*has_ufo)(QnicNetClient *nc);
+    bool (*has_uso)(QnicNetClient *nc);
+    void (*using_vnet_hdr)(QnicNetClient *nc, bool enable);
+    void (*set_vnet_hdr_len)(QnicNetClient *nc, int len);
+    /* Tell the backend which offloads the guest accepts on receive. */
+    void (*set_offload)(QnicNetClient *nc, bool csum, bool tso4, bool tso6,
+                        bool ecn, bool ufo, bool uso4, bool uso6);
+} QnicNetClientOps;
+
+struct QnicNetClient {
+    const QnicNetClientOps *ops;
+    char *name;                 /* netdev id, or device id / model for NICs */
+    char *model;                /* "tap", "user", "virtio-net-pci", ... */
+    QnicNetClient *peer;
+    QnicNetQueue *incoming;     /* frames waiting for this client */
+    int queue_index;
+    bool link_down;
+    bool receive_disabled;      /* set when receive_iov returned 0 */
+    void *opaque;               /* the owner (device / backend state) */
+    char info_str[256];         /* for `info network`-style listings */
+};
+
+/* Create/destroy a client; the caller owns it. Destroying purges queued
+ * frames in both directions and detaches the peer. */
+QnicNetClient *qnic_net_client_new(const QnicNetClientOps *ops, const char *model,
+                                   const char *name, void *opaque);
+void qnic_net_client_free(QnicNetClient *nc);
+void qnic_net_client_set_peer(QnicNetClient *a, QnicNetClient *b);
+
+/* Send a frame to the peer. Returns bytes, 0 if queued (sent_cb, if given,
+ * runs on completion), or <0 if dropped (no peer, link down: frames to a
+ * down link are discarded as on a cable-less NIC, returning len). */
+ssize_t qnic_net_send(QnicNetClient *sender, const void *buf, size_t len);
+ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int iovcnt,
+                          QnicNetSentFunc *sent_cb);
+/* Can the peer take a frame now? (senders use this to pause reading) */
+bool qnic_net_can_send(QnicNetClient *sender);
+/* The receiver can take frames again: deliver what was queued for it. */
+void qnic_net_flush_queued(QnicNetClient *receiver);
+void qnic_net_purge_queued(QnicNetClient *nc);
+void qnic_net_set_link(QnicNetClient *nc, bool up);
+
+/* vnet header negotiation with the peer. */
+bool qnic_net_peer_has_vnet_hdr(QnicNetClient *nc);
+bool qnic_net_peer_has_ufo(QnicNetClient *nc);
+bool qnic_net_peer_has_uso(QnicNetClient *nc);
+bool qnic_net_peer_has_vnet_hdr_len(QnicNetClient *nc, int len);
+void qnic_net_peer_using_vnet_hdr(QnicNetClient *nc, bool enable);
+void qnic_net_peer_set_vnet_hdr_len(QnicNetClient *nc, int len);
+void qnic_net_peer_set_offload(QnicNetClient *nc, bool csum, bool tso4, bool tso6,
+                               bool ecn, bool ufo, bool uso4, bool uso6);
+
+/* ---- netdevs (backends) and their registry ---- */
+
+typedef struct QnicNetdev QnicNetdev;
+typedef struct QnicNetdevClass {
+    const char *type;           /* "tap", "user", ... (schema type name) */
+    /* Create the backend's clients (nd->ncs, nd->queues) from checked opts. */
+    bool (*init)(QnicNetdev *nd, QnicOpts *opts, GError **errp);
+    void (*cleanup)(QnicNetdev *nd);   /* close fds, run downscripts, unlink */
+} QnicNetdevClass;
+
+struct QnicNetdev {
+    const QnicNetdevClass *cls;
+    char *id;
+    QnicOpts *opts;
+    int queues;
+    QnicNetClient **ncs;        /* [queues] */
+    void *state;                /* backend private */
+    bool in_use;                /* claimed by a NIC */
+};
+
+#define QNIC_NETDEV_REGISTER(cls_var) \
+    static void __attribute__((constructor)) qnic_register_netdev_##cls_var(void) \
+    { qnic_netdev_class_register(&cls_var); }
+
+void qnic_netdev_class_register(const QnicNetdevClass *cls);
+const QnicNetdevClass *qnic_netdev_class_find(const char *type);
+
+/* `-netdev TYPE,id=ID,...`: checks against the schema, rejects duplicate ids. */
+QnicNetdev *qnic_netdev_add_str(const char *str, GError **errp);
+QnicNetdev *qnic_netdev_add(QnicOpts *opts, GError **errp);
+QnicNetdev *qnic_netdev_find(const char *id);
+void qnic_netdev_del(QnicNetdev *nd);
+void qnic_netdev_del_all(void);
+
+/* `-nic TYPE[,model=M][,mac=][,netdev opts...]` (and `-nic none`,
+ * `-nic model=help`): creates the netdev and its NIC device on m. */
+typedef struct QnicMachine QnicMachine;
+bool qnic_net_nic_add(QnicMachine *m, const char *str, GError **errp);
+/* Legacy `-net nic,...` / `-net TYPE,...`: collected in order, then realized
+ * on hub 0 once every option is known. */
+bool qnic_net_legacy_add(const char *str, GError **errp);
+bool qnic_net_legacy_realize(QnicMachine *m, GError **errp);
+
+/* ---- NIC side helpers ---- */
+
+typedef struct QnicNic {
+    QnicNetdev *netdev;         /* may be NULL: a NIC with no backend */
+    int queues;
+    QnicNetClient **ncs;        /* [queues] */
+    uint8_t mac[6];
+} QnicNic;
+
+/* Create a NIC's clients for a frontend: reads `netdev=` and `mac=` from
+ * checked device opts (mac unset: 52:54:00:12:34:56 counting up per NIC, as
+ * QEMU assigns), claims the netdev (error if missing or already in use) and
+ * peers queue i with the netdev's queue i. `queues` is the number the NIC
+ * wants (capped by the caller to the netdev's). */
+QnicNic *qnic_nic_new(const QnicNetClientOps *ops, QnicOpts *dev_opts, const char *model,
+                      int queues, void *opaque, GError **errp);
+void qnic_nic_free(QnicNic *nic);
+/* Number of queues of the netdev named by opts `netdev=` (1 if none). */
+int qnic_nic_netdev_queues(QnicOpts *dev_opts);
+
+/* ---- helpers for frames ---- */
+size_t qnic_iov_size(const struct iovec *iov, int iovcnt);
+size_t qnic_iov_to_buf(const struct iovec *iov, int iovcnt, size_t offset, void *buf, size_t len);
+size_t qnic_iov_from_buf(const struct iovec *iov, int iovcnt, size_t offset, const void *buf, size_t len);
+
+#endif

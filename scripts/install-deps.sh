@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian packages qnic needs to build and test, only those that
+# are missing, so that running it again costs one dpkg query and prints nothing.
+set -e
+PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev python3
+libglib2.0-dev libjson-glib-dev libslirp-dev libvdeplug-dev libbpf-dev
+linux-libc-dev qemu-system-x86 ipxe-qemu tshark vde2 iproute2 iputils-ping
+procps"
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+echo "install-deps: installing:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer no without a prompt.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections 2>/dev/null || true
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,90 @@
+/*
+ * A client for QEMU's qtest protocol, used by every device test. It starts
+ * the binary named by $QTEST_QEMU_BINARY (QEMU: the reference) or else
+ * $QNIC_VMM (qnic-vmm), connects the protocol over a unix socket, and gives
+ * typed helpers for port I/O, memory, PCI config cycles, the clock and IRQs.
+ * The same test thus runs against qnic and against QEMU 7.2.
+ */
+#ifndef QNIC_LIBQTEST_H
+#define QNIC_LIBQTEST_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <glib.h>
+
+typedef struct QTestState QTestState;
+
+enum {
+    /* QEMU only: instead of -S, boot a 64 KiB BIOS of HLT bytes so the VM is
+     * "running" (QEMU's virtio-net only moves packets in a running VM). */
+    QTEST_FLAG_RUNNING = 1 << 0,
+};
+
+/* Start the target with `-machine pc -accel qtest|tcg ... EXTRA`.
+ * Fails the test (g_error) if it cannot start. */
+QTestState *qtest_init(const char *extra_args);
+QTestState *qtest_initf(unsigned flags, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* Start and return NULL instead of failing; *out gets what the target
+ * printed on stderr (for option-error tests). */
+QTestState *qtest_try_init(unsigned flags, const char *extra_args, char **err_out);
+void qtest_quit(QTestState *s);
+
+/* True when the target is QEMU ($QTEST_QEMU_BINARY set). */
+bool qtest_target_is_qemu(void);
+const char *qtest_binary(void);
+
+/* Send a raw command line, return the reply ("OK ..." / "FAIL ..."),
+ * g_free it. */
+char *qtest_raw(QTestState *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+void qtest_outb(QTestState *s, uint16_t port, uint8_t v);
+void qtest_outw(QTestState *s, uint16_t port, uint16_t v);
+void qtest_outl(QTestState *s, uint16_t port, uint32_t v);
+uint8_t qtest_inb(QTestState *s, uint16_t port);
+uint16_t qtest_inw(QTestState *s, uint16_t port);
+uint32_t qtest_inl(QTestState *s, uint16_t port);
+
+void qtest_writeb(QTestState *s, uint64_t addr, uint8_t v);
+void qtest_writew(QTestState *s, uint64_t addr, uint16_t v);
+void qtest_writel(QTestState *s, uint64_t addr, uint32_t v);
+void qtest_writeq(QTestState *s, uint64_t addr, uint64_t v);
+uint8_t qtest_readb(QTestState *s, uint64_t addr);
+uint16_t qtest_readw(QTestState *s, uint64_t addr);
+uint32_t qtest_readl(QTestState *s, uint64_t addr);
+uint64_t qtest_readq(QTestState *s, uint64_t addr);
+
+void qtest_memread(QTestState *s, uint64_t addr, void *data, size_t size);   /* "read" */
+void qtest_memwrite(QTestState *s, uint64_t addr, const void *data, size_t size);
+void qtest_bufread(QTestState *s, uint64_t addr, void *data, size_t size);   /* "b64read" */
+void qtest_bufwrite(QTestState *s, uint64_t addr, const void *data, size_t size);
+void qtest_memset(QTestState *s, uint64_t addr, uint8_t pattern, size_t size);
+
+int64_t qtest_clock_step(QTestState *s, int64_t ns);
+int64_t qtest_clock_step_next(QTestState *s);
+int64_t qtest_clock_set(QTestState *s, int64_t ns);
+
+/* Intercept the machine's interrupt controller inputs ("ioapic"); after it,
+ * qtest_get_irq(s, gsi) tells the last level seen on that line. */
+void qtest_irq_intercept_in(QTestState *s, const char *qom_path);
+bool qtest_get_irq(QTestState *s, int num);
+
+/* PCI through 0xcf8/0xcfc (bus 0). */
+uint8_t qtest_pci_cfg_readb(QTestState *s, int devfn, uint8_t off);
+uint16_t qtest_pci_cfg_readw(QTestState *s, int devfn, uint8_t off);
+uint32_t qtest_pci_cfg_readl(QTestState *s, int devfn, uint8_t off);
+void qtest_pci_cfg_writeb(QTestState *s, int devfn, uint8_t off, uint8_t v);
+void qtest_pci_cfg_writew(QTestState *s, int devfn, uint8_t off, uint16_t v);
+void qtest_pci_cfg_writel(QTestState *s, int devfn, uint8_t off, uint32_t v);
+/* Size BAR n (writes all-ones and restores); 0 if unimplemented.
+ * *type gets the low flag bits. For 64-bit BARs the size covers both. */
+uint64_t qtest_pci_bar_size(QTestState *s, int devfn, int bar, uint32_t *type);
+/* Assign every BAR of devfn from simple bump allocators (MMIO from
+ * 0xe0000000 up, I/O from 0xc000 up) and enable I/O, memory and bus
+ * mastering. Returns the BAR addresses in addrs[6]. */
+void qtest_pci_enable(QTestState *s, int devfn, uint64_t addrs[6]);
+
+/* A bump allocator of guest RAM for rings and buffers (from 4 MiB up). */
+uint64_t qtest_guest_alloc(QTestState *s, size_t size, size_t align);
+
+#endif
