@@ -1,0 +1,43 @@
+# Thin wrapper over meson: installs what is missing, configures, builds, runs.
+#   make demo    - build and boot the test guest on -netdev user + virtio-net-pci
+#   make check   - the full test suite
+#   make fuzz-smoke / make fuzz TARGET=x   - libFuzzer targets (clang)
+BUILD ?= build
+FUZZ_BUILD ?= build-fuzz
+MESON_OPTS ?=
+TARGET ?=
+
+.PHONY: all deps build demo check fuzz fuzz-smoke clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	@sh scripts/install-deps.sh
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	@sh scripts/demo.sh $(BUILD)
+
+check: build
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+
+$(FUZZ_BUILD)/build.ninja:
+	@sh scripts/install-deps.sh
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Dguest=false
+
+fuzz-smoke: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	sh scripts/fuzz.sh smoke $(FUZZ_BUILD)
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	sh scripts/fuzz.sh run $(FUZZ_BUILD) $(TARGET)
+
+clean:
+	rm -rf $(BUILD) $(FUZZ_BUILD)
