@@ -1,0 +1,277 @@
+/*
+ * Generic device fuzzer in the style of QEMU's generic-fuzz: every input is
+ * a program of operations run against a freshly built machine holding one
+ * NIC (chosen at build time by FUZZ_DEVICE / FUZZ_NETDEVS): MMIO and port
+ * accesses aimed at the device's BARs (or its virtio-mmio window) and its
+ * config space, writes into guest RAM (rings, descriptors, buffers), clock
+ * steps, frames arriving from the backend and link changes. The machine is
+ * torn down after each input so state never leaks between inputs, and
+ * LeakSanitizer sees every allocation returned.
+ */
+#include "qnic/machine.h"
+#include "qnic/pci.h"
+#include "qnic/net.h"
+#include "qnic/clock.h"
+#include "qnic/mainloop.h"
+#include "qnic/log.h"
+#include "fuzz.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef FUZZ_DEVICE
+#error "FUZZ_DEVICE must name the -device string"
+#endif
+#ifndef FUZZ_NETDEVS
+#define FUZZ_NETDEVS "hubport,id=n0,hubid=0", "hubport,id=peer,hubid=0"
+#endif
+
+#define RAM_SIZE (16u << 20)
+#define MMIO_BASE 0xe0000000ull
+#define IO_BASE 0xc000u
+#define VIRTIO_MMIO_WINDOW 0xfeb00000ull
+#define MAX_OPS 2048
+
+static const char *const netdevs[] = { FUZZ_NETDEVS, NULL };
+
+/* The far end of the backend: a client the fuzzer sends frames from. */
+static ssize_t sink_receive(QnicNetClient *nc, const struct iovec *iov, int iovcnt)
+{
+    return (ssize_t)qnic_iov_size(iov, iovcnt);
+}
+
+static const QnicNetClientOps sink_ops = {
+    .kind = QNIC_NET_CLIENT_OTHER,
+    .receive_iov = sink_receive,
+};
+
+typedef struct {
+    QnicMachine *m;
+    QnicDevice *dev;
+    QnicPciDevice *pci;
+    QnicNetClient *peer;
+    QnicNetClient *peer_backend;
+    uint64_t bar_addr[QNIC_PCI_NUM_BARS];
+    uint64_t bar_size[QNIC_PCI_NUM_BARS];
+    bool bar_io[QNIC_PCI_NUM_BARS];
+    unsigned nbars;
+    int bar_index[QNIC_PCI_NUM_BARS];
+} Ctx;
+
+static void place_bars(Ctx *c)
+{
+    QnicPciDevice *d = c->pci;
+    uint64_t mmio = MMIO_BASE;
+    uint32_t io = IO_BASE;
+
+    for (int i = 0; i < QNIC_PCI_NUM_BARS; i++) {
+        QnicPciBar *b = &d->bars[i];
+        unsigned off = PCI_BASE_ADDRESS_0 + 4 * i;
+        if (!b->region) {
+            continue;
+        }
+        if (b->type & QNIC_PCI_BAR_IO) {
+            io = QNIC_ALIGN_UP(io, (uint32_t)b->size);
+            qnic_pci_config_write(d, off, io, 4);
+            c->bar_addr[c->nbars] = io;
+            io += b->size;
+        } else {
+            mmio = QNIC_ALIGN_UP(mmio, b->size);
+            qnic_pci_config_write(d, off, (uint32_t)mmio, 4);
+            if (b->type & QNIC_PCI_BAR_MEM64) {
+                qnic_pci_config_write(d, off + 4, (uint32_t)(mmio >> 32), 4);
+            }
+            c->bar_addr[c->nbars] = mmio;
+            mmio += b->size;
+        }
+        c->bar_size[c->nbars] = b->size;
+        c->bar_io[c->nbars] = b->type & QNIC_PCI_BAR_IO;
+        c->bar_index[c->nbars] = i;
+        c->nbars++;
+    }
+    qnic_pci_config_write(d, PCI_COMMAND,
+                          PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+}
+
+static bool setup(Ctx *c)
+{
+    QnicMachineConfig cfg = { .ram_size = RAM_SIZE };
+    g_autoptr(GError) err = NULL;
+
+    memset(c, 0, sizeof(*c));
+    qnic_clock_set_mode(QNIC_CLOCK_MANUAL);
+    qnic_clock_reset();
+    c->m = qnic_machine_new(&cfg, &err);
+    if (!c->m) {
+        fprintf(stderr, "fuzz: machine: %s\n", err->message);
+        abort();
+    }
+    for (int i = 0; netdevs[i]; i++) {
+        if (!qnic_netdev_add_str(netdevs[i], &err)) {
+            fprintf(stderr, "fuzz: -netdev %s: %s\n", netdevs[i], err->message);
+            abort();
+        }
+    }
+    c->dev = qnic_device_create_str(c->m, FUZZ_DEVICE, &err);
+    if (!c->dev) {
+        fprintf(stderr, "fuzz: -device %s: %s\n", FUZZ_DEVICE, err->message);
+        abort();
+    }
+    if (c->dev->cls->bus && g_str_equal(c->dev->cls->bus, "pci")) {
+        c->pci = (QnicPciDevice *)c->dev;
+        place_bars(c);
+    }
+    QnicNetdev *pn = qnic_netdev_find("peer");
+    if (pn && pn->queues > 0) {
+        c->peer = qnic_net_client_new(&sink_ops, "fuzz-peer", "fuzz-peer", c);
+        c->peer_backend = pn->ncs[0];
+        qnic_net_client_set_peer(c->peer, c->peer_backend);
+    }
+    return true;
+}
+
+static void teardown(Ctx *c)
+{
+    qnic_machine_free(c->m);
+    if (c->peer) {
+        qnic_net_client_free(c->peer);
+    }
+    qnic_netdev_del_all();
+    qnic_bh_poll();
+    qnic_clock_reset();
+}
+
+/* Address for an access: into a BAR of the PCI device, or the virtio-mmio
+ * window of a sysbus device. */
+static bool target(Ctx *c, FuzzIn *in, uint64_t *addr, bool *is_io)
+{
+    uint8_t sel = fuzz_u8(in);
+    uint32_t off = fuzz_u32(in);
+
+    if (c->pci) {
+        if (!c->nbars) {
+            return false;
+        }
+        unsigned b = sel % c->nbars;
+        *addr = c->bar_addr[b] + (off % c->bar_size[b]);
+        *is_io = c->bar_io[b];
+    } else {
+        *addr = VIRTIO_MMIO_WINDOW + (off % 0x200);
+        *is_io = false;
+    }
+    return true;
+}
+
+static unsigned access_size(uint8_t b)
+{
+    static const unsigned sizes[] = { 1, 2, 4, 8 };
+    return sizes[b & 3];
+}
+
+static void run(Ctx *c, const uint8_t *data, size_t size)
+{
+    FuzzIn in = { data, size };
+    uint8_t frame[2048];
+
+    for (unsigned n = 0; n < MAX_OPS && in.len; n++) {
+        uint8_t op = fuzz_u8(&in);
+        uint64_t addr, v;
+        bool io;
+        unsigned sz;
+
+        switch (op % 11) {
+        case 0: /* device register write */
+            if (target(c, &in, &addr, &io)) {
+                sz = access_size(fuzz_u8(&in));
+                v = fuzz_u64(&in);
+                if (io && sz == 8) {
+                    sz = 4;
+                }
+                qnic_as_store(io ? &c->m->io : &c->m->mem, addr, sz, v);
+            }
+            break;
+        case 1: /* device register read */
+            if (target(c, &in, &addr, &io)) {
+                sz = access_size(fuzz_u8(&in));
+                if (io && sz == 8) {
+                    sz = 4;
+                }
+                qnic_as_load(io ? &c->m->io : &c->m->mem, addr, sz, &v);
+            }
+            break;
+        case 2: /* config write (also remaps BARs, toggles bus mastering) */
+            if (c->pci) {
+                uint8_t off = fuzz_u8(&in);
+                sz = access_size(fuzz_u8(&in)) & 7;
+                v = fuzz_u32(&in);
+                if (sz == 8) {
+                    sz = 4;
+                }
+                qnic_pci_config_write(c->pci, off & ~(sz - 1), (uint32_t)v, sz);
+            }
+            break;
+        case 3: /* config read */
+            if (c->pci) {
+                qnic_pci_config_read(c->pci, fuzz_u8(&in), 4);
+            }
+            break;
+        case 4: { /* RAM write: rings, descriptors and buffers */
+            uint32_t a = fuzz_u32(&in) % RAM_SIZE;
+            uint8_t len = fuzz_u8(&in);
+            uint8_t buf[256];
+            size_t got = fuzz_bytes(&in, buf, len);
+            qnic_as_rw(&c->m->mem, a, buf, MIN(got, (size_t)(RAM_SIZE - a)), true);
+            break;
+        }
+        case 5: { /* RAM write of a pointer into RAM (descriptor addresses) */
+            uint32_t a = fuzz_u32(&in) % (RAM_SIZE - 8);
+            uint64_t p = fuzz_u32(&in) % RAM_SIZE;
+            qnic_as_store(&c->m->mem, a, 8, p);
+            break;
+        }
+        case 6: /* time passes */
+            qnic_clock_step(fuzz_u32(&in) % 10000000);
+            break;
+        case 7: { /* a frame arrives from the wire */
+            uint16_t len = fuzz_u16(&in) % sizeof(frame);
+            size_t got = fuzz_bytes(&in, frame, len);
+            if (c->peer && got) {
+                qnic_net_send(c->peer, frame, got);
+            }
+            break;
+        }
+        case 8: /* link flap */
+            if (c->peer_backend) {
+                qnic_net_set_link(c->peer_backend, fuzz_u8(&in) & 1);
+            }
+            break;
+        case 9: /* let deferred work run */
+            qnic_bh_poll();
+            qnic_main_loop_iterate(false);
+            break;
+        case 10: /* system reset */
+            if (fuzz_u8(&in) == 0x5a) {
+                qnic_machine_reset(c->m);
+                if (c->pci) {
+                    place_bars(c);
+                }
+            }
+            break;
+        }
+    }
+    qnic_bh_poll();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static bool quiet;
+    Ctx c;
+
+    if (!quiet) {
+        qnic_log_mask = g_getenv("QNIC_FUZZ_VERBOSE") ? QNIC_LOG_GUEST_ERROR | QNIC_LOG_UNIMP : 0;
+        quiet = true;
+    }
+    setup(&c);
+    run(&c, data, size);
+    teardown(&c);
+    return 0;
+}
