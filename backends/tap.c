@@ -1,0 +1,641 @@
+/*
+ * The tap netdev (`-netdev tap,...`): frames between a NIC and a Linux tap
+ * interface, one net client per tap queue. This file holds the option
+ * handling (ifname/fd/fds/helper, scripts, vnet_hdr, queues, sndbuf, vhost
+ * refusal) and the data path shared with `-netdev bridge`: reads are batched
+ * per wakeup and pause while the peer is busy (resumed by the sent
+ * callback), writes that meet EAGAIN are queued and resumed on POLLOUT, so
+ * nothing is dropped. When the tap carries virtio-net headers but the NIC
+ * does not use them, the header is stripped on read and a zero header is
+ * prepended on write.
+ */
+#include "tap-int.h"
+#include "qnic/log.h"
+#include "qnic/mainloop.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <limits.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+
+/* Largest frame a tap hands us: a 64 KiB GSO frame plus the largest vnet
+ * header (with hash report) and some slack. */
+#define TAP_BUF_SIZE (65536 + 64)
+/* Frames read per wakeup before going back to the loop (fairness). */
+#define TAP_READ_BATCH 64
+/* iovecs accepted from a sender on the stack; more go through the heap. */
+#define TAP_STACK_IOV 64
+#define TAP_MAX_QUEUES 256
+
+typedef struct TapState TapState;
+
+typedef struct TapQueue {
+    TapState *ts;
+    QnicNetClient *nc;
+    int fd;
+    QnicFdWatch *watch;
+    bool read_poll;
+    bool write_poll;
+    bool host_vnet_hdr;       /* fd opened with IFF_VNET_HDR */
+    int host_vnet_hdr_len;    /* TUNSETVNETHDRSZ value */
+    bool using_vnet_hdr;      /* the peer's frames carry the header too */
+    bool has_ufo;
+    bool has_uso;
+    uint8_t *buf;
+    uint64_t read_errors;
+} TapQueue;
+
+struct TapState {
+    char ifname[IFNAMSIZ];
+    char *downscript;
+    int nqueues;
+    TapQueue *q;
+};
+
+static const uint8_t zero_vnet_hdr[32];
+
+static void tap_update_watch(TapQueue *q)
+{
+    GIOCondition cond = 0;
+
+    if (!q->watch) {
+        return;
+    }
+    if (q->read_poll) {
+        cond |= G_IO_IN;
+    }
+    if (q->write_poll) {
+        cond |= G_IO_OUT;
+    }
+    qnic_fd_watch_set(q->watch, cond);
+}
+
+static void tap_read_poll(TapQueue *q, bool on)
+{
+    if (q->read_poll != on) {
+        q->read_poll = on;
+        tap_update_watch(q);
+    }
+}
+
+static void tap_write_poll(TapQueue *q, bool on)
+{
+    if (q->write_poll != on) {
+        q->write_poll = on;
+        tap_update_watch(q);
+    }
+}
+
+static void tap_send_completed(QnicNetClient *nc, ssize_t ret)
+{
+    TapQueue *q = nc->opaque;
+
+    if (q) {
+        tap_read_poll(q, true);
+    }
+}
+
+/* Bytes of vnet header to strip on read / add on write. */
+static size_t tap_hdr_fixup_len(const TapQueue *q)
+{
+    return q->host_vnet_hdr && !q->using_vnet_hdr ? (size_t)q->host_vnet_hdr_len : 0;
+}
+
+static void tap_send(TapQueue *q)
+{
+    uint8_t scratch[sizeof(zero_vnet_hdr)];
+
+    for (int i = 0; i < TAP_READ_BATCH && q->read_poll; i++) {
+        size_t strip = tap_hdr_fixup_len(q);
+        struct iovec iov[2];
+        int n = 0;
+        ssize_t len;
+
+        if (strip > sizeof(scratch)) {
+            strip = sizeof(scratch);
+        }
+        if (strip) {
+            iov[n].iov_base = scratch;
+            iov[n++].iov_len = strip;
+        }
+        iov[n].iov_base = q->buf;
+        iov[n++].iov_len = TAP_BUF_SIZE;
+        len = readv(q->fd, iov, n);
+        if (len < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                if (q->read_errors++ == 0) {
+                    qnic_warn("tap %s: read failed: %s", q->ts->ifname, g_strerror(errno));
+                }
+            }
+            break;
+        }
+        if ((size_t)len <= strip) {
+            continue;   /* nothing but a header: not a frame */
+        }
+        struct iovec frame = { .iov_base = q->buf, .iov_len = len - strip };
+        qnic_log(QNIC_LOG_TRACE_NET, "tap %s q%d: read %zu bytes\n",
+                 q->ts->ifname, q->nc->queue_index, frame.iov_len);
+        if (qnic_net_send_iov(q->nc, &frame, 1, tap_send_completed) == 0) {
+            /* The peer holds a copy; read no more until it drains. */
+            tap_read_poll(q, false);
+            break;
+        }
+    }
+}
+
+static void tap_fd_event(void *opaque, int fd, GIOCondition cond)
+{
+    TapQueue *q = opaque;
+
+    if ((cond & G_IO_OUT) && q->write_poll) {
+        tap_write_poll(q, false);
+        qnic_net_flush_queued(q->nc);
+    }
+    if ((cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && q->read_poll) {
+        tap_send(q);
+    }
+}
+
+static ssize_t tap_receive_iov(QnicNetClient *nc, const struct iovec *iov, int iovcnt)
+{
+    TapQueue *q = nc->opaque;
+    struct iovec stack_iov[TAP_STACK_IOV + 1];
+    g_autofree struct iovec *heap_iov = NULL;
+    struct iovec *v = stack_iov;
+    size_t add, size;
+    int n = 0;
+    ssize_t ret;
+
+    if (!q || q->fd < 0) {
+        return -EIO;
+    }
+    if (iovcnt < 0 || iovcnt >= IOV_MAX) {
+        qnic_log(QNIC_LOG_TRACE_NET, "tap %s: frame with %d iovecs refused\n",
+                 q->ts->ifname, iovcnt);
+        return -EINVAL;
+    }
+    size = qnic_iov_size(iov, iovcnt);
+    add = tap_hdr_fixup_len(q);
+    if (add > sizeof(zero_vnet_hdr)) {
+        return -EINVAL;
+    }
+    if (iovcnt > TAP_STACK_IOV) {
+        heap_iov = g_new(struct iovec, iovcnt + 1);
+        v = heap_iov;
+    }
+    if (add) {
+        v[n].iov_base = (void *)zero_vnet_hdr;
+        v[n++].iov_len = add;
+    }
+    memcpy(&v[n], iov, iovcnt * sizeof(*iov));
+    n += iovcnt;
+
+    do {
+        ret = writev(q->fd, v, n);
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* The tap's queue is full: keep the frame queued and go on
+             * when the fd is writable. */
+            tap_write_poll(q, true);
+            return 0;
+        }
+        qnic_log(QNIC_LOG_TRACE_NET, "tap %s: write of %zu bytes failed: %s\n",
+                 q->ts->ifname, size, g_strerror(errno));
+        return -errno;
+    }
+    return size ? (ssize_t)size : 1;
+}
+
+static bool tap_has_vnet_hdr(QnicNetClient *nc)
+{
+    TapQueue *q = nc->opaque;
+    return q && q->host_vnet_hdr;
+}
+
+static bool tap_has_vnet_hdr_len(QnicNetClient *nc, int len)
+{
+    TapQueue *q = nc->opaque;
+
+    if (!q || !q->host_vnet_hdr) {
+        return false;
+    }
+    if (len == q->host_vnet_hdr_len) {
+        return true;
+    }
+    return qnic_tap_probe_vnet_hdr_len(q->fd, len);
+}
+
+static bool tap_has_ufo(QnicNetClient *nc)
+{
+    TapQueue *q = nc->opaque;
+    return q && q->has_ufo;
+}
+
+static bool tap_has_uso(QnicNetClient *nc)
+{
+    TapQueue *q = nc->opaque;
+    return q && q->has_uso;
+}
+
+static void tap_using_vnet_hdr(QnicNetClient *nc, bool enable)
+{
+    TapQueue *q = nc->opaque;
+
+    if (!q) {
+        return;
+    }
+    if (enable && !q->host_vnet_hdr) {
+        qnic_warn("tap %s: peer asked for vnet headers, but the tap has none", q->ts->ifname);
+        return;
+    }
+    q->using_vnet_hdr = enable;
+}
+
+static void tap_set_vnet_hdr_len(QnicNetClient *nc, int len)
+{
+    TapQueue *q = nc->opaque;
+
+    if (!q || !q->host_vnet_hdr) {
+        return;
+    }
+    if (len < (int)sizeof(struct virtio_net_hdr) || len > (int)sizeof(zero_vnet_hdr)) {
+        qnic_warn("tap %s: vnet header length %d refused", q->ts->ifname, len);
+        return;
+    }
+    qnic_tap_fd_set_vnet_hdr_len(q->fd, len);
+    q->host_vnet_hdr_len = len;
+}
+
+static void tap_set_offload(QnicNetClient *nc, bool csum, bool tso4, bool tso6,
+                            bool ecn, bool ufo, bool uso4, bool uso6)
+{
+    TapQueue *q = nc->opaque;
+    unsigned flags = 0;
+
+    if (!q || !q->host_vnet_hdr) {
+        return;   /* without headers the kernel must finish every frame */
+    }
+    if (csum) {
+        flags |= TUN_F_CSUM;
+        if (tso4) {
+            flags |= TUN_F_TSO4;
+        }
+        if (tso6) {
+            flags |= TUN_F_TSO6;
+        }
+        if (ecn) {
+            flags |= TUN_F_TSO_ECN;
+        }
+        if (ufo) {
+            flags |= TUN_F_UFO;
+        }
+        if (uso4) {
+            flags |= TUN_F_USO4;
+        }
+        if (uso6) {
+            flags |= TUN_F_USO6;
+        }
+    }
+    if (qnic_tap_fd_set_offload(q->fd, flags) < 0 && (flags & (TUN_F_UFO | TUN_F_USO4 | TUN_F_USO6))) {
+        /* Kernels that dropped UFO or predate USO refuse the whole set;
+         * the rest is still worth having. */
+        flags &= ~(TUN_F_UFO | TUN_F_USO4 | TUN_F_USO6);
+        if (qnic_tap_fd_set_offload(q->fd, flags) < 0) {
+            qnic_warn("tap %s: TUNSETOFFLOAD 0x%x failed", q->ts->ifname, flags);
+        }
+    }
+}
+
+static const QnicNetClientOps tap_ops = {
+    .kind = QNIC_NET_CLIENT_TAP,
+    .receive_iov = tap_receive_iov,
+    .has_vnet_hdr = tap_has_vnet_hdr,
+    .has_vnet_hdr_len = tap_has_vnet_hdr_len,
+    .has_ufo = tap_has_ufo,
+    .has_uso = tap_has_uso,
+    .using_vnet_hdr = tap_using_vnet_hdr,
+    .set_vnet_hdr_len = tap_set_vnet_hdr_len,
+    .set_offload = tap_set_offload,
+};
+
+/* Run an ifup/ifdown script with the interface name as its argument. */
+static bool tap_run_script(const char *script, const char *ifname, GError **errp)
+{
+    g_autoptr(GError) local = NULL;
+    char *argv[] = { (char *)script, (char *)ifname, NULL };
+    int status = 0;
+
+    if (access(script, R_OK | X_OK) < 0) {
+        qnic_error_setg_errno(errp, errno, "network script %s cannot be run", script);
+        return false;
+    }
+    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL,
+                      NULL, NULL, &status, &local)) {
+        qnic_error_setg(errp, "network script %s could not be started: %s",
+                        script, local->message);
+        return false;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        qnic_error_setg(errp, "network script %s failed with status %d", script,
+                        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return false;
+    }
+    return true;
+}
+
+static bool script_is_none(const char *s)
+{
+    return !s || !s[0] || !strcmp(s, "no");
+}
+
+bool qnic_tap_netdev_setup(QnicNetdev *nd, const char *model,
+                           const QnicTapQueueSetup *queues, int nqueues,
+                           const char *ifname, const char *downscript,
+                           GError **errp)
+{
+    TapState *ts = g_new0(TapState, 1);
+
+    g_strlcpy(ts->ifname, ifname ? ifname : "", sizeof(ts->ifname));
+    ts->downscript = script_is_none(downscript) ? NULL : g_strdup(downscript);
+    ts->nqueues = nqueues;
+    ts->q = g_new0(TapQueue, nqueues);
+    nd->state = ts;
+    nd->queues = nqueues;
+    nd->ncs = g_new0(QnicNetClient *, nqueues);
+
+    for (int i = 0; i < nqueues; i++) {
+        TapQueue *q = &ts->q[i];
+        int fl = fcntl(queues[i].fd, F_GETFL);
+
+        q->ts = ts;
+        q->fd = queues[i].fd;
+        if (fl >= 0) {
+            fcntl(q->fd, F_SETFL, fl | O_NONBLOCK);
+        }
+        q->host_vnet_hdr = queues[i].vnet_hdr;
+        q->host_vnet_hdr_len = sizeof(struct virtio_net_hdr);
+        if (q->host_vnet_hdr) {
+            /* A handed-in fd may carry any length; start from the classic
+             * 10-byte header as the NIC expects until it says otherwise. */
+            qnic_tap_fd_set_vnet_hdr_len(q->fd, q->host_vnet_hdr_len);
+            q->has_ufo = qnic_tap_probe_offload(q->fd, TUN_F_CSUM | TUN_F_UFO);
+            q->has_uso = qnic_tap_probe_offload(q->fd, TUN_F_CSUM | TUN_F_USO4 | TUN_F_USO6);
+            /* No offloads until the NIC negotiates them: the kernel then
+             * hands us only complete, checksummed frames. */
+            qnic_tap_fd_set_offload(q->fd, 0);
+        }
+        q->buf = g_malloc(TAP_BUF_SIZE);
+        q->nc = qnic_net_client_new(&tap_ops, model, nd->id, q);
+        q->nc->queue_index = i;
+        snprintf(q->nc->info_str, sizeof(q->nc->info_str), "ifname=%s%s%s,vnet_hdr=%s",
+                 ts->ifname, ts->downscript ? ",downscript=" : "",
+                 ts->downscript ? ts->downscript : "", q->host_vnet_hdr ? "on" : "off");
+        nd->ncs[i] = q->nc;
+        q->read_poll = true;
+        q->watch = qnic_fd_watch_add(q->fd, G_IO_IN, tap_fd_event, q);
+    }
+    return true;
+}
+
+void qnic_tap_netdev_cleanup(QnicNetdev *nd)
+{
+    TapState *ts = nd->state;
+
+    if (!ts) {
+        return;
+    }
+    for (int i = 0; i < ts->nqueues; i++) {
+        TapQueue *q = &ts->q[i];
+
+        if (q->nc) {
+            /* The clients may outlive us briefly (the core frees them and
+             * purges their queues, which calls our callbacks). */
+            q->nc->opaque = NULL;
+        }
+        qnic_fd_watch_remove(q->watch);
+        q->watch = NULL;
+        if (q->fd >= 0) {
+            close(q->fd);
+            q->fd = -1;
+        }
+        g_free(q->buf);
+    }
+    if (ts->downscript && ts->ifname[0]) {
+        g_autoptr(GError) err = NULL;
+        if (!tap_run_script(ts->downscript, ts->ifname, &err)) {
+            qnic_warn("%s", err->message);
+        }
+    }
+    g_free(ts->downscript);
+    g_free(ts->q);
+    g_free(ts);
+    nd->state = NULL;
+}
+
+static bool parse_fd(const char *s, int *fd, GError **errp)
+{
+    uint64_t v;
+
+    if (!qnic_parse_uint(s, &v, NULL) || v > INT_MAX) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "Invalid file descriptor '%s'", s);
+        return false;
+    }
+    *fd = (int)v;
+    return true;
+}
+
+static void close_setups(QnicTapQueueSetup *qs, int n, bool close_fds)
+{
+    for (int i = 0; close_fds && i < n; i++) {
+        if (qs[i].fd >= 0) {
+            close(qs[i].fd);
+        }
+    }
+    g_free(qs);
+}
+
+static bool tap_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
+{
+    const char *fd_str = qnic_opts_get(opts, "fd");
+    const char *fds_str = qnic_opts_get(opts, "fds");
+    const char *helper = qnic_opts_get(opts, "helper");
+    const char *ifname = qnic_opts_get(opts, "ifname");
+    const char *script = qnic_opts_get(opts, "script");
+    const char *downscript = qnic_opts_get(opts, "downscript");
+    bool vnet_set = qnic_opts_is_set(opts, "vnet_hdr");
+    bool vnet_want = qnic_opts_get_bool(opts, "vnet_hdr", false);
+    bool queues_set = qnic_opts_is_set(opts, "queues");
+    uint64_t nqueues = qnic_opts_get_uint(opts, "queues", 1);
+    bool user_fds = false;
+    QnicTapQueueSetup *qs = NULL;
+    char name[IFNAMSIZ] = "";
+    int n = 0;
+
+    if (qnic_opts_get_bool(opts, "vhost", false) ||
+        qnic_opts_get_bool(opts, "vhostforce", false) ||
+        qnic_opts_is_set(opts, "vhostfd") || qnic_opts_is_set(opts, "vhostfds")) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_UNSUPPORTED,
+                    "vhost-net is not available (qnic has no vhost-net support yet; "
+                    "use vhost=off)");
+        return false;
+    }
+    if (!qnic_opts_is_set(opts, "script")) {
+        script = QNIC_TAP_DEFAULT_SCRIPT;
+    }
+    if (!qnic_opts_is_set(opts, "downscript")) {
+        downscript = QNIC_TAP_DEFAULT_DOWNSCRIPT;
+    }
+
+    if (fd_str) {
+        if (qnic_opts_is_set(opts, "ifname") || qnic_opts_is_set(opts, "script") ||
+            qnic_opts_is_set(opts, "downscript") || vnet_set || helper || queues_set ||
+            fds_str) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                        "ifname=, script=, downscript=, vnet_hdr=, helper=, queues= "
+                        "and fds= are invalid with fd=");
+            return false;
+        }
+        qs = g_new0(QnicTapQueueSetup, 1);
+        if (!parse_fd(fd_str, &qs[0].fd, errp) ||
+            !qnic_tap_fd_info(qs[0].fd, name, sizeof(name), &qs[0].vnet_hdr, errp)) {
+            g_free(qs);
+            return false;
+        }
+        n = 1;
+        user_fds = true;
+        downscript = NULL;
+    } else if (fds_str) {
+        g_auto(GStrv) parts = g_strsplit(fds_str, ":", 0);
+        int count = g_strv_length(parts);
+
+        if (qnic_opts_is_set(opts, "ifname") || qnic_opts_is_set(opts, "script") ||
+            qnic_opts_is_set(opts, "downscript") || vnet_set || helper) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                        "ifname=, script=, downscript=, vnet_hdr= and helper= are invalid with fds=");
+            return false;
+        }
+        if (count < 1 || count > TAP_MAX_QUEUES) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                        "fds= needs 1 to %d file descriptors", TAP_MAX_QUEUES);
+            return false;
+        }
+        if (queues_set && nqueues != (uint64_t)count) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                        "queues=%" G_GUINT64_FORMAT " does not match the %d fds of fds=",
+                        nqueues, count);
+            return false;
+        }
+        qs = g_new0(QnicTapQueueSetup, count);
+        for (int i = 0; i < count; i++) {
+            char qname[IFNAMSIZ];
+            if (!parse_fd(parts[i], &qs[i].fd, errp) ||
+                !qnic_tap_fd_info(qs[i].fd, qname, sizeof(qname), &qs[i].vnet_hdr, errp)) {
+                g_free(qs);
+                return false;
+            }
+            if (i == 0) {
+                g_strlcpy(name, qname, sizeof(name));
+            } else if (strcmp(name, qname) || qs[i].vnet_hdr != qs[0].vnet_hdr) {
+                g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                            "fds= must be queues of one tap with the same vnet_hdr "
+                            "(fd %d is %s, fd %d is %s)", qs[0].fd, name, qs[i].fd, qname);
+                g_free(qs);
+                return false;
+            }
+        }
+        n = count;
+        user_fds = true;
+        downscript = NULL;
+    } else if (helper) {
+        const char *br = qnic_opts_get(opts, "br");
+        int fd;
+
+        if (qnic_opts_is_set(opts, "ifname") || qnic_opts_is_set(opts, "script") ||
+            qnic_opts_is_set(opts, "downscript") || (queues_set && nqueues > 1)) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                        "ifname=, script=, downscript= and queues= are invalid with helper=");
+            return false;
+        }
+        fd = qnic_bridge_run_helper(helper, br ? br : QNIC_BRIDGE_DEFAULT_BR, errp);
+        if (fd < 0) {
+            return false;
+        }
+        qs = g_new0(QnicTapQueueSetup, 1);
+        qs[0].fd = fd;
+        if (!qnic_tap_fd_info(fd, name, sizeof(name), &qs[0].vnet_hdr, errp)) {
+            close_setups(qs, 1, true);
+            return false;
+        }
+        if (vnet_set && vnet_want && !qs[0].vnet_hdr) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_UNSUPPORTED,
+                        "vnet_hdr=on requested, but the helper's tap has no vnet header");
+            close_setups(qs, 1, true);
+            return false;
+        }
+        n = 1;
+        downscript = NULL;
+    } else {
+        bool vnet;
+
+        if (nqueues < 1 || nqueues > TAP_MAX_QUEUES) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                        "Parameter 'queues' expects a value between 1 and %d", TAP_MAX_QUEUES);
+            return false;
+        }
+        if (vnet_set) {
+            vnet = vnet_want;   /* on when unsupported fails in qnic_tap_open */
+        } else {
+            vnet = qnic_tap_kernel_has_vnet_hdr();
+        }
+        qs = g_new0(QnicTapQueueSetup, nqueues);
+        for (uint64_t i = 0; i < nqueues; i++) {
+            qs[i].fd = qnic_tap_open(i == 0 ? (ifname ? ifname : "") : name, vnet,
+                                     nqueues > 1, name, sizeof(name), errp);
+            if (qs[i].fd < 0) {
+                close_setups(qs, i, true);
+                return false;
+            }
+            qs[i].vnet_hdr = vnet;
+            n++;
+        }
+        if (!script_is_none(script) && !tap_run_script(script, name, errp)) {
+            close_setups(qs, n, true);
+            return false;
+        }
+    }
+
+    if (qnic_opts_is_set(opts, "sndbuf") || !user_fds) {
+        uint64_t sndbuf = qnic_opts_get_uint(opts, "sndbuf", 0);
+        for (int i = 0; i < n; i++) {
+            if (!qnic_tap_set_sndbuf(qs[i].fd, sndbuf, errp)) {
+                close_setups(qs, n, !user_fds);
+                return false;
+            }
+        }
+    }
+
+    qnic_tap_netdev_setup(nd, "tap", qs, n, name, downscript, errp);
+    g_free(qs);
+    return true;
+}
+
+static void tap_cleanup(QnicNetdev *nd)
+{
+    qnic_tap_netdev_cleanup(nd);
+}
+
+static const QnicNetdevClass tap_netdev_class = {
+    .type = "tap",
+    .init = tap_init,
+    .cleanup = tap_cleanup,
+};
+QNIC_NETDEV_REGISTER(tap_netdev_class)

@@ -1,0 +1,259 @@
+/*
+ * Net clients and the frame path between a NIC and its backend: peering,
+ * sending with flow control (a busy receiver gets the frame queued and the
+ * sender's completion callback runs when the receiver flushes), purging on
+ * deletion, link state, and the vnet-header negotiation calls a NIC makes
+ * on its peer. The semantics follow QEMU's net/ so that devices and
+ * backends written against QEMU's model behave the same here.
+ */
+#include "net-internal.h"
+#include "qnic/log.h"
+
+/* Every live client, so that filters and set_link can find one by name. */
+static GList *all_clients;
+
+static ssize_t net_client_deliver(QnicNetClient *sender, const struct iovec *iov,
+                                  int iovcnt, void *opaque)
+{
+    QnicNetClient *nc = opaque;
+    ssize_t ret;
+
+    if (nc->link_down) {
+        /* A NIC without a cable: the frame goes nowhere, the sender is
+         * told it went out. */
+        return qnic_iov_size(iov, iovcnt);
+    }
+    if (nc->receive_disabled) {
+        return 0;
+    }
+    if (nc->ops->can_receive && !nc->ops->can_receive(nc)) {
+        return 0;
+    }
+    if (!nc->ops->receive_iov) {
+        return qnic_iov_size(iov, iovcnt);
+    }
+    ret = nc->ops->receive_iov(nc, iov, iovcnt);
+    if (ret == 0) {
+        nc->receive_disabled = true;
+    }
+    return ret;
+}
+
+QnicNetClient *qnic_net_client_new(const QnicNetClientOps *ops, const char *model,
+                                   const char *name, void *opaque)
+{
+    QnicNetClient *nc = g_new0(QnicNetClient, 1);
+
+    nc->ops = ops;
+    nc->model = g_strdup(model);
+    nc->name = g_strdup(name ? name : model);
+    nc->opaque = opaque;
+    nc->incoming = qnic_net_queue_new(net_client_deliver, nc);
+    all_clients = g_list_append(all_clients, nc);
+    return nc;
+}
+
+void qnic_net_client_free(QnicNetClient *nc)
+{
+    if (!nc) {
+        return;
+    }
+    qnic_net_filters_detach(nc);
+    if (nc->peer) {
+        QnicNetClient *peer = nc->peer;
+        /* Frames this client sent and the peer has not taken yet: its
+         * owner is going away, nobody waits for their completion. */
+        qnic_net_queue_purge(peer->incoming, nc, false);
+        peer->peer = NULL;
+        nc->peer = NULL;
+    }
+    /* Frames waiting for this client: their senders resume. */
+    qnic_net_queue_purge(nc->incoming, NULL, true);
+    if (nc->ops && nc->ops->cleanup) {
+        nc->ops->cleanup(nc);
+    }
+    all_clients = g_list_remove(all_clients, nc);
+    qnic_net_queue_free(nc->incoming);
+    g_free(nc->name);
+    g_free(nc->model);
+    g_free(nc);
+}
+
+void qnic_net_client_set_peer(QnicNetClient *a, QnicNetClient *b)
+{
+    if (a->peer && a->peer != b) {
+        qnic_net_queue_purge(a->peer->incoming, a, true);
+        qnic_net_queue_purge(a->incoming, a->peer, true);
+        a->peer->peer = NULL;
+    }
+    a->peer = b;
+    if (b) {
+        if (b->peer && b->peer != a) {
+            qnic_net_queue_purge(b->peer->incoming, b, true);
+            qnic_net_queue_purge(b->incoming, b->peer, true);
+            b->peer->peer = NULL;
+        }
+        b->peer = a;
+    }
+}
+
+QnicNetClient *qnic_net_client_find(const char *name)
+{
+    for (GList *l = all_clients; l; l = l->next) {
+        QnicNetClient *nc = l->data;
+        if (nc->ops->kind != QNIC_NET_CLIENT_NIC && g_strcmp0(nc->name, name) == 0) {
+            return nc;
+        }
+    }
+    return NULL;
+}
+
+bool qnic_net_can_send(QnicNetClient *sender)
+{
+    QnicNetClient *peer = sender->peer;
+
+    if (!peer) {
+        return true;
+    }
+    if (peer->receive_disabled) {
+        return false;
+    }
+    if (peer->ops->can_receive && !peer->ops->can_receive(peer)) {
+        return false;
+    }
+    return true;
+}
+
+ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int iovcnt,
+                          QnicNetSentFunc *sent_cb)
+{
+    size_t len = qnic_iov_size(iov, iovcnt);
+    QnicNetClient *peer;
+
+    if (!sender) {
+        return -EINVAL;
+    }
+    peer = sender->peer;
+    /* No peer or no cable: dropped as the wire would, reported sent so a
+     * NIC completes its descriptors. */
+    if (sender->link_down || !peer) {
+        return len;
+    }
+    if (qnic_net_filter_count) {
+        if (sender->ops->kind != QNIC_NET_CLIENT_NIC) {
+            qnic_net_filters_run(sender, true, iov, iovcnt);
+        }
+        if (peer->ops->kind != QNIC_NET_CLIENT_NIC) {
+            qnic_net_filters_run(peer, false, iov, iovcnt);
+        }
+    }
+    return qnic_net_queue_send_iov(peer->incoming, sender, iov, iovcnt, sent_cb,
+                                   qnic_net_can_send(sender));
+}
+
+ssize_t qnic_net_send(QnicNetClient *sender, const void *buf, size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    return qnic_net_send_iov(sender, &iov, 1, NULL);
+}
+
+void qnic_net_flush_queued(QnicNetClient *receiver)
+{
+    receiver->receive_disabled = false;
+    /* Frames for us may wait inside the hub, on the other ports' queues. */
+    if (receiver->peer && receiver->peer->ops->kind == QNIC_NET_CLIENT_HUBPORT) {
+        qnic_net_hub_flush(receiver->peer);
+    }
+    qnic_net_queue_flush(receiver->incoming);
+}
+
+void qnic_net_purge_queued(QnicNetClient *nc)
+{
+    if (nc->peer) {
+        qnic_net_queue_purge(nc->peer->incoming, nc, true);
+    }
+}
+
+static void set_link_one(QnicNetClient *nc, bool up)
+{
+    if (nc->link_down == !up) {
+        return;
+    }
+    nc->link_down = !up;
+    if (nc->ops->link_status_changed) {
+        nc->ops->link_status_changed(nc);
+    }
+}
+
+void qnic_net_set_link(QnicNetClient *nc, bool up)
+{
+    /* Every queue of the same NIC/netdev shares one link. */
+    GList *queues = NULL;
+    for (GList *l = all_clients; l; l = l->next) {
+        QnicNetClient *q = l->data;
+        if (q == nc || (q->opaque == nc->opaque && nc->opaque &&
+                        q->ops == nc->ops && g_strcmp0(q->name, nc->name) == 0)) {
+            queues = g_list_prepend(queues, q);
+        }
+    }
+    for (GList *l = queues; l; l = l->next) {
+        QnicNetClient *q = l->data;
+        set_link_one(q, up);
+        /* A backend's link also shows on the NIC it feeds (the guest sees
+         * the cable go); a NIC's link does not change its backend. */
+        if (q->peer && q->peer->ops->kind == QNIC_NET_CLIENT_NIC &&
+            q->ops->kind != QNIC_NET_CLIENT_NIC) {
+            set_link_one(q->peer, up);
+        }
+    }
+    g_list_free(queues);
+}
+
+bool qnic_net_peer_has_vnet_hdr(QnicNetClient *nc)
+{
+    QnicNetClient *p = nc->peer;
+    return p && p->ops->has_vnet_hdr && p->ops->has_vnet_hdr(p);
+}
+
+bool qnic_net_peer_has_vnet_hdr_len(QnicNetClient *nc, int len)
+{
+    QnicNetClient *p = nc->peer;
+    return p && p->ops->has_vnet_hdr_len && p->ops->has_vnet_hdr_len(p, len);
+}
+
+bool qnic_net_peer_has_ufo(QnicNetClient *nc)
+{
+    QnicNetClient *p = nc->peer;
+    return p && p->ops->has_ufo && p->ops->has_ufo(p);
+}
+
+bool qnic_net_peer_has_uso(QnicNetClient *nc)
+{
+    QnicNetClient *p = nc->peer;
+    return p && p->ops->has_uso && p->ops->has_uso(p);
+}
+
+void qnic_net_peer_using_vnet_hdr(QnicNetClient *nc, bool enable)
+{
+    QnicNetClient *p = nc->peer;
+    if (p && p->ops->using_vnet_hdr) {
+        p->ops->using_vnet_hdr(p, enable);
+    }
+}
+
+void qnic_net_peer_set_vnet_hdr_len(QnicNetClient *nc, int len)
+{
+    QnicNetClient *p = nc->peer;
+    if (p && p->ops->set_vnet_hdr_len) {
+        p->ops->set_vnet_hdr_len(p, len);
+    }
+}
+
+void qnic_net_peer_set_offload(QnicNetClient *nc, bool csum, bool tso4, bool tso6,
+                               bool ecn, bool ufo, bool uso4, bool uso6)
+{
+    QnicNetClient *p = nc->peer;
+    if (p && p->ops->set_offload) {
+        p->ops->set_offload(p, csum, tso4, tso6, ecn, ufo, uso4, uso6);
+    }
+}

@@ -1,0 +1,108 @@
+/*
+ * The NIC side of a netdev: a frontend device asks for its clients here.
+ * This reads `netdev=` and `mac=` from the device's checked options, claims
+ * the netdev (one NIC per netdev), peers queue i of the NIC with queue i of
+ * the netdev, and assigns QEMU's default MAC 52:54:00:12:34:56 (+1 per NIC
+ * that gave none) so guests see the addresses they would under QEMU.
+ */
+#include "net-internal.h"
+#include "qnic/log.h"
+
+static GList *nics;             /* QnicNic *, live */
+static unsigned mac_index;      /* next default MAC */
+
+int qnic_nic_netdev_queues(QnicOpts *dev_opts)
+{
+    const char *id = qnic_opts_get(dev_opts, "netdev");
+    QnicNetdev *nd = id ? qnic_netdev_find(id) : NULL;
+    return nd ? nd->queues : 1;
+}
+
+/* Like QEMU's default: the last byte counts up from 0x56, wrapping in the
+ * byte as QEMU's 8-bit index does. */
+static void default_mac(uint8_t mac[6])
+{
+    static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+    memcpy(mac, base, 6);
+    mac[5] = (uint8_t)(0x56 + mac_index++);
+}
+
+QnicNic *qnic_nic_new(const QnicNetClientOps *ops, QnicOpts *dev_opts, const char *model,
+                      int queues, void *opaque, GError **errp)
+{
+    const char *netdev_id = qnic_opts_get(dev_opts, "netdev");
+    const char *mac = qnic_opts_get(dev_opts, "mac");
+    const char *dev_id = qnic_opts_get(dev_opts, "id");
+    QnicNetdev *nd = NULL;
+    QnicNic *nic;
+
+    if (queues < 1) {
+        queues = 1;
+    }
+    if (netdev_id) {
+        nd = qnic_netdev_find(netdev_id);
+        if (!nd) {
+            qnic_error_setg_invalid(errp, "Property '%s.netdev' can't find value '%s'",
+                                    model, netdev_id);
+            return NULL;
+        }
+        if (nd->in_use) {
+            qnic_error_setg_invalid(errp, "Property '%s.netdev' can't take value '%s', "
+                                    "it's in use", model, netdev_id);
+            return NULL;
+        }
+    }
+    nic = g_new0(QnicNic, 1);
+    if (mac && qnic_opts_is_set(dev_opts, "mac")) {
+        if (!qnic_parse_mac(mac, nic->mac, errp)) {
+            g_free(nic);
+            return NULL;
+        }
+    } else {
+        default_mac(nic->mac);
+    }
+    nic->netdev = nd;
+    nic->queues = queues;
+    nic->ncs = g_new0(QnicNetClient *, queues);
+    for (int i = 0; i < queues; i++) {
+        nic->ncs[i] = qnic_net_client_new(ops, model, dev_id ? dev_id : model, opaque);
+        nic->ncs[i]->queue_index = i;
+        g_autofree char *m = qnic_format_mac(nic->mac);
+        g_snprintf(nic->ncs[i]->info_str, sizeof(nic->ncs[i]->info_str),
+                   "model=%s,macaddr=%s", model, m);
+        if (nd && i < nd->queues) {
+            qnic_net_client_set_peer(nic->ncs[i], nd->ncs[i]);
+        }
+    }
+    if (nd) {
+        nd->in_use = true;
+    }
+    nics = g_list_prepend(nics, nic);
+    return nic;
+}
+
+void qnic_nic_free(QnicNic *nic)
+{
+    if (!nic) {
+        return;
+    }
+    nics = g_list_remove(nics, nic);
+    for (int i = 0; i < nic->queues; i++) {
+        qnic_net_client_free(nic->ncs[i]);
+    }
+    if (nic->netdev) {
+        nic->netdev->in_use = false;
+    }
+    g_free(nic->ncs);
+    g_free(nic);
+}
+
+void qnic_nic_netdev_gone(QnicNetdev *nd)
+{
+    for (GList *l = nics; l; l = l->next) {
+        QnicNic *nic = l->data;
+        if (nic->netdev == nd) {
+            nic->netdev = NULL;
+        }
+    }
+}

@@ -1,0 +1,290 @@
+"""Helpers for the end-to-end tests that boot tests/guest (qnic-guest.elf).
+
+Each test runs the same guest twice with the same command line: once under
+QEMU (the reference: its own NIC models and netdevs) and once under
+qnic-vmm, and passes only when both pass. A VM is always started with the
+identical argument list; only the binary differs. Results come from the
+guest's "QNIC-GUEST: key=value" serial lines and from the exit status that
+isa-debug-exit produces ((value << 1) | 1: 1 = guest pass, 3 = guest fail).
+
+Standard library only. Every process has a timeout and is killed on exit;
+namespaces and switches a test creates are removed in `finally` blocks.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SKIP = 77
+
+NICS = {
+    # name: (-device model and options, guest nic=, expected guest lines)
+    "virtio": ("virtio-net-pci", "virtio", {"virtio": {"transport": "modern", "ring": "split"}}),
+    "virtio-legacy": ("virtio-net-pci,disable-modern=on", "virtio-legacy",
+                      {"virtio": {"transport": "legacy", "ring": "split"}}),
+    "virtio-packed": ("virtio-net-pci,packed=on", "virtio-packed",
+                      {"virtio": {"transport": "modern", "ring": "packed"}}),
+    "e1000": ("e1000", "e1000", {}),
+    "rtl8139": ("rtl8139", "rtl8139", {}),
+}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def skip(reason):
+    log("SKIP: " + reason)
+    sys.exit(SKIP)
+
+
+def guest_elf():
+    path = os.environ.get("QNIC_GUEST_ELF")
+    if not path:
+        build = os.environ.get("QNIC_BUILD_DIR", "")
+        path = os.path.join(build, "tests", "guest", "qnic-guest.elf")
+    if not os.path.exists(path):
+        skip("guest ELF not found (set QNIC_GUEST_ELF; got %r)" % path)
+    return path
+
+
+def impls():
+    """The implementations to run: [(name, binary)]; QEMU first."""
+    want = os.environ.get("QNIC_GUEST_IMPLS", "qemu,qnic").split(",")
+    out = []
+    for name in want:
+        if name == "qemu":
+            out.append(("qemu", os.environ.get("QEMU_BINARY", "qemu-system-x86_64")))
+        elif name == "qnic":
+            out.append(("qnic", os.environ.get("QNIC_VMM", "qnic-vmm")))
+    return out
+
+
+def impls_all():
+    """Both implementations regardless of QNIC_GUEST_IMPLS (pair tests pick sides)."""
+    return [("qemu", os.environ.get("QEMU_BINARY", "qemu-system-x86_64")),
+            ("qnic", os.environ.get("QNIC_VMM", "qnic-vmm"))]
+
+
+def require_common():
+    if not os.path.exists("/dev/kvm") or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        skip("/dev/kvm is missing or not accessible")
+    if not shutil.which(os.environ.get("QEMU_BINARY", "qemu-system-x86_64")):
+        skip("qemu-system-x86_64 not installed (the reference every test also runs)")
+    q = os.environ.get("QNIC_VMM", "")
+    if not q or not os.path.exists(q):
+        skip("QNIC_VMM not set or missing (%r)" % q)
+    guest_elf()
+
+
+def require_root():
+    if os.geteuid() != 0:
+        skip("needs root (network namespaces)")
+
+
+def require_tun():
+    if not os.path.exists("/dev/net/tun"):
+        skip("/dev/net/tun is missing")
+
+
+def free_port(kind=socket.SOCK_DGRAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def parse_line(line):
+    """'QNIC-GUEST: tftp size=4 crc32=0x1 msg="a b"' -> ('tftp', {...})."""
+    m = re.match(r"\s*QNIC-GUEST: (.*)$", line)
+    if not m:
+        return None
+    body = m.group(1).strip()
+    try:
+        parts = shlex.split(body)
+    except ValueError:
+        parts = body.split()
+    tag = None
+    kv = {}
+    for p in parts:
+        if "=" in p:
+            k, v = p.split("=", 1)
+            kv[k] = v
+        elif tag is None:
+            tag = p
+    return tag, kv
+
+
+class VM:
+    """One guest run under one implementation, serial on stdout."""
+
+    def __init__(self, impl, binary, name, append, net_args, netns=None, mem="128"):
+        self.impl, self.name = impl, name
+        argv = [binary, "-M", "pc", "-accel", "kvm", "-m", mem, "-nodefaults", "-display", "none",
+                "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+                "-kernel", guest_elf(), "-append", append] + net_args
+        if netns:
+            argv = ["ip", "netns", "exec", netns] + argv
+        self.argv = argv
+        self.lines = []
+        self.records = []           # (tag, dict)
+        self.cond = threading.Condition()
+        self.proc = None
+        self.status = None
+
+    def start(self):
+        log("[%s/%s] $ %s" % (self.impl, self.name, " ".join(shlex.quote(a) for a in self.argv)))
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        threading.Thread(target=self._reader, daemon=True).start()
+        return self
+
+    def _reader(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            rec = parse_line(line)
+            with self.cond:
+                self.lines.append(line)
+                if rec:
+                    self.records.append(rec)
+                self.cond.notify_all()
+            log("[%s/%s] %s" % (self.impl, self.name, line))
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_for(self, tag, timeout):
+        """Wait until the guest prints a record with this tag; None on timeout/exit."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for t, kv in self.records:
+                    if t == tag:
+                        return kv
+                left = end - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    for t, kv in self.records:
+                        if t == tag:
+                            return kv
+                    return None
+                self.cond.wait(min(left, 0.5))
+
+    def wait(self, timeout):
+        try:
+            self.status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log("[%s/%s] timeout after %ss: killing" % (self.impl, self.name, timeout))
+            self.kill()
+            self.status = None
+        time.sleep(0.1)             # let the reader drain the pipe
+        return self.status
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def record(self, tag):
+        for t, kv in self.records:
+            if t == tag:
+                return kv
+        return None
+
+    def all_records(self, tag):
+        return [kv for t, kv in self.records if t == tag]
+
+    def guest_passed(self):
+        """Exit status 1 (debug-exit 0) and a result=pass line."""
+        res = [kv.get("result") for t, kv in self.records if "result" in kv]
+        return self.status == 1 and res[-1:] == ["pass"]
+
+
+class Checker:
+    """Collects named checks per implementation and prints a summary."""
+
+    def __init__(self):
+        self.failures = []
+        self.results = {}
+
+    def check(self, impl, what, ok, detail=""):
+        log("%s [%s] %s%s" % ("ok  " if ok else "FAIL", impl, what, (": " + detail) if detail else ""))
+        self.results.setdefault(impl, True)
+        if not ok:
+            self.results[impl] = False
+            self.failures.append((impl, what, detail))
+        return ok
+
+    def check_nic(self, impl, vm, nic):
+        for tag, fields in NICS[nic][2].items():
+            rec = vm.record(tag)
+            for k, v in fields.items():
+                got = rec.get(k) if rec else None
+                self.check(impl, "guest reports %s %s=%s" % (tag, k, v), got == v, "got %r" % got)
+
+    def finish(self):
+        log("summary: " + ", ".join("%s=%s" % (k, "pass" if v else "FAIL") for k, v in self.results.items()))
+        if self.failures:
+            for impl, what, detail in self.failures:
+                log("FAILED [%s] %s %s" % (impl, what, detail))
+            sys.exit(1)
+        sys.exit(0)
+
+
+class Netns:
+    """A network namespace owned by the test, removed on exit."""
+
+    def __init__(self, prefix="qnicg"):
+        self.name = "%s-%d-%d" % (prefix, os.getpid(), int(time.time() * 1000) % 100000)
+
+    def __enter__(self):
+        run(["ip", "netns", "add", self.name])
+        self.exec(["ip", "link", "set", "lo", "up"])
+        return self
+
+    def exec(self, argv, check=True, timeout=30, capture=False):
+        return run(["ip", "netns", "exec", self.name] + argv, check=check, timeout=timeout, capture=capture)
+
+    def __exit__(self, *a):
+        run(["ip", "netns", "del", self.name], check=False)
+
+
+def run(argv, check=True, timeout=30, capture=False):
+    log("$ " + " ".join(shlex.quote(a) for a in argv))
+    r = subprocess.run(argv, timeout=timeout, stdout=subprocess.PIPE if capture else None,
+                       stderr=subprocess.STDOUT if capture else None)
+    if check and r.returncode != 0:
+        raise RuntimeError("command failed (%d): %s" % (r.returncode, " ".join(argv)))
+    return r
+
+
+def udp_exchange(host, port, payload, timeout=3.0, tries=3, bind=None):
+    """Send one datagram and return the first reply (None when nothing came)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        if bind:
+            s.bind(bind)
+        s.settimeout(timeout)
+        for _ in range(tries):
+            s.sendto(payload, (host, port))
+            try:
+                data, _ = s.recvfrom(65536)
+                return data
+            except socket.timeout:
+                continue
+        return None
+    finally:
+        s.close()

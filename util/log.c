@@ -1,0 +1,179 @@
+/*
+ * Logging for qnic: error reports for a person ("qnic-vmm: message" on
+ * stderr), and the categories that `-d guest_errors,unimp,...` switches on,
+ * written to stderr or to the `-D` file. Guest errors are counted even when
+ * their category is off so that tests can assert a hostile access was seen
+ * without having to scrape output. Safe to call from any thread.
+ */
+#include "qnic/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+unsigned qnic_log_mask;
+
+static const struct {
+    const char *name;
+    unsigned bit;
+    const char *help;
+} log_items[] = {
+    { "guest_errors", QNIC_LOG_GUEST_ERROR, "log when the guest accesses invalid device state or memory" },
+    { "unimp", QNIC_LOG_UNIMP, "log unimplemented functionality" },
+    { "trace_net", QNIC_LOG_TRACE_NET, "trace every packet through net clients and backends" },
+    { "trace_dev", QNIC_LOG_TRACE_DEV, "trace every device register access" },
+};
+
+#define QNIC_LOG_NBITS 32
+static uint64_t log_counts[QNIC_LOG_NBITS];
+static GMutex log_lock;
+static FILE *log_file;          /* NULL: stderr */
+static char *progname;
+
+bool qnic_log_set_mask_str(const char *spec, GError **errp)
+{
+    unsigned mask = 0;
+    char **parts;
+    bool ok = true;
+
+    if (g_strcmp0(spec, "help") == 0 || g_strcmp0(spec, "?") == 0) {
+        printf("Log items (comma separated):\n");
+        for (size_t i = 0; i < QNIC_ARRAY_SIZE(log_items); i++) {
+            printf("%-15s %s\n", log_items[i].name, log_items[i].help);
+        }
+        return true;
+    }
+    parts = g_strsplit(spec ? spec : "", ",", -1);
+    for (size_t i = 0; parts[i]; i++) {
+        size_t j;
+
+        if (parts[i][0] == '\0') {
+            continue;
+        }
+        for (j = 0; j < QNIC_ARRAY_SIZE(log_items); j++) {
+            if (strcmp(parts[i], log_items[j].name) == 0) {
+                mask |= log_items[j].bit;
+                break;
+            }
+        }
+        if (j == QNIC_ARRAY_SIZE(log_items)) {
+            qnic_error_setg_invalid(errp, "Invalid log item '%s' (use -d help for a list)",
+                                    parts[i]);
+            ok = false;
+            break;
+        }
+    }
+    g_strfreev(parts);
+    if (ok) {
+        qnic_log_mask = mask;
+    }
+    return ok;
+}
+
+bool qnic_log_set_file(const char *path, GError **errp)
+{
+    FILE *f = NULL;
+
+    if (path && path[0]) {
+        f = fopen(path, "w");
+        if (!f) {
+            qnic_error_setg_errno(errp, errno, "Cannot open log file '%s'", path);
+            return false;
+        }
+        setvbuf(f, NULL, _IOLBF, 0);
+    }
+    g_mutex_lock(&log_lock);
+    if (log_file) {
+        fclose(log_file);
+    }
+    log_file = f;
+    g_mutex_unlock(&log_lock);
+    return true;
+}
+
+void qnic_log_set_progname(const char *name)
+{
+    g_mutex_lock(&log_lock);
+    g_free(progname);
+    progname = g_strdup(name);
+    g_mutex_unlock(&log_lock);
+}
+
+static void count(unsigned category)
+{
+    for (unsigned i = 0; i < QNIC_LOG_NBITS; i++) {
+        if (category & (1u << i)) {
+            __atomic_add_fetch(&log_counts[i], 1, __ATOMIC_RELAXED);
+        }
+    }
+}
+
+uint64_t qnic_log_count(unsigned category)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < QNIC_LOG_NBITS; i++) {
+        if (category & (1u << i)) {
+            n += __atomic_load_n(&log_counts[i], __ATOMIC_RELAXED);
+        }
+    }
+    return n;
+}
+
+void qnic_log(unsigned category, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+    size_t len;
+
+    count(category);
+    if (!qnic_log_enabled(category)) {
+        return;
+    }
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    len = strlen(msg);
+    g_mutex_lock(&log_lock);
+    fprintf(log_file ? log_file : stderr, "%s%s", msg,
+            (len && msg[len - 1] == '\n') ? "" : "\n");
+    g_mutex_unlock(&log_lock);
+    g_free(msg);
+}
+
+static void report(const char *kind, const char *fmt, va_list ap)
+{
+    char *msg = g_strdup_vprintf(fmt, ap);
+
+    g_mutex_lock(&log_lock);
+    fprintf(stderr, "%s: %s%s\n", progname ? progname : "qnic-vmm", kind, msg);
+    fflush(stderr);
+    g_mutex_unlock(&log_lock);
+    g_free(msg);
+}
+
+void qnic_report(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    report("", fmt, ap);
+    va_end(ap);
+}
+
+void qnic_warn(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    report("warning: ", fmt, ap);
+    va_end(ap);
+}
+
+void qnic_report_err(GError *err)
+{
+    if (!err) {
+        return;
+    }
+    qnic_report("%s", err->message);
+    g_error_free(err);
+}

@@ -1,0 +1,327 @@
+/*
+ * The virtio-mmio transport (virtio 1.2 section 4.2), version 1 (legacy,
+ * page-frame queue addresses) with force-legacy=on as QEMU defaults, and
+ * version 2 (modern) with force-legacy=off. QEMU's pc machine has no
+ * virtio-mmio slots, so qnic places transports itself: slot i (in creation
+ * order) sits at 0xfeb00000 + 0x200 * i and raises GSI 5 + i, up to 8 slots,
+ * and qnic_virtio_mmio_cmdline() formats the matching
+ * `virtio_mmio.device=512@0xfeb00000:5` kernel parameter.
+ */
+#include "qnic/virtio.h"
+#include "qnic/machine.h"
+#include "qnic/log.h"
+#include <linux/virtio_mmio.h>
+
+#define MMIO_MAGIC 0x74726976u          /* "virt" */
+#define MMIO_VENDOR 0x554d4551u         /* "QEMU", what QEMU's transport reports */
+
+static QnicVirtioMmio *vm_of(QnicVirtioDevice *vdev)
+{
+    return vdev->transport;
+}
+
+static void vm_update_irq(QnicVirtioDevice *vdev)
+{
+    QnicVirtioMmio *m = vm_of(vdev);
+
+    /* The ISR is the interrupt status register here. */
+    if (m->dev.machine) {
+        qnic_machine_set_gsi(m->dev.machine, m->gsi, vdev->isr != 0);
+    }
+}
+
+static void vm_notify(QnicVirtioDevice *vdev, uint16_t vector)
+{
+    vm_update_irq(vdev);
+}
+
+static const QnicVirtioTransportOps vm_tops = {
+    .notify = vm_notify,
+    .update_irq = vm_update_irq,
+};
+
+static QnicVirtQueue *vm_vq(QnicVirtioMmio *m)
+{
+    return m->queue_sel < m->vdev->num_queues ? &m->vdev->vqs[m->queue_sel] : NULL;
+}
+
+static uint64_t mmio_read(void *opaque, uint64_t addr, unsigned size)
+{
+    QnicVirtioMmio *m = opaque;
+    QnicVirtioDevice *vdev = m->vdev;
+    QnicVirtQueue *vq = vm_vq(m);
+
+    if (addr >= VIRTIO_MMIO_CONFIG) {
+        return qnic_virtio_config_read(vdev, addr - VIRTIO_MMIO_CONFIG, size);
+    }
+    if (size != 4) {
+        qnic_guest_error("virtio-mmio: %u-byte register read at 0x%" PRIx64, size, addr);
+        return 0;
+    }
+    switch (addr) {
+    case VIRTIO_MMIO_MAGIC_VALUE:
+        return MMIO_MAGIC;
+    case VIRTIO_MMIO_VERSION:
+        return m->legacy ? 1 : 2;
+    case VIRTIO_MMIO_DEVICE_ID:
+        return vdev->device_id;
+    case VIRTIO_MMIO_VENDOR_ID:
+        return MMIO_VENDOR;
+    case VIRTIO_MMIO_DEVICE_FEATURES:
+        if (m->legacy) {
+            return m->host_features_sel ? 0 : (uint32_t)vdev->host_features;
+        }
+        return m->host_features_sel < 2 ?
+            (uint32_t)(qnic_virtio_modern_features(vdev) >> (32 * m->host_features_sel)) : 0;
+    case VIRTIO_MMIO_QUEUE_NUM_MAX:
+        return vq ? vq->num_max : 0;
+    case VIRTIO_MMIO_QUEUE_PFN:
+        if (!m->legacy) {
+            break;
+        }
+        return vq && vq->enabled ? vq->desc_gpa / m->guest_page_size : 0;
+    case VIRTIO_MMIO_QUEUE_READY:
+        if (m->legacy) {
+            break;
+        }
+        return vq ? vq->enabled : 0;
+    case VIRTIO_MMIO_INTERRUPT_STATUS:
+        return vdev->isr;
+    case VIRTIO_MMIO_STATUS:
+        return vdev->status;
+    case VIRTIO_MMIO_CONFIG_GENERATION:
+        return m->legacy ? 0 : vdev->config_generation;
+    case VIRTIO_MMIO_SHM_LEN_LOW:
+    case VIRTIO_MMIO_SHM_LEN_HIGH:
+        return m->legacy ? 0 : 0xffffffffu;   /* no shared memory regions */
+    }
+    qnic_guest_error("virtio-mmio: read of write-only or unknown register 0x%" PRIx64, addr);
+    return 0;
+}
+
+static void set_lo(uint64_t *v, uint32_t lo) { *v = (*v & ~0xffffffffull) | lo; }
+static void set_hi(uint64_t *v, uint32_t hi) { *v = (*v & 0xffffffffull) | ((uint64_t)hi << 32); }
+
+static void mmio_reset_state(QnicVirtioMmio *m)
+{
+    qnic_virtio_reset(m->vdev);
+    m->host_features_sel = m->guest_features_sel = 0;
+    m->queue_sel = 0;
+    m->guest_page_size = 4096;
+    m->queue_align = 4096;
+}
+
+static void mmio_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
+{
+    QnicVirtioMmio *m = opaque;
+    QnicVirtioDevice *vdev = m->vdev;
+    QnicVirtQueue *vq = vm_vq(m);
+
+    if (addr >= VIRTIO_MMIO_CONFIG) {
+        qnic_virtio_config_write(vdev, addr - VIRTIO_MMIO_CONFIG, size, val);
+        return;
+    }
+    if (size != 4) {
+        qnic_guest_error("virtio-mmio: %u-byte register write at 0x%" PRIx64, size, addr);
+        return;
+    }
+    switch (addr) {
+    case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+        m->host_features_sel = val;
+        return;
+    case VIRTIO_MMIO_DRIVER_FEATURES:
+        if (m->legacy) {
+            if (m->guest_features_sel == 0) {
+                qnic_virtio_set_legacy_features(vdev, val);
+            }
+        } else {
+            qnic_virtio_set_driver_features(vdev, m->guest_features_sel, val);
+        }
+        return;
+    case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+        m->guest_features_sel = val;
+        return;
+    case VIRTIO_MMIO_GUEST_PAGE_SIZE:
+        if (m->legacy) {
+            if (!QNIC_IS_POW2(val) || val < 512) {
+                qnic_guest_error("virtio-mmio: guest page size %" PRIu64, val);
+                return;
+            }
+            m->guest_page_size = val;
+            return;
+        }
+        break;
+    case VIRTIO_MMIO_QUEUE_SEL:
+        m->queue_sel = val;
+        return;
+    case VIRTIO_MMIO_QUEUE_NUM:
+        if (!vq) {
+            break;
+        }
+        if (val == 0 || val > vq->num_max ||
+            (!QNIC_IS_POW2(val) && !qnic_virtio_has_feature(vdev, VIRTIO_F_RING_PACKED))) {
+            qnic_guest_error("virtio-mmio: invalid queue size %" PRIu64, val);
+            return;
+        }
+        if (vq->enabled) {
+            qnic_guest_error("virtio-mmio: queue size changed while enabled");
+            return;
+        }
+        vq->num = val;
+        return;
+    case VIRTIO_MMIO_QUEUE_ALIGN:
+        if (m->legacy && vq) {
+            if (!QNIC_IS_POW2(val) || val > 0x10000) {
+                qnic_guest_error("virtio-mmio: queue align %" PRIu64, val);
+                return;
+            }
+            m->queue_align = val;
+            return;
+        }
+        break;
+    case VIRTIO_MMIO_QUEUE_PFN:
+        if (!m->legacy || !vq) {
+            break;
+        }
+        if (val == 0) {
+            qnic_vq_reset(vq);
+        } else {
+            uint64_t align = m->queue_align;
+            uint16_t num = vq->num;
+            qnic_vq_reset(vq);
+            vq->num = num;
+            qnic_vq_set_legacy_addr(vq, (uint64_t)val * m->guest_page_size, align);
+            vq->enabled = true;
+            qnic_virtio_queue_start(vdev, vq->index);
+        }
+        return;
+    case VIRTIO_MMIO_QUEUE_READY:
+        if (m->legacy || !vq) {
+            break;
+        }
+        if (val & 1) {
+            vq->enabled = true;
+            if (vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) {
+                qnic_virtio_queue_start(vdev, vq->index);
+            }
+        } else {
+            qnic_virtio_queue_reset(vdev, vq->index);
+        }
+        return;
+    case VIRTIO_MMIO_QUEUE_NOTIFY:
+        qnic_virtio_queue_kick(vdev, val & 0xffff);
+        return;
+    case VIRTIO_MMIO_INTERRUPT_ACK:
+        vdev->isr &= ~val;
+        vm_update_irq(vdev);
+        return;
+    case VIRTIO_MMIO_STATUS:
+        if ((val & 0xff) == 0) {
+            mmio_reset_state(m);
+        } else {
+            if (m->legacy) {
+                vdev->legacy = true;
+            }
+            qnic_virtio_set_status(vdev, val & 0xff);
+        }
+        return;
+    case VIRTIO_MMIO_QUEUE_DESC_LOW:
+    case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+    case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+    case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+    case VIRTIO_MMIO_QUEUE_USED_LOW:
+    case VIRTIO_MMIO_QUEUE_USED_HIGH:
+        if (m->legacy || !vq) {
+            break;
+        }
+        if (vq->enabled) {
+            qnic_guest_error("virtio-mmio: queue address written while ready");
+            return;
+        }
+        switch (addr) {
+        case VIRTIO_MMIO_QUEUE_DESC_LOW: set_lo(&vq->desc_gpa, val); break;
+        case VIRTIO_MMIO_QUEUE_DESC_HIGH: set_hi(&vq->desc_gpa, val); break;
+        case VIRTIO_MMIO_QUEUE_AVAIL_LOW: set_lo(&vq->avail_gpa, val); break;
+        case VIRTIO_MMIO_QUEUE_AVAIL_HIGH: set_hi(&vq->avail_gpa, val); break;
+        case VIRTIO_MMIO_QUEUE_USED_LOW: set_lo(&vq->used_gpa, val); break;
+        default: set_hi(&vq->used_gpa, val); break;
+        }
+        return;
+    }
+    qnic_guest_error("virtio-mmio: write to read-only or unknown register 0x%" PRIx64, addr);
+}
+
+static const QnicMemOps mmio_ops = {
+    .read = mmio_read,
+    .write = mmio_write,
+    .valid_min = 1, .valid_max = 4,
+    .impl_min = 1, .impl_max = 4,
+};
+
+bool qnic_virtio_mmio_realize(QnicVirtioMmio *m, QnicVirtioDevice *vdev, QnicOpts *opts,
+                              GError **errp)
+{
+    QnicMachine *machine = m->dev.machine;
+
+    if (!machine) {
+        qnic_error_setg(errp, "virtio-mmio: no machine");
+        return false;
+    }
+    if (machine->next_mmio_slot >= QNIC_VIRTIO_MMIO_SLOTS) {
+        qnic_error_setg(errp, "No 'virtio-mmio-bus' bus found for device '%s'",
+                        m->dev.cls ? m->dev.cls->name : "virtio-net-device");
+        return false;
+    }
+    m->vdev = vdev;
+    vdev->transport = m;
+    vdev->tops = &vm_tops;
+    m->legacy = qnic_opts_get_bool(opts, "force-legacy", true);
+    m->slot = machine->next_mmio_slot++;
+    m->base = QNIC_VIRTIO_MMIO_BASE + (uint64_t)QNIC_VIRTIO_MMIO_SIZE * m->slot;
+    m->gsi = QNIC_VIRTIO_MMIO_GSI_BASE + m->slot;
+    m->guest_page_size = 4096;
+    m->queue_align = 4096;
+    if (!m->legacy) {
+        vdev->host_features |= 1ull << VIRTIO_F_VERSION_1;
+    }
+    qnic_region_init_io(&m->region, &m->dev, &mmio_ops, m, "virtio-mmio", QNIC_VIRTIO_MMIO_SIZE);
+    qnic_as_map(&machine->mem, &m->region, m->base, 0);
+    return true;
+}
+
+void qnic_virtio_mmio_reset(QnicVirtioMmio *m)
+{
+    mmio_reset_state(m);
+}
+
+void qnic_virtio_mmio_unrealize(QnicVirtioMmio *m)
+{
+    qnic_as_unmap(&m->region);
+    if (m->dev.machine) {
+        qnic_machine_set_gsi(m->dev.machine, m->gsi, 0);
+    }
+}
+
+char *qnic_virtio_mmio_cmdline(const QnicVirtioMmio *m)
+{
+    return g_strdup_printf("virtio_mmio.device=%u@0x%" PRIx64 ":%u", QNIC_VIRTIO_MMIO_SIZE,
+                           m->base, m->gsi);
+}
+
+char *qnic_virtio_mmio_cmdline_all(QnicMachine *machine)
+{
+    GString *s = g_string_new("");
+
+    for (guint i = 0; machine->devices && i < machine->devices->len; i++) {
+        QnicDevice *d = g_ptr_array_index(machine->devices, i);
+        if (d->cls && d->cls->bus && !strcmp(d->cls->bus, "virtio-mmio")) {
+            char *one = qnic_virtio_mmio_cmdline((QnicVirtioMmio *)d);
+            if (s->len) {
+                g_string_append_c(s, ' ');
+            }
+            g_string_append(s, one);
+            g_free(one);
+        }
+    }
+    return g_string_free(s, FALSE);
+}

@@ -1,0 +1,1019 @@
+/*
+ * The KVM accelerator of qnic-vmm: one VM with the in-kernel irqchip
+ * (PIC + IOAPIC + LAPICs) and PIT, guest RAM registered as memory slots from
+ * the machine's memory address space, ioeventfds handed to the kernel, one
+ * thread per vCPU that forwards port and MMIO exits to the machine's address
+ * spaces under the big lock, and the main thread running the event loop
+ * (data path, timers, backends). Interrupt lines become KVM_IRQ_LINE, MSI
+ * writes become KVM_SIGNAL_MSI. Shutdown is cooperative: isa-debug-exit, a
+ * signal or a fatal vCPU error requests an exit, the main thread then kicks
+ * every vCPU out of KVM_RUN (immediate_exit + SIGUSR1) and joins it.
+ */
+#include "vmm/vmm.h"
+#include "vmm/boot.h"
+#include "qnic/machine.h"
+#include "qnic/memory.h"
+#include "qnic/mainloop.h"
+#include "qnic/clock.h"
+#include "qnic/log.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <linux/kvm.h>
+
+#define KVM_KICK_SIGNAL SIGUSR1
+/* LAPIC registers and delivery modes (Intel SDM vol. 3, 10.5.1). */
+#define APIC_LVT_LINT0 0x350
+#define APIC_LVT_LINT1 0x360
+#define APIC_DM_NMI    4
+#define APIC_DM_EXTINT 7
+
+#define X86_CR0_PE   (1ull << 0)
+#define X86_CR0_ET   (1ull << 4)
+#define X86_CR0_PG   (1ull << 31)
+#define X86_CR4_PAE  (1ull << 5)
+#define X86_EFER_LME (1ull << 8)
+#define X86_EFER_LMA (1ull << 10)
+
+typedef struct KvmState KvmState;
+
+typedef struct KvmVcpu {
+    KvmState *k;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    bool thread_started;
+} KvmVcpu;
+
+typedef struct KvmSlot {
+    QnicRegion *r;          /* NULL = free */
+    uint64_t gpa, size;
+    uint32_t flags;
+} KvmSlot;
+
+typedef struct KvmIoeventfd {
+    QnicRegion *r;
+    QnicIoEventFd e;
+    struct kvm_ioeventfd k;     /* as registered, for the deassign */
+} KvmIoeventfd;
+
+struct KvmState {
+    int kvm_fd, vm_fd;
+    size_t run_size;
+    QnicMachine *m;
+    QnicAsListener mem_listener, io_listener;
+    bool listening;
+    KvmSlot *slots;
+    unsigned nr_slots;
+    GArray *ioeventfds;         /* KvmIoeventfd */
+    bool readonly_mem;
+    struct kvm_cpuid2 *cpuid;
+    unsigned nr_vcpus;
+    KvmVcpu *vcpus;
+    QnicBootEntry boot;
+
+    /* run state */
+    int stop;                   /* atomic: vCPU threads leave */
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond;
+    bool paused;                /* -S: vCPUs wait for SIGCONT */
+    int sig_pipe[2];
+    QnicFdWatch *sig_watch;
+    bool msi_warned;
+    /* port 0x61 (system control port B) when the kernel does not serve it */
+    QnicRegion port61;
+    uint8_t port61_val;
+};
+
+static KvmState kvm = {
+    .kvm_fd = -1, .vm_fd = -1, .sig_pipe = { -1, -1 },
+    .pause_lock = PTHREAD_MUTEX_INITIALIZER,
+    .pause_cond = PTHREAD_COND_INITIALIZER,
+};
+
+static int kvm_ioctl_retry(int fd, unsigned long req, void *arg)
+{
+    int r;
+    do {
+        r = ioctl(fd, req, arg);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* ---- interrupts ---- */
+
+static void kvm_set_gsi(void *opaque, unsigned gsi, int level)
+{
+    KvmState *k = opaque;
+    struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+    if (k->vm_fd >= 0 && ioctl(k->vm_fd, KVM_IRQ_LINE, &irq) < 0) {
+        qnic_warn("KVM_IRQ_LINE %u: %s", gsi, g_strerror(errno));
+    }
+}
+
+static void kvm_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+    KvmState *k = opaque;
+    struct kvm_msi msi = {
+        .address_lo = (uint32_t)addr,
+        .address_hi = (uint32_t)(addr >> 32),
+        .data = data,
+    };
+
+    if (k->vm_fd < 0) {
+        return;
+    }
+    /* 0 means the guest's LAPIC setup dropped it; only a failure is ours. */
+    if (ioctl(k->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 && !k->msi_warned) {
+        k->msi_warned = true;
+        qnic_warn("KVM_SIGNAL_MSI: %s", g_strerror(errno));
+    }
+}
+
+/* ---- memory slots and ioeventfds, from the address space listeners ---- */
+
+static void kvm_region_add(QnicAsListener *l, QnicRegion *r)
+{
+    KvmState *k = l->opaque;
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (!r->ram || r->size == 0) {
+        return;         /* MMIO: served from KVM_EXIT_MMIO */
+    }
+    for (unsigned i = 0; i < k->nr_slots; i++) {
+        if (k->slots[i].r == r) {
+            return;     /* replayed */
+        }
+    }
+    bool is_ram = r == &k->m->ram_low || r == &k->m->ram_high;
+    if ((r->addr | r->size | (uintptr_t)r->ram) & (page - 1)) {
+        return;         /* KVM wants pages; dispatch serves the rest */
+    }
+    if (!is_ram && !k->readonly_mem) {
+        return;         /* a ROM must not become guest-writable */
+    }
+    for (unsigned i = 0; i < k->nr_slots; i++) {
+        KvmSlot *s = &k->slots[i];
+        if (s->r) {
+            continue;
+        }
+        struct kvm_userspace_memory_region mr = {
+            .slot = i,
+            .flags = is_ram ? 0 : KVM_MEM_READONLY,
+            .guest_phys_addr = r->addr,
+            .memory_size = r->size,
+            .userspace_addr = (uintptr_t)r->ram,
+        };
+        if (kvm_ioctl_retry(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
+            qnic_report("KVM_SET_USER_MEMORY_REGION %s at 0x%" G_GINT64_MODIFIER "x: %s",
+                        r->name, r->addr, g_strerror(errno));
+            if (is_ram) {
+                qnic_vmm_request_exit(1);
+            }
+            return;
+        }
+        *s = (KvmSlot){ .r = r, .gpa = r->addr, .size = r->size, .flags = mr.flags };
+        return;
+    }
+    qnic_report("out of KVM memory slots for %s", r->name);
+    if (is_ram) {
+        qnic_vmm_request_exit(1);
+    }
+}
+
+static void kvm_region_del(QnicAsListener *l, QnicRegion *r)
+{
+    KvmState *k = l->opaque;
+
+    for (unsigned i = 0; i < k->nr_slots; i++) {
+        KvmSlot *s = &k->slots[i];
+        if (s->r != r) {
+            continue;
+        }
+        struct kvm_userspace_memory_region mr = {
+            .slot = i, .flags = s->flags, .guest_phys_addr = s->gpa, .memory_size = 0,
+        };
+        if (kvm_ioctl_retry(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
+            qnic_warn("removing KVM memory slot %u: %s", i, g_strerror(errno));
+        }
+        s->r = NULL;
+    }
+    /* ioeventfds die with their region's mapping, whatever the order the
+     * core tells us in. */
+    for (guint i = k->ioeventfds->len; i-- > 0;) {
+        KvmIoeventfd *ke = &g_array_index(k->ioeventfds, KvmIoeventfd, i);
+        if (ke->r == r) {
+            ke->k.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+            kvm_ioctl_retry(k->vm_fd, KVM_IOEVENTFD, &ke->k);
+            g_array_remove_index(k->ioeventfds, i);
+        }
+    }
+}
+
+static void kvm_ioeventfd_add(QnicAsListener *l, QnicRegion *r, const QnicIoEventFd *e)
+{
+    KvmState *k = l->opaque;
+    bool pio = r->as && r->as->is_io;
+    KvmIoeventfd ke = { .r = r, .e = *e };
+
+    for (guint i = 0; i < k->ioeventfds->len; i++) {
+        KvmIoeventfd *o = &g_array_index(k->ioeventfds, KvmIoeventfd, i);
+        if (o->r == r && o->e.offset == e->offset && o->e.fd == e->fd &&
+            o->e.size == e->size && o->e.match_data == e->match_data &&
+            o->e.data == e->data) {
+            return;     /* replayed */
+        }
+    }
+    ke.k.addr = r->addr + e->offset;
+    ke.k.len = e->size;
+    ke.k.fd = e->fd;
+    ke.k.datamatch = e->data;
+    ke.k.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+                 (e->match_data ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0);
+    if (kvm_ioctl_retry(k->vm_fd, KVM_IOEVENTFD, &ke.k) < 0) {
+        /* The write still reaches the device's register handler as an
+         * exit; only the shortcut is lost. */
+        qnic_warn("KVM_IOEVENTFD for %s+0x%" G_GINT64_MODIFIER "x: %s", r->name,
+                  e->offset, g_strerror(errno));
+        return;
+    }
+    g_array_append_val(k->ioeventfds, ke);
+}
+
+static void kvm_ioeventfd_del(QnicAsListener *l, QnicRegion *r, const QnicIoEventFd *e)
+{
+    KvmState *k = l->opaque;
+
+    for (guint i = 0; i < k->ioeventfds->len; i++) {
+        KvmIoeventfd *ke = &g_array_index(k->ioeventfds, KvmIoeventfd, i);
+        if (ke->r == r && ke->e.offset == e->offset && ke->e.fd == e->fd &&
+            ke->e.size == e->size && ke->e.match_data == e->match_data &&
+            ke->e.data == e->data) {
+            ke->k.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+            if (kvm_ioctl_retry(k->vm_fd, KVM_IOEVENTFD, &ke->k) < 0) {
+                qnic_warn("KVM_IOEVENTFD deassign: %s", g_strerror(errno));
+            }
+            g_array_remove_index(k->ioeventfds, i);
+            return;
+        }
+    }
+}
+
+/* ---- port 0x61: PIT channel 2 gate and output ----
+ * The in-kernel PIT counts, but on some hosts (this PVM one) port 0x61 is
+ * not served in the kernel, and guests calibrate their TSC by gating PIT
+ * channel 2 from it and polling its output bit (5). So, like QEMU's pcspk,
+ * read the channel's state from the kernel and compute the output here. */
+#define PIT_FREQ 1193182ull
+
+static unsigned pit_out(const struct kvm_pit_channel_state *c, int64_t now_ns)
+{
+    uint64_t count = c->count ? c->count : 0x10000;
+    int64_t dt = now_ns - c->count_load_time;
+    uint64_t ticks = dt > 0 ? (uint64_t)((__uint128_t)dt * PIT_FREQ / 1000000000ull) : 0;
+
+    switch (c->mode) {
+    case 0:         /* interrupt on terminal count */
+    case 1:         /* one-shot */
+        return ticks >= count;
+    case 2:         /* rate generator: low for the last tick of a period */
+    case 6:
+        return ticks == 0 || (ticks % count) != count - 1;
+    case 3:         /* square wave */
+    case 7:
+        return (ticks % count) < ((count + 1) >> 1);
+    default:        /* 4, 5: strobes, low for one tick at terminal count */
+        return ticks != count;
+    }
+}
+
+static uint64_t port61_read(void *opaque, uint64_t addr, unsigned size)
+{
+    KvmState *k = opaque;
+    struct kvm_pit_state2 st;
+    struct timespec ts;
+    uint8_t val = k->port61_val & 3;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = ts.tv_sec * 1000000000ll + ts.tv_nsec;
+    if (ioctl(k->vm_fd, KVM_GET_PIT2, &st) == 0 && st.channels[2].gate) {
+        val |= pit_out(&st.channels[2], now) << 5;
+    }
+    /* bit 4: DRAM refresh toggles every 15.085 us; delay loops poll it */
+    val |= ((now / 15085) & 1) << 4;
+    return val;
+}
+
+static void port61_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
+{
+    KvmState *k = opaque;
+    struct kvm_pit_state2 st;
+    bool gate = val & 1;
+
+    if (gate != (k->port61_val & 1) && ioctl(k->vm_fd, KVM_GET_PIT2, &st) == 0) {
+        st.channels[2].gate = gate;
+        if (ioctl(k->vm_fd, KVM_SET_PIT2, &st) < 0) {
+            qnic_warn("KVM_SET_PIT2: %s", g_strerror(errno));
+        }
+    }
+    k->port61_val = val & 3;
+}
+
+static const QnicMemOps port61_ops = {
+    .read = port61_read, .write = port61_write,
+    .valid_min = 1, .valid_max = 1, .impl_min = 1, .impl_max = 1,
+};
+
+/* ---- accelerator: init ---- */
+
+static bool kvm_check_ram(uint64_t ram_size, GError **errp)
+{
+    struct sysinfo si;
+
+    if (sysinfo(&si) == 0) {
+        uint64_t host = ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
+        if (ram_size > host) {
+            qnic_error_setg_invalid(errp, "cannot set up guest memory 'pc.ram': -m of %"
+                                    G_GUINT64_FORMAT " MiB exceeds the host's %"
+                                    G_GUINT64_FORMAT " MiB of RAM and swap",
+                                    ram_size >> 20, host >> 20);
+            return false;
+        }
+    }
+    /* The memory map ends below the 46-bit guest physical limit every
+     * x86-64 KVM host supports; far beyond any host RAM anyway. */
+    return true;
+}
+
+static void kvm_signal_handler(int signo)
+{
+    int saved = errno;
+    uint8_t b = signo;
+
+    if (signo != KVM_KICK_SIGNAL && kvm.sig_pipe[1] >= 0) {
+        if (write(kvm.sig_pipe[1], &b, 1) < 0) {
+            /* pipe full: a request is already queued */
+        }
+    }
+    errno = saved;
+}
+
+static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, GError **errp)
+{
+    KvmState *k = &kvm;
+    int r;
+
+    if (!kvm_check_ram(cfg->ram_size, errp)) {
+        return false;
+    }
+    k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (k->kvm_fd < 0) {
+        qnic_error_setg_errno(errp, errno, "Could not access KVM kernel module");
+        return false;
+    }
+    r = ioctl(k->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (r != KVM_API_VERSION) {
+        qnic_error_setg(errp, "KVM API version %d, qnic-vmm needs %d", r, KVM_API_VERSION);
+        goto fail;
+    }
+    static const struct { int cap; const char *name; } needed[] = {
+        { KVM_CAP_IRQCHIP, "in-kernel irqchip" },
+        { KVM_CAP_USER_MEMORY, "user memory" },
+        { KVM_CAP_IOEVENTFD, "ioeventfd" },
+        { KVM_CAP_SIGNAL_MSI, "KVM_SIGNAL_MSI" },
+        { KVM_CAP_PIT2, "in-kernel PIT" },
+        { KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" },
+    };
+    for (unsigned i = 0; i < QNIC_ARRAY_SIZE(needed); i++) {
+        if (ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
+            qnic_error_setg(errp, "KVM lacks %s, which qnic-vmm needs", needed[i].name);
+            goto fail;
+        }
+    }
+    do {
+        k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
+    } while (k->vm_fd < 0 && errno == EINTR);
+    if (k->vm_fd < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_CREATE_VM failed");
+        goto fail;
+    }
+    r = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (r < (int)sizeof(struct kvm_run)) {
+        qnic_error_setg_errno(errp, errno, "KVM_GET_VCPU_MMAP_SIZE failed");
+        goto fail;
+    }
+    k->run_size = r;
+    k->readonly_mem = ioctl(k->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
+    r = ioctl(k->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
+    k->nr_slots = r > 0 ? MIN(r, 512) : 32;
+    k->slots = g_new0(KvmSlot, k->nr_slots);
+    k->ioeventfds = g_array_new(FALSE, TRUE, sizeof(KvmIoeventfd));
+
+    /* Intel VMX needs a TSS (and an identity map for unrestricted guests
+     * without EPT) in guest-physical space; both sit in the reserved range
+     * of the memory map. Other implementations ignore or refuse them. */
+    if (ioctl(k->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)QNIC_BOOT_KVM_TSS_ADDR) < 0 &&
+        errno != ENOTTY && errno != EINVAL) {
+        qnic_warn("KVM_SET_TSS_ADDR: %s", g_strerror(errno));
+    }
+    uint64_t idmap = QNIC_BOOT_KVM_IDMAP_ADDR;
+    if (ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 &&
+        errno != ENOTTY && errno != EINVAL) {
+        qnic_warn("KVM_SET_IDENTITY_MAP_ADDR: %s", g_strerror(errno));
+    }
+    if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_CREATE_IRQCHIP failed");
+        goto fail;
+    }
+    struct kvm_pit_config pit = { .flags = 0 };
+    if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_CREATE_PIT2 failed");
+        goto fail;
+    }
+
+    if (pipe2(k->sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        qnic_error_setg_errno(errp, errno, "pipe");
+        goto fail;
+    }
+    struct sigaction sa = { .sa_handler = kvm_signal_handler };
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: the kick must interrupt KVM_RUN. */
+    sigaction(KVM_KICK_SIGNAL, &sa, NULL);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGCONT, &sa, NULL);
+    /* A closed stdout (serial) or peer socket is an I/O error, not death. */
+    signal(SIGPIPE, SIG_IGN);
+
+    qnic_clock_set_mode(QNIC_CLOCK_REALTIME);
+    mcfg->set_gsi = kvm_set_gsi;
+    mcfg->msi = kvm_msi;
+    mcfg->opaque = k;
+    return true;
+
+fail:
+    if (k->vm_fd >= 0) {
+        close(k->vm_fd);
+        k->vm_fd = -1;
+    }
+    close(k->kvm_fd);
+    k->kvm_fd = -1;
+    return false;
+}
+
+/* ---- vCPUs ---- */
+
+static struct kvm_cpuid2 *kvm_supported_cpuid(int kvm_fd, GError **errp)
+{
+    for (unsigned n = 64; n <= 4096; n *= 2) {
+        struct kvm_cpuid2 *c = g_malloc0(sizeof(*c) + n * sizeof(c->entries[0]));
+        c->nent = n;
+        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            return c;
+        }
+        int err = errno;
+        g_free(c);
+        if (err != E2BIG) {
+            qnic_error_setg_errno(errp, err, "KVM_GET_SUPPORTED_CPUID failed");
+            return NULL;
+        }
+    }
+    qnic_error_setg(errp, "KVM_GET_SUPPORTED_CPUID: too many entries");
+    return NULL;
+}
+
+static bool kvm_vcpu_setup_cpuid(KvmState *k, KvmVcpu *v, GError **errp)
+{
+    size_t sz = sizeof(*k->cpuid) + k->cpuid->nent * sizeof(k->cpuid->entries[0]);
+    g_autofree struct kvm_cpuid2 *c = g_memdup2(k->cpuid, sz);
+
+    for (unsigned i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        switch (e->function) {
+        case 1:
+            /* initial APIC ID and logical processor count */
+            e->ebx = (e->ebx & 0x0000ffff) | (MIN(k->nr_vcpus, 255u) << 16) |
+                     (v->index << 24);
+            if (k->nr_vcpus > 1) {
+                e->edx |= 1u << 28;     /* HTT: the count above is valid */
+            }
+            break;
+        case 0xb:
+        case 0x1f:
+            e->edx = v->index;          /* x2APIC ID */
+            break;
+        }
+    }
+    if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_SET_CPUID2 failed");
+        return false;
+    }
+    return true;
+}
+
+static bool kvm_vcpu_setup_lapic(KvmVcpu *v, GError **errp)
+{
+    struct kvm_lapic_state lapic;
+
+    if (ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_GET_LAPIC failed");
+        return false;
+    }
+    /* Virtual-wire mode: the PIC's output enters through LINT0 as ExtINT,
+     * NMIs through LINT1, so PIC-driven guests (and the PIT) work before
+     * the guest programs its LAPIC. */
+    uint32_t lint0 = qnic_ld32(&lapic.regs[APIC_LVT_LINT0]);
+    uint32_t lint1 = qnic_ld32(&lapic.regs[APIC_LVT_LINT1]);
+    lint0 = (lint0 & ~0x700u) | (APIC_DM_EXTINT << 8);
+    lint1 = (lint1 & ~0x700u) | (APIC_DM_NMI << 8);
+    qnic_st32(&lapic.regs[APIC_LVT_LINT0], lint0);
+    qnic_st32(&lapic.regs[APIC_LVT_LINT1], lint1);
+    if (ioctl(v->fd, KVM_SET_LAPIC, &lapic) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_SET_LAPIC failed");
+        return false;
+    }
+    struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+    if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_SET_FPU failed");
+        return false;
+    }
+    return true;
+}
+
+static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code64)
+{
+    *s = (struct kvm_segment){
+        .base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
+        .present = 1, .dpl = 0, .db = code64 ? 0 : 1, .s = 1, .l = code64, .g = 1,
+    };
+}
+
+static bool kvm_vcpu_set_boot_state(KvmVcpu *v, const QnicBootEntry *b, GError **errp)
+{
+    struct kvm_sregs sregs;
+    struct kvm_regs regs = { .rflags = 2 };   /* bit 1 is always set */
+    bool lm = b->mode == QNIC_BOOT_LINUX64;
+
+    if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_GET_SREGS failed");
+        return false;
+    }
+    flat_segment(&sregs.cs, QNIC_BOOT_CS, 0xb, lm);
+    flat_segment(&sregs.ds, QNIC_BOOT_DS, 0x3, false);
+    sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+    sregs.tr = (struct kvm_segment){
+        .base = 0, .limit = 0x67, .selector = QNIC_BOOT_TSS, .type = 0xb, .present = 1,
+    };
+    sregs.gdt.base = b->gdt_addr;
+    sregs.gdt.limit = b->gdt_limit;
+    sregs.idt.base = 0;
+    sregs.idt.limit = 0;
+    sregs.cr0 = X86_CR0_PE | X86_CR0_ET;
+    sregs.cr4 = 0;
+    sregs.efer = 0;
+    if (lm) {
+        sregs.cr0 |= X86_CR0_PG;
+        sregs.cr3 = b->cr3;
+        sregs.cr4 = X86_CR4_PAE;
+        sregs.efer = X86_EFER_LME | X86_EFER_LMA;
+    }
+    if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_SET_SREGS failed");
+        return false;
+    }
+    regs.rip = b->entry;
+    if (b->mode == QNIC_BOOT_PVH) {
+        regs.rbx = b->arg;
+    } else {
+        regs.rsi = b->arg;
+    }
+    if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_SET_REGS failed");
+        return false;
+    }
+    return true;
+}
+
+static bool kvm_create_serial(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
+{
+    if (!cfg->serial || g_str_equal(cfg->serial, "none")) {
+        return true;
+    }
+    for (guint i = 0; i < m->devices->len; i++) {
+        QnicDevice *d = g_ptr_array_index(m->devices, i);
+        if (g_str_equal(d->cls->name, "isa-serial")) {
+            return true;        /* the command line code made it already */
+        }
+    }
+    /* ',' in a file name must survive the option lexer: double it. */
+    g_auto(GStrv) parts = g_strsplit(cfg->serial, ",", -1);
+    g_autofree char *escaped = g_strjoinv(",,", parts);
+    g_autofree char *str = g_strdup_printf("isa-serial,chardev=%s", escaped);
+    if (!qnic_device_create_str(m, str, errp)) {
+        qnic_error_prefix(errp, "-serial %s: ", cfg->serial);
+        return false;
+    }
+    return true;
+}
+
+static bool kvm_machine_ready(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
+{
+    KvmState *k = &kvm;
+
+    k->m = m;
+    k->mem_listener = (QnicAsListener){
+        .region_add = kvm_region_add, .region_del = kvm_region_del,
+        .ioeventfd_add = kvm_ioeventfd_add, .ioeventfd_del = kvm_ioeventfd_del,
+        .opaque = k,
+    };
+    k->io_listener = k->mem_listener;
+    m->mem.ioeventfd_in_kernel = true;
+    m->io.ioeventfd_in_kernel = true;
+    qnic_as_add_listener(&m->mem, &k->mem_listener);
+    qnic_as_add_listener(&m->io, &k->io_listener);
+    k->listening = true;
+    int exit_status;
+    if (qnic_vmm_exit_requested(&exit_status)) {
+        qnic_error_setg(errp, "could not register guest RAM with KVM");
+        return false;
+    }
+
+    if (!qnic_as_find(&m->io, 0x61, NULL)) {
+        qnic_region_init_io(&k->port61, NULL, &port61_ops, k, "pit-speaker", 1);
+        qnic_as_map(&m->io, &k->port61, 0x61, 0);
+    }
+    if (!kvm_create_serial(cfg, m, errp)) {
+        return false;
+    }
+
+    if (!cfg->kernel) {
+        qnic_error_setg_invalid(errp, "no -kernel given: qnic-vmm has no firmware, boot a "
+                                "PVH ELF or a bzImage with -kernel");
+        return false;
+    }
+    QnicBootRam ram = { .host = m->ram, .below_4g = m->below_4g, .above_4g = m->above_4g };
+    if (!qnic_boot_load(&ram, cfg->kernel, cfg->initrd, cfg->append, &k->boot, errp)) {
+        return false;
+    }
+
+    int max_vcpus = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    unsigned smp = cfg->smp ? cfg->smp : 1;
+    if (max_vcpus > 0 && smp > (unsigned)max_vcpus) {
+        qnic_error_setg_invalid(errp, "-smp %u exceeds KVM's maximum of %d vCPUs",
+                                smp, max_vcpus);
+        return false;
+    }
+    if (smp > 255) {
+        qnic_error_setg_invalid(errp, "-smp %u: qnic-vmm supports at most 255 vCPUs", smp);
+        return false;
+    }
+    k->cpuid = kvm_supported_cpuid(k->kvm_fd, errp);
+    if (!k->cpuid) {
+        return false;
+    }
+    k->nr_vcpus = smp;
+    k->vcpus = g_new0(KvmVcpu, smp);
+    for (unsigned i = 0; i < smp; i++) {
+        k->vcpus[i].fd = -1;
+    }
+    for (unsigned i = 0; i < smp; i++) {
+        KvmVcpu *v = &k->vcpus[i];
+        v->k = k;
+        v->index = i;
+        v->fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+        if (v->fd < 0) {
+            qnic_error_setg_errno(errp, errno, "KVM_CREATE_VCPU %u failed", i);
+            return false;
+        }
+        v->run = mmap(NULL, k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+        if (v->run == MAP_FAILED) {
+            v->run = NULL;
+            qnic_error_setg_errno(errp, errno, "mmap of vCPU %u state failed", i);
+            return false;
+        }
+        if (!kvm_vcpu_setup_cpuid(k, v, errp) || !kvm_vcpu_setup_lapic(v, errp)) {
+            return false;
+        }
+    }
+    /* The BSP starts at the kernel's entry; APs wait for INIT/SIPI in the
+     * kernel's LAPIC emulation, as on hardware. */
+    return kvm_vcpu_set_boot_state(&k->vcpus[0], &k->boot, errp);
+}
+
+/* ---- running ---- */
+
+static bool kvm_stopping(KvmState *k)
+{
+    return __atomic_load_n(&k->stop, __ATOMIC_SEQ_CST) || qnic_vmm_exit_requested(NULL);
+}
+
+static void kvm_handle_io(KvmState *k, struct kvm_run *run)
+{
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    unsigned size = run->io.size;
+
+    if (size != 1 && size != 2 && size != 4) {
+        return;
+    }
+    qnic_bql_lock();
+    for (uint32_t i = 0; i < run->io.count; i++, data += size) {
+        uint64_t val = 0;
+        if (run->io.direction == KVM_EXIT_IO_OUT) {
+            memcpy(&val, data, size);
+            qnic_as_store(&k->m->io, run->io.port, size, GUINT64_FROM_LE(val));
+        } else {
+            if (!qnic_as_load(&k->m->io, run->io.port, size, &val)) {
+                val = ~0ull;        /* nothing there: the bus floats high */
+            }
+            val = GUINT64_TO_LE(val);
+            memcpy(data, &val, size);
+        }
+    }
+    qnic_bql_unlock();
+}
+
+static void kvm_handle_mmio(KvmState *k, struct kvm_run *run)
+{
+    unsigned len = run->mmio.len;
+    uint64_t addr = run->mmio.phys_addr;
+
+    if (len == 0 || len > sizeof(run->mmio.data)) {
+        return;
+    }
+    qnic_bql_lock();
+    if (len == 1 || len == 2 || len == 4 || len == 8) {
+        uint64_t val = 0;
+        if (run->mmio.is_write) {
+            memcpy(&val, run->mmio.data, len);
+            qnic_as_store(&k->m->mem, addr, len, GUINT64_FROM_LE(val));
+        } else {
+            if (!qnic_as_load(&k->m->mem, addr, len, &val)) {
+                val = 0;
+            }
+            val = GUINT64_TO_LE(val);
+            memcpy(run->mmio.data, &val, len);
+        }
+    } else {
+        qnic_as_rw(&k->m->mem, addr, run->mmio.data, len, run->mmio.is_write);
+    }
+    qnic_bql_unlock();
+}
+
+/* One vCPU exit; false when the vCPU must stop for good. */
+static bool kvm_handle_exit(KvmVcpu *v)
+{
+    struct kvm_run *run = v->run;
+
+    switch (run->exit_reason) {
+    case KVM_EXIT_IO:
+        kvm_handle_io(v->k, run);
+        return true;
+    case KVM_EXIT_MMIO:
+        kvm_handle_mmio(v->k, run);
+        return true;
+    case KVM_EXIT_INTR:
+    case KVM_EXIT_IRQ_WINDOW_OPEN:
+        return true;
+    case KVM_EXIT_HLT:
+        /* Only without an in-kernel LAPIC; ours has one. */
+        return true;
+    case KVM_EXIT_SHUTDOWN:
+        qnic_report("vCPU %u: guest shut down (triple fault); qnic-vmm does not reboot",
+                    v->index);
+        qnic_vmm_request_exit(1);
+        return false;
+    case KVM_EXIT_SYSTEM_EVENT:
+        if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
+            qnic_vmm_request_exit(0);
+        } else {
+            qnic_report("vCPU %u: guest requested system event %u (reset is not "
+                        "supported); exiting", v->index, run->system_event.type);
+            qnic_vmm_request_exit(1);
+        }
+        return false;
+    case KVM_EXIT_FAIL_ENTRY:
+        qnic_report("vCPU %u: KVM entry failed, hardware reason 0x%llx", v->index,
+                    (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+        qnic_vmm_request_exit(1);
+        return false;
+    case KVM_EXIT_INTERNAL_ERROR: {
+        struct kvm_regs regs;
+        unsigned long long rip = 0;
+        if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0) {
+            rip = regs.rip;
+        }
+        qnic_report("vCPU %u: KVM internal error, suberror %u at rip 0x%llx (guest "
+                    "executed something KVM cannot emulate, e.g. code outside RAM)",
+                    v->index, run->internal.suberror, rip);
+        qnic_vmm_request_exit(1);
+        return false;
+    }
+    default:
+        qnic_report("vCPU %u: unexpected KVM exit reason %u", v->index, run->exit_reason);
+        qnic_vmm_request_exit(1);
+        return false;
+    }
+}
+
+static void *kvm_vcpu_thread(void *opaque)
+{
+    KvmVcpu *v = opaque;
+    KvmState *k = v->k;
+    sigset_t set;
+
+    /* Only the main thread takes the terminating signals' wakeups; this
+     * thread must see the kick. */
+    sigemptyset(&set);
+    sigaddset(&set, KVM_KICK_SIGNAL);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+    pthread_mutex_lock(&k->pause_lock);
+    while (k->paused && !kvm_stopping(k)) {
+        pthread_cond_wait(&k->pause_cond, &k->pause_lock);
+    }
+    pthread_mutex_unlock(&k->pause_lock);
+
+    while (!kvm_stopping(k)) {
+        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                continue;
+            }
+            qnic_report("vCPU %u: KVM_RUN failed: %s", v->index, g_strerror(errno));
+            qnic_vmm_request_exit(1);
+            break;
+        }
+        if (!kvm_handle_exit(v)) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void kvm_resume(KvmState *k)
+{
+    pthread_mutex_lock(&k->pause_lock);
+    k->paused = false;
+    pthread_cond_broadcast(&k->pause_cond);
+    pthread_mutex_unlock(&k->pause_lock);
+}
+
+static void kvm_signal_read(void *opaque, int fd, GIOCondition cond)
+{
+    KvmState *k = opaque;
+    uint8_t sigs[16];
+    ssize_t n = read(fd, sigs, sizeof(sigs));
+
+    for (ssize_t i = 0; i < n; i++) {
+        if (sigs[i] == SIGCONT) {
+            kvm_resume(k);
+        } else {
+            /* QEMU ends cleanly with status 0 on these. */
+            qnic_report("terminating on signal %u", sigs[i]);
+            qnic_vmm_request_exit(0);
+        }
+    }
+}
+
+static void kvm_stop_vcpus(KvmState *k)
+{
+    __atomic_store_n(&k->stop, 1, __ATOMIC_SEQ_CST);
+    kvm_resume(k);
+    for (unsigned i = 0; i < k->nr_vcpus; i++) {
+        KvmVcpu *v = &k->vcpus[i];
+        if (!v->thread_started) {
+            continue;
+        }
+        /* immediate_exit makes a KVM_RUN entered after the signal return at
+         * once, so the kick cannot be lost in the window before it. */
+        __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        pthread_kill(v->thread, KVM_KICK_SIGNAL);
+    }
+    for (unsigned i = 0; i < k->nr_vcpus; i++) {
+        KvmVcpu *v = &k->vcpus[i];
+        if (v->thread_started) {
+            pthread_join(v->thread, NULL);
+            v->thread_started = false;
+        }
+    }
+}
+
+static int kvm_run(QnicVmmConfig *cfg, QnicMachine *m)
+{
+    KvmState *k = &kvm;
+    int status = 0;
+    bool had_bql = qnic_bql_locked();
+    sigset_t set, old;
+
+    k->sig_watch = qnic_fd_watch_add(k->sig_pipe[0], G_IO_IN, kvm_signal_read, k);
+    k->paused = cfg->start_paused;
+
+    /* vCPU threads start with the kick blocked and unblock it themselves,
+     * so no kick lands before their handler context exists. */
+    sigemptyset(&set);
+    sigaddset(&set, KVM_KICK_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    for (unsigned i = 0; i < k->nr_vcpus; i++) {
+        KvmVcpu *v = &k->vcpus[i];
+        int err = pthread_create(&v->thread, NULL, kvm_vcpu_thread, v);
+        if (err) {
+            qnic_report("cannot start vCPU %u: %s", i, g_strerror(err));
+            qnic_vmm_request_exit(1);
+            break;
+        }
+        v->thread_started = true;
+        g_autofree char *name = g_strdup_printf("CPU %u/KVM", i);
+        pthread_setname_np(v->thread, name);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    if (!had_bql) {
+        qnic_bql_lock();
+    }
+    while (!qnic_vmm_exit_requested(&status)) {
+        qnic_main_loop_iterate(true);
+    }
+    /* vCPUs take the lock for every exit: let them finish theirs. */
+    qnic_bql_unlock();
+    kvm_stop_vcpus(k);
+    if (had_bql) {
+        qnic_bql_lock();
+    }
+    return status;
+}
+
+static void kvm_cleanup(QnicMachine *m)
+{
+    KvmState *k = &kvm;
+
+    kvm_stop_vcpus(k);
+    qnic_fd_watch_remove(k->sig_watch);
+    k->sig_watch = NULL;
+    if (k->port61.as) {
+        qnic_as_unmap(&k->port61);
+    }
+    if (k->listening && k->m) {
+        qnic_as_remove_listener(&k->m->mem, &k->mem_listener);
+        qnic_as_remove_listener(&k->m->io, &k->io_listener);
+        /* No listener any more: dispatch must signal ioeventfds itself if
+         * devices keep running until they are destroyed. */
+        k->m->mem.ioeventfd_in_kernel = false;
+        k->m->io.ioeventfd_in_kernel = false;
+        k->listening = false;
+    }
+    for (unsigned i = 0; i < k->nr_vcpus; i++) {
+        KvmVcpu *v = &k->vcpus[i];
+        if (v->run) {
+            munmap(v->run, k->run_size);
+        }
+        if (v->fd >= 0) {
+            close(v->fd);
+        }
+    }
+    g_clear_pointer(&k->vcpus, g_free);
+    k->nr_vcpus = 0;
+    g_clear_pointer(&k->cpuid, g_free);
+    g_clear_pointer(&k->slots, g_free);
+    k->nr_slots = 0;
+    if (k->ioeventfds) {
+        g_array_free(k->ioeventfds, TRUE);
+        k->ioeventfds = NULL;
+    }
+    /* Interrupt hooks may still fire while devices are destroyed. */
+    if (k->vm_fd >= 0) {
+        close(k->vm_fd);
+        k->vm_fd = -1;
+    }
+    if (k->kvm_fd >= 0) {
+        close(k->kvm_fd);
+        k->kvm_fd = -1;
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGCONT, SIG_DFL);
+    for (int i = 0; i < 2; i++) {
+        if (k->sig_pipe[i] >= 0) {
+            close(k->sig_pipe[i]);
+            k->sig_pipe[i] = -1;
+        }
+    }
+    k->m = NULL;
+}
+
+const QnicAccel qnic_accel_kvm = {
+    .name = "kvm",
+    .init = kvm_init,
+    .machine_ready = kvm_machine_ready,
+    .run = kvm_run,
+    .cleanup = kvm_cleanup,
+};

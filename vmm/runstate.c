@@ -1,0 +1,38 @@
+/*
+ * The VMM's run state: whether something (isa-debug-exit, a signal, a fatal
+ * vCPU error, the qtest "quit") asked the running accelerator to stop, and
+ * with which exit status. The first request wins, so a guest that writes to
+ * isa-debug-exit and then triple-faults still exits with its chosen status.
+ * Requests come from vCPU threads and the main loop alike, hence atomics;
+ * the main loop is woken so that it notices at once.
+ */
+#include "vmm/vmm.h"
+#include "qnic/mainloop.h"
+
+static int exit_requested;      /* 0 running, 2 being requested, 1 requested */
+static int exit_status;
+
+void qnic_vmm_request_exit(int status)
+{
+    int expected = 0;
+
+    if (__atomic_compare_exchange_n(&exit_requested, &expected, 2, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        __atomic_store_n(&exit_status, status, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&exit_requested, 1, __ATOMIC_SEQ_CST);
+    }
+    qnic_main_loop_wakeup();
+}
+
+bool qnic_vmm_exit_requested(int *status)
+{
+    /* 2 is the short window while the winner stores its status. */
+    int state = __atomic_load_n(&exit_requested, __ATOMIC_SEQ_CST);
+    while (state == 2) {
+        state = __atomic_load_n(&exit_requested, __ATOMIC_SEQ_CST);
+    }
+    if (state && status) {
+        *status = __atomic_load_n(&exit_status, __ATOMIC_SEQ_CST);
+    }
+    return state != 0;
+}
