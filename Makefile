@@ -32,11 +32,11 @@ $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Dguest=false
 
 fuzz-smoke: deps $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD)
+	sh scripts/fuzz.sh build $(FUZZ_BUILD)
 	sh scripts/fuzz.sh smoke $(FUZZ_BUILD)
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD)
+	sh scripts/fuzz.sh build $(FUZZ_BUILD)
 	sh scripts/fuzz.sh run $(FUZZ_BUILD) $(TARGET)
 
 clean:

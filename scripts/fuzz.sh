@@ -20,6 +20,11 @@ targets() {
     done
 }
 
+build_targets() {
+    ninja -C "$build" $(cd "$build" && ninja -t targets all 2>/dev/null |
+        grep -o '^tests/fuzz/fuzz-[a-z0-9-]*:' | grep -v replay | tr -d :) >/dev/null
+}
+
 run_one() {
     t=$1; shift
     corpus=$(mktemp -d)
@@ -34,6 +39,9 @@ run_one() {
 }
 
 case "$mode" in
+build)
+    build_targets
+    ;;
 smoke)
     runs=${FUZZ_SMOKE_RUNS:-20000}
     fail=0
@@ -41,10 +49,12 @@ smoke)
         printf 'fuzz-smoke: %s (%s runs)... ' "$t" "$runs"
         log=$(mktemp)
         if run_one "$t" -runs="$runs" -print_final_stats=1 >"$log" 2>&1; then
+            [ -n "${FUZZ_RESULTS:-}" ] && echo "{\"name\": \"fuzz-smoke-$t\", \"result\": \"OK\"}" >>"$FUZZ_RESULTS"
             echo "ok $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$') execs, \
 $(grep -o 'cov: [0-9]*' "$log" | tail -1)"
         else
             echo "FAILED"
+            [ -n "${FUZZ_RESULTS:-}" ] && echo "{\"name\": \"fuzz-smoke-$t\", \"result\": \"FAIL\"}" >>"$FUZZ_RESULTS"
             tail -40 "$log"
             fail=1
         fi

@@ -5,10 +5,11 @@ one failure. Exits 1 if anything failed."""
 import json
 import sys
 
-path = sys.argv[1] if len(sys.argv) > 1 else "build/meson-logs/testlog.json"
+paths = sys.argv[1:] or ["build/meson-logs/testlog.json"]
 passed = failed = skipped = 0
 failures = []
-try:
+for path in paths:
+  try:
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -23,7 +24,7 @@ try:
             else:
                 failed += 1
                 failures.append("%s (%s)" % (t.get("name"), r))
-except FileNotFoundError:
+  except FileNotFoundError:
     print("no test log at %s: the build or test setup failed" % path)
     failed += 1
 for f in failures:
