@@ -16,6 +16,8 @@
 #include "qnic/mainloop.h"
 #include "qnic/clock.h"
 #include "qnic/log.h"
+#include "qnic/pci.h"
+#include "qnic/virtio.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -661,8 +663,19 @@ static bool kvm_machine_ready(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
                                 "PVH ELF or a bzImage with -kernel");
         return false;
     }
+    /* No firmware: tell each PCI function where its INTx lands, as a
+     * BIOS would, and describe virtio-mmio transports to the kernel the
+     * way QEMU's microvm does (virtio_mmio.device=SIZE@ADDR:IRQ). */
+    qnic_pci_bus_fill_interrupt_lines(m->pci);
+    g_autofree char *mmio_args = qnic_virtio_mmio_cmdline_all(m);
+    g_autofree char *cmdline = NULL;
+    if (mmio_args && *mmio_args) {
+        cmdline = g_strjoin(" ", cfg->append ? cfg->append : "", mmio_args, NULL);
+        g_strstrip(cmdline);
+    }
     QnicBootRam ram = { .host = m->ram, .below_4g = m->below_4g, .above_4g = m->above_4g };
-    if (!qnic_boot_load(&ram, cfg->kernel, cfg->initrd, cfg->append, &k->boot, errp)) {
+    if (!qnic_boot_load(&ram, cfg->kernel, cfg->initrd, cmdline ? cmdline : cfg->append,
+                        &k->boot, errp)) {
         return false;
     }
 
