@@ -45,7 +45,9 @@ static void vp_notify(QnicVirtioDevice *vdev, uint16_t vector)
         }
         return;
     }
-    qnic_pci_set_irq(&p->pci, vdev->isr & 1);
+    /* INTx follows the whole ISR: a configuration change (bit 1 alone)
+     * must raise the line too, or a link change goes unnoticed. */
+    qnic_pci_set_irq(&p->pci, vdev->isr != 0);
 }
 
 static void vp_update_irq(QnicVirtioDevice *vdev)
@@ -53,7 +55,7 @@ static void vp_update_irq(QnicVirtioDevice *vdev)
     QnicVirtioPci *p = vp_of(vdev);
 
     if (!qnic_msix_enabled(&p->pci)) {
-        qnic_pci_set_irq(&p->pci, vdev->isr & 1);
+        qnic_pci_set_irq(&p->pci, vdev->isr != 0);
     }
 }
 

@@ -1326,6 +1326,15 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
     n->vdev.legacy_features = (1ull << VIRTIO_NET_F_GSO) | (1ull << VIRTIO_F_NOTIFY_ON_EMPTY) |
                               (1ull << VIRTIO_F_ANY_LAYOUT);
     n->status = VIRTIO_NET_S_LINK_UP;
+    /* A backend whose link went down before this NIC was plugged in
+     * shows as a missing cable from the start. */
+    if (n->nic->ncs[0]->peer && n->nic->ncs[0]->peer->link_down) {
+        /* the NIC's clients follow, so that the link coming up later is
+         * seen as a change */
+        for (unsigned i = 0; i < n->max_pairs; i++) {
+            n->nic->ncs[i]->link_down = true;
+        }
+    }
     if (n->nic->ncs[0]->link_down) {
         n->status = 0;
     }
