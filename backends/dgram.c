@@ -81,6 +81,13 @@ static bool dgram_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
         const char *lhost = NULL;
         if (ltype && g_str_equal(ltype, "inet")) {
             lhost = qnic_opts_get(opts, "local.host");
+            /* QEMU's address type requires both, though only the host
+             * (the interface) matters here. */
+            if (!lhost || !qnic_opts_get(opts, "local.port")) {
+                qnic_error_setg_invalid(errp, "Parameter 'local.%s' is missing",
+                                        lhost ? "port" : "host");
+                return false;
+            }
         } else if (ltype && !g_str_equal(ltype, "fd")) {
             qnic_error_setg_invalid(errp, "multicast requires local.type=inet or fd");
             return false;

@@ -177,11 +177,6 @@ static void sock_read_stream(QnicSockBackend *sb)
 {
     ssize_t n;
 
-    if (!qnic_net_can_send(sb->nc)) {
-        sb->read_paused = true;
-        sock_update_watch(sb);
-        return;
-    }
     n = recv(sb->fd, sb->chunk, SOCK_READ_CHUNK, MSG_DONTWAIT);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) {
@@ -195,7 +190,7 @@ static void sock_read_stream(QnicSockBackend *sb)
         if (sb->in_frame || sb->hdr_got) {
             g_autofree char *why = g_strdup_printf(
                 "peer disconnected in the middle of a frame (%u of %u bytes)",
-                sb->frame_got, sb->in_frame ? sb->frame_len : 4);
+                sb->in_frame ? sb->frame_got : sb->hdr_got, sb->in_frame ? sb->frame_len : 4);
             sock_drop_peer(sb, why);
         } else {
             sock_drop_peer(sb, "peer disconnected");
@@ -211,11 +206,6 @@ static void sock_read_dgram(QnicSockBackend *sb)
 {
     ssize_t n;
 
-    if (!qnic_net_can_send(sb->nc)) {
-        sb->read_paused = true;
-        sock_update_watch(sb);
-        return;
-    }
     n = recv(sb->fd, sb->frame, QNIC_SOCK_MAX_FRAME, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) {

@@ -41,9 +41,31 @@ typedef struct DumpFilter {
 unsigned qnic_net_filter_count;
 static GList *filters;
 
-static void dump_frame(DumpFilter *f, const struct iovec *iov, int iovcnt)
+static void dump_frame(DumpFilter *f, const struct iovec *iov, int iovcnt, size_t skip)
 {
+    struct iovec tail[DUMP_MAX_IOV];
     size_t len = qnic_iov_size(iov, iovcnt);
+
+    /* Drop the virtio-net header: pcap wants the Ethernet frame. */
+    if (skip) {
+        int n = 0;
+        if (len < skip) {
+            return;
+        }
+        for (int i = 0; i < iovcnt && n < DUMP_MAX_IOV; i++) {
+            if (skip >= iov[i].iov_len) {
+                skip -= iov[i].iov_len;
+                continue;
+            }
+            tail[n].iov_base = (uint8_t *)iov[i].iov_base + skip;
+            tail[n].iov_len = iov[i].iov_len - skip;
+            skip = 0;
+            n++;
+        }
+        iov = tail;
+        iovcnt = n;
+        len = qnic_iov_size(iov, iovcnt);
+    }
     size_t cap = MIN(len, (size_t)f->maxlen);
     struct iovec out[DUMP_MAX_IOV + 1];
     int n = 1;
@@ -82,7 +104,7 @@ void qnic_net_filters_run(QnicNetClient *nc, bool tx, const struct iovec *iov, i
         if (f->enabled && (tx ? f->tx : f->rx)) {
             for (guint i = 0; i < f->ncs->len; i++) {
                 if (g_ptr_array_index(f->ncs, i) == nc) {
-                    dump_frame(f, iov, iovcnt);
+                    dump_frame(f, iov, iovcnt, nc->vnet_hdr_len > 0 ? nc->vnet_hdr_len : 0);
                     break;
                 }
             }

@@ -238,6 +238,8 @@ void qnic_net_peer_using_vnet_hdr(QnicNetClient *nc, bool enable)
     QnicNetClient *p = nc->peer;
     if (p && p->ops->using_vnet_hdr) {
         p->ops->using_vnet_hdr(p, enable);
+        /* The basic header until set_vnet_hdr_len says otherwise. */
+        nc->vnet_hdr_len = p->vnet_hdr_len = enable ? 10 : 0;
     }
 }
 
@@ -246,6 +248,9 @@ void qnic_net_peer_set_vnet_hdr_len(QnicNetClient *nc, int len)
     QnicNetClient *p = nc->peer;
     if (p && p->ops->set_vnet_hdr_len) {
         p->ops->set_vnet_hdr_len(p, len);
+        if (nc->vnet_hdr_len) {
+            nc->vnet_hdr_len = p->vnet_hdr_len = len;
+        }
     }
 }
 

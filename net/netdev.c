@@ -174,9 +174,12 @@ void qnic_netdev_del_all(void)
 
 /* ---- -nic ---- */
 
+/* -nic/-net plug NICs into the pc machine's PCI bus, as QEMU lists them:
+ * network devices on other buses (virtio-net-device) need -device. */
 static bool is_nic_model(const QnicSchemaType *t)
 {
     return t->kind == QNIC_SCHEMA_DEVICE && g_strcmp0(t->category, "Network devices") == 0 &&
+           g_strcmp0(t->bus, "pci") == 0 &&
            qnic_device_class_find(t->alias_of ? t->alias_of : t->name);
 }
 

@@ -71,6 +71,10 @@ struct QnicNetClient {
     bool receive_disabled;      /* set when receive_iov returned 0 */
     void *opaque;               /* the owner (device / backend state) */
     char info_str[256];         /* for `info network`-style listings */
+    /* Bytes of virtio-net header in front of each frame on this link, as
+     * agreed through qnic_net_peer_using_vnet_hdr/_set_vnet_hdr_len (kept
+     * on both ends; 0 = plain Ethernet). Filters skip it. */
+    int vnet_hdr_len;
 };
 
 /* Create/destroy a client; the caller owns it. Destroying purges queued
@@ -80,9 +84,12 @@ QnicNetClient *qnic_net_client_new(const QnicNetClientOps *ops, const char *mode
 void qnic_net_client_free(QnicNetClient *nc);
 void qnic_net_client_set_peer(QnicNetClient *a, QnicNetClient *b);
 
-/* Send a frame to the peer. Returns bytes, 0 if queued (sent_cb, if given,
- * runs on completion), or <0 if dropped (no peer, link down: frames to a
- * down link are discarded as on a cable-less NIC, returning len). */
+/* Send a frame to the peer. Returns bytes, or 0 if queued (sent_cb, if
+ * given, runs on completion). Frames with no peer or on a down link are
+ * discarded as on a cable-less NIC and count as sent (len is returned), as
+ * in QEMU. A backend that reads from a file descriptor reads, sends, and on
+ * 0 stops reading until sent_cb: it must not pause on qnic_net_can_send()
+ * alone, since only a queued frame's completion wakes it again. */
 ssize_t qnic_net_send(QnicNetClient *sender, const void *buf, size_t len);
 ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int iovcnt,
                           QnicNetSentFunc *sent_cb);

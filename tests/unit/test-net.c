@@ -9,6 +9,7 @@
 #include "net/net-internal.h"
 #include "qnic/filter.h"
 #include "qnic/log.h"
+#include "qnic/machine.h"
 #include <glib/gstdio.h>
 
 static const uint8_t frame_a[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 1, 2, 3,
@@ -451,6 +452,53 @@ static void test_filter_dump(void)
     g_rmdir(dir);
 }
 
+static void test_nic_option(void)
+{
+    QnicMachineConfig cfg = { .ram_size = 16 * 1024 * 1024 };
+    GError *err = NULL;
+    QnicMachine *m = qnic_machine_new(&cfg, &err);
+    guint ndev;
+
+    g_assert_no_error(err);
+    ndev = m->devices->len;
+    g_assert_true(qnic_net_nic_add(m, "none", &err));
+    g_assert_cmpuint(m->devices->len, ==, ndev);
+    g_assert_true(qnic_net_nic_add(m, "hubport,hubid=21,model=e1000,mac=02:00:00:00:00:01", &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(m->devices->len, ==, ndev + 1);
+    QnicNetdev *nd = qnic_netdev_find("__org.qemu.nic0");
+    g_assert_nonnull(nd);
+    g_assert_cmpstr(nd->cls->type, ==, "hubport");
+    g_assert_true(nd->in_use);
+    g_assert_nonnull(nd->ncs[0]->peer);
+    g_assert_false(qnic_net_nic_add(m, "hubport,hubid=21,model=nosuch", &err));
+    g_assert_cmpstr(err->message, ==, "Unsupported NIC model: nosuch");
+    g_clear_error(&err);
+
+    /* Legacy -net: a NIC and a backend meet on hub 0. */
+    g_assert_true(qnic_net_legacy_add("nic,model=rtl8139,macaddr=02:00:00:00:00:02", &err));
+    g_assert_true(qnic_net_legacy_add("user,name=leg", &err));
+    g_assert_no_error(err);
+    g_assert_true(qnic_net_legacy_realize(m, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(m->devices->len, ==, ndev + 2);
+    g_assert_cmpint(qnic_net_hub_port_count(0), ==, 2);
+    QnicNetdev *user = qnic_netdev_find("leg");
+    g_assert_nonnull(user);
+    g_assert_true(user->in_use);
+    g_assert_nonnull(user->ncs[0]->peer);
+    g_assert_cmpint(user->ncs[0]->peer->ops->kind, ==, QNIC_NET_CLIENT_HUBPORT);
+    QnicNetdev *port = qnic_netdev_find("hub0port0");
+    g_assert_nonnull(port);
+    g_assert_true(port->in_use);
+    g_assert_cmpint(port->ncs[0]->peer->ops->kind, ==, QNIC_NET_CLIENT_NIC);
+
+    qnic_machine_free(m);
+    g_assert_false(qnic_netdev_find("__org.qemu.nic0")->in_use);
+    qnic_netdev_del_all();
+    g_assert_cmpint(qnic_net_hub_port_count(0), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -467,5 +515,6 @@ int main(int argc, char **argv)
     g_test_add_func("/net/netdev-errors", test_netdev_errors);
     g_test_add_func("/net/iov", test_iov);
     g_test_add_func("/net/filter-dump", test_filter_dump);
+    g_test_add_func("/net/nic-option", test_nic_option);
     return g_test_run();
 }

@@ -21,6 +21,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <glib/gstdio.h>
+#include <sys/prctl.h>
 
 typedef enum { PEER_TCP, PEER_UNIX_STREAM, PEER_UDP, PEER_UNIX_DGRAM } PeerKind;
 
@@ -38,6 +39,12 @@ static int free_port(int type)
     return ntohs(sin.sin_port);
 }
 
+/* QEMU dies with the test, even when an assertion ends the test early. */
+static void child_setup(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static GPid spawn_qemu(const char *netdev_a, const char *netdev_b)
 {
     GError *err = NULL;
@@ -52,7 +59,8 @@ static GPid spawn_qemu(const char *netdev_a, const char *netdev_b)
     };
     g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,
                                 G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
-                                G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &pid, &err));
+                                G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                                child_setup, NULL, &pid, &err));
     g_assert_no_error(err);
     return pid;
 }
@@ -174,7 +182,8 @@ static void run_case(PeerKind kind, const char *peer_path, int peer_port,
     QnicNetdev *nd = NULL;
     uint8_t f1[1000], f2[1514];
 
-    if (!g_find_program_in_path("qemu-system-x86_64")) {
+    g_autofree char *qemu = g_find_program_in_path("qemu-system-x86_64");
+    if (!qemu) {
         g_test_skip("qemu-system-x86_64 is not installed: no reference peer");
         return;
     }
@@ -200,6 +209,7 @@ static void run_case(PeerKind kind, const char *peer_path, int peer_port,
         set_unix(&p.qemu_addr, &p.qemu_len, qemu_b_addr_path);
     }
 
+    g_test_message("QEMU: -netdev %s -netdev %s; qnic: -netdev %s", qemu_a, qemu_b, qnic_opts);
     GPid pid = spawn_qemu(qemu_a, qemu_b);
     if (kind <= PEER_UNIX_STREAM) {
         p.conn = accept_timeout(p.fd, 10000);
@@ -231,15 +241,16 @@ static void run_case(PeerKind kind, const char *peer_path, int peer_port,
 
     /* test -> QEMU b -> hub -> QEMU a -> qnic */
     make_frame(f2, sizeof(f2), 2);
-    end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-    while (nic->frames->len == 0 && g_get_monotonic_time() < end) {
-        peer_send(&p, f2, sizeof(f2));
-        test_loop_run_ms(100);
-    }
     /* Multicast loops our own f1 copies back: look for f2 among them. */
     bool found = false;
-    for (guint i = 0; i < nic->frames->len && !found; i++) {
-        found = test_frame_eq(nic->frames->pdata[i], f2, sizeof(f2));
+    guint seen = 0;
+    end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (!found && g_get_monotonic_time() < end) {
+        peer_send(&p, f2, sizeof(f2));
+        test_loop_run_ms(100);
+        for (; seen < nic->frames->len && !found; seen++) {
+            found = test_frame_eq(nic->frames->pdata[seen], f2, sizeof(f2));
+        }
     }
     g_assert_true(found);
 
@@ -347,9 +358,9 @@ static void test_mcast_child(void)
     run_case(PEER_UDP, NULL, pt, a, b, q, NULL, pb);
     /* dgram's multicast form against the same QEMU shape. */
     const char *q2 = "dgram,id=q2,remote.type=inet,remote.host=230.0.0.2,remote.port=40002,"
-                     "local.type=inet,local.host=127.0.0.1";
+                     "local.type=inet,local.host=127.0.0.1,local.port=0";
     const char *a2 = "dgram,id=a,remote.type=inet,remote.host=230.0.0.2,remote.port=40002,"
-                     "local.type=inet,local.host=127.0.0.1";
+                     "local.type=inet,local.host=127.0.0.1,local.port=0";
     run_case(PEER_UDP, NULL, pt, a2, b, q2, NULL, pb);
 }
 

@@ -28,10 +28,17 @@ static bool switch_start(Switch *sw)
     if (test_sh("vde_switch -x -s %s -d -p %s", sw->sock, pidfile) != 0) {
         return false;
     }
-    for (int i = 0; i < 200 && !g_file_get_contents(pidfile, &pidstr, NULL, NULL); i++) {
-        g_usleep(10000);
+    /* The daemon may create the pid file before writing the number: wait
+     * for a pid, not for the file (up to 10 s on a loaded machine). */
+    for (int i = 0; i < 1000 && sw->pid <= 0; i++) {
+        g_clear_pointer(&pidstr, g_free);
+        if (g_file_get_contents(pidfile, &pidstr, NULL, NULL)) {
+            sw->pid = atoi(pidstr);
+        }
+        if (sw->pid <= 0) {
+            g_usleep(10000);
+        }
     }
-    sw->pid = pidstr ? atoi(pidstr) : 0;
     return sw->pid > 0;
 }
 
