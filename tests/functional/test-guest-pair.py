@@ -74,7 +74,7 @@ def run_pair(ck, backend, nic, pair, tmp):
             net = ["-netdev", netdev_args(backend, side, ports, tmp),
                    "-device", "%s,netdev=n0,mac=%s" % (model, MACS[side])]
             vm = g.VM(impl, bins[impl], "%s-%s-%s" % (backend, side, impl), append, net,
-                      netns=ns.name if ns else None).start()
+                      netns=ns.name if ns else None, machine=g.machine_for(impl, nic)).start()
             vms.append(vm)
             if side == "b":
                 if vm.wait_for("ready", 30) is None:

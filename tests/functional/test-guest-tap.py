@@ -5,7 +5,7 @@
 the host side runs `ping -c 5` from the namespace and must get five replies,
 then stops the guest with a "quit" datagram. Runs on QEMU and on qnic.
 
-usage: test-guest-tap.py --nic virtio|virtio-legacy|virtio-packed|e1000|rtl8139
+usage: test-guest-tap.py --nic virtio|virtio-legacy|virtio-packed|e1000|rtl8139|virtio-mmio
 """
 import argparse
 import os
@@ -29,7 +29,7 @@ def run_one(ck, impl, binary, nic):
                   % (guest_nic, VM_TIMEOUT - 10))
         net = ["-netdev", "tap,id=n0,ifname=qtap0,script=no,downscript=no",
                "-device", "%s,netdev=n0,mac=52:54:00:12:34:57" % model]
-        vm = g.VM(impl, binary, "tap-" + nic, append, net, netns=ns.name).start()
+        vm = g.VM(impl, binary, "tap-" + nic, append, net, netns=ns.name, machine=g.machine_for(impl, nic)).start()
         try:
             ready = vm.wait_for("ready", VM_TIMEOUT)
             pings = [r for r in vm.all_records("ping") if "received" in r]

@@ -5,7 +5,7 @@ CRC32 (compared with zlib's), then serves UDP echo behind a hostfwd rule and
 the host checks that a datagram comes back. Runs on QEMU's NIC and on
 qnic's with the same arguments; both must pass.
 
-usage: test-guest-user.py --nic virtio|virtio-legacy|virtio-packed|e1000|rtl8139
+usage: test-guest-user.py --nic virtio|virtio-legacy|virtio-packed|e1000|rtl8139|virtio-mmio
 """
 import argparse
 import os
@@ -26,7 +26,7 @@ def run_one(ck, impl, binary, nic, tftpdir, blob_crc):
     append = "test=dhcp-tftp file=blob.bin echo-port=7 nic=%s timeout=%d" % (guest_nic, VM_TIMEOUT - 20)
     net = ["-netdev", "user,id=n0,tftp=%s,hostfwd=udp:127.0.0.1:%d-:7" % (tftpdir, port),
            "-device", "%s,netdev=n0,mac=52:54:00:12:34:56" % model]
-    vm = g.VM(impl, binary, "user-" + nic, append, net).start()
+    vm = g.VM(impl, binary, "user-" + nic, append, net, machine=g.machine_for(impl, nic)).start()
     try:
         ready = vm.wait_for("ready", VM_TIMEOUT)
         dhcp = vm.record("dhcp") or {}
