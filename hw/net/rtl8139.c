@@ -450,8 +450,14 @@ static bool rtl_ring_write(Rtl8139State *s, uint32_t off, const void *data, size
     uint32_t size = rtl_rx_buf_size(s);
     bool linear = (s->rcr & RTL_RCR_WRAP) && size < 65536;
 
+    /* Linear mode: the CRC or even the whole frame of a packet whose header
+     * sits just before the end goes into the slack past it, not to the
+     * start (off may be >= size here: do not reduce it). */
+    if (linear) {
+        return qnic_dma_write(rtl_dev(s), (uint64_t)s->rbstart + off, data, n);
+    }
     off %= size;
-    if (linear || off + n <= size) {
+    if (off + n <= size) {
         return qnic_dma_write(rtl_dev(s), (uint64_t)s->rbstart + off, data, n);
     }
     {

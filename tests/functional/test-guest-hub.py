@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestlib as g  # noqa: E402
 
-VM_TIMEOUT = 90
+VM_TIMEOUT = 60
 
 
 def main():

@@ -14,7 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestlib as g  # noqa: E402
 
-VM_TIMEOUT = 90
+VM_TIMEOUT = 60
 QUIT_PY = ("import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(2);"
            "s.sendto(b'quit',('192.168.77.2',7));print(s.recvfrom(100)[0])")
 

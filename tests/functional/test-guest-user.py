@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestlib as g  # noqa: E402
 
 BLOB_SIZE = 4 * 1024 * 1024
-VM_TIMEOUT = 240
+VM_TIMEOUT = 90
 
 
 def run_one(ck, impl, binary, nic, tftpdir, blob_crc):
@@ -44,6 +44,8 @@ def run_one(ck, impl, binary, nic, tftpdir, blob_crc):
         else:
             ck.check(impl, "guest reached the echo phase", False)
         status = vm.wait(30)
+        cpl = (vm.record("cpu") or {}).get("cpl")
+        ck.check(impl, "guest ran at CPL 3 (docs/guest.md, Speed)", cpl == "3", "got %r" % cpl)
         ck.check_nic(impl, vm, nic)
         ck.check(impl, "guest verdict pass (exit status 1)", vm.guest_passed(), "status %r" % status)
     finally:

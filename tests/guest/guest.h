@@ -89,6 +89,9 @@ int irq_alloc_vector(irq_handler_fn fn, void *opaque);
 bool ioapic_route(unsigned gsi, int vector);
 /* Wait for any interrupt or at most `us` (LAPIC timer), interrupts enabled. */
 void cpu_idle(uint64_t us);
+/* Run fn(arg) at CPL 0 (directly when the guest is not in user mode). */
+uint64_t kcall(uint64_t (*fn)(uint64_t), uint64_t arg);
+uint64_t k_wait_irq(uint64_t unused);   /* sti; hlt; cli */
 extern volatile uint64_t irq_count_total;
 
 /* ---- pci.c ---- */
@@ -137,6 +140,8 @@ struct nic {
     volatile uint64_t irqs; /* interrupts taken for this NIC */
     uint64_t tx_frames, rx_frames, tx_full;
     bool tx_defer;          /* blaster: drivers may batch doorbells until flush */
+    unsigned tx_batch;      /* tx-batch=N: with tx_defer, one doorbell per N frames */
+    uint64_t kicks, kick_cycles;    /* TX doorbells written and the TSC cycles they took */
 };
 /* Driver probes: return a NIC or NULL. `want` is the nic= choice. */
 struct nic *virtio_pci_probe(struct pci_dev *d, const char *want);
@@ -144,6 +149,9 @@ struct nic *virtio_mmio_probe(uint64_t base, unsigned gsi, const char *want);
 struct nic *e1000_probe(struct pci_dev *d);
 struct nic *rtl8139_probe(struct pci_dev *d);
 const char *irq_pref(void);   /* irq= option: "auto", "msix", "intx", "poll" */
+
+/* ---- probe.c ---- */
+bool test_cpu_probe(void);
 
 /* ---- net.c: the tiny stack ---- */
 struct netif {

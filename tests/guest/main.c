@@ -165,6 +165,10 @@ static void find_nics(void)
         struct nic *n = nics[i];
         report("nic index=%d model=%s mac=%02x:%02x:%02x:%02x:%02x:%02x irq=%s", i, n->model, n->mac[0], n->mac[1],
                n->mac[2], n->mac[3], n->mac[4], n->mac[5], n->irq_mode);
+        n->tx_batch = (unsigned)cmdline_uint("tx-batch", 1);
+        if (!n->tx_batch || n->tx_batch > 128) {
+            n->tx_batch = 1;
+        }
         netif_init(&netifs[i], n);
         net_register(&netifs[i]);
     }
@@ -319,25 +323,41 @@ static bool test_udp_blast(struct netif *nif)
         return false;
     }
     static uint8_t payload[1472];
-    nif->nic->tx_defer = true;
+    struct nic *n = nif->nic;
+    n->tx_defer = true;
+    n->kicks = n->kick_cycles = 0;
+    /* Where the time goes (TSC cycles): queueing frames (building them and
+     * filling the ring, doorbells excluded), doorbells, and waiting for the
+     * device to free ring slots. */
+    uint64_t c_queue = 0, c_full = 0;
     uint64_t t0 = now_us(), sent = 0;
     while (sent < count) {
         memcpy(payload, &sent, sizeof(sent));
-        if (udp_send_raw(nif, mac, dst, 9999, port, payload, size)) {
+        uint64_t c0 = rdtsc();
+        bool ok = udp_send_raw(nif, mac, dst, 9999, port, payload, size);
+        uint64_t c1 = rdtsc();
+        if (ok) {
             sent++;
+            c_queue += c1 - c0;
         } else {
-            if (nif->nic->ops->flush) {
-                nif->nic->ops->flush(nif->nic);
+            if (n->ops->flush) {
+                n->ops->flush(n);
             }
             net_poll_all();
+            c_full += rdtsc() - c0;
         }
     }
-    if (nif->nic->ops->flush) {
-        nif->nic->ops->flush(nif->nic);
+    if (n->ops->flush) {
+        n->ops->flush(n);
     }
-    nif->nic->tx_defer = false;
+    n->tx_defer = false;
     uint64_t dt = now_us() - t0;
+    uint64_t khz = tsc_khz();
+    c_queue = c_queue > n->kick_cycles ? c_queue - n->kick_cycles : 0;
     report("blast frames=%lu size=%zu time_us=%lu fps=%lu", sent, size, dt, dt ? sent * 1000000 / dt : 0);
+    report("blast-breakdown queue_ns_per_frame=%lu kicks=%lu kick_ns=%lu ring_full_ms=%lu",
+           sent ? c_queue * 1000000 / khz / sent : 0, n->kicks,
+           n->kicks ? n->kick_cycles * 1000000 / khz / n->kicks : 0, c_full / khz);
     return true;
 }
 
@@ -407,6 +427,9 @@ void guest_main(uint32_t start_info_pa)
     uint64_t deadline = now_us() + timeout_s * 1000000;
     if (!strcmp(test, "boot")) {
         finish(true);
+    }
+    if (!strcmp(test, "cpu-probe")) {
+        finish(test_cpu_probe());
     }
     find_nics();
     struct netif *nif = &netifs[0];

@@ -227,11 +227,40 @@ void pci_msix_enable(struct pci_dev *d)
     pci_cfg_write16(d, PCI_COMMAND, pci_cfg_read16(d, PCI_COMMAND) | PCI_COMMAND_INTX_DISABLE);
 }
 
+/* On QEMU's pc machine INTx reaches the IOAPIC through the PIIX3/PIIX4
+ * PCI-to-ISA bridge at 00:01.0, whose PIRQA-D route registers (0x60-0x63)
+ * pick an ISA IRQ (bit 7 = disabled). Device pin P of slot S uses PIRQ
+ * (S - 1 + P - 1) & 3. SeaBIOS programs them; qboot (the firmware the tests
+ * use with QEMU because it boots in a fraction of SeaBIOS's time) writes
+ * PCI_INTERRUPT_LINE but leaves the routers disabled, so the guest does the
+ * firmware's part: it enables a disabled router with the device's line, and
+ * trusts an enabled router over the line register. Returns the line to use. */
+static uint8_t piix_pirq_fixup(struct pci_dev *d)
+{
+    struct pci_dev isa = { .bus = 0, .slot = 1, .fn = 0 };
+    uint32_t id = pci_cfg_read32(&isa, PCI_VENDOR_ID);
+    if (id != 0x70008086u && id != 0x71108086u) {
+        return d->irq_line;     /* not a PIIX (qnic-vmm routes pins straight to the IOAPIC) */
+    }
+    uint8_t reg = 0x60 + ((d->slot - 1 + d->irq_pin - 1) & 3);
+    uint8_t route = pci_cfg_read8(&isa, reg);
+    if (!(route & 0x80) && (route & 0x0f) >= 3) {
+        return route & 0x0f;
+    }
+    if (d->irq_line >= 3 && d->irq_line < 16) {
+        pci_cfg_write8(&isa, reg, d->irq_line);
+        report("intx pirq=%c irq=%u: router was disabled, enabled it", 'A' + (reg - 0x60), d->irq_line);
+    }
+    return d->irq_line;
+}
+
 bool pci_intx_route(struct pci_dev *d, int vector)
 {
     if (!d->irq_pin || !d->irq_line || d->irq_line == 0xff) {
         report("intx slot=%u pin=%u line=%u: no route, polling", d->slot, d->irq_pin, d->irq_line);
         return false;
     }
-    return ioapic_route(d->irq_line, vector);
+    uint8_t line = piix_pirq_fixup(d);
+    report("intx slot=%u pin=%u line=%u ioapic-pin=%u", d->slot, d->irq_pin, d->irq_line, line);
+    return ioapic_route(line, vector);
 }

@@ -5,7 +5,9 @@
  * identity-mapped page tables for the low 4 GiB (the top GiB uncached, for
  * MMIO BARs, the IOAPIC and the local APIC), enters long mode and calls
  * guest_main(start_info). It also holds the 256 interrupt entry stubs, each
- * 16 bytes long so C can compute a stub address from a vector number.
+ * 16 bytes long so C can compute a stub address from a vector number, and
+ * enter_user_mode(), which drops the running code to CPL 3 (see cpu.c for
+ * why the guest runs its tests in user mode).
  */
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define MSR_EFER 0xc0000080
@@ -51,11 +53,12 @@ pvh_entry32:
     mov $boot_stack_top, %esp
 
     /* PML4[0] -> PDPT; PDPT[0..3] -> four page directories of 2 MiB pages. */
+    /* Every level is user-accessible (bit 2): the tests run at CPL 3. */
     mov $boot_pdpt, %eax
-    or $3, %eax
+    or $7, %eax
     mov %eax, boot_pml4
     mov $boot_pd, %eax
-    or $3, %eax
+    or $7, %eax
     mov %eax, boot_pdpt
     add $4096, %eax
     mov %eax, boot_pdpt + 8
@@ -67,7 +70,7 @@ pvh_entry32:
 2:
     mov %ecx, %eax
     shl $21, %eax
-    or $0x83, %eax                  /* present, writable, 2 MiB page */
+    or $0x87, %eax                  /* present, writable, user, 2 MiB page */
     cmp $1536, %ecx
     jb 3f
     or $0x18, %eax                  /* 3..4 GiB: MMIO, cache disabled */
@@ -108,6 +111,22 @@ long_entry:
     cli
     hlt
     jmp 4b
+
+/* enter_user_mode(): return to the caller at CPL 3 on the same stack, with
+ * the caller's RFLAGS (IF clear) plus IOPL 3. The TSS (loaded by cpu.c)
+ * gives interrupts their own CPL 0 stack and the I/O permission bitmap. */
+    .text
+    .globl enter_user_mode
+enter_user_mode:
+    pop %rcx                        /* return address */
+    mov %rsp, %rdx
+    push $0x23                      /* SS */
+    push %rdx                       /* RSP */
+    pushfq
+    orq $0x3000, (%rsp)             /* RFLAGS.IOPL = 3 */
+    push $0x2b                      /* CS */
+    push %rcx                       /* RIP */
+    iretq
 
 /* Interrupt stubs: vectors that push a CPU error code skip the dummy push so
  * the frame layout is the same for all of them. */
@@ -166,11 +185,17 @@ isr_common:
 
     .data
     .p2align 3
+    .globl gdt
 gdt:
     .quad 0
     .quad 0x00af9a000000ffff        /* 0x08: 64-bit code */
     .quad 0x00cf92000000ffff        /* 0x10: flat data */
     .quad 0x00cf9a000000ffff        /* 0x18: flat 32-bit code */
+    .quad 0x00cff2000000ffff        /* 0x20: user data (selector 0x23) */
+    .quad 0x00affa000000ffff        /* 0x28: user 64-bit code (selector 0x2b) */
+    .globl gdt_tss
+gdt_tss:
+    .quad 0, 0                      /* 0x30: 64-bit TSS, filled by cpu.c */
 gdt_end:
 gdt_desc:
     .word gdt_end - gdt - 1

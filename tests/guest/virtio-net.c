@@ -48,7 +48,7 @@ struct vnet {
     size_t hdr_len;
     uint64_t features;
     struct vq rxq, txq;
-    unsigned rx_unkicked, tx_unkicked, tx_batch;
+    unsigned rx_unkicked, tx_unkicked;
 };
 
 /* ---- transport register access ---- */
@@ -358,12 +358,16 @@ static bool vnet_tx(struct nic *n, const void *frame, size_t len)
     memset(buf, 0, v->hdr_len);     /* no offloads: flags 0, gso NONE */
     memcpy(buf + v->hdr_len, frame, len);
     vq_add(&v->txq, id, (uint32_t)(len + v->hdr_len), false);
-    /* Each kick is a VM exit (about a millisecond on this nested host):
-     * tx-batch=N kicks once per N frames, and always when the ring is low. */
-    if (!n->tx_defer || ++v->tx_unkicked >= v->tx_batch || v->txq.nfree < 8) {
+    /* Each kick is a VM exit (a few microseconds to tens of them on a
+     * nested PVM host): tx-batch=N kicks once per N frames, and always when
+     * the ring is low. */
+    if (!n->tx_defer || ++v->tx_unkicked >= n->tx_batch || v->txq.nfree < 8) {
         v->tx_unkicked = 0;
         if (vq_should_notify(&v->txq)) {
+            uint64_t t0 = rdtsc();
             vt_notify(v, &v->txq);
+            n->kick_cycles += rdtsc() - t0;
+            n->kicks++;
         }
     }
     n->tx_frames++;
@@ -411,7 +415,10 @@ static void vnet_flush(struct nic *n)
     struct vnet *v = n->priv;
     if (v->tx_unkicked) {
         v->tx_unkicked = 0;
+        uint64_t t0 = rdtsc();
         vt_notify(v, &v->txq);
+        n->kick_cycles += rdtsc() - t0;
+        n->kicks++;
     }
 }
 
@@ -523,10 +530,6 @@ static struct nic *vnet_init(struct vnet *v, const char *want)
         return NULL;
     }
     v->nic.ops = &vnet_ops;
-    v->tx_batch = (unsigned)cmdline_uint("tx-batch", 1);
-    if (!v->tx_batch || v->tx_batch > 128) {
-        v->tx_batch = 1;
-    }
     report("virtio transport=%s ring=%s features=0x%lx qsize=%u/%u hdr=%zu", v->kind == VT_LEGACY ? "legacy"
            : v->kind == VT_MODERN ? "modern" : v->mmio_v1 ? "mmio-v1" : "mmio-v2", packed ? "packed" : "split",
            v->features, v->rxq.size, v->txq.size, v->hdr_len);
