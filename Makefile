@@ -2,12 +2,15 @@
 #   make demo    - build and boot the test guest on -netdev user + virtio-net-pci
 #   make check   - the full test suite
 #   make fuzz-smoke / make fuzz TARGET=x   - libFuzzer targets (clang)
+#   make bench   - benchmarks vs QEMU (release build in build-bench; by hand, never in check)
 BUILD ?= build
 FUZZ_BUILD ?= build-fuzz
 MESON_OPTS ?=
 TARGET ?=
+BENCH_BUILD ?= build-bench
+BENCH_ARGS ?=
 
-.PHONY: all deps build demo check fuzz fuzz-smoke clean
+.PHONY: all deps build demo check fuzz fuzz-smoke bench clean
 
 all: build
 
@@ -38,6 +41,15 @@ fuzz-smoke: deps $(FUZZ_BUILD)/build.ninja
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	sh scripts/fuzz.sh build $(FUZZ_BUILD)
 	sh scripts/fuzz.sh run $(FUZZ_BUILD) $(TARGET)
+
+$(BENCH_BUILD)/build.ninja:
+	@sh scripts/install-deps.sh
+	meson setup $(BENCH_BUILD) -Dbuildtype=release
+
+bench: deps $(BENCH_BUILD)/build.ninja
+	ninja -C $(BENCH_BUILD)
+	python3 bench/bench.py --build $(BENCH_BUILD) $(BENCH_ARGS)
+	python3 bench/qtest-bench.py --build $(BENCH_BUILD)
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -188,10 +188,16 @@ static void loop_init(void)
     g_main_context_set_poll_func(ctx, qnic_poll);
     s = g_source_new(&bh_source_funcs, sizeof(GSource));
     g_source_set_name(s, "qnic-bh");
+    /* Nothing dispatches the loop recursively; letting sources "recurse"
+     * stops GLib from blocking and unblocking their fds around each
+     * dispatch, which costs a wakeup-eventfd write every time (measured:
+     * 9 -> 5.8 syscalls per received frame, see docs/benchmarks.md). */
+    g_source_set_can_recurse(s, TRUE);
     g_source_attach(s, ctx);
     g_source_unref(s);
     s = g_source_new(&timer_source_funcs, sizeof(GSource));
     g_source_set_name(s, "qnic-timers");
+    g_source_set_can_recurse(s, TRUE);
     g_source_attach(s, ctx);
     g_source_unref(s);
 }
@@ -252,6 +258,7 @@ QnicFdWatch *qnic_fd_watch_add(int fd, GIOCondition cond, QnicFdFunc *cb, void *
     w->src = (FdSource *)g_source_new(&fd_source_funcs, sizeof(FdSource));
     w->src->w = w;
     w->src->tag = g_source_add_unix_fd(&w->src->src, fd, cond);
+    g_source_set_can_recurse(&w->src->src, TRUE);
     g_source_attach(&w->src->src, g_main_context_default());
     return w;
 }

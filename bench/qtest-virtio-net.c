@@ -1,0 +1,283 @@
+/*
+ * Device-side virtio-net throughput, with no guest CPU: a qtest client plays
+ * the driver and keeps whole rings full, so what is timed is the device and
+ * backend path (pop, map, send, push, notify) of the target, qnic-vmm
+ * (-accel qtest) or QEMU 7.2 (-accel tcg with a halted CPU), driven by the
+ * same byte-identical protocol traffic. The guest benchmarks (bench.py) are
+ * bound by this host's instruction emulation of the test guest; this one is
+ * bound by the device. Not a test: bench/qtest-bench.py runs it on both
+ * targets and prints ratios.
+ *
+ * TX: every descriptor of the ring points at a prebuilt frame; one round
+ * publishes the whole ring (one avail-idx write, or one descriptor table
+ * write for packed rings), kicks once and polls until the device has used
+ * it all. The frames leave through -netdev socket,udp= to a socket here.
+ * RX: the ring is kept full of 2 KiB buffers and frames are sent from the
+ * peer socket in chunks, at most two chunks in flight (the target's socket
+ * buffer holds only so many); frames it dropped anyway are sent again after
+ * 20 ms without progress and counted.
+ *
+ * usage: qtest-virtio-net tx|rx modern|legacy|packed FRAME_BYTES FRAMES
+ * prints: result dir=tx transport=modern size=64 frames=N time_us=T fps=F
+ */
+#include "libqtest.h"
+#include "virtio-driver.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define F(x) (1ull << (x))
+#define STRIDE 2048u
+#define RX_CHUNK 64u
+
+typedef struct {
+    int fd, dev_port;
+} Peer;
+
+static Peer peer;
+static unsigned long long peer_rx;
+
+static int udp_bind_any(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int big = 8 << 20;
+
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        perror("udp socket");
+        exit(1);
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    return fd;
+}
+
+static int port_of(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t l = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    return ntohs(a.sin_port);
+}
+
+/* Count (and discard) what the device sent; never blocks. */
+static void peer_drain(void)
+{
+    static uint8_t buf[65536];
+    while (recv(peer.fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+        peer_rx++;
+    }
+}
+
+static void make_frame(uint8_t *f, size_t len, unsigned tag)
+{
+    static const uint8_t dst[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+    static const uint8_t src[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
+
+    memcpy(f, dst, 6);
+    memcpy(f + 6, src, 6);
+    f[12] = 0x88;
+    f[13] = 0xb5;           /* local experimental ethertype */
+    for (size_t i = 14; i < len; i++) {
+        f[i] = (uint8_t)(i + tag);
+    }
+}
+
+static void le16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
+static void le32(uint8_t *p, uint32_t v) { le16(p, v); le16(p + 2, v >> 16); }
+static void le64(uint8_t *p, uint64_t v) { le32(p, v); le32(p + 4, v >> 32); }
+
+/* One descriptor table image: split (16 bytes: addr len flags next) or
+ * packed (16 bytes: addr len id flags) for the given wrap counter. */
+static void build_descs(uint8_t *t, unsigned n, uint64_t bufs, uint32_t len, bool write, bool packed,
+                        bool wrap)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t *d = t + 16 * i;
+        le64(d, bufs + (uint64_t)i * STRIDE);
+        le32(d + 8, len);
+        if (packed) {
+            uint16_t fl = (write ? VRING_DESC_F_WRITE : 0) |
+                          (wrap ? 1u << VRING_PACKED_DESC_F_AVAIL : 1u << VRING_PACKED_DESC_F_USED);
+            le16(d + 12, i);
+            le16(d + 14, fl);
+        } else {
+            le16(d + 12, write ? VRING_DESC_F_WRITE : 0);
+            le16(d + 14, 0);
+        }
+    }
+}
+
+static gint64 now_us(void)
+{
+    return g_get_monotonic_time();
+}
+
+/* Buffers the device has used so far in this round (0..n). */
+static unsigned used_count(VDev *d, VdQueue *q, uint16_t round_start, bool wrap, unsigned n)
+{
+    if (!q->packed) {
+        return (uint16_t)(qtest_readw(d->qts, q->used + 2) - round_start);
+    }
+    /* Packed: the device writes used descriptors in ring order from slot 0;
+     * binary search for the last slot whose flags say used in this wrap. */
+    unsigned lo = 0, hi = n;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        uint16_t fl = qtest_readw(d->qts, q->desc + 16ull * mid + 14);
+        bool av = fl & (1u << VRING_PACKED_DESC_F_AVAIL), us = fl & (1u << VRING_PACKED_DESC_F_USED);
+        if (av == us && us == wrap) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s tx|rx modern|legacy|packed FRAME_BYTES FRAMES\n", argv[0]);
+        return 2;
+    }
+    bool tx = !strcmp(argv[1], "tx");
+    const char *mode = argv[2];
+    size_t size = strtoul(argv[3], NULL, 0);
+    unsigned long long frames = strtoull(argv[4], NULL, 0);
+    bool packed = !strcmp(mode, "packed"), legacy = !strcmp(mode, "legacy");
+    if (size < 60 || size > 1514 || !frames) {
+        fprintf(stderr, "FRAME_BYTES must be 60..1514 and FRAMES > 0\n");
+        return 2;
+    }
+
+    peer.fd = udp_bind_any();
+    int dev_fd = udp_bind_any();
+    peer.dev_port = port_of(dev_fd);
+    close(dev_fd);
+    QTestState *qts = qtest_initf(QTEST_FLAG_RUNNING,
+                                  "-netdev socket,id=n0,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d "
+                                  "-device virtio-net-pci,netdev=n0,addr=4%s",
+                                  port_of(peer.fd), peer.dev_port,
+                                  legacy ? ",disable-modern=on" : packed ? ",packed=on" : "");
+    VDev d;
+    int devfn = vd_pci_find(qts, 0x1000);
+    if (devfn < 0) {
+        fprintf(stderr, "virtio-net-pci not found\n");
+        return 1;
+    }
+    vd_pci_init(&d, qts, devfn, legacy ? VD_PCI_LEGACY : VD_PCI_MODERN);
+    uint64_t want = F(VIRTIO_NET_F_MAC) | (legacy ? 0 : F(VIRTIO_F_VERSION_1)) |
+                    (packed ? F(VIRTIO_F_RING_PACKED) : 0);
+    if (!vd_negotiate(&d, want)) {
+        fprintf(stderr, "FEATURES_OK refused\n");
+        return 1;
+    }
+    vd_setup_queues(&d, 2, 0);
+    vd_driver_ok(&d);
+    unsigned hl = legacy ? 10 : 12;
+    unsigned qi = tx ? 1 : 0;
+    VdQueue *q = &d.q[qi];
+    unsigned n = q->num;
+    if (packed != q->packed) {
+        fprintf(stderr, "ring type mismatch\n");
+        return 1;
+    }
+
+    uint64_t bufs = qtest_guest_alloc(qts, (size_t)n * STRIDE, 4096);
+    g_autofree uint8_t *img = g_malloc0((size_t)n * STRIDE);
+    g_autofree uint8_t *descs = g_malloc0(16 * n);
+    uint8_t frame[1514];
+    uint32_t dlen = tx ? (uint32_t)(hl + size) : STRIDE;
+    if (tx) {
+        for (unsigned i = 0; i < n; i++) {
+            make_frame(img + (size_t)i * STRIDE + hl, size, i);
+        }
+        qtest_bufwrite(qts, bufs, img, (size_t)n * STRIDE);
+    }
+    if (!packed) {
+        /* Static split ring: slot i holds descriptor i forever, so a round
+         * is just an avail-idx bump. */
+        build_descs(descs, n, bufs, dlen, !tx, false, false);
+        qtest_bufwrite(qts, q->desc, descs, 16 * n);
+        for (unsigned i = 0; i < n; i++) {
+            le16(descs + 2 * i, i);
+        }
+        qtest_bufwrite(qts, q->avail + 4, descs, 2 * n);
+    }
+    make_frame(frame, size, 0);
+
+    bool wrap = true;
+    uint16_t avail = 0;
+    unsigned long long done = 0, sent = 0;
+    unsigned long long resends = 0;
+    unsigned chunk = size > 600 ? 16 : RX_CHUNK;
+    gint64 t0 = now_us();
+    while (done < frames) {
+        uint16_t start = avail;
+        if (packed) {
+            build_descs(descs, n, bufs, dlen, !tx, true, wrap);
+            qtest_bufwrite(qts, q->desc, descs, 16 * n);
+        } else {
+            avail += n;
+            qtest_writew(qts, q->avail + 2, avail);
+        }
+        vd_kick(&d, qi);
+        unsigned got = 0;
+        gint64 last_progress = now_us(), last_resend = 0;
+        while (got < n) {
+            if (!tx) {
+                /* keep at most two chunks in flight */
+                while (sent - done - got < 2 * chunk && sent < done + n) {
+                    struct sockaddr_in a = { .sin_family = AF_INET,
+                                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                             .sin_port = htons(peer.dev_port) };
+                    for (unsigned k = 0; k < chunk && sent < done + n; k++, sent++) {
+                        if (sendto(peer.fd, frame, size, 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
+                            perror("sendto");
+                            return 1;
+                        }
+                    }
+                }
+            } else {
+                peer_drain();
+            }
+            unsigned u = used_count(&d, q, start, wrap, n);
+            if (u != got) {
+                got = u;
+                last_progress = now_us();
+                last_resend = 0;
+            } else if (now_us() - last_progress > 5000000) {
+                fprintf(stderr, "stalled: %u of %u used after 5 s\n", got, n);
+                return 1;
+            } else if (!tx && sent > done + got && now_us() - MAX(last_progress, last_resend) > 20000) {
+                /* frames dropped by the target's full socket buffer: send
+                 * the missing ones again (counted in rx_resends) */
+                resends += sent - done - got;
+                sent = done + got;
+                last_resend = now_us();
+            } else if (tx) {
+                g_usleep(50);
+            }
+        }
+        done += n;
+        wrap = !wrap;
+    }
+    gint64 dt = now_us() - t0;
+    g_usleep(100000);
+    peer_drain();
+    printf("result dir=%s transport=%s size=%zu frames=%llu time_us=%lld fps=%llu peer_rx=%llu "
+           "rx_resends=%llu\n", tx ? "tx" : "rx", mode, size, done, (long long)dt,
+           dt ? done * 1000000ull / (unsigned long long)dt : 0, tx ? peer_rx : 0, resends);
+    qtest_quit(qts);
+    return 0;
+}
