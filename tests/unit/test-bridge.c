@@ -9,6 +9,8 @@
  * runs in a subprocess with a time limit.
  */
 #include "test-tap-helpers.h"
+#include <sys/mount.h>
+#include <sys/stat.h>
 
 #include <fcntl.h>
 #include <sched.h>
@@ -95,6 +97,8 @@ static void check_traffic(QnicNetdev *nd)
     test_sink_free(s);
 }
 
+#define QEMU_BRIDGE_HELPER "/usr/lib/qemu/qemu-bridge-helper"
+
 static void bridge_child(void)
 {
     g_autofree char *nsa = ns_name(getppid(), 0), *nsb = ns_name(getppid(), 1);
@@ -141,6 +145,30 @@ static void bridge_child(void)
     check_traffic(nd);
     qnic_netdev_del(nd);
 
+    /* QEMU's own helper speaks the same protocol. It only reads
+     * /etc/qemu/bridge.conf: give it one in a private mount namespace
+     * (a tmpfs over /etc/qemu), so the host's configuration is untouched. */
+    if (access(QEMU_BRIDGE_HELPER, X_OK) == 0) {
+        bool made_dir = mkdir("/etc/qemu", 0755) == 0;
+        g_assert_cmpint(unshare(CLONE_NEWNS), ==, 0);
+        g_assert_cmpint(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), ==, 0);
+        g_assert_cmpint(mount("tmpfs", "/etc/qemu", "tmpfs", 0, "size=64k"), ==, 0);
+        g_assert_true(g_file_set_contents("/etc/qemu/bridge.conf", "allow qbr0\n", -1, NULL));
+        nd = qnic_netdev_add_str("bridge,id=bq,br=qbr0,helper=" QEMU_BRIDGE_HELPER, &err);
+        g_assert_no_error(err);
+        check_traffic(nd);
+        qnic_netdev_del(nd);
+        /* QEMU's helper refuses a bridge its ACL does not allow. */
+        expect_error("bridge,id=bq1,br=qbr1,helper=" QEMU_BRIDGE_HELPER, "helper");
+        g_test_message("QEMU bridge helper: traffic crossed, ACL deny refused");
+        umount("/etc/qemu");
+        if (made_dir) {
+            rmdir("/etc/qemu");
+        }
+    } else {
+        g_test_message("no %s: QEMU helper interop not checked", QEMU_BRIDGE_HELPER);
+    }
+
     /* A deny wins over an allow, wherever it is. */
     expect_error("bridge,id=b1,br=qbr1", "access denied by acl file");
     g_setenv("QNIC_BRIDGE_CONF", acl_denyall, TRUE);
@@ -179,7 +207,7 @@ static void test_bridge(void)
     g_assert_cmpint(test_sh("ip netns add %s && ip netns add %s && ip -n %s link set lo up", nsa,
                             nsb, nsb), ==, 0);
     g_test_trap_subprocess("/bridge/helper-acl-traffic", 60 * G_USEC_PER_SEC,
-                           G_TEST_SUBPROCESS_INHERIT_STDERR);
+                           G_TEST_SUBPROCESS_INHERIT_STDERR | G_TEST_SUBPROCESS_INHERIT_STDOUT);
     /* Deleting ns a removes its bridge, veth (and so qve1 in b) and taps. */
     test_sh("ip netns del %s; ip netns del %s", nsa, nsb);
     g_test_trap_assert_passed();
