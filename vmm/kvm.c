@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
@@ -66,8 +67,22 @@ typedef struct KvmIoeventfd {
     struct kvm_ioeventfd k;     /* as registered, for the deassign */
 } KvmIoeventfd;
 
+/* An MSI message with its own GSI route and irqfd: the first time a
+ * message is seen it gets a route; every later one is an eventfd write. */
+#define KVM_MSI_ROUTES 64
+#define KVM_MSI_GSI_BASE 24     /* after the IOAPIC's 24 pins */
+
+typedef struct KvmMsiRoute {
+    uint64_t addr;
+    uint32_t data;
+    int fd;                     /* irqfd, -1 = free */
+} KvmMsiRoute;
+
 struct KvmState {
     int kvm_fd, vm_fd;
+    KvmMsiRoute msi_routes[KVM_MSI_ROUTES];
+    unsigned nr_msi_routes;
+    bool msi_routes_failed;     /* fall back to KVM_SIGNAL_MSI */
     size_t run_size;
     QnicMachine *m;
     QnicAsListener mem_listener, io_listener;
@@ -121,9 +136,91 @@ static void kvm_set_gsi(void *opaque, unsigned gsi, int level)
     }
 }
 
+/* The whole routing table: KVM_SET_GSI_ROUTING replaces the default one,
+ * so the irqchip routes (GSI 0-15 to both PICs and the IOAPIC, 16-23 to the
+ * IOAPIC, as the kernel sets them up) go in first, then one MSI route per
+ * cached message. */
+static bool kvm_set_routes(KvmState *k)
+{
+    unsigned n = 16 + 24 + k->nr_msi_routes;
+    g_autofree struct kvm_irq_routing *t =
+        g_malloc0(sizeof(*t) + n * sizeof(struct kvm_irq_routing_entry));
+    struct kvm_irq_routing_entry *e = t->entries;
+
+    for (unsigned gsi = 0; gsi < 24; gsi++) {
+        if (gsi < 16) {
+            *e++ = (struct kvm_irq_routing_entry){
+                .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+                .u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
+                                                  : KVM_IRQCHIP_PIC_SLAVE, .pin = gsi % 8 },
+            };
+        }
+        *e++ = (struct kvm_irq_routing_entry){
+            .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+            .u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi },
+        };
+    }
+    for (unsigned i = 0; i < k->nr_msi_routes; i++) {
+        KvmMsiRoute *r = &k->msi_routes[i];
+        *e++ = (struct kvm_irq_routing_entry){
+            .gsi = KVM_MSI_GSI_BASE + i, .type = KVM_IRQ_ROUTING_MSI,
+            .u.msi = { .address_lo = (uint32_t)r->addr, .address_hi = (uint32_t)(r->addr >> 32),
+                       .data = r->data },
+        };
+    }
+    t->nr = (uint32_t)(e - t->entries);
+    return ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, t) == 0;
+}
+
+/* The irqfd for a message, creating its route on first use; -1 when the
+ * cache is full or routing is unavailable. */
+static int kvm_msi_irqfd(KvmState *k, uint64_t addr, uint32_t data)
+{
+    KvmMsiRoute *r;
+    struct kvm_irqfd irqfd;
+
+    for (unsigned i = 0; i < k->nr_msi_routes; i++) {
+        if (k->msi_routes[i].addr == addr && k->msi_routes[i].data == data) {
+            return k->msi_routes[i].fd;
+        }
+    }
+    if (k->msi_routes_failed || k->nr_msi_routes == KVM_MSI_ROUTES) {
+        return -1;
+    }
+    r = &k->msi_routes[k->nr_msi_routes];
+    r->addr = addr;
+    r->data = data;
+    r->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->fd < 0) {
+        k->msi_routes_failed = true;
+        return -1;
+    }
+    k->nr_msi_routes++;
+    irqfd = (struct kvm_irqfd){ .fd = (uint32_t)r->fd,
+                                .gsi = KVM_MSI_GSI_BASE + k->nr_msi_routes - 1 };
+    if (!kvm_set_routes(k) || ioctl(k->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+        qnic_warn("KVM MSI routing unavailable (%s): using KVM_SIGNAL_MSI", g_strerror(errno));
+        close(r->fd);
+        k->nr_msi_routes--;
+        k->msi_routes_failed = true;
+        kvm_set_routes(k);
+        return -1;
+    }
+    return r->fd;
+}
+
+static void kvm_msi_routes_free(KvmState *k)
+{
+    for (unsigned i = 0; i < k->nr_msi_routes; i++) {
+        close(k->msi_routes[i].fd);
+    }
+    k->nr_msi_routes = 0;
+}
+
 static void kvm_msi(void *opaque, uint64_t addr, uint32_t data)
 {
     KvmState *k = opaque;
+    int fd;
     struct kvm_msi msi = {
         .address_lo = (uint32_t)addr,
         .address_hi = (uint32_t)(addr >> 32),
@@ -132,6 +229,15 @@ static void kvm_msi(void *opaque, uint64_t addr, uint32_t data)
 
     if (k->vm_fd < 0) {
         return;
+    }
+    /* A guest reprograms vectors rarely, so messages repeat: after the
+     * first, each one is a write to its irqfd (the same path vhost uses). */
+    fd = kvm_msi_irqfd(k, addr, data);
+    if (fd >= 0) {
+        uint64_t one = 1;
+        if (write(fd, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN) {
+            return;
+        }
     }
     /* 0 means the guest's LAPIC setup dropped it; only a failure is ours. */
     if (ioctl(k->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 && !k->msi_warned) {
@@ -1002,6 +1108,7 @@ static void kvm_cleanup(QnicMachine *m)
         k->ioeventfds = NULL;
     }
     /* Interrupt hooks may still fire while devices are destroyed. */
+    kvm_msi_routes_free(k);
     if (k->vm_fd >= 0) {
         close(k->vm_fd);
         k->vm_fd = -1;
