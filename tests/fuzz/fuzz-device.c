@@ -18,7 +18,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#ifndef FUZZ_DEVICE
+/* FUZZ_DEVICE names one -device string; FUZZ_DEVICES (fuzz-multi.c) lists
+ * several PCI NICs on one machine, so that one device's DMA can reach
+ * another's registers (the cross-device reentrancy class). With several
+ * devices the BAR selector byte ranges over all their BARs and each config
+ * op takes one more byte first (which device); with one, the encoding is
+ * unchanged. */
+#ifdef FUZZ_DEVICE
+#define FUZZ_DEVICES FUZZ_DEVICE
+#endif
+#ifndef FUZZ_DEVICES
 #error "FUZZ_DEVICE must name the -device string"
 #endif
 #ifndef FUZZ_NETDEVS
@@ -32,10 +41,17 @@
 #define MAX_OPS 2048
 
 static const char *const netdevs[] = { FUZZ_NETDEVS, NULL };
+static const char *const devices[] = { FUZZ_DEVICES, NULL };
+#define MAX_DEVS 4
+
+/* What a replay can check after an input ran (see fuzz.h). */
+uint64_t fuzz_frames_out;
+void (*fuzz_after_run)(QnicMachine *m);
 
 /* The far end of the backend: a client the fuzzer sends frames from. */
 static ssize_t sink_receive(QnicNetClient *nc, const struct iovec *iov, int iovcnt)
 {
+    fuzz_frames_out++;
     return (ssize_t)qnic_iov_size(iov, iovcnt);
 }
 
@@ -47,22 +63,21 @@ static const QnicNetClientOps sink_ops = {
 typedef struct {
     QnicMachine *m;
     QnicDevice *dev;
-    QnicPciDevice *pci;
+    QnicPciDevice *pci;             /* the first device, if PCI */
+    QnicPciDevice *pcis[MAX_DEVS];  /* every PCI device */
+    unsigned npci;
     QnicNetClient *peer;
     QnicNetClient *peer_backend;
-    uint64_t bar_addr[QNIC_PCI_NUM_BARS];
-    uint64_t bar_size[QNIC_PCI_NUM_BARS];
-    bool bar_io[QNIC_PCI_NUM_BARS];
+    uint64_t bar_addr[QNIC_PCI_NUM_BARS * MAX_DEVS];
+    uint64_t bar_size[QNIC_PCI_NUM_BARS * MAX_DEVS];
+    bool bar_io[QNIC_PCI_NUM_BARS * MAX_DEVS];
     unsigned nbars;
-    int bar_index[QNIC_PCI_NUM_BARS];
+    int bar_index[QNIC_PCI_NUM_BARS * MAX_DEVS];
 } Ctx;
 
-static void place_bars(Ctx *c)
+/* Assign d's BARs from *mmio / *io upwards and enable it. */
+static void place_device_bars(Ctx *c, QnicPciDevice *d, uint64_t *mmio, uint32_t *io)
 {
-    QnicPciDevice *d = c->pci;
-    uint64_t mmio = MMIO_BASE;
-    uint32_t io = IO_BASE;
-
     for (int i = 0; i < QNIC_PCI_NUM_BARS; i++) {
         QnicPciBar *b = &d->bars[i];
         unsigned off = PCI_BASE_ADDRESS_0 + 4 * i;
@@ -70,18 +85,18 @@ static void place_bars(Ctx *c)
             continue;
         }
         if (b->type & QNIC_PCI_BAR_IO) {
-            io = QNIC_ALIGN_UP(io, (uint32_t)b->size);
-            qnic_pci_config_write(d, off, io, 4);
-            c->bar_addr[c->nbars] = io;
-            io += b->size;
+            *io = QNIC_ALIGN_UP(*io, (uint32_t)b->size);
+            qnic_pci_config_write(d, off, *io, 4);
+            c->bar_addr[c->nbars] = *io;
+            *io += b->size;
         } else {
-            mmio = QNIC_ALIGN_UP(mmio, b->size);
-            qnic_pci_config_write(d, off, (uint32_t)mmio, 4);
+            *mmio = QNIC_ALIGN_UP(*mmio, b->size);
+            qnic_pci_config_write(d, off, (uint32_t)*mmio, 4);
             if (b->type & QNIC_PCI_BAR_MEM64) {
-                qnic_pci_config_write(d, off + 4, (uint32_t)(mmio >> 32), 4);
+                qnic_pci_config_write(d, off + 4, (uint32_t)(*mmio >> 32), 4);
             }
-            c->bar_addr[c->nbars] = mmio;
-            mmio += b->size;
+            c->bar_addr[c->nbars] = *mmio;
+            *mmio += b->size;
         }
         c->bar_size[c->nbars] = b->size;
         c->bar_io[c->nbars] = b->type & QNIC_PCI_BAR_IO;
@@ -92,12 +107,24 @@ static void place_bars(Ctx *c)
                           PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
 }
 
+static void place_bars(Ctx *c)
+{
+    uint64_t mmio = MMIO_BASE;
+    uint32_t io = IO_BASE;
+
+    c->nbars = 0;       /* placed again after each system reset */
+    for (unsigned k = 0; k < c->npci; k++) {
+        place_device_bars(c, c->pcis[k], &mmio, &io);
+    }
+}
+
 static bool setup(Ctx *c)
 {
     QnicMachineConfig cfg = { .ram_size = RAM_SIZE };
     g_autoptr(GError) err = NULL;
 
     memset(c, 0, sizeof(*c));
+    fuzz_frames_out = 0;
     qnic_clock_set_mode(QNIC_CLOCK_MANUAL);
     qnic_clock_reset();
     c->m = qnic_machine_new(&cfg, &err);
@@ -111,13 +138,21 @@ static bool setup(Ctx *c)
             abort();
         }
     }
-    c->dev = qnic_device_create_str(c->m, FUZZ_DEVICE, &err);
-    if (!c->dev) {
-        fprintf(stderr, "fuzz: -device %s: %s\n", FUZZ_DEVICE, err->message);
-        abort();
+    for (int i = 0; devices[i] && i < MAX_DEVS; i++) {
+        QnicDevice *d = qnic_device_create_str(c->m, devices[i], &err);
+        if (!d) {
+            fprintf(stderr, "fuzz: -device %s: %s\n", devices[i], err->message);
+            abort();
+        }
+        if (!c->dev) {
+            c->dev = d;
+        }
+        if (d->cls->bus && g_str_equal(d->cls->bus, "pci")) {
+            c->pcis[c->npci++] = (QnicPciDevice *)d;
+        }
     }
-    if (c->dev->cls->bus && g_str_equal(c->dev->cls->bus, "pci")) {
-        c->pci = (QnicPciDevice *)c->dev;
+    if (c->npci && c->dev == &c->pcis[0]->dev) {
+        c->pci = c->pcis[0];
         place_bars(c);
     }
     QnicNetdev *pn = qnic_netdev_find("peer");
@@ -200,18 +235,20 @@ static void run(Ctx *c, const uint8_t *data, size_t size)
             break;
         case 2: /* config write (also remaps BARs, toggles bus mastering) */
             if (c->pci) {
+                QnicPciDevice *d = c->npci > 1 ? c->pcis[fuzz_u8(&in) % c->npci] : c->pci;
                 uint8_t off = fuzz_u8(&in);
                 sz = access_size(fuzz_u8(&in)) & 7;
                 v = fuzz_u32(&in);
                 if (sz == 8) {
                     sz = 4;
                 }
-                qnic_pci_config_write(c->pci, off & ~(sz - 1), (uint32_t)v, sz);
+                qnic_pci_config_write(d, off & ~(sz - 1), (uint32_t)v, sz);
             }
             break;
         case 3: /* config read */
             if (c->pci) {
-                qnic_pci_config_read(c->pci, fuzz_u8(&in), 4);
+                QnicPciDevice *d = c->npci > 1 ? c->pcis[fuzz_u8(&in) % c->npci] : c->pci;
+                qnic_pci_config_read(d, fuzz_u8(&in), 4);
             }
             break;
         case 4: { /* RAM write: rings, descriptors and buffers */
@@ -272,6 +309,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     setup(&c);
     run(&c, data, size);
+    if (fuzz_after_run) {
+        fuzz_after_run(c.m);
+    }
     teardown(&c);
     return 0;
 }

@@ -30,4 +30,13 @@ static inline uint64_t fuzz_u64(FuzzIn *in) { uint64_t v; fuzz_bytes(in, &v, 8);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Observations of the device harness (fuzz-device.c) that replay.c checks
+ * against a reproducer's NAME.expect file: frames the device sent to the
+ * wire during the last input, and a hook run after an input, while its
+ * machine still exists (guest RAM can be inspected). Weak in replay.c so
+ * that targets without a machine link too. */
+typedef struct QnicMachine QnicMachine;
+extern uint64_t fuzz_frames_out;
+extern void (*fuzz_after_run)(QnicMachine *m);
+
 #endif
