@@ -11,6 +11,7 @@
  */
 #include "libqtest.h"
 #include "e1000-driver.h"
+#include "qtest-net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,77 +27,16 @@ static const uint8_t peer_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
 
 /* ---- the socket peer ---- */
 
-typedef struct Peer {
-    int lfd, fd;
-    int port;
-} Peer;
-
-static void peer_listen(Peer *p)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t sl = sizeof(sa);
-    p->fd = -1;
-    p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert_cmpint(p->lfd, >=, 0);
-    g_assert_cmpint(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
-    g_assert_cmpint(listen(p->lfd, 1), ==, 0);
-    g_assert_cmpint(getsockname(p->lfd, (struct sockaddr *)&sa, &sl), ==, 0);
-    p->port = ntohs(sa.sin_port);
-}
-
-static bool peer_accept(Peer *p)
-{
-    struct pollfd pfd = { .fd = p->lfd, .events = POLLIN };
-    if (poll(&pfd, 1, 10000) != 1) {
-        return false;
-    }
-    p->fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-    return p->fd >= 0;
-}
-
-static void peer_close(Peer *p)
-{
-    if (p->fd >= 0) {
-        close(p->fd);
-    }
-    close(p->lfd);
-}
-
-static void peer_send(Peer *p, const void *frame, size_t len)
-{
-    uint32_t be = htonl((uint32_t)len);
-    g_assert_cmpint(write(p->fd, &be, 4), ==, 4);
-    g_assert_cmpint(write(p->fd, frame, len), ==, (ssize_t)len);
-}
-
-static bool read_full(int fd, void *buf, size_t len, int timeout_ms)
-{
-    uint8_t *b = buf;
-    size_t got = 0;
-    while (got < len) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        if (poll(&pfd, 1, timeout_ms) != 1) {
-            return false;
-        }
-        ssize_t n = read(fd, b + got, len - got);
-        if (n <= 0) {
-            return false;
-        }
-        got += n;
-    }
-    return true;
-}
-
 /* Next frame from the NIC, or -1 after timeout_ms. */
-static int peer_recv(Peer *p, void *buf, size_t cap, int timeout_ms)
+static int peer_recv(QtestNetPeer *p, void *buf, size_t cap, int timeout_ms)
 {
     uint32_t be;
-    if (!read_full(p->fd, &be, 4, timeout_ms)) {
+    if (!qtest_net_read_full(p->fd, &be, 4, timeout_ms)) {
         return -1;
     }
     size_t len = ntohl(be);
     g_assert_cmpuint(len, <=, cap);
-    g_assert_true(read_full(p->fd, buf, len, 2000));
+    g_assert_true(qtest_net_read_full(p->fd, buf, len, 2000));
     return (int)len;
 }
 
@@ -105,7 +45,7 @@ static int peer_recv(Peer *p, void *buf, size_t cap, int timeout_ms)
 typedef struct Fixture {
     QTestState *qts;
     E1kDev d;
-    Peer peer;
+    QtestNetPeer peer;
     bool has_peer;
 } Fixture;
 
@@ -115,7 +55,7 @@ static bool fixture_start(Fixture *f, const char *model, bool with_peer, const c
     g_autofree char *err = NULL;
     memset(f, 0, sizeof(*f));
     if (with_peer) {
-        peer_listen(&f->peer);
+        qtest_net_peer_listen(&f->peer);
         args = g_strdup_printf("-netdev socket,id=n0,connect=127.0.0.1:%d "
                                "-device %s,netdev=n0,mac=52:54:00:12:34:56,addr=4 %s",
                                f->peer.port, model, extra ? extra : "");
@@ -126,13 +66,13 @@ static bool fixture_start(Fixture *f, const char *model, bool with_peer, const c
     f->qts = qtest_try_init(QTEST_FLAG_RUNNING, args, &err);
     if (!f->qts) {
         if (with_peer) {
-            peer_close(&f->peer);
+            qtest_net_peer_close(&f->peer);
         }
         g_test_message("target did not start: %s", err ? err : "?");
         return false;
     }
     if (with_peer) {
-        g_assert_true(peer_accept(&f->peer));
+        g_assert_true(qtest_net_peer_accept(&f->peer));
         f->has_peer = true;
     }
     e1kd_init(&f->d, f->qts);
@@ -145,7 +85,7 @@ static void fixture_stop(Fixture *f)
     e1kd_free(&f->d);
     qtest_quit(f->qts);
     if (f->has_peer) {
-        peer_close(&f->peer);
+        qtest_net_peer_close(&f->peer);
     }
 }
 
@@ -427,7 +367,7 @@ static void test_traffic(void)
 
     /* RX: unicast to our MAC. */
     len = make_tcp4(fr, our_mac, 200, false);
-    peer_send(&f.peer, fr, len);
+    qtest_net_peer_send(&f.peer, fr, len);
     n = rx_wait(&f, got, sizeof(got), &st, &er, NULL);
     g_assert_cmpint(n, ==, (int)len);
     g_assert_cmpmem(got, n, fr, len);
@@ -441,11 +381,11 @@ static void test_traffic(void)
     static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0x01, 0x02, 0x03 };
     static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
     len = make_tcp4(fr, other, 10, false);
-    peer_send(&f.peer, fr, len);
+    qtest_net_peer_send(&f.peer, fr, len);
     len = make_tcp4(fr, mcast, 11, false);
-    peer_send(&f.peer, fr, len);
+    qtest_net_peer_send(&f.peer, fr, len);
     len = make_tcp4(fr, bcast, 12, false);     /* BAM is on */
-    peer_send(&f.peer, fr, len);
+    qtest_net_peer_send(&f.peer, fr, len);
     n = rx_wait(&f, got, sizeof(got), NULL, NULL, NULL);
     g_assert_cmpint(n, ==, 54 + 12);
     g_assert_cmpmem(got, 6, bcast, 6);
@@ -453,33 +393,33 @@ static void test_traffic(void)
     unsigned h = ((mcast[4] >> 4) | (mcast[5] << 4)) & 0xfff;
     e1kd_wr(d, E1000_MTA + 4 * (h >> 5), 1u << (h & 31));
     len = make_tcp4(fr, mcast, 13, false);
-    peer_send(&f.peer, fr, len);
+    qtest_net_peer_send(&f.peer, fr, len);
     n = rx_wait(&f, got, sizeof(got), NULL, NULL, NULL);
     g_assert_cmpint(n, ==, 54 + 13);
     g_assert_cmpmem(got, 6, mcast, 6);
     /* Promiscuous unicast. */
     e1kd_wr(d, E1000_RCTL, e1kd_rd(d, E1000_RCTL) | E1000_RCTL_UPE);
     len = make_tcp4(fr, other, 14, false);
-    peer_send(&f.peer, fr, len);
+    qtest_net_peer_send(&f.peer, fr, len);
     n = rx_wait(&f, got, sizeof(got), NULL, NULL, NULL);
     g_assert_cmpint(n, ==, 54 + 14);
 
     /* Undersized frame: padded to 60 bytes. */
-    peer_send(&f.peer, fr, 20);
+    qtest_net_peer_send(&f.peer, fr, 20);
     n = rx_wait(&f, got, sizeof(got), NULL, NULL, NULL);
     g_assert_cmpint(n, ==, 60);
     g_assert_cmpmem(got, 20, fr, 20);
     /* Oversized without LPE: dropped (ROC); with LPE: accepted. */
     e1kd_rd(d, E1000_ROC);
     memset(fr + 54, 0x5a, 2000 - 54);
-    peer_send(&f.peer, fr, 2000);
+    qtest_net_peer_send(&f.peer, fr, 2000);
     len = make_tcp4(fr, our_mac, 15, false);
-    peer_send(&f.peer, fr, len);
+    qtest_net_peer_send(&f.peer, fr, len);
     n = rx_wait(&f, got, sizeof(got), NULL, NULL, NULL);
     g_assert_cmpint(n, ==, 54 + 15);
     g_assert_cmpuint(e1kd_rd(d, E1000_ROC), ==, 1);
     e1kd_wr(d, E1000_RCTL, e1kd_rd(d, E1000_RCTL) | E1000_RCTL_LPE);
-    peer_send(&f.peer, fr, 2000);
+    qtest_net_peer_send(&f.peer, fr, 2000);
     n = rx_wait(&f, got, sizeof(got), NULL, NULL, NULL);
     g_assert_cmpint(n, ==, 2000);
 
@@ -503,7 +443,7 @@ static void test_rx_backpressure(void)
     e1kd_wr(d, E1000_RDT, e1kd_rd(d, E1000_RDH));
     for (int k = 0; k < 3; k++) {
         size_t len = make_tcp4(fr, our_mac, 20 + k, false);
-        peer_send(&f.peer, fr, len);
+        qtest_net_peer_send(&f.peer, fr, len);
     }
     g_usleep(200 * 1000);
     g_assert_cmpint(e1kd_rx(d, got, sizeof(got), NULL, NULL, NULL), ==, -1);
@@ -603,7 +543,7 @@ static void test_vlan(void)
     put16(tagged + 12, 0x8100);
     put16(tagged + 14, 0x2064);
     memcpy(tagged + 16, fr + 12, len - 12);
-    peer_send(&f.peer, tagged, len + 4);
+    qtest_net_peer_send(&f.peer, tagged, len + 4);
     n = rx_wait(&f, got, sizeof(got), &st, NULL, &sp);
     g_assert_cmpint(n, ==, (int)len);
     g_assert_true(st & E1000_RXD_STAT_VP);
@@ -614,9 +554,9 @@ static void test_vlan(void)
     e1kd_wr(d, E1000_VFTA + 4 * (100 >> 5), 1u << (100 & 31));
     e1kd_wr(d, E1000_RCTL, e1kd_rd(d, E1000_RCTL) | E1000_RCTL_VFE);
     put16(tagged + 14, 200);
-    peer_send(&f.peer, tagged, len + 4);
+    qtest_net_peer_send(&f.peer, tagged, len + 4);
     put16(tagged + 14, 100);
-    peer_send(&f.peer, tagged, len + 4);
+    qtest_net_peer_send(&f.peer, tagged, len + 4);
     n = rx_wait(&f, got, sizeof(got), &st, NULL, &sp);
     g_assert_cmpint(n, ==, (int)len);
     g_assert_cmphex(sp, ==, 100);
@@ -727,8 +667,8 @@ static void test_rx_null_buffer(void)
     E1kDev *d = &f.d;
     qtest_memset(f.qts, d->rx_ring, 0, 8);     /* descriptor 0: address 0 */
     size_t len = make_tcp4(fr, our_mac, 30, false);
-    peer_send(&f.peer, fr, len);
-    peer_send(&f.peer, fr, len);
+    qtest_net_peer_send(&f.peer, fr, len);
+    qtest_net_peer_send(&f.peer, fr, len);
     int n = rx_wait(&f, NULL, 0, &st, NULL, NULL);
     /* QEMU 7.2 leaves the length field as the driver wrote it (0) for a
      * null buffer; qnic reports the frame length (docs/e1000.md). */

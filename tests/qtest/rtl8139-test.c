@@ -9,6 +9,7 @@
  * allowed are the ones docs/rtl8139.md lists, each checked explicitly here.
  */
 #include "rtl8139-driver.h"
+#include "qtest-net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -476,103 +477,40 @@ static void test_c_rx_overflow(void)
 
 /* ---------------------------------------------------------------- socket */
 
-typedef struct Peer {
-    int lfd, fd;
-    int port;
-} Peer;
-
-static void peer_listen(Peer *p)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t sl = sizeof(sa);
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert_cmpint(p->lfd, >=, 0);
-    g_assert_cmpint(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
-    g_assert_cmpint(listen(p->lfd, 1), ==, 0);
-    g_assert_cmpint(getsockname(p->lfd, (struct sockaddr *)&sa, &sl), ==, 0);
-    p->port = ntohs(sa.sin_port);
-    p->fd = -1;
-}
-
-static void peer_accept(Peer *p)
-{
-    struct pollfd pfd = { .fd = p->lfd, .events = POLLIN };
-
-    g_assert_cmpint(poll(&pfd, 1, 10000), ==, 1);
-    p->fd = accept(p->lfd, NULL, NULL);
-    g_assert_cmpint(p->fd, >=, 0);
-}
-
-static void peer_close(Peer *p)
-{
-    if (p->fd >= 0) {
-        close(p->fd);
-    }
-    close(p->lfd);
-}
-
-static void peer_send(Peer *p, const void *f, size_t len)
-{
-    uint32_t be = htonl((uint32_t)len);
-    g_assert_cmpint(write(p->fd, &be, 4), ==, 4);
-    g_assert_cmpint(write(p->fd, f, len), ==, (ssize_t)len);
-}
-
-static bool read_full(int fd, void *buf, size_t n, int timeout_ms)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        ssize_t r;
-        if (poll(&pfd, 1, timeout_ms) != 1) {
-            return false;
-        }
-        r = read(fd, (uint8_t *)buf + got, n - got);
-        if (r <= 0) {
-            return false;
-        }
-        got += r;
-    }
-    return true;
-}
-
 /* A frame from the device, -1 on timeout. */
-static int peer_recv(Peer *p, void *buf, size_t cap, int timeout_ms)
+static int peer_recv(QtestNetPeer *p, void *buf, size_t cap, int timeout_ms)
 {
     uint32_t be;
     size_t len;
     uint8_t junk[256];
 
-    if (!read_full(p->fd, &be, 4, timeout_ms)) {
+    if (!qtest_net_read_full(p->fd, &be, 4, timeout_ms)) {
         return -1;
     }
     len = ntohl(be);
     g_assert_cmpuint(len, <=, 65536);
     if (len <= cap) {
-        g_assert_true(read_full(p->fd, buf, len, timeout_ms));
+        g_assert_true(qtest_net_read_full(p->fd, buf, len, timeout_ms));
     } else {
-        g_assert_true(read_full(p->fd, buf, cap, timeout_ms));
+        g_assert_true(qtest_net_read_full(p->fd, buf, cap, timeout_ms));
         for (size_t left = len - cap; left;) {
             size_t k = MIN(left, sizeof(junk));
-            g_assert_true(read_full(p->fd, junk, k, timeout_ms));
+            g_assert_true(qtest_net_read_full(p->fd, junk, k, timeout_ms));
             left -= k;
         }
     }
     return (int)len;
 }
 
-static QTestState *start_with_peer(Peer *p, RtlDev *d)
+static QTestState *start_with_peer(QtestNetPeer *p, RtlDev *d)
 {
     QTestState *qts;
     char extra[128];
 
-    peer_listen(p);
+    qtest_net_peer_listen(p);
     snprintf(extra, sizeof(extra), "-netdev socket,id=n0,connect=127.0.0.1:%d", p->port);
     qts = qtest_initf(QTEST_FLAG_RUNNING, "%s -device rtl8139,netdev=n0,mac=" MAC_STR, extra);
-    peer_accept(p);
+    g_assert_true(qtest_net_peer_accept(p));
     rtld_init(d, qts);
     rtld_reset(d);
     return qts;
@@ -580,7 +518,7 @@ static QTestState *start_with_peer(Peer *p, RtlDev *d)
 
 static void test_c_traffic(void)
 {
-    Peer p;
+    QtestNetPeer p;
     RtlDev d;
     QTestState *qts = start_with_peer(&p, &d);
     uint8_t f[1514], r[1514];
@@ -597,7 +535,7 @@ static void test_c_traffic(void)
     /* peer -> device, several, in order */
     for (int i = 0; i < 5; i++) {
         make_frame(f, dev_mac, peer_mac, 0x0800, 200 + i, i);
-        peer_send(&p, f, 200 + i);
+        qtest_net_peer_send(&p, f, 200 + i);
     }
     for (int i = 0; i < 5; i++) {
         n = rtld_c_rx_wait(&d, r, sizeof(r), &st, 5000);
@@ -607,14 +545,14 @@ static void test_c_traffic(void)
         g_assert_cmpmem(r, n, f, n);
     }
     qtest_quit(qts);
-    peer_close(&p);
+    qtest_net_peer_close(&p);
 }
 
 /* Frames from the wire that do not fit wait (RxOverflow masked, as QEMU
  * applies backpressure only then) and arrive once CAPR moves. */
 static void test_c_backpressure(void)
 {
-    Peer p;
+    QtestNetPeer p;
     RtlDev d;
     QTestState *qts = start_with_peer(&p, &d);
     uint8_t f[1500], r[1500];
@@ -624,7 +562,7 @@ static void test_c_backpressure(void)
     rtld_c_start(&d, 0, RCR_NORMAL, 0, RTL_INT_ROK);
     for (int i = 0; i < 12; i++) {
         make_frame(f, dev_mac, peer_mac, 0x0800, 1500, i);
-        peer_send(&p, f, 1500);
+        qtest_net_peer_send(&p, f, 1500);
     }
     /* let the target take what fits: 5 x 1508 bytes in 8K */
     for (int i = 0; i < 200; i++) {
@@ -646,7 +584,7 @@ static void test_c_backpressure(void)
         }
         g_assert_cmpint(got, >=, 5);
         qtest_quit(qts);
-        peer_close(&p);
+        qtest_net_peer_close(&p);
         return;
     }
     g_assert_cmpuint(rtld_r32(&d, RTL_MPC), ==, 0);
@@ -658,7 +596,7 @@ static void test_c_backpressure(void)
     }
     g_assert_cmpuint(rtld_r32(&d, RTL_MPC), ==, 0);
     qtest_quit(qts);
-    peer_close(&p);
+    qtest_net_peer_close(&p);
 }
 
 /* ---------------------------------------------------------------- timer */

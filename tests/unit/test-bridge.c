@@ -55,23 +55,6 @@ static bool cond_find(void *opaque)
     return test_sink_find(f->s, 0, f->m, NULL) >= 0;
 }
 
-static void expect_error(const char *opts, const char *substr)
-{
-    g_autoptr(GError) err = NULL;
-    QnicNetdev *nd = qnic_netdev_add_str(opts, &err);
-
-    if (nd) {
-        qnic_netdev_del(nd);
-    }
-    g_assert_null(nd);
-    g_assert_nonnull(err);
-    g_test_message("%s -> %s", opts, err->message);
-    g_assert_null(strchr(err->message, '\n'));
-    if (!strstr(err->message, substr)) {
-        g_error("error for '%s' is '%s', expected it to mention '%s'", opts, err->message, substr);
-    }
-}
-
 /* Frames from qnic through the bridge to the far namespace and back. */
 static void check_traffic(QnicNetdev *nd)
 {

@@ -127,23 +127,6 @@ static void test_framing(void)
 
 /* ---- option errors ---- */
 
-static void expect_error(const char *opts, const char *substr)
-{
-    g_autoptr(GError) err = NULL;
-    QnicNetdev *nd = qnic_netdev_add_str(opts, &err);
-
-    if (nd) {
-        qnic_netdev_del(nd);
-    }
-    g_assert_null(nd);
-    g_assert_nonnull(err);
-    g_test_message("%s -> %s", opts, err->message);
-    g_assert_null(strchr(err->message, '\n'));
-    if (!strstr(err->message, substr)) {
-        g_error("error for '%s' is '%s', expected it to mention '%s'", opts, err->message, substr);
-    }
-}
-
 static void test_errors(void)
 {
     uint16_t port = test_free_port(SOCK_DGRAM);
@@ -277,7 +260,7 @@ static void qemu_peer(bool udp)
     const char *skip = test_need_qemu();
     uint16_t pq = test_free_port(SOCK_DGRAM), pn = test_free_port(SOCK_DGRAM), ls_port;
     g_autoptr(GError) err = NULL;
-    g_autofree char *qopt = NULL, *nopt = NULL, *sopt = NULL;
+    g_autofree char *qopt = NULL, *nopt = NULL;
     int lfd, cfd;
     GPid pid;
     uint8_t f[1514];
@@ -310,20 +293,10 @@ static void qemu_peer(bool udp)
         nopt = g_strdup_printf("l2tpv3,id=n2,src=127.0.0.2,dst=127.0.0.3,txsession=0x78,"
                                "rxsession=0x77,txcookie=0x10fedcba,rxcookie=0xabcdef01,%s", common);
     }
-    sopt = g_strdup_printf("socket,id=s0,connect=127.0.0.1:%u", ls_port);
-    const char *args[] = { "-netdev", qopt, "-netdev", sopt,
-                           "-netdev", "hubport,id=hp0,hubid=0,netdev=l2",
-                           "-netdev", "hubport,id=hp1,hubid=0,netdev=s0", NULL };
-
     QnicNetdev *nd = qnic_netdev_add_str(nopt, &err);
     g_assert_no_error(err);
     TestSink *sink = test_sink_new(nd->ncs[0], "sink");
-    pid = test_qemu_start(args);
-    cfd = test_accept(lfd, 15000);
-    if (cfd < 0) {
-        test_qemu_stop_and_clean(pid);
-        g_error("QEMU did not connect its socket netdev");
-    }
+    cfd = test_qemu_start_hub_peer(qopt, "l2", lfd, ls_port, &pid);
 
     for (uint32_t i = 0; i < 4; i++) {
         /* qnic -> QEMU l2tpv3 -> hub -> socket -> us */

@@ -136,6 +136,27 @@ static G_GNUC_UNUSED char *test_name(const char *prefix)
     return g_strdup_printf("%s%d", prefix, (int)(getpid() % 100000));
 }
 
+/* ---- netdev option errors ---- */
+
+/* Adding the netdev described by opts must fail with a one-line error
+ * that mentions substr. */
+static G_GNUC_UNUSED void expect_error(const char *opts, const char *substr)
+{
+    g_autoptr(GError) err = NULL;
+    QnicNetdev *nd = qnic_netdev_add_str(opts, &err);
+
+    if (nd) {
+        qnic_netdev_del(nd);
+    }
+    g_assert_null(nd);
+    g_assert_nonnull(err);
+    g_test_message("%s -> %s", opts, err->message);
+    g_assert_null(strchr(err->message, '\n'));
+    if (!strstr(err->message, substr)) {
+        g_error("error for '%s' is '%s', expected it to mention '%s'", opts, err->message, substr);
+    }
+}
+
 /* ---- frames ---- */
 
 static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
@@ -398,6 +419,28 @@ static G_GNUC_UNUSED int test_accept(int lfd, int ms)
         return -1;
     }
     return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+/* Start QEMU with the netdev qopt (id qid) and a socket netdev that
+ * connects to lfd (listening on port), joined by a hub; returns the accepted
+ * stream socket and sets *pid to QEMU. */
+static G_GNUC_UNUSED int test_qemu_start_hub_peer(const char *qopt, const char *qid, int lfd,
+                                                  uint16_t port, GPid *pid)
+{
+    g_autofree char *sopt = g_strdup_printf("socket,id=s0,connect=127.0.0.1:%u", port);
+    g_autofree char *hub = g_strdup_printf("hubport,id=hp0,hubid=0,netdev=%s", qid);
+    const char *args[] = { "-netdev", qopt, "-netdev", sopt,
+                           "-netdev", hub,
+                           "-netdev", "hubport,id=hp1,hubid=0,netdev=s0", NULL };
+    int cfd;
+
+    *pid = test_qemu_start(args);
+    cfd = test_accept(lfd, 15000);
+    if (cfd < 0) {
+        test_qemu_stop_and_clean(*pid);
+        g_error("QEMU did not connect its socket netdev");
+    }
+    return cfd;
 }
 
 /* QEMU's stream framing: a 32-bit big-endian length, then the frame. */

@@ -56,23 +56,6 @@ static void switch_stop(Switch *sw)
     g_free(sw->sock);
 }
 
-static void expect_error(const char *opts, const char *substr)
-{
-    g_autoptr(GError) err = NULL;
-    QnicNetdev *nd = qnic_netdev_add_str(opts, &err);
-
-    if (nd) {
-        qnic_netdev_del(nd);
-    }
-    g_assert_null(nd);
-    g_assert_nonnull(err);
-    g_test_message("%s -> %s", opts, err->message);
-    g_assert_null(strchr(err->message, '\n'));
-    if (!strstr(err->message, substr)) {
-        g_error("error for '%s' is '%s', expected it to mention '%s'", opts, err->message, substr);
-    }
-}
-
 static const char *need_vde(void)
 {
 #ifndef CONFIG_VDE
@@ -160,7 +143,7 @@ static void test_qemu(void)
     const char *skip = need_vde();
     Switch sw = { .sock = (char *)g_getenv("QNIC_TEST_VDE_SOCK") };
     g_autoptr(GError) err = NULL;
-    g_autofree char *qopt = NULL, *sopt = NULL, *nopt = NULL;
+    g_autofree char *qopt = NULL, *nopt = NULL;
     uint16_t port;
     int lfd, cfd;
     GPid pid;
@@ -179,21 +162,12 @@ static void test_qemu(void)
     }
     lfd = test_listen_tcp(&port);
     qopt = g_strdup_printf("vde,id=vq,sock=%s", sw.sock);
-    sopt = g_strdup_printf("socket,id=s0,connect=127.0.0.1:%u", port);
-    const char *args[] = { "-netdev", qopt, "-netdev", sopt,
-                           "-netdev", "hubport,id=hp0,hubid=0,netdev=vq",
-                           "-netdev", "hubport,id=hp1,hubid=0,netdev=s0", NULL };
     nopt = g_strdup_printf("vde,id=vn,sock=%s", sw.sock);
     QnicNetdev *nd = qnic_netdev_add_str(nopt, &err);
     g_assert_no_error(err);
     TestSink *sink = test_sink_new(nd->ncs[0], "sink");
 
-    pid = test_qemu_start(args);
-    cfd = test_accept(lfd, 15000);
-    if (cfd < 0) {
-        test_qemu_stop_and_clean(pid);
-        g_error("QEMU did not connect its socket netdev");
-    }
+    cfd = test_qemu_start_hub_peer(qopt, "vq", lfd, port, &pid);
     for (uint32_t i = 0; i < 4; i++) {
         size_t n = test_frame(f, 64 + i * 400, i);
         g_assert_cmpint(qnic_net_send(sink->nc, f, n), ==, n);
