@@ -42,8 +42,12 @@ run_one() {
     [ -d "$fz/corpus/$t" ] && cp -r "$fz/corpus/$t/." "$corpus/" 2>/dev/null
     dict=""
     [ -f "$fz/dict/$t.dict" ] && dict="-dict=$fz/dict/$t.dict"
+    # Reproducers are read as extra seeds; a target may have none yet (git
+    # keeps no empty folders).
+    regress=""
+    [ -d "$fz/regressions/$t" ] && regress="$fz/regressions/$t"
     "$build/tests/fuzz/fuzz-$t" $dict -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-        -artifact_prefix="$art/$t-" "$@" "$corpus" "$fz/regressions/$t" 2>&1
+        -artifact_prefix="$art/$t-" "$@" "$corpus" $regress 2>&1
     rc=$?
     [ -n "${FUZZ_CORPUS_DIR:-}" ] || rm -rf "$corpus"
     return $rc
