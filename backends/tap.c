@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 
@@ -314,7 +315,27 @@ static void tap_set_offload(QnicNetClient *nc, bool csum, bool tso4, bool tso6,
     }
 }
 
+/* IFF_DETACH_QUEUE / IFF_ATTACH_QUEUE: a detached queue gets no flows
+ * from the kernel's steering. Only meaningful on a multiqueue tap. */
+static int tap_set_queue_enabled(QnicNetClient *nc, bool enable)
+{
+    TapQueue *q = nc->opaque;
+    struct ifreq ifr = { 0 };
+
+    if (q->ts->nqueues < 2) {
+        return 0;
+    }
+    ifr.ifr_flags = enable ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+    if (ioctl(q->fd, TUNSETQUEUE, &ifr) < 0) {
+        qnic_warn("tap %s: cannot %s queue %d: %s", q->ts->ifname,
+                  enable ? "attach" : "detach", nc->queue_index, g_strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
 static const QnicNetClientOps tap_ops = {
+    .set_queue_enabled = tap_set_queue_enabled,
     .kind = QNIC_NET_CLIENT_TAP,
     .receive_iov = tap_receive_iov,
     .has_vnet_hdr = tap_has_vnet_hdr,

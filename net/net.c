@@ -262,3 +262,13 @@ void qnic_net_peer_set_offload(QnicNetClient *nc, bool csum, bool tso4, bool tso
         p->ops->set_offload(p, csum, tso4, tso6, ecn, ufo, uso4, uso6);
     }
 }
+
+int qnic_net_peer_set_queue_enabled(QnicNetClient *nc, bool enable)
+{
+    QnicNetClient *peer = nc->peer;
+
+    if (!peer || !peer->ops->set_queue_enabled) {
+        return 0;
+    }
+    return peer->ops->set_queue_enabled(peer, enable);
+}

@@ -752,6 +752,13 @@ static uint8_t ctrl_vlan(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len
 static void set_pairs(VirtioNet *n, unsigned pairs)
 {
     n->curr_pairs = pairs;
+    /* Queues the driver does not use leave the backend's steering, as in
+     * QEMU (a multiqueue tap detaches them). */
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        if (n->q[i].nc) {
+            qnic_net_peer_set_queue_enabled(n->q[i].nc, i < pairs);
+        }
+    }
     for (unsigned i = 0; i < pairs && i < n->max_pairs; i++) {
         if (n->q[i].nc) {
             qnic_net_flush_queued(n->q[i].nc);
@@ -1061,7 +1068,7 @@ static void vn_set_features(QnicVirtioDevice *vdev, uint64_t f)
     } else {
         memset(n->vlans, 0xff, sizeof(n->vlans));
     }
-    n->curr_pairs = 1;
+    set_pairs(n, 1);
     n->rss_enabled = false;
     n->hash_report = false;
 }

@@ -55,6 +55,9 @@ typedef struct QnicNetClientOps {
     bool (*has_uso)(QnicNetClient *nc);
     void (*using_vnet_hdr)(QnicNetClient *nc, bool enable);
     void (*set_vnet_hdr_len)(QnicNetClient *nc, int len);
+    /* Multiqueue backends: take queue nc in or out of service (a tap
+     * detaches the queue so the kernel steers no flow to it). 0 or -errno. */
+    int (*set_queue_enabled)(QnicNetClient *nc, bool enable);
     /* Tell the backend which offloads the guest accepts on receive. */
     void (*set_offload)(QnicNetClient *nc, bool csum, bool tso4, bool tso6,
                         bool ecn, bool ufo, bool uso4, bool uso6);
@@ -107,6 +110,9 @@ bool qnic_net_peer_has_uso(QnicNetClient *nc);
 bool qnic_net_peer_has_vnet_hdr_len(QnicNetClient *nc, int len);
 void qnic_net_peer_using_vnet_hdr(QnicNetClient *nc, bool enable);
 void qnic_net_peer_set_vnet_hdr_len(QnicNetClient *nc, int len);
+/* The NIC enables/disables its queue pair nc; 0 when the peer has no such
+ * notion (single queue backends). */
+int qnic_net_peer_set_queue_enabled(QnicNetClient *nc, bool enable);
 void qnic_net_peer_set_offload(QnicNetClient *nc, bool csum, bool tso4, bool tso6,
                                bool ecn, bool ufo, bool uso4, bool uso6);
 
