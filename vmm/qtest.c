@@ -197,14 +197,18 @@ static void cmd_bulk_read(QnicQtestServer *s, char **w, bool b64)
         g_autofree char *enc = g_base64_encode(buf, len);
         reply(s, "OK %s\n", enc);
     } else {
-        GString *str = g_string_sized_new(len * 2 + 8);
-        g_string_append(str, "OK 0x");
+        static const char hex[] = "0123456789abcdef";
+        g_autofree char *str = g_malloc(len * 2 + 8);
+        char *p = str;
+        memcpy(p, "OK 0x", 5);
+        p += 5;
         for (uint64_t i = 0; i < len; i++) {
-            g_string_append_printf(str, "%02x", buf[i]);
+            *p++ = hex[buf[i] >> 4];
+            *p++ = hex[buf[i] & 15];
         }
-        g_string_append_c(str, '\n');
-        reply(s, "%s", str->str);
-        g_string_free(str, TRUE);
+        *p++ = '\n';
+        *p = '\0';
+        reply(s, "%s", str);
     }
 }
 
