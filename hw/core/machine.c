@@ -35,6 +35,16 @@ QnicMachine *qnic_machine_new(const QnicMachineConfig *cfg, GError **errp)
     if (cfg) {
         m->cfg = *cfg;
     }
+    if (m->cfg.no_ram) {
+        m->ram_fd = -1;
+        qnic_as_init(&m->mem, "memory", false);
+        qnic_as_init(&m->io, "io", true);
+        qnic_region_init_io(&m->msi_region, NULL, &msi_ops, m, "msi", QNIC_MSI_ADDR_SIZE);
+        qnic_as_map(&m->mem, &m->msi_region, QNIC_MSI_ADDR_BASE, 1);
+        m->devices = g_ptr_array_new();
+        m->pci = qnic_pci_bus_new(m);
+        return m;
+    }
     m->ram_size = m->cfg.ram_size ? m->cfg.ram_size : 128 * 1024 * 1024;
     if (m->ram_size < 1024 * 1024) {
         qnic_error_setg_invalid(errp, "ram size too small (%" PRIu64 " bytes, at least 1M)",
@@ -90,8 +100,12 @@ void qnic_machine_free(QnicMachine *m)
     qnic_as_destroy(&m->mem);
     qnic_as_destroy(&m->io);
     g_ptr_array_free(m->devices, TRUE);
-    munmap(m->ram, m->ram_size);
-    close(m->ram_fd);
+    if (m->ram) {
+        munmap(m->ram, m->ram_size);
+    }
+    if (m->ram_fd >= 0) {
+        close(m->ram_fd);
+    }
     g_free(m);
 }
 

@@ -10,7 +10,8 @@
  * buffers makes can_receive false until it kicks the RX queue. The per-packet
  * path uses preallocated iovec arrays and maps guest buffers directly.
  */
-#include "qnic/virtio.h"
+#include "qnic/virtio-net.h"
+#include "qnic/schema.h"
 #include "qnic/net.h"
 #include "qnic/mainloop.h"
 #include "qnic/clock.h"
@@ -1527,3 +1528,62 @@ static const QnicDeviceClass virtio_net_device_class = {
     .unrealize = vn_mmio_unrealize,
 };
 QNIC_DEVICE_REGISTER(virtio_net_device_class)
+
+/* ---- virtio-net with no bus transport (the vhost-user device side) ---- */
+
+typedef struct VirtioNetBare {
+    QnicDevice dev;
+    VirtioNet net;
+} VirtioNetBare;
+
+static void vn_bare_unrealize(QnicDevice *dev)
+{
+    virtio_net_unrealize(&((VirtioNetBare *)dev)->net);
+}
+
+/* Not registered: only qnic_virtio_net_new_bare() creates it. */
+static const QnicDeviceClass virtio_net_bare_class = {
+    .name = "virtio-net-device",
+    .bus = "none",
+    .instance_size = sizeof(VirtioNetBare),
+    .unrealize = vn_bare_unrealize,
+};
+
+QnicVirtioDevice *qnic_virtio_net_new_bare(QnicMachine *m, const char *opts_str, GError **errp)
+{
+    g_autofree char *full = g_strconcat("virtio-net-device", *opts_str ? "," : "", opts_str, NULL);
+    QnicOpts *opts = qnic_opts_parse("device", full, "driver", errp);
+    const QnicSchemaType *t = qnic_schema_lookup(QNIC_SCHEMA_DEVICE, "virtio-net-device");
+    VirtioNetBare *s;
+
+    if (!opts) {
+        return NULL;
+    }
+    if (!qnic_schema_check(opts, t, errp)) {
+        qnic_opts_free(opts);
+        return NULL;
+    }
+    s = g_new0(VirtioNetBare, 1);
+    s->dev.cls = &virtio_net_bare_class;
+    s->dev.id = g_strdup(qnic_opts_get(opts, "id"));
+    s->dev.machine = m;
+    s->dev.opts = opts;
+    s->dev.dma_enabled = true;
+    g_ptr_array_add(m->devices, &s->dev);
+    if (!virtio_net_realize(&s->net, &s->dev, opts, "virtio-net-device", errp)) {
+        g_ptr_array_remove(m->devices, &s->dev);
+        qnic_opts_free(opts);
+        g_free(s->dev.id);
+        g_free(s);
+        return NULL;
+    }
+    s->dev.realized = true;
+    return &s->net.vdev;
+}
+
+void qnic_virtio_net_free_bare(QnicVirtioDevice *vdev)
+{
+    if (vdev) {
+        qnic_device_destroy(vdev->dev);
+    }
+}

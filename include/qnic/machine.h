@@ -29,6 +29,10 @@ typedef struct QnicPciBus QnicPciBus;
 
 typedef struct QnicMachineConfig {
     uint64_t ram_size;          /* bytes; default 128 MiB */
+    /* No guest RAM of its own: the embedder maps RAM regions into mem
+     * itself (the vhost-user device side maps the frontend's memory table).
+     * ram_fd is then -1 and qnic_machine_ram_ptr() returns NULL. */
+    bool no_ram;
     /* Interrupt lines: level of GSI changes (INTx via IOAPIC pins 16..23,
      * ISA IRQs 0..15). */
     void (*set_gsi)(void *opaque, unsigned gsi, int level);

@@ -1,0 +1,22 @@
+/*
+ * virtio-net as a library object for embedders that carry the virtqueues
+ * themselves instead of a PCI or MMIO transport: qnic's vhost-user device
+ * side (a qnic netdev served to another process as a vhost-user-net device)
+ * drives the very device model the guest-facing transports use, so its
+ * mergeable RX, offloads, multiqueue and backpressure are the same code.
+ */
+#ifndef QNIC_VIRTIO_NET_H
+#define QNIC_VIRTIO_NET_H
+
+#include "qnic/virtio.h"
+
+/* Create virtio-net on machine m (its DMA goes through m's memory address
+ * space). opts_str holds virtio-net-device properties ("netdev=n0,mq=on",
+ * may be ""), checked against that schema. The caller installs vdev->tops
+ * and vdev->transport to receive interrupts, and drives features, status
+ * and queues through the qnic_virtio_* calls. Freed by
+ * qnic_virtio_net_free_bare() or with the machine. */
+QnicVirtioDevice *qnic_virtio_net_new_bare(QnicMachine *m, const char *opts_str, GError **errp);
+void qnic_virtio_net_free_bare(QnicVirtioDevice *vdev);
+
+#endif
