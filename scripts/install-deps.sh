@@ -5,7 +5,7 @@ set -e
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev python3
 libglib2.0-dev libjson-glib-dev libslirp-dev libvdeplug-dev libbpf-dev
 linux-libc-dev qemu-system-x86 ipxe-qemu tshark vde2 iproute2 iputils-ping
-procps"
+procps dpdk-dev"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
