@@ -7,6 +7,7 @@
 #include "qnic/pci.h"
 #include "qnic/log.h"
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 static uint64_t msi_read(void *opaque, uint64_t addr, unsigned size)
@@ -54,8 +55,11 @@ QnicMachine *qnic_machine_new(const QnicMachineConfig *cfg, GError **errp)
     }
     m->below_4g = MIN(m->ram_size, QNIC_BELOW_4G_MAX);
     m->above_4g = m->ram_size - m->below_4g;
-    m->ram_fd = memfd_create("qnic-ram", MFD_CLOEXEC);
-    if (m->ram_fd < 0 || ftruncate(m->ram_fd, (off_t)m->ram_size) < 0) {
+    m->ram_fd = memfd_create("qnic-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (m->ram_fd < 0 || ftruncate(m->ram_fd, (off_t)m->ram_size) < 0 ||
+        /* A vhost-user backend maps this fd: sealed, its size cannot change
+         * under the backend's mapping (as QEMU's memfd backend, seal=on). */
+        fcntl(m->ram_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
         qnic_error_setg_errno(errp, errno, "cannot allocate %" PRIu64 " bytes of guest RAM",
                               m->ram_size);
         if (m->ram_fd >= 0) {
