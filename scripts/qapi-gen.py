@@ -20,7 +20,7 @@ import os
 import re
 import sys
 
-KINDS = ("device", "netdev", "object", "base")
+KINDS = ("device", "netdev", "object", "chardev", "base")
 PROP_TYPES = {
     "str": "QNIC_PROP_STR",
     "bool": "QNIC_PROP_BOOL",
@@ -283,7 +283,7 @@ def gen_c(types, inputs):
         "",
     ]
     kinds = {"device": "QNIC_SCHEMA_DEVICE", "netdev": "QNIC_SCHEMA_NETDEV",
-             "object": "QNIC_SCHEMA_OBJECT"}
+             "object": "QNIC_SCHEMA_OBJECT", "chardev": "QNIC_SCHEMA_CHARDEV"}
     for t in types:
         ident = "%s_%s" % (t["kind"], c_ident(t["name"]))
         t["ident"] = ident
@@ -354,7 +354,8 @@ def gen_md(types):
            " (1024-based); booleans take on/off, yes/no, true/false.", ""]
     sections = [("netdev", "Network backends (`-netdev TYPE,id=ID,...`)"),
                 ("device", "Devices (`-device MODEL,...`)"),
-                ("object", "Objects (`-object TYPE,id=ID,...`)")]
+                ("object", "Objects (`-object TYPE,id=ID,...`)"),
+                ("chardev", "Character devices (`-chardev BACKEND,id=ID,...`)")]
     for kind, title in sections:
         sel = [t for t in types if t["kind"] == kind]
         if not sel:

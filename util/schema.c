@@ -41,6 +41,7 @@ static const char *type_key(QnicSchemaKind kind)
     case QNIC_SCHEMA_NETDEV: return "type";
     case QNIC_SCHEMA_DEVICE: return "driver";
     case QNIC_SCHEMA_OBJECT: return "qom-type";
+    case QNIC_SCHEMA_CHARDEV: return "backend";
     }
     return "type";
 }
@@ -311,6 +312,12 @@ void qnic_schema_print_list(QnicSchemaKind kind, FILE *out)
         for (guint i = 0; i < types->len; i++) {
             const QnicSchemaType *t = g_ptr_array_index(types, i);
             fprintf(out, "  %s\n", t->name);
+        }
+        break;
+    case QNIC_SCHEMA_CHARDEV:
+        fprintf(out, "Available chardev backend types:\n");
+        for (guint i = 0; i < types->len; i++) {
+            fprintf(out, "  %s\n", ((const QnicSchemaType *)g_ptr_array_index(types, i))->name);
         }
         break;
     case QNIC_SCHEMA_DEVICE: {

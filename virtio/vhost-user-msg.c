@@ -140,12 +140,18 @@ int qnic_vhu_msg_recv(int sock, QnicVhuMsg *m, GError **errp)
         .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
     };
     ssize_t n;
+    memset(&ctl, 0, sizeof(ctl));
     for (;;) {
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         break;
+    }
+    if (n <= 0) {
+        /* Nothing was received: the control buffer holds no descriptors
+         * (the kernel may leave msg_controllen untouched). */
+        mh.msg_controllen = 0;
     }
     /* Collect descriptors first so that every error path closes them. */
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {

@@ -17,6 +17,7 @@
 #include "qnic/filter.h"
 #include "qnic/machine.h"
 #include "qnic/device.h"
+#include "qnic/chardev.h"
 #include "qnic-config.h"
 
 #include <stdio.h>
@@ -34,7 +35,7 @@ typedef enum {
     OPT_DISPLAY, OPT_NOGRAPHIC, OPT_MONITOR, OPT_SERIAL, OPT_S, OPT_KERNEL,
     OPT_APPEND, OPT_INITRD, OPT_BIOS, OPT_NETDEV, OPT_DEVICE, OPT_NIC, OPT_NET,
     OPT_OBJECT, OPT_QTEST, OPT_QTEST_LOG, OPT_QMP, OPT_PIDFILE, OPT_LOGFILE,
-    OPT_LOG, OPT_NAME, OPT_NO_REBOOT, OPT_VERSION, OPT_HELP,
+    OPT_LOG, OPT_NAME, OPT_NO_REBOOT, OPT_VERSION, OPT_HELP, OPT_CHARDEV,
 } OptId;
 
 typedef struct {
@@ -66,6 +67,7 @@ static const OptDesc options[] = {
     { "nic", true, OPT_NIC, "[TYPE][,model=M][,...]  a NIC and its backend in one" },
     { "net", true, OPT_NET, "nic|TYPE[,...]       legacy networking on hub 0" },
     { "object", true, OPT_OBJECT, "TYPE,id=ID[,...]     an object such as filter-dump" },
+    { "chardev", true, OPT_CHARDEV, "socket,id=ID,path=P[,server=on][,wait=off][,reconnect=N]  for vhost-user" },
     { "qtest", true, OPT_QTEST, "unix:PATH|stdio      qtest protocol channel" },
     { "qtest-log", true, OPT_QTEST_LOG, "FILE                 log of the qtest protocol" },
     { "qmp", true, OPT_QMP, "unix:PATH[,server=on,wait=off]  QMP monitor" },
@@ -82,7 +84,7 @@ static const OptDesc options[] = {
 /* QEMU options qnic knows of but does not implement: said so, not "invalid". */
 static const char *const unsupported_options[] = {
     "cpu", "drive", "hda", "hdb", "hdc", "hdd", "cdrom", "fda", "fdb", "boot",
-    "vga", "usb", "usbdevice", "chardev", "global", "rtc", "icount", "snapshot",
+    "vga", "usb", "usbdevice", "global", "rtc", "icount", "snapshot",
     "fsdev", "virtfs", "audiodev", "soundhw", "spice", "vnc", "incoming",
     "loadvm", "daemonize", "runas", "chroot", "sandbox", "trace", "plugin",
     "msg", "overcommit", "mem-prealloc", "mem-path", "numa", "L", "k", "g",
@@ -104,6 +106,11 @@ typedef struct {
     char *pidfile_written;          /* unlinked at exit */
     char *accel_error;              /* first unusable accelerator, reported if none is usable */
     GHashTable *netdev_ids, *device_ids, *object_ids;   /* owned keys */
+    GPtrArray *chardevs;            /* -chardev strings, created before netdevs */
+    GHashTable *chardev_ids;
+    GPtrArray *memdevs;             /* QnicOpts *: memory-backend-memfd objects */
+    const char *memory_backend;     /* -machine memory-backend=ID */
+    bool m_given;
 } Cmdline;
 
 /* Result of handling one option. */
@@ -182,7 +189,7 @@ static Result handle_machine(Cmdline *c, const char *arg)
 {
     static const char *const keys[] = {
         "type", "accel", "usb", "graphics", "dump-guest-core", "mem-merge",
-        "kernel-irqchip", "vmport", "hpet", "smm", NULL,
+        "kernel-irqchip", "vmport", "hpet", "smm", "memory-backend", NULL,
     };
     static const char *const qemu_machines[] = {
         "q35", "microvm", "isapc", "none", "x-remote", "xenfv", "xenpv",
@@ -224,6 +231,10 @@ static Result handle_machine(Cmdline *c, const char *arg)
     accel = qnic_opts_get(o, "accel");
     if (accel) {
         add_accels(c, "machine", arg, accel);
+    }
+    if (qnic_opts_get(o, "memory-backend")) {
+        /* arg outlives the parse: keep a pointer into argv's copy */
+        c->memory_backend = g_intern_string(qnic_opts_get(o, "memory-backend"));
     }
     return RES_OK;
 }
@@ -291,6 +302,7 @@ static Result handle_m(Cmdline *c, const char *arg)
         return OPT_FAIL("m", arg, "ram size too large (qnic-vmm supports up to 1T)");
     }
     c->cfg.ram_size = QNIC_ALIGN_UP(bytes, 4096);
+    c->m_given = true;
     return RES_OK;
 }
 
@@ -499,6 +511,22 @@ static Result handle_object(Cmdline *c, const char *arg)
         !check_duplicate(c->object_ids, qnic_opts_get(o, "id"), "object", &err)) {
         return opt_error("object", arg, err);
     }
+    if (strcmp(type, "memory-backend-memfd") == 0) {
+        /* qnic's RAM is always one shared memfd: check that this one
+         * describes it (the size is matched with -m at the end). */
+        if (!qnic_opts_get_bool(o, "share", true)) {
+            return OPT_FAIL("object", arg, "share=off is not supported by qnic: guest RAM is "
+                            "always a shared memfd");
+        }
+        if (qnic_opts_get_bool(o, "hugetlb", false) || qnic_opts_is_set(o, "hugetlbsize") ||
+            qnic_opts_is_set(o, "host-nodes") ||
+            (qnic_opts_is_set(o, "policy") && strcmp(qnic_opts_get(o, "policy"), "default"))) {
+            return OPT_FAIL("object", arg, "memory-backend-memfd: hugetlb, hugetlbsize, "
+                            "host-nodes and policy are not supported by qnic");
+        }
+        g_ptr_array_add(c->memdevs, g_steal_pointer(&o));
+        return RES_OK;
+    }
     if (!qnic_filter_type_known(type)) {
         return OPT_FAIL("object", arg, "object type '%s' is not supported by qnic yet", type);
     }
@@ -590,6 +618,26 @@ static Result handle_option(Cmdline *c, const OptDesc *d, const char *arg)
     case OPT_NIC: return handle_nic_or_net(c, "nic", arg, c->cfg.nics);
     case OPT_NET: return handle_nic_or_net(c, "net", arg, c->cfg.nets);
     case OPT_OBJECT: return handle_object(c, arg);
+    case OPT_CHARDEV: {
+        QnicOpts *o;
+        if (strcmp(arg, "help") == 0 || strcmp(arg, "?") == 0) {
+            qnic_schema_print_list(QNIC_SCHEMA_CHARDEV, stdout);
+            return RES_EXIT0;
+        }
+        o = qnic_chardev_parse(arg, &err);
+        if (o && qnic_opts_has_help(o)) {
+            qnic_opts_free(o);
+            qnic_schema_print_list(QNIC_SCHEMA_CHARDEV, stdout);
+            return RES_EXIT0;
+        }
+        if (!o || !check_duplicate(c->chardev_ids, qnic_opts_get(o, "id"), "chardev", &err)) {
+            qnic_opts_free(o);
+            return opt_error("chardev", arg, err);
+        }
+        qnic_opts_free(o);
+        g_ptr_array_add(c->chardevs, (gpointer)arg);
+        return RES_OK;
+    }
     case OPT_QTEST: c->cfg.qtest = arg; return RES_OK;
     case OPT_QTEST_LOG: c->cfg.qtest_log = arg; return RES_OK;
     case OPT_QMP: c->cfg.qmp = arg; return RES_OK;
@@ -659,6 +707,30 @@ static Result parse_args(Cmdline *c, int argc, char **argv)
         qnic_report("%s", c->accel_error);
         return RES_ERROR;
     }
+    if (c->memory_backend) {
+        const QnicOpts *mo = NULL;
+        for (guint i = 0; i < c->memdevs->len; i++) {
+            const QnicOpts *o = g_ptr_array_index(c->memdevs, i);
+            if (g_strcmp0(qnic_opts_get(o, "id"), c->memory_backend) == 0) {
+                mo = o;
+            }
+        }
+        if (!mo) {
+            qnic_report("Memory backend '%s' not found", c->memory_backend);
+            return RES_ERROR;
+        }
+        uint64_t sz = qnic_opts_get_uint(mo, "size", 0);
+        if (c->m_given && sz != c->cfg.ram_size) {
+            qnic_report("Machine memory size does not match the size of the memory backend");
+            return RES_ERROR;
+        }
+        if (sz < MIN_RAM || sz > MAX_RAM || sz % 4096) {
+            qnic_report("memory-backend-memfd '%s': size must be a multiple of 4 KiB between "
+                        "1M and 1T", c->memory_backend);
+            return RES_ERROR;
+        }
+        c->cfg.ram_size = sz;
+    }
     if (!c->cfg.accel) {
         /* QEMU picks qtest when -qtest is given without an accelerator */
         c->cfg.accel = c->cfg.qtest ? "qtest" : "kvm";
@@ -681,6 +753,9 @@ static void cmdline_init(Cmdline *c)
     c->netdev_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     c->device_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     c->object_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    c->chardevs = g_ptr_array_new();
+    c->chardev_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    c->memdevs = g_ptr_array_new_with_free_func((GDestroyNotify)qnic_opts_free);
 }
 
 static void cmdline_free(Cmdline *c)
@@ -698,6 +773,9 @@ static void cmdline_free(Cmdline *c)
     g_hash_table_destroy(c->netdev_ids);
     g_hash_table_destroy(c->device_ids);
     g_hash_table_destroy(c->object_ids);
+    g_ptr_array_free(c->chardevs, TRUE);
+    g_hash_table_destroy(c->chardev_ids);
+    g_ptr_array_free(c->memdevs, TRUE);
 }
 
 /* QEMU's order: backends (-netdev, -nic, -net), then the objects that need
@@ -707,6 +785,12 @@ static bool create_all(Cmdline *c, QnicMachine *m)
     GError *err = NULL;
     QnicVmmConfig *cfg = &c->cfg;
 
+    for (guint i = 0; i < c->chardevs->len; i++) {
+        const char *s = g_ptr_array_index(c->chardevs, i);
+        if (!qnic_chardev_new_str(s, &err)) {
+            return opt_error("chardev", s, err), false;
+        }
+    }
     for (guint i = 0; i < cfg->netdevs->len; i++) {
         const char *s = g_ptr_array_index(cfg->netdevs, i);
         if (!qnic_netdev_add_str(s, &err)) {
@@ -793,6 +877,7 @@ out_accel:
     }
     qnic_filter_del_all();
     qnic_netdev_del_all();
+    qnic_chardev_del_all();
 out:
     cmdline_free(&c);
     return status;

@@ -9,6 +9,9 @@
  * returns 0 stops TX until its completion callback, and a guest with no RX
  * buffers makes can_receive false until it kicks the RX queue. The per-packet
  * path uses preallocated iovec arrays and maps guest buffers directly.
+ * On a vhost peer (-netdev vhost-user) the data queues go to the backend
+ * at DRIVER_OK (qnic/vhost.h) while the control queue, the configuration
+ * space and link status stay here, as in QEMU.
  */
 #include "qnic/virtio-net.h"
 #include "qnic/schema.h"
@@ -16,6 +19,7 @@
 #include "qnic/mainloop.h"
 #include "qnic/clock.h"
 #include "qnic/log.h"
+#include "qnic/vhost.h"
 #include <linux/virtio_net.h>
 
 #define MAC_TABLE_ENTRIES 64
@@ -90,6 +94,23 @@ struct VirtioNet {
     uint8_t rss_key[RSS_MAX_KEY];
 
     uint64_t stat_rx_dropped, stat_rx_filtered;
+
+    /* vhost peer: the data plane is elsewhere while vhost_started */
+    QnicVhostDev *vhost;
+    bool vhost_started;
+};
+
+/* Features that describe the data path, so a vhost backend must implement
+ * them before the device offers them (the control queue's are qnic's). */
+static const int vhost_net_feature_bits[] = {
+    VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX,
+    VIRTIO_F_ANY_LAYOUT, VIRTIO_F_VERSION_1, VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM,
+    VIRTIO_NET_F_GSO, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+    VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_UFO, VIRTIO_NET_F_HOST_TSO4,
+    VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_UFO,
+    VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_MTU, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_RING_PACKED,
+    VIRTIO_F_IN_ORDER, VIRTIO_F_RING_RESET, VIRTIO_NET_F_RSS, VIRTIO_NET_F_HASH_REPORT,
+    -1
 };
 
 static const uint64_t guest_offload_bits =
@@ -750,9 +771,101 @@ static uint8_t ctrl_vlan(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len
     return VIRTIO_NET_OK;
 }
 
+/* ---- vhost: the data queues in a backend process ---- */
+
+static void tx_stop(VirtioNetQueue *q);
+
+static uint64_t vhost_data_features(uint64_t f)
+{
+    uint64_t mask = 0;
+
+    for (const int *b = vhost_net_feature_bits; *b >= 0; b++) {
+        mask |= 1ull << *b;
+    }
+    return f & mask;
+}
+
+/* Rings of the pairs the driver uses run, the others are disabled (the
+ * VIRTIO_NET_CTRL_MQ command moves the line). */
+static void vhost_apply_pairs(VirtioNet *n)
+{
+    GError *err = NULL;
+
+    for (unsigned i = 0; n->vhost_started && i < n->max_pairs; i++) {
+        bool on = i < n->curr_pairs;
+        if (!qnic_vhost_set_vring_enable(n->vhost, 2 * i, on, &err) ||
+            !qnic_vhost_set_vring_enable(n->vhost, 2 * i + 1, on, &err)) {
+            qnic_warn("virtio-net: vhost: %s", err->message);
+            g_clear_error(&err);
+            return;
+        }
+    }
+}
+
+static void vhost_start(VirtioNet *n)
+{
+    GError *err = NULL;
+    uint64_t acked = vhost_data_features(n->vdev.guest_features);
+
+    if (!n->vhost || n->vhost_started || !qnic_virtio_driver_ok(&n->vdev) ||
+        !n->vhost->connected) {
+        return;
+    }
+    if (acked & ~n->vhost->backend_features) {
+        qnic_report("virtio-net: the vhost backend lacks features 0x%" PRIx64 " the driver "
+                    "accepted; link stays down", acked & ~n->vhost->backend_features);
+        if (n->q[0].nc && n->q[0].nc->peer) {
+            qnic_net_set_link(n->q[0].nc->peer, false);
+        }
+        return;
+    }
+    /* The backend owns the rings now: nothing of qnic's may touch them. */
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        tx_stop(&n->q[i]);
+    }
+    if (!qnic_vhost_dev_start(n->vhost, &n->vdev, n->ctrl_index, acked, &err)) {
+        qnic_report("virtio-net: starting the vhost backend: %s", err->message);
+        g_error_free(err);
+        return;
+    }
+    if (n->host_mtu && n->vhost->ops->set_mtu &&
+        !n->vhost->ops->set_mtu(n->vhost, n->host_mtu, &err)) {
+        qnic_report("virtio-net: vhost backend refused MTU %u: %s", n->host_mtu, err->message);
+        g_clear_error(&err);
+    }
+    n->vhost_started = true;
+    vhost_apply_pairs(n);
+}
+
+static void vhost_stop(VirtioNet *n)
+{
+    if (n->vhost && n->vhost_started) {
+        qnic_vhost_dev_stop(n->vhost);
+        n->vhost_started = false;
+    }
+}
+
+/* A backend came or went (see backends/vhost-user.c). */
+static void vhost_event(void *opaque, bool connected)
+{
+    VirtioNet *n = opaque;
+
+    if (!connected) {
+        /* the vhost layer already took the rings back */
+        n->vhost_started = false;
+        return;
+    }
+    if (qnic_virtio_driver_ok(&n->vdev)) {
+        /* As QEMU after a backend crash: the rings restart from what the
+         * last backend completed. */
+        vhost_start(n);
+    }
+}
+
 static void set_pairs(VirtioNet *n, unsigned pairs)
 {
     n->curr_pairs = pairs;
+    vhost_apply_pairs(n);
     /* Queues the driver does not use leave the backend's steering, as in
      * QEMU (a multiqueue tap detaches them). */
     for (unsigned i = 0; i < n->max_pairs; i++) {
@@ -997,6 +1110,10 @@ static void vn_handle_queue(QnicVirtioDevice *vdev, unsigned idx)
     if (idx > n->ctrl_index || idx / 2 >= n->max_pairs) {
         return;
     }
+    if (n->vhost_started) {
+        qnic_vhost_kick(n->vhost, idx);
+        return;
+    }
     if (idx % 2 == 0) {
         /* New RX buffers: deliver what the backend queued for us. */
         if (n->q[idx / 2].nc) {
@@ -1053,6 +1170,16 @@ static bool vn_validate_features(QnicVirtioDevice *vdev, uint64_t f)
     NEEDS(VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_CSUM)
     NEEDS(VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_CSUM)
 #undef NEEDS
+    {
+        VirtioNet *n = vdev->opaque;
+        uint64_t lack = n->vhost ? vhost_data_features(f) & ~n->vhost->backend_features : 0;
+        if (lack && n->vhost->connected) {
+            /* Offered by the transport (VERSION_1) but not by the backend. */
+            qnic_guest_error("virtio-net: features 0x%" PRIx64 " are not implemented by the "
+                             "vhost backend", lack);
+            return false;
+        }
+    }
     return true;
 }
 
@@ -1088,6 +1215,9 @@ static void vn_set_status(QnicVirtioDevice *vdev, uint8_t old, uint8_t status)
                 tx_schedule(&n->q[i]);
             }
         }
+        vhost_start(n);
+    } else if (!(status & VIRTIO_CONFIG_S_DRIVER_OK)) {
+        vhost_stop(n);
     }
 }
 
@@ -1107,6 +1237,8 @@ static void vn_reset(QnicVirtioDevice *vdev)
 {
     VirtioNet *n = vdev->opaque;
 
+    /* GET_VRING_BASE before the core forgets the rings */
+    vhost_stop(n);
     for (unsigned i = 0; i < n->max_pairs; i++) {
         tx_stop(&n->q[i]);
     }
@@ -1136,6 +1268,9 @@ static void vn_queue_reset(QnicVirtioDevice *vdev, unsigned idx)
 {
     VirtioNet *n = vdev->opaque;
 
+    if (n->vhost_started && idx < n->ctrl_index) {
+        qnic_vhost_vq_stop(n->vhost, idx);
+    }
     if (idx < n->ctrl_index && idx % 2 == 1) {
         tx_stop(&n->q[idx / 2]);
     }
@@ -1145,6 +1280,15 @@ static void vn_queue_enable(QnicVirtioDevice *vdev, unsigned idx)
 {
     VirtioNet *n = vdev->opaque;
 
+    if (n->vhost_started && idx < n->ctrl_index) {
+        GError *err = NULL;
+        if (!qnic_vhost_vq_start(n->vhost, idx, &err) ||
+            !qnic_vhost_set_vring_enable(n->vhost, idx, idx / 2 < n->curr_pairs, &err)) {
+            qnic_warn("virtio-net: vhost: re-enabling queue %u: %s", idx, err->message);
+            g_error_free(err);
+        }
+        return;
+    }
     if (idx < n->ctrl_index && idx % 2 == 0 && n->q[idx / 2].nc) {
         qnic_net_flush_queued(n->q[idx / 2].nc);
     }
@@ -1277,8 +1421,8 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
                                 "between 256 and 1024.", n->tx_queue_size);
         return false;
     }
-    /* Without vhost-user QEMU caps TX at 256 entries; so do we. */
-    n->tx_queue_size = MIN(n->tx_queue_size, 256);
+    /* Without vhost-user QEMU caps TX at 256 entries; so do we (the cap is
+     * lifted below for a vhost-user peer). */
     n->tx_timer_mode = tx && !strcmp(tx, "timer");
     if (tx && !n->tx_timer_mode && strcmp(tx, "bh")) {
         qnic_warn("virtio-net: Unknown option tx=%s, valid options: \"timer\" \"bh\"", tx);
@@ -1304,6 +1448,10 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
     }
     memcpy(n->perm_mac, n->nic->mac, 6);
     memcpy(n->mac, n->nic->mac, 6);
+    n->vhost = qnic_vhost_net_get(n->nic->ncs[0]->peer);
+    if (!n->vhost || n->nic->ncs[0]->peer->ops->kind != QNIC_NET_CLIENT_VHOST_USER) {
+        n->tx_queue_size = MIN(n->tx_queue_size, 256);
+    }
     n->has_vnet_hdr = n->nic->ncs[0]->peer && qnic_net_peer_has_vnet_hdr(n->nic->ncs[0]);
     if (!n->has_vnet_hdr) {
         /* Offloads need a peer that speaks vnet headers, as in QEMU. */
@@ -1319,6 +1467,11 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
                 qnic_net_peer_using_vnet_hdr(n->nic->ncs[i], true);
             }
         }
+    }
+
+    if (n->vhost) {
+        f = qnic_vhost_get_features(n->vhost, vhost_net_feature_bits, f);
+        qnic_vhost_set_event_handler(n->vhost, vhost_event, n);
     }
 
     nq = 2 * n->max_pairs + 1;
@@ -1370,6 +1523,11 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
 
 static void virtio_net_unrealize(VirtioNet *n)
 {
+    if (n->vhost) {
+        vhost_stop(n);
+        qnic_vhost_set_event_handler(n->vhost, NULL, NULL);
+        n->vhost = NULL;
+    }
     if (n->q) {
         for (unsigned i = 0; i < n->max_pairs; i++) {
             tx_stop(&n->q[i]);
@@ -1586,4 +1744,11 @@ void qnic_virtio_net_free_bare(QnicVirtioDevice *vdev)
     if (vdev) {
         qnic_device_destroy(vdev->dev);
     }
+}
+
+void qnic_virtio_net_bare_set_pairs(QnicVirtioDevice *vdev, unsigned pairs)
+{
+    VirtioNet *n = vdev->opaque;
+
+    set_pairs(n, CLAMP(pairs, 1u, n->max_pairs));
 }

@@ -37,6 +37,7 @@ typedef enum {
     QNIC_SCHEMA_NETDEV,
     QNIC_SCHEMA_DEVICE,
     QNIC_SCHEMA_OBJECT,
+    QNIC_SCHEMA_CHARDEV,          /* -chardev BACKEND (include/qnic/chardev.h) */
 } QnicSchemaKind;
 
 struct QnicSchemaType {

@@ -18,5 +18,10 @@
  * qnic_virtio_net_free_bare() or with the machine. */
 QnicVirtioDevice *qnic_virtio_net_new_bare(QnicMachine *m, const char *opts_str, GError **errp);
 void qnic_virtio_net_free_bare(QnicVirtioDevice *vdev);
+/* Queue pairs in use (clamped to 1..max). A transport without a control
+ * queue (vhost-user: the frontend keeps it) sets them from the rings the
+ * frontend enabled; the layout stays at the maximum, with the (unused)
+ * control queue after the last pair. */
+void qnic_virtio_net_bare_set_pairs(QnicVirtioDevice *vdev, unsigned pairs);
 
 #endif

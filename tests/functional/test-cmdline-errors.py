@@ -89,7 +89,7 @@ CASES = [
     ("--bogus-option", 1, "qnic-vmm: -bogus-option: invalid option"),
     ("-cpu host", 1, "qnic-vmm: -cpu: not supported by qnic"),
     ("-drive file=x.img", 1, "qnic-vmm: -drive: not supported by qnic"),
-    ("-chardev socket,id=c,path=/tmp/x", 1, "-chardev: not supported by qnic"),
+    ("-chardev pty,id=c", 1, "chardev backend 'pty' is not supported by qnic"),
     ("disk.img", 1, "disk.img: disk images are not supported by qnic"),
     ("-m", 1, "qnic-vmm: -m: requires an argument"),
     ("-netdev", 1, "qnic-vmm: -netdev: requires an argument"),

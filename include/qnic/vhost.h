@@ -1,0 +1,138 @@
+/*
+ * vhost: a virtio device's data queues handed to another data plane (a
+ * vhost-user backend process today; vhost-kernel and vhost-vdpa plug in
+ * through the same ops table later). qnic keeps the transport, the feature
+ * negotiation with the driver, the configuration space and the control
+ * queue; the backend gets the guest memory table, each data ring's size,
+ * base index and addresses (this process's virtual addresses of the rings,
+ * inside the shared memfd mapping of guest RAM), a kick eventfd that the
+ * driver's notifications reach, and a call eventfd it signals to interrupt
+ * the driver. qnic watches the call eventfds on its main loop and raises the
+ * queue's interrupt (MSI-X vector or INTx ISR) without looking at the
+ * driver's suppression flags again: the backend already did.
+ *
+ * Stopping a ring asks the backend for its last_avail_idx (GET_VRING_BASE)
+ * so qnic can take the queue back; when the backend is gone instead, the
+ * index is restored from the used ring in guest memory (what the backend
+ * completed), as QEMU does after a backend crash.
+ */
+#ifndef QNIC_VHOST_H
+#define QNIC_VHOST_H
+
+#include "qnic/common.h"
+#include "qnic/virtio.h"
+#include "qnic/machine.h"
+
+typedef struct QnicVhostDev QnicVhostDev;
+typedef struct QnicNetClient QnicNetClient;
+
+/* One backend kind. Every call returns false with errp set when the
+ * backend refused or is gone; the backend then also reports the loss
+ * through qnic_vhost_backend_lost(). idx is the device's queue index. */
+typedef struct QnicVhostOps {
+    const char *name;
+    bool (*set_features)(QnicVhostDev *hd, uint64_t features, GError **errp);
+    bool (*set_mem_table)(QnicVhostDev *hd, QnicMachine *m, GError **errp);
+    bool (*set_vring_num)(QnicVhostDev *hd, unsigned idx, unsigned num, GError **errp);
+    bool (*set_vring_base)(QnicVhostDev *hd, unsigned idx, unsigned base, GError **errp);
+    bool (*get_vring_base)(QnicVhostDev *hd, unsigned idx, unsigned *base, GError **errp);
+    bool (*set_vring_addr)(QnicVhostDev *hd, unsigned idx, uint64_t desc, uint64_t avail,
+                           uint64_t used, GError **errp);
+    bool (*set_vring_kick)(QnicVhostDev *hd, unsigned idx, int fd, GError **errp);
+    bool (*set_vring_call)(QnicVhostDev *hd, unsigned idx, int fd, GError **errp);
+    /* NULL or a no-op when rings are enabled by starting them. */
+    bool (*set_vring_enable)(QnicVhostDev *hd, unsigned idx, bool enable, GError **errp);
+    /* Tell the backend the device MTU (optional). */
+    bool (*set_mtu)(QnicVhostDev *hd, unsigned mtu, GError **errp);
+} QnicVhostOps;
+
+typedef struct QnicVhostVq {
+    bool started;
+    bool enabled;               /* SET_VRING_ENABLE 1 sent */
+    int kick_fd;                /* eventfd the driver's notifications reach */
+    bool kick_owned;            /* false: the transport's ioeventfd */
+    int call_fd;                /* eventfd the backend signals */
+    struct QnicFdWatch *call_watch;
+} QnicVhostVq;
+
+/* connected: a (new) backend is negotiated and can start; false: it is
+ * gone (rings already taken back). */
+typedef void QnicVhostEventFunc(void *opaque, bool connected);
+
+struct QnicVhostDev {
+    const QnicVhostOps *ops;
+    void *be;                   /* backend state */
+    bool connected;             /* negotiated and usable */
+    uint64_t backend_features;  /* GET_FEATURES */
+    unsigned max_queue_pairs;   /* what the backend supports */
+    unsigned nvqs;              /* data queues qnic may hand over */
+    QnicVhostVq *vqs;           /* [nvqs] */
+    QnicVirtioDevice *vdev;     /* while started */
+    bool started;
+    uint64_t acked_features;    /* sent with SET_FEATURES */
+    QnicVhostEventFunc *event;
+    void *event_opaque;
+    uint64_t stat_kicks, stat_calls, stat_starts;
+};
+
+QnicVhostDev *qnic_vhost_dev_new(const QnicVhostOps *ops, void *be, unsigned nvqs);
+void qnic_vhost_dev_free(QnicVhostDev *hd);
+/* The device using hd learns about backend arrival / loss here. */
+void qnic_vhost_set_event_handler(QnicVhostDev *hd, QnicVhostEventFunc *cb, void *opaque);
+
+/* Clear, in `offered`, each bit of `bits` (terminated by -1) that the
+ * backend does not offer: the data-path features a device may only offer
+ * when its backend implements them. */
+uint64_t qnic_vhost_get_features(const QnicVhostDev *hd, const int *bits, uint64_t offered);
+
+/* Hand the data queues 0..nvqs-1 of vdev that the driver set up to the
+ * backend: SET_FEATURES(features), SET_MEM_TABLE, then per ring NUM, BASE,
+ * ADDR, KICK, CALL. Rings stay disabled until qnic_vhost_set_vring_enable.
+ * false (logged by the caller) leaves every queue with qnic. */
+bool qnic_vhost_dev_start(QnicVhostDev *hd, QnicVirtioDevice *vdev, unsigned nvqs,
+                          uint64_t features, GError **errp);
+/* Take every ring back (SET_VRING_ENABLE 0, GET_VRING_BASE), stop
+ * watching, close the eventfds. Safe when not started. */
+void qnic_vhost_dev_stop(QnicVhostDev *hd);
+/* Start / stop one ring (per-queue reset and re-enable). */
+bool qnic_vhost_vq_start(QnicVhostDev *hd, unsigned idx, GError **errp);
+void qnic_vhost_vq_stop(QnicVhostDev *hd, unsigned idx);
+bool qnic_vhost_set_vring_enable(QnicVhostDev *hd, unsigned idx, bool enable, GError **errp);
+/* The driver notified data queue idx: signal the backend. */
+void qnic_vhost_kick(QnicVhostDev *hd, unsigned idx);
+
+/* For backends: the connection is negotiated / is gone. */
+void qnic_vhost_backend_ready(QnicVhostDev *hd);
+void qnic_vhost_backend_lost(QnicVhostDev *hd);
+
+/* The vhost device behind a netdev client (vhost-user, vhost-vdpa), or
+ * NULL for any other kind of peer. */
+QnicVhostDev *qnic_vhost_net_get(QnicNetClient *nc);
+
+/* ---- the vhost-user frontend (virtio/vhost-user.c) ---- */
+
+typedef struct QnicVhostUser QnicVhostUser;
+
+/* How long qnic waits for any one reply (ms). Default 10000, or
+ * $QNIC_VHOST_USER_TIMEOUT_MS when set (tests of silent backends). */
+unsigned qnic_vhost_user_timeout_ms(void);
+
+/* A frontend for `queue_pairs` queue pairs of a net device. `failed` runs
+ * (from a BH, never inside a request) once a connection broke: malformed
+ * reply, timeout, EOF; the owner then disconnects. */
+QnicVhostUser *qnic_vhost_user_new(const char *name, unsigned queue_pairs,
+                                   void (*failed)(void *opaque), void *opaque);
+void qnic_vhost_user_free(QnicVhostUser *u);
+QnicVhostDev *qnic_vhost_user_dev(QnicVhostUser *u);
+/* Negotiate on a connected socket (not taken over): GET_FEATURES,
+ * GET/SET_PROTOCOL_FEATURES, GET_QUEUE_NUM, SET_OWNER. */
+bool qnic_vhost_user_connect(QnicVhostUser *u, int fd, GError **errp);
+/* Forget the socket (the owner closes it); rings are taken back without
+ * messages. */
+void qnic_vhost_user_disconnect(QnicVhostUser *u);
+/* The socket is readable outside a request: EOF or an unsolicited
+ * message. Returns false (logged) when the connection must go. */
+bool qnic_vhost_user_readable(QnicVhostUser *u);
+uint64_t qnic_vhost_user_protocol_features(QnicVhostUser *u);
+
+#endif

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""The vhost-user frontend end to end: the test guest's virtio-net runs on
+`-netdev vhost-user` whose backend is another process, qnic's own
+qnic-vhost-user-net serving `-netdev user` (libslirp) as a vhost-user-net
+device. The guest takes a DHCP lease, downloads a 4 MiB random file by
+TFTP (size and CRC32 compared with zlib's) and echoes a host datagram that
+reaches it through the backend's hostfwd rule: every frame crosses the
+shared-memory rings between the VMM and the backend. The same command line
+runs under QEMU (the reference frontend) and qnic-vmm; both must pass.
+A second run per VMM kills the backend mid-way and starts a new one on the
+same socket (`server=on` chardev) to check that the link comes back.
+
+usage: test-vhost-user-frontend.py [--nic virtio|virtio-legacy|virtio-packed]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import guestlib as g  # noqa: E402
+
+BLOB_SIZE = 4 * 1024 * 1024
+VM_TIMEOUT = 90
+
+
+def backend_binary():
+    b = os.environ.get("QNIC_VHOST_USER_NET")
+    if not b and os.environ.get("QNIC_BUILD_DIR"):
+        b = os.path.join(os.environ["QNIC_BUILD_DIR"], "tools", "qnic-vhost-user-net")
+    if not b or not os.path.exists(b):
+        g.skip("qnic-vhost-user-net not built (QNIC_VHOST_USER_NET / QNIC_BUILD_DIR: %r)" % b)
+    return b
+
+
+class Backend:
+    """qnic-vhost-user-net listening on a socket, in its own process group."""
+
+    def __init__(self, binary, sock, netdev, logpath):
+        self.argv = [binary, "--socket", sock, "--netdev", netdev]
+        self.sock = sock
+        self.log = open(logpath, "ab")
+        self.proc = None
+
+    def start(self):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        g.log("[backend] $ %s" % " ".join(self.argv))
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log, start_new_session=True)
+        for _ in range(100):
+            if os.path.exists(self.sock):
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("qnic-vhost-user-net did not create %s" % self.sock)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, 9)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+        self.proc = None
+
+    def close(self):
+        self.kill()
+        self.log.close()
+
+
+def vm_net_args(sock, model, chardev_extra=""):
+    return ["-object", "memory-backend-memfd,id=mem,size=128M,share=on",
+            "-machine", "memory-backend=mem",
+            "-chardev", "socket,id=c0,path=%s%s" % (sock, chardev_extra),
+            "-netdev", "vhost-user,id=n0,chardev=c0",
+            "-device", "%s,netdev=n0,mac=52:54:00:12:34:56" % model]
+
+
+def run_one(ck, impl, binary, nic, tftpdir, blob_crc, bebin, tmp):
+    model, guest_nic, _ = g.NICS[nic]
+    port = g.free_port()
+    sock = os.path.join(tmp, "vhu-%s.sock" % impl)
+    be = Backend(bebin, sock, "user,id=u0,tftp=%s,hostfwd=udp:127.0.0.1:%d-:7" % (tftpdir, port),
+                 os.path.join(tmp, "backend-%s.log" % impl)).start()
+    append = "test=dhcp-tftp file=blob.bin echo-port=7 nic=%s timeout=%d" % (guest_nic, VM_TIMEOUT - 20)
+    vm = g.VM(impl, binary, "vhost-user-" + nic, append, vm_net_args(sock, model)).start()
+    try:
+        t0 = time.monotonic()
+        ready = vm.wait_for("ready", VM_TIMEOUT)
+        dhcp = vm.record("dhcp") or {}
+        ck.check(impl, "DHCP lease 10.0.2.15 through the vhost-user backend",
+                 dhcp.get("ip") == "10.0.2.15", "got %r" % dhcp.get("ip"))
+        tftp = [r for r in vm.all_records("tftp") if "crc32" in r]
+        tftp = tftp[0] if tftp else {}
+        ck.check(impl, "TFTP size %d" % BLOB_SIZE, tftp.get("size") == str(BLOB_SIZE),
+                 "got %r" % tftp.get("size"))
+        ck.check(impl, "TFTP crc32 0x%08x" % blob_crc, tftp.get("crc32") == "0x%08x" % blob_crc,
+                 "got %r" % tftp.get("crc32"))
+        if ready is not None:
+            g.log("[%s] DHCP+TFTP phase took %.2f s (tftp record %r)" % (impl, time.monotonic() - t0, tftp))
+            payload = b"qnic-vhost-user-" + os.urandom(8).hex().encode()
+            echo = g.udp_exchange("127.0.0.1", port, payload)
+            ck.check(impl, "hostfwd UDP datagram echoed through both processes", echo == payload,
+                     "got %r" % echo)
+            g.udp_exchange("127.0.0.1", port, b"quit", timeout=2, tries=2)
+        else:
+            ck.check(impl, "guest reached the echo phase", False)
+        status = vm.wait(30)
+        ck.check_nic(impl, vm, nic)
+        ck.check(impl, "guest verdict pass (exit status 1)", vm.guest_passed(), "status %r" % status)
+    finally:
+        vm.kill()
+        be.close()
+
+
+def run_reconnect(ck, impl, binary, nic, tftpdir, bebin, tmp):
+    """Kill the backend while the guest runs, start a new one: with a
+    listening chardev (server=on) the VMM takes the new backend, and the
+    guest's UDP echo works again through it."""
+    model, guest_nic, _ = g.NICS[nic]
+    port = g.free_port()
+    sock = os.path.join(tmp, "vhu-rc-%s.sock" % impl)
+    netdev = "user,id=u0,tftp=%s,hostfwd=udp:127.0.0.1:%d-:7" % (tftpdir, port)
+    belog = os.path.join(tmp, "backend-rc-%s.log" % impl)
+    append = "test=dhcp-tftp file=small.bin echo-port=7 nic=%s timeout=%d" % (guest_nic, VM_TIMEOUT - 20)
+    vm = g.VM(impl, binary, "vhost-user-reconnect-" + nic, append,
+              vm_net_args(sock, model, ",server=on,wait=off")).start()
+    be = None
+    try:
+        # the VMM listens: wait for its socket, then connect the backend
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        be = Backend(bebin, sock, netdev, belog)
+        be.argv.insert(1, "--client")
+        be.start = _start_client.__get__(be)
+        be.start()
+        ready = vm.wait_for("ready", VM_TIMEOUT)
+        ck.check(impl, "reconnect: guest up behind the first backend", ready is not None)
+        if ready is not None:
+            payload = b"first-" + os.urandom(4).hex().encode()
+            ck.check(impl, "reconnect: echo through the first backend",
+                     g.udp_exchange("127.0.0.1", port, payload) == payload)
+            be.kill()
+            time.sleep(1.0)
+            be.start()
+            echo = None
+            deadline = time.monotonic() + 20
+            payload = b"second-" + os.urandom(4).hex().encode()
+            while echo != payload and time.monotonic() < deadline:
+                echo = g.udp_exchange("127.0.0.1", port, payload, timeout=1, tries=1)
+            ck.check(impl, "reconnect: echo through the second backend", echo == payload,
+                     "got %r" % echo)
+            g.udp_exchange("127.0.0.1", port, b"quit", timeout=2, tries=2)
+        vm.wait(30)
+    finally:
+        vm.kill()
+        if be:
+            be.close()
+
+
+def _start_client(self):
+    g.log("[backend] $ %s" % " ".join(self.argv))
+    self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.log,
+                                 stderr=self.log, start_new_session=True)
+    return self
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nic", default="virtio", choices=["virtio", "virtio-legacy", "virtio-packed"])
+    ap.add_argument("--no-reconnect", action="store_true")
+    args = ap.parse_args()
+    g.require_common()
+    bebin = backend_binary()
+    ck = g.Checker()
+    with tempfile.TemporaryDirectory(prefix="qnic-vhu-fe-") as d:
+        blob = os.urandom(BLOB_SIZE)
+        with open(os.path.join(d, "blob.bin"), "wb") as f:
+            f.write(blob)
+        with open(os.path.join(d, "small.bin"), "wb") as f:
+            f.write(os.urandom(4096))
+        crc = zlib.crc32(blob) & 0xffffffff
+        for impl, binary in g.impls():
+            run_one(ck, impl, binary, args.nic, d, crc, bebin, d)
+            if not args.no_reconnect:
+                run_reconnect(ck, impl, binary, args.nic, d, bebin, d)
+    ck.finish()
+
+
+if __name__ == "__main__":
+    main()

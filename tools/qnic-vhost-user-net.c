@@ -1,0 +1,201 @@
+/*
+ * qnic-vhost-user-net: serves any qnic netdev (user, tap, socket, stream,
+ * dgram, vde, l2tpv3, hubport ...) to a vhost-user frontend such as QEMU's
+ * `-netdev vhost-user` or DPDK's net_virtio_user, as a vhost-user-net
+ * device backend. The netdev takes the same -netdev syntax as qnic-vmm and
+ * QEMU; the device side is qnic's virtio-net model (see
+ * include/qnic/vhost-user-dev.h and docs/vhost-user-dev.md).
+ */
+#include "qnic/vhost-user-dev.h"
+#include "qnic/net.h"
+#include "qnic/mainloop.h"
+#include "qnic/log.h"
+#include "qnic-config.h"
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <glib-unix.h>
+
+#define PROG "qnic-vhost-user-net"
+
+static bool quit;
+static bool once;
+static QnicVhuServer *server;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: " PROG " --socket PATH --netdev TYPE,id=ID,... [options]\n"
+        "\n"
+        "Serve a qnic netdev to a vhost-user frontend as a vhost-user-net device.\n"
+        "\n"
+        "  --socket PATH        Unix socket (created and listened on, unless --client)\n"
+        "  --client             connect to PATH instead (retried while the peer is not\n"
+        "                       listening, up to --connect-timeout)\n"
+        "  --connect-timeout MS give up connecting after MS milliseconds (default 30000)\n"
+        "  --netdev OPTS        the backend, as -netdev of qnic-vmm/QEMU (queues=N gives N\n"
+        "                       queue pairs)\n"
+        "  --device OPTS        virtio-net properties (mac=, mrg_rxbuf=, packed=, ...)\n"
+        "  --once               exit when the first frontend disconnects\n"
+        "  -d ITEMS             log categories (guest_errors,unimp,trace_net,trace_dev)\n"
+        "  --help, --version\n");
+}
+
+static void on_disconnect(void *opaque)
+{
+    if (once || (server && qnic_vhu_server_failed(server))) {
+        quit = true;
+        qnic_main_loop_wakeup();
+    }
+}
+
+static gboolean on_signal(gpointer opaque)
+{
+    quit = true;
+    return G_SOURCE_CONTINUE;
+}
+
+static void add_signal(int sig)
+{
+    GSource *src = g_unix_signal_source_new(sig);
+
+    g_source_set_callback(src, on_signal, NULL, NULL);
+    g_source_attach(src, qnic_main_context());
+    g_source_unref(src);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "client", no_argument, NULL, 'c' },
+        { "connect-timeout", required_argument, NULL, 't' },
+        { "netdev", required_argument, NULL, 'n' },
+        { "device", required_argument, NULL, 'D' },
+        { "once", no_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = NULL, *netdev_str = NULL, *device_str = "";
+    QnicVhuServerConfig scfg = { 0 };
+    QnicVhuDev *dev = NULL;
+    QnicNetdev *nd;
+    GError *err = NULL;
+    g_autofree char *devopts = NULL;
+    int status = 1, c;
+
+    qnic_log_set_progname(PROG);
+    while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            path = optarg;
+            break;
+        case 'c':
+            scfg.client = true;
+            break;
+        case 't': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || v == 0 || v > 3600000) {
+                qnic_report("--connect-timeout %s: expects milliseconds (1..3600000)", optarg);
+                return 1;
+            }
+            scfg.connect_timeout_ms = v;
+            break;
+        }
+        case 'n':
+            netdev_str = optarg;
+            break;
+        case 'D':
+            device_str = optarg;
+            break;
+        case 'o':
+            once = true;
+            break;
+        case 'd':
+            if (!qnic_log_set_mask_str(optarg, &err)) {
+                qnic_report("-d %s: %s", optarg, err->message);
+                g_error_free(err);
+                return 1;
+            }
+            if (!strcmp(optarg, "help")) {
+                return 0;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf(PROG " version " QNIC_VERSION "\n");
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        qnic_report("unexpected argument '%s' (see --help)", argv[optind]);
+        return 1;
+    }
+    if (!path || !netdev_str) {
+        qnic_report("--socket and --netdev are required (see --help)");
+        return 1;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    qnic_bql_lock();
+    nd = qnic_netdev_add_str(netdev_str, &err);
+    if (!nd) {
+        qnic_report("--netdev %s: %s", netdev_str, err->message);
+        g_error_free(err);
+        goto out;
+    }
+    /* The device defaults to offering packed rings too: a frontend that
+     * does not want them simply does not accept the feature. */
+    {
+        GString *o = g_string_new(NULL);
+        if (!strstr(device_str, "netdev=")) {
+            g_string_append_printf(o, "netdev=%s", nd->id);
+        }
+        if (!strstr(device_str, "packed=")) {
+            g_string_append_printf(o, "%spacked=on", o->len ? "," : "");
+        }
+        if (*device_str) {
+            g_string_append_printf(o, "%s%s", o->len ? "," : "", device_str);
+        }
+        devopts = g_string_free(o, FALSE);
+    }
+    dev = qnic_vhu_dev_new(devopts, &err);
+    if (!dev) {
+        qnic_report("--device %s: %s", device_str, err->message);
+        g_error_free(err);
+        goto out;
+    }
+    scfg.path = path;
+    scfg.on_disconnect = on_disconnect;
+    server = qnic_vhu_server_new(dev, &scfg, &err);
+    if (!server) {
+        qnic_report("--socket %s: %s", path, err->message);
+        g_error_free(err);
+        goto out;
+    }
+    add_signal(SIGTERM);
+    add_signal(SIGINT);
+    add_signal(SIGHUP);
+    status = 0;
+    while (!quit) {
+        qnic_main_loop_iterate(true);
+    }
+    if (qnic_vhu_server_failed(server)) {
+        status = 1;
+    }
+
+out:
+    qnic_vhu_server_free(server);
+    qnic_vhu_dev_free(dev);
+    qnic_netdev_del_all();
+    qnic_bql_unlock();
+    return status;
+}

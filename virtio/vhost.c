@@ -1,0 +1,299 @@
+/*
+ * The generic half of vhost (see qnic/vhost.h): which rings go to the
+ * backend and in which order the backend hears about them, the kick and
+ * call eventfds, interrupts raised from call events, and taking rings back
+ * on stop, reset, queue reset or backend loss. Backend kinds only supply
+ * the message transport (QnicVhostOps).
+ */
+#include "qnic/vhost.h"
+#include "qnic/net.h"
+#include "qnic/mainloop.h"
+#include "qnic/log.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+QnicVhostDev *qnic_vhost_dev_new(const QnicVhostOps *ops, void *be, unsigned nvqs)
+{
+    QnicVhostDev *hd = g_new0(QnicVhostDev, 1);
+
+    hd->ops = ops;
+    hd->be = be;
+    hd->nvqs = nvqs;
+    hd->vqs = g_new0(QnicVhostVq, nvqs);
+    for (unsigned i = 0; i < nvqs; i++) {
+        hd->vqs[i].kick_fd = hd->vqs[i].call_fd = -1;
+    }
+    return hd;
+}
+
+void qnic_vhost_dev_free(QnicVhostDev *hd)
+{
+    if (!hd) {
+        return;
+    }
+    hd->connected = false;
+    qnic_vhost_dev_stop(hd);
+    g_free(hd->vqs);
+    g_free(hd);
+}
+
+void qnic_vhost_set_event_handler(QnicVhostDev *hd, QnicVhostEventFunc *cb, void *opaque)
+{
+    hd->event = cb;
+    hd->event_opaque = opaque;
+}
+
+uint64_t qnic_vhost_get_features(const QnicVhostDev *hd, const int *bits, uint64_t offered)
+{
+    for (const int *b = bits; *b >= 0; b++) {
+        if (!(hd->backend_features & (1ull << *b))) {
+            offered &= ~(1ull << *b);
+        }
+    }
+    return offered;
+}
+
+/* The backend completed buffers: interrupt the driver. The backend applied
+ * the driver's suppression (flags / used_event) before signalling. */
+static void call_ready(void *opaque, int fd, GIOCondition cond)
+{
+    QnicVirtQueue *vq = opaque;
+    QnicVirtioDevice *vdev = vq->opaque;
+    uint64_t cnt;
+
+    if (read(fd, &cnt, sizeof(cnt)) != sizeof(cnt)) {
+        return;
+    }
+    if (vdev->broken || !(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK)) {
+        return;
+    }
+    vq->stat_notifies++;
+    vdev->isr |= 1;
+    if (vdev->tops && vdev->tops->notify) {
+        vdev->tops->notify(vdev, vq->vector);
+    }
+}
+
+static void vq_close(QnicVhostVq *hv)
+{
+    if (hv->call_watch) {
+        qnic_fd_watch_remove(hv->call_watch);
+        hv->call_watch = NULL;
+    }
+    if (hv->call_fd >= 0) {
+        close(hv->call_fd);
+        hv->call_fd = -1;
+    }
+    if (hv->kick_fd >= 0 && hv->kick_owned) {
+        close(hv->kick_fd);
+    }
+    hv->kick_fd = -1;
+    hv->started = hv->enabled = false;
+}
+
+bool qnic_vhost_vq_start(QnicVhostDev *hd, unsigned idx, GError **errp)
+{
+    QnicVirtioDevice *vdev = hd->vdev;
+    QnicVirtQueue *vq;
+    QnicVhostVq *hv;
+    unsigned base;
+
+    if (!hd->started || !vdev || idx >= hd->nvqs || idx >= vdev->num_queues) {
+        return true;
+    }
+    vq = &vdev->vqs[idx];
+    hv = &hd->vqs[idx];
+    if (hv->started || !vq->enabled || !vq->num || !vq->desc) {
+        return true;    /* not set up by the driver: nothing to hand over */
+    }
+    base = vq->last_avail_idx;
+    if (vq->packed) {
+        base = (vq->last_avail_idx & 0x7fff) | (vq->avail_wrap ? 0x8000 : 0);
+    }
+    hv->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    hv->kick_owned = true;
+    hv->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (hv->kick_fd < 0 || hv->call_fd < 0) {
+        qnic_error_setg_errno(errp, errno, "vhost: eventfd");
+        vq_close(hv);
+        return false;
+    }
+    if (!hd->ops->set_vring_num(hd, idx, vq->num, errp) ||
+        !hd->ops->set_vring_base(hd, idx, base, errp) ||
+        !hd->ops->set_vring_addr(hd, idx, (uint64_t)(uintptr_t)vq->desc,
+                                 (uint64_t)(uintptr_t)vq->avail,
+                                 (uint64_t)(uintptr_t)vq->used, errp) ||
+        !hd->ops->set_vring_kick(hd, idx, hv->kick_fd, errp) ||
+        !hd->ops->set_vring_call(hd, idx, hv->call_fd, errp)) {
+        vq_close(hv);
+        return false;
+    }
+    hv->call_watch = qnic_fd_watch_add(hv->call_fd, G_IO_IN, call_ready, vq);
+    hv->started = true;
+    /* Buffers the driver made available before the hand-over. */
+    qnic_vhost_kick(hd, idx);
+    return true;
+}
+
+/* Where the backend stands when it cannot tell us: what it completed,
+ * as published in the used ring. */
+static void restore_from_used(QnicVirtQueue *vq)
+{
+    if (!vq->used || vq->packed) {
+        /* packed: the last index the backend reported (or handed to it) */
+        return;
+    }
+    vq->last_avail_idx = qnic_ld16(vq->used + 2);
+}
+
+void qnic_vhost_vq_stop(QnicVhostDev *hd, unsigned idx)
+{
+    QnicVirtioDevice *vdev = hd->vdev;
+    QnicVhostVq *hv;
+    QnicVirtQueue *vq;
+    GError *err = NULL;
+    unsigned base;
+
+    if (!vdev || idx >= hd->nvqs || !hd->vqs[idx].started) {
+        return;
+    }
+    hv = &hd->vqs[idx];
+    vq = &vdev->vqs[idx];
+    if (hd->connected && hv->enabled && hd->ops->set_vring_enable) {
+        hd->ops->set_vring_enable(hd, idx, false, NULL);
+    }
+    if (hd->connected && hd->ops->get_vring_base(hd, idx, &base, &err)) {
+        if (vq->packed) {
+            vq->last_avail_idx = base & 0x7fff;
+            vq->avail_wrap = base & 0x8000;
+            vq->used_idx = vq->last_avail_idx;
+            vq->used_wrap = vq->avail_wrap;
+        } else {
+            vq->last_avail_idx = base;
+            vq->used_idx = vq->used ? qnic_ld16(vq->used + 2) : base;
+        }
+    } else {
+        if (err) {
+            qnic_warn("vhost: %s: queue %u: %s (restarting it from the used index)",
+                      hd->ops->name, idx, err->message);
+            g_clear_error(&err);
+        }
+        restore_from_used(vq);
+        if (!vq->packed) {
+            vq->used_idx = vq->last_avail_idx;
+        }
+    }
+    vq->shadow_avail_idx = vq->last_avail_idx;
+    vq->inuse = 0;
+    vq->signalled_used_valid = false;
+    vq_close(hv);
+}
+
+bool qnic_vhost_dev_start(QnicVhostDev *hd, QnicVirtioDevice *vdev, unsigned nvqs,
+                          uint64_t features, GError **errp)
+{
+    QnicMachine *m = vdev->dev ? vdev->dev->machine : NULL;
+
+    if (hd->started) {
+        return true;
+    }
+    if (!hd->connected) {
+        qnic_error_setg(errp, "vhost: %s backend is not connected", hd->ops->name);
+        return false;
+    }
+    if (!m || m->ram_fd < 0) {
+        qnic_error_setg(errp, "vhost: guest RAM is not shareable (no memfd)");
+        return false;
+    }
+    if (!hd->ops->set_features(hd, features, errp) || !hd->ops->set_mem_table(hd, m, errp)) {
+        return false;
+    }
+    hd->acked_features = features;
+    hd->vdev = vdev;
+    hd->started = true;
+    hd->stat_starts++;
+    for (unsigned i = 0; i < nvqs && i < hd->nvqs; i++) {
+        if (!qnic_vhost_vq_start(hd, i, errp)) {
+            qnic_vhost_dev_stop(hd);
+            return false;
+        }
+    }
+    return true;
+}
+
+void qnic_vhost_dev_stop(QnicVhostDev *hd)
+{
+    if (!hd->started) {
+        return;
+    }
+    for (unsigned i = 0; i < hd->nvqs; i++) {
+        qnic_vhost_vq_stop(hd, i);
+    }
+    hd->started = false;
+    hd->vdev = NULL;
+}
+
+bool qnic_vhost_set_vring_enable(QnicVhostDev *hd, unsigned idx, bool enable, GError **errp)
+{
+    QnicVhostVq *hv;
+
+    if (idx >= hd->nvqs || !hd->vqs[idx].started) {
+        return true;
+    }
+    hv = &hd->vqs[idx];
+    if (hv->enabled == enable) {
+        return true;
+    }
+    if (hd->ops->set_vring_enable && !hd->ops->set_vring_enable(hd, idx, enable, errp)) {
+        return false;
+    }
+    hv->enabled = enable;
+    if (enable) {
+        qnic_vhost_kick(hd, idx);
+    }
+    return true;
+}
+
+void qnic_vhost_kick(QnicVhostDev *hd, unsigned idx)
+{
+    uint64_t one = 1;
+
+    if (idx < hd->nvqs && hd->vqs[idx].started && hd->vqs[idx].kick_fd >= 0) {
+        hd->stat_kicks++;
+        if (write(hd->vqs[idx].kick_fd, &one, sizeof(one)) < 0) {
+            /* EAGAIN: the counter is saturated, the backend has a kick */
+        }
+    }
+}
+
+void qnic_vhost_backend_ready(QnicVhostDev *hd)
+{
+    hd->connected = true;
+    if (hd->event) {
+        hd->event(hd->event_opaque, true);
+    }
+}
+
+void qnic_vhost_backend_lost(QnicVhostDev *hd)
+{
+    /* The connection may have been marked dead already (a failed request):
+     * the device hears about it here either way. */
+    hd->connected = false;
+    qnic_vhost_dev_stop(hd);
+    if (hd->event) {
+        hd->event(hd->event_opaque, false);
+    }
+}
+
+QnicVhostDev *qnic_vhost_net_get(QnicNetClient *nc)
+{
+    if (!nc || !nc->ops) {
+        return NULL;
+    }
+    if (nc->ops->kind == QNIC_NET_CLIENT_VHOST_USER || nc->ops->kind == QNIC_NET_CLIENT_VHOST_VDPA) {
+        return nc->opaque;
+    }
+    return NULL;
+}
