@@ -3,7 +3,9 @@
  * the key=value lexer, the schema checker for every -netdev, -device and
  * -object type, and device creation on a machine (which runs each model's
  * property validation). Netdevs are parsed and checked but not opened, so
- * no input can create sockets or taps.
+ * no input can create sockets or taps. A first byte of 0xf0 or more selects
+ * -chardev strings (parsed and checked, never opened); below, the byte
+ * modulo 4 picks the group as before, so older inputs keep their meaning.
  */
 #include "qnic/opts.h"
 #include "qnic/schema.h"
@@ -11,6 +13,7 @@
 #include "qnic/net.h"
 #include "qnic/clock.h"
 #include "qnic/log.h"
+#include "qnic/chardev.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -28,6 +31,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     qnic_log_mask = 0;
+    if (data[0] >= 0xf0) {
+        str = g_strndup((const char *)data + 1, size - 1);
+        o = qnic_chardev_parse(str, &err);
+        if (!o) {
+            g_assert(err && err->message && *err->message);
+            g_clear_error(&err);
+        }
+        qnic_opts_free(o);
+        return 0;
+    }
     g = data[0] % 4;
     str = g_strndup((const char *)data + 1, size - 1);
     o = qnic_opts_parse(groups[g], str, implied[g], &err);
