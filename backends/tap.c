@@ -46,6 +46,7 @@ typedef struct TapQueue {
     bool using_vnet_hdr;      /* the peer's frames carry the header too */
     bool has_ufo;
     bool has_uso;
+    bool detached;            /* IFF_DETACH_QUEUE in effect */
     uint8_t *buf;
     uint64_t read_errors;
 } TapQueue;
@@ -322,7 +323,9 @@ static int tap_set_queue_enabled(QnicNetClient *nc, bool enable)
     TapQueue *q = nc->opaque;
     struct ifreq ifr = { 0 };
 
-    if (q->ts->nqueues < 2) {
+    /* The kernel refuses to attach an attached queue (EINVAL): make the
+     * call idempotent, as callers re-apply a pair count they may repeat. */
+    if (q->ts->nqueues < 2 || q->detached == !enable) {
         return 0;
     }
     ifr.ifr_flags = enable ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
@@ -331,6 +334,7 @@ static int tap_set_queue_enabled(QnicNetClient *nc, bool enable)
                   enable ? "attach" : "detach", nc->queue_index, g_strerror(errno));
         return -errno;
     }
+    q->detached = !enable;
     return 0;
 }
 
