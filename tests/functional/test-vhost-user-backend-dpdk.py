@@ -50,6 +50,7 @@ class Testpmd:
     """testpmd -i with commands on stdin and its output collected."""
 
     def __init__(self, sock, prefix, queues=1):
+        self.prefix = prefix
         # stdbuf: testpmd's stdout is a pipe here and would be block-buffered.
         self.argv = ["stdbuf", "-oL", "dpdk-testpmd", "--no-huge", "-m", "512", "--no-pci", "--file-prefix=" + prefix,
                      "--single-file-segments", "--log-level=user1,8",
@@ -109,6 +110,9 @@ class Testpmd:
             self.proc.wait(timeout=10)
         for line in self.out[-15:]:
             log("  testpmd| " + line)
+        # EAL's runtime files (hugepage info, mp socket) live in RAM under
+        # /var/run/dpdk/PREFIX when root; they outlive testpmd.
+        shutil.rmtree(os.path.join("/var/run/dpdk", self.prefix), ignore_errors=True)
 
 
 def main():

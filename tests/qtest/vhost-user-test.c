@@ -975,6 +975,7 @@ typedef struct {
     GPid pid;
     int in;                     /* testpmd's stdin */
     char dir[64], sock[128], log[128];
+    char runtime[128];          /* EAL's runtime dir, removed at stop */
 } Testpmd;
 
 /* testpmd reads commands from stdin: spawn it again with a pipe. */
@@ -995,6 +996,8 @@ static bool testpmd_spawn(Testpmd *t, const char *fwd)
     snprintf(t->log, sizeof(t->log), "%s/testpmd.log", t->dir);
     vdev = g_strdup_printf("net_vhost0,iface=%s,queues=1", t->sock);
     prefix = g_strdup_printf("qnic-vhu-%d", (int)getpid());
+    snprintf(t->runtime, sizeof(t->runtime), "%s/dpdk/%s",
+             getuid() == 0 ? "/var/run" : g_get_user_runtime_dir(), prefix);
     g_assert(pipe2(p, O_CLOEXEC) == 0);
     out = open(t->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     t->pid = fork();
@@ -1046,6 +1049,19 @@ static void testpmd_stop(Testpmd *t)
     unlink(t->sock);
     unlink(t->log);
     rmdir(t->dir);
+    if (t->runtime[0]) {
+        /* EAL leaves its config and mp socket there (RAM-backed). */
+        GDir *rd = g_dir_open(t->runtime, 0, NULL);
+        const char *name;
+        while (rd && (name = g_dir_read_name(rd))) {
+            g_autofree char *f = g_build_filename(t->runtime, name, NULL);
+            unlink(f);
+        }
+        if (rd) {
+            g_dir_close(rd);
+        }
+        rmdir(t->runtime);
+    }
 }
 
 static void test_testpmd(gconstpointer data)
