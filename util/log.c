@@ -21,6 +21,7 @@ static const struct {
     { "unimp", QNIC_LOG_UNIMP, "log unimplemented functionality" },
     { "trace_net", QNIC_LOG_TRACE_NET, "trace every packet through net clients and backends" },
     { "trace_dev", QNIC_LOG_TRACE_DEV, "trace every device register access" },
+    { "vhost", QNIC_LOG_VHOST, "vhost rings: how kicks and calls travel, what qnic relayed" },
 };
 
 #define QNIC_LOG_NBITS 32

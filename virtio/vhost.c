@@ -23,7 +23,9 @@ QnicVhostDev *qnic_vhost_dev_new(const QnicVhostOps *ops, void *be, unsigned nvq
     hd->nvqs = nvqs;
     hd->vqs = g_new0(QnicVhostVq, nvqs);
     for (unsigned i = 0; i < nvqs; i++) {
-        hd->vqs[i].kick_fd = hd->vqs[i].call_fd = -1;
+        hd->vqs[i].hd = hd;
+        hd->vqs[i].idx = i;
+        hd->vqs[i].kick_fd = hd->vqs[i].call_fd = hd->vqs[i].guest_fd = -1;
     }
     return hd;
 }
@@ -55,20 +57,26 @@ uint64_t qnic_vhost_get_features(const QnicVhostDev *hd, const int *bits, uint64
     return offered;
 }
 
-/* The backend completed buffers: interrupt the driver. The backend applied
- * the driver's suppression (flags / used_event) before signalling. */
+/* The backend completed buffers and signalled qnic's call eventfd (no
+ * irqfd for the queue now): interrupt the driver through the transport,
+ * which sets the ISR for INTx or the PBA bit of a masked vector. The
+ * backend applied the driver's suppression (flags / used_event) before
+ * signalling. */
 static void call_ready(void *opaque, int fd, GIOCondition cond)
 {
-    QnicVirtQueue *vq = opaque;
-    QnicVirtioDevice *vdev = vq->opaque;
+    QnicVhostVq *hv = opaque;
+    QnicVirtioDevice *vdev = hv->hd->vdev;
+    QnicVirtQueue *vq;
     uint64_t cnt;
 
-    if (read(fd, &cnt, sizeof(cnt)) != sizeof(cnt)) {
+    if (read(fd, &cnt, sizeof(cnt)) != sizeof(cnt) || !vdev) {
         return;
     }
     if (vdev->broken || !(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK)) {
         return;
     }
+    vq = &vdev->vqs[hv->idx];
+    hv->calls_relayed++;
     vq->stat_notifies++;
     vdev->isr |= 1;
     if (vdev->tops && vdev->tops->notify) {
@@ -76,7 +84,7 @@ static void call_ready(void *opaque, int fd, GIOCondition cond)
     }
 }
 
-static void vq_close(QnicVhostVq *hv)
+static void vq_close(QnicVhostDev *hd, QnicVhostVq *hv)
 {
     if (hv->call_watch) {
         qnic_fd_watch_remove(hv->call_watch);
@@ -86,11 +94,26 @@ static void vq_close(QnicVhostVq *hv)
         close(hv->call_fd);
         hv->call_fd = -1;
     }
+    hv->guest_fd = -1;          /* the transport's */
     if (hv->kick_fd >= 0 && hv->kick_owned) {
         close(hv->kick_fd);
+    } else if (hv->kick_fd >= 0 && hd->vdev) {
+        /* the backend is done with it: kicks go through qnic again */
+        qnic_virtio_return_host_notifier(hd->vdev, hv->idx);
     }
     hv->kick_fd = -1;
     hv->started = hv->enabled = false;
+}
+
+/* The backend's own kick, not a relayed notification: buffers the driver
+ * made available before the ring was handed over or enabled. */
+static void kick_backend(QnicVhostVq *hv)
+{
+    uint64_t one = 1;
+
+    if (hv->started && hv->kick_fd >= 0 && write(hv->kick_fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is saturated, the backend has a kick */
+    }
 }
 
 bool qnic_vhost_vq_start(QnicVhostDev *hd, unsigned idx, GError **errp)
@@ -112,28 +135,39 @@ bool qnic_vhost_vq_start(QnicVhostDev *hd, unsigned idx, GError **errp)
     if (vq->packed) {
         base = (vq->last_avail_idx & 0x7fff) | (vq->avail_wrap ? 0x8000 : 0);
     }
-    hv->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    hv->kick_owned = true;
+    /* The transport's ioeventfd when it has one: the guest's notification
+     * then reaches the backend in the kernel, never waking qnic. */
+    hv->kick_fd = qnic_virtio_take_host_notifier(vdev, idx);
+    hv->kick_owned = hv->kick_fd < 0;
+    if (hv->kick_owned) {
+        hv->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    }
     hv->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (hv->kick_fd < 0 || hv->call_fd < 0) {
         qnic_error_setg_errno(errp, errno, "vhost: eventfd");
-        vq_close(hv);
+        vq_close(hd, hv);
         return false;
     }
+    /* The vector's irqfd when it is deliverable now, else qnic's eventfd;
+     * qnic_vhost_vq_update_call follows the driver's changes. */
+    hv->guest_fd = qnic_virtio_guest_notifier(vdev, idx);
     if (!hd->ops->set_vring_num(hd, idx, vq->num, errp) ||
         !hd->ops->set_vring_base(hd, idx, base, errp) ||
         !hd->ops->set_vring_addr(hd, idx, (uint64_t)(uintptr_t)vq->desc,
                                  (uint64_t)(uintptr_t)vq->avail,
                                  (uint64_t)(uintptr_t)vq->used, errp) ||
         !hd->ops->set_vring_kick(hd, idx, hv->kick_fd, errp) ||
-        !hd->ops->set_vring_call(hd, idx, hv->call_fd, errp)) {
-        vq_close(hv);
+        !hd->ops->set_vring_call(hd, idx, hv->guest_fd >= 0 ? hv->guest_fd : hv->call_fd, errp)) {
+        vq_close(hd, hv);
         return false;
     }
-    hv->call_watch = qnic_fd_watch_add(hv->call_fd, G_IO_IN, call_ready, vq);
+    hv->call_watch = qnic_fd_watch_add(hv->call_fd, G_IO_IN, call_ready, hv);
     hv->started = true;
-    /* Buffers the driver made available before the hand-over. */
-    qnic_vhost_kick(hd, idx);
+    hv->kicks_relayed = hv->calls_relayed = 0;
+    hv->call_switches = 0;
+    qnic_log(QNIC_LOG_VHOST, "vhost: %s: queue %u started: kick=%s call=%s", hd->ops->name, idx,
+             hv->kick_owned ? "relayed" : "ioeventfd", hv->guest_fd >= 0 ? "irqfd" : "relayed");
+    kick_backend(hv);
     return true;
 }
 
@@ -188,7 +222,11 @@ void qnic_vhost_vq_stop(QnicVhostDev *hd, unsigned idx)
     vq->shadow_avail_idx = vq->last_avail_idx;
     vq->inuse = 0;
     vq->signalled_used_valid = false;
-    vq_close(hv);
+    qnic_log(QNIC_LOG_VHOST, "vhost: %s: queue %u stopped: kick=%s call=%s kicks_relayed=%" PRIu64
+             " calls_relayed=%" PRIu64 " call_switches=%u", hd->ops->name, idx,
+             hv->kick_owned ? "relayed" : "ioeventfd", hv->guest_fd >= 0 ? "irqfd" : "relayed",
+             hv->kicks_relayed, hv->calls_relayed, hv->call_switches);
+    vq_close(hd, hv);
 }
 
 bool qnic_vhost_dev_start(QnicVhostDev *hd, QnicVirtioDevice *vdev, unsigned nvqs,
@@ -251,20 +289,50 @@ bool qnic_vhost_set_vring_enable(QnicVhostDev *hd, unsigned idx, bool enable, GE
     }
     hv->enabled = enable;
     if (enable) {
-        qnic_vhost_kick(hd, idx);
+        kick_backend(hv);
     }
     return true;
 }
 
 void qnic_vhost_kick(QnicVhostDev *hd, unsigned idx)
 {
-    uint64_t one = 1;
-
     if (idx < hd->nvqs && hd->vqs[idx].started && hd->vqs[idx].kick_fd >= 0) {
         hd->stat_kicks++;
-        if (write(hd->vqs[idx].kick_fd, &one, sizeof(one)) < 0) {
-            /* EAGAIN: the counter is saturated, the backend has a kick */
-        }
+        hd->vqs[idx].kicks_relayed++;
+        kick_backend(&hd->vqs[idx]);
+    }
+}
+
+void qnic_vhost_vq_update_call(QnicVhostDev *hd, unsigned idx)
+{
+    QnicVhostVq *hv;
+    GError *err = NULL;
+    int want;
+
+    if (!hd || !hd->started || !hd->connected || !hd->vdev || idx >= hd->nvqs ||
+        !hd->vqs[idx].started) {
+        return;
+    }
+    hv = &hd->vqs[idx];
+    want = qnic_virtio_guest_notifier(hd->vdev, idx);
+    if (want == hv->guest_fd) {
+        return;
+    }
+    if (!hd->ops->set_vring_call(hd, idx, want >= 0 ? want : hv->call_fd, &err)) {
+        /* the backend is failing; its loss is reported from a BH */
+        qnic_warn("vhost: %s: queue %u: SET_VRING_CALL: %s", hd->ops->name, idx, err->message);
+        g_error_free(err);
+        return;
+    }
+    hv->guest_fd = want;
+    hv->call_switches++;
+    qnic_log(QNIC_LOG_VHOST, "vhost: %s: queue %u: call=%s (vector %u)", hd->ops->name, idx,
+             want >= 0 ? "irqfd" : "relayed", hd->vdev->vqs[idx].vector);
+    if (want >= 0) {
+        /* Calls that reached qnic's eventfd before the switch (while the
+         * vector was masked) are delivered now; the transport also replays
+         * the pending bit. */
+        call_ready(hv, hv->call_fd, G_IO_IN);
     }
 }
 

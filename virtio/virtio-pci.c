@@ -59,9 +59,52 @@ static void vp_update_irq(QnicVirtioDevice *vdev)
     }
 }
 
+/* The irqfd the embedder routes this queue's MSI-X message through, only
+ * while a message would really be delivered now: MSI-X on, a valid vector,
+ * not masked, bus mastering on (what msi_send's DMA requires). Anything
+ * else (INTx, masked, no route) goes through vp_notify, which keeps the
+ * ISR, the PBA and INTx right. */
+static int vp_guest_notifier(QnicVirtioDevice *vdev, unsigned idx)
+{
+    QnicVirtioPci *p = vp_of(vdev);
+    uint16_t v = vdev->vqs[idx].vector;
+    uint64_t addr;
+    uint32_t data;
+
+    if (!qnic_msix_enabled(&p->pci) || v == QNIC_VIRTIO_NO_VECTOR || v >= p->nvectors ||
+        qnic_msix_is_masked(&p->pci, v) ||
+        !(qnic_pci_get_word(&p->pci, PCI_COMMAND) & PCI_COMMAND_MASTER)) {
+        return -1;
+    }
+    qnic_msix_message(&p->pci, v, &addr, &data);
+    return qnic_machine_msi_irqfd(p->pci.dev.machine, addr, data);
+}
+
+static void vp_guest_notifiers_changed(QnicVirtioPci *p, unsigned vector, bool all)
+{
+    QnicVirtioDevice *vdev = p->vdev;
+
+    for (unsigned i = 0; i < vdev->num_queues; i++) {
+        if (all || vdev->vqs[i].vector == vector) {
+            qnic_virtio_guest_notifier_changed(vdev, i);
+        }
+    }
+}
+
+static void vp_msix_vector_changed(QnicPciDevice *d, unsigned vector, bool masked)
+{
+    vp_guest_notifiers_changed((QnicVirtioPci *)d, vector, false);
+}
+
+static int vp_take_host_notifier(QnicVirtioDevice *vdev, unsigned idx);
+static void vp_return_host_notifier(QnicVirtioDevice *vdev, unsigned idx);
+
 static const QnicVirtioTransportOps vp_tops = {
     .notify = vp_notify,
     .update_irq = vp_update_irq,
+    .take_host_notifier = vp_take_host_notifier,
+    .return_host_notifier = vp_return_host_notifier,
+    .guest_notifier = vp_guest_notifier,
 };
 
 static uint16_t vp_check_vector(QnicVirtioPci *p, uint16_t v)
@@ -105,6 +148,7 @@ static void vp_ioeventfd_start(QnicVirtioPci *p)
     }
     p->notify_fds = g_new(int, vdev->num_queues);
     p->notify_watches = g_new0(struct QnicFdWatch *, vdev->num_queues);
+    p->notify_taken = g_new0(bool, vdev->num_queues);
     for (unsigned i = 0; i < vdev->num_queues; i++) {
         int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         p->notify_fds[i] = fd;
@@ -137,11 +181,48 @@ static void vp_ioeventfd_stop(QnicVirtioPci *p)
         if (p->legacy_enabled) {
             qnic_region_del_ioeventfd(&p->legacy_bar, VIRTIO_PCI_QUEUE_NOTIFY, 2, true, i, fd);
         }
-        qnic_fd_watch_remove(p->notify_watches[i]);
+        if (p->notify_watches[i]) {
+            qnic_fd_watch_remove(p->notify_watches[i]);
+        }
+        /* A backend holding it keeps its own copy, which goes quiet now. */
         close(fd);
     }
     g_clear_pointer(&p->notify_fds, g_free);
     g_clear_pointer(&p->notify_watches, g_free);
+    g_clear_pointer(&p->notify_taken, g_free);
+}
+
+/* vhost: the backend reads the ioeventfd itself, so a kick never wakes
+ * qnic. The ioeventfds may not exist yet (vhost starts from inside the
+ * DRIVER_OK write, before vp_set_status starts them): start them here. */
+static int vp_take_host_notifier(QnicVirtioDevice *vdev, unsigned idx)
+{
+    QnicVirtioPci *p = vp_of(vdev);
+
+    vp_ioeventfd_start(p);
+    if (!p->notify_fds || idx >= vdev->num_queues || p->notify_fds[idx] < 0) {
+        return -1;
+    }
+    if (!p->notify_taken[idx]) {
+        qnic_fd_watch_remove(p->notify_watches[idx]);
+        p->notify_watches[idx] = NULL;
+        p->notify_taken[idx] = true;
+    }
+    return p->notify_fds[idx];
+}
+
+/* Kicks the backend left unread are seen by the new watch (level
+ * triggered) and processed by qnic. */
+static void vp_return_host_notifier(QnicVirtioDevice *vdev, unsigned idx)
+{
+    QnicVirtioPci *p = vp_of(vdev);
+
+    if (!p->notify_fds || idx >= vdev->num_queues || !p->notify_taken[idx]) {
+        return;
+    }
+    p->notify_taken[idx] = false;
+    p->notify_watches[idx] = qnic_fd_watch_add(p->notify_fds[idx], G_IO_IN, vp_notify_fd,
+                                               &vdev->vqs[idx]);
 }
 
 static void vp_set_status(QnicVirtioPci *p, uint8_t val)
@@ -252,6 +333,7 @@ static void legacy_write(void *opaque, uint64_t addr, uint64_t val, unsigned siz
     case VIRTIO_MSI_QUEUE_VECTOR:
         if (qnic_msix_enabled(&p->pci) && vq) {
             vq->vector = vp_check_vector(p, val);
+            qnic_virtio_guest_notifier_changed(vdev, vq->index);
         }
         break;
     default:
@@ -384,6 +466,7 @@ static void common_write(QnicVirtioPci *p, uint64_t addr, uint64_t val, unsigned
         break;
     case VIRTIO_PCI_COMMON_Q_MSIX:
         vq->vector = vp_check_vector(p, val);
+        qnic_virtio_guest_notifier_changed(vdev, vq->index);
         break;
     case VIRTIO_PCI_COMMON_Q_ENABLE:
         if (val != 1) {
@@ -494,6 +577,10 @@ static void vp_config_write(QnicPciDevice *d, uint32_t addr, uint32_t val, unsig
     QnicVirtioPci *p = (QnicVirtioPci *)d;
     unsigned data = p->cfg_cap + 16, off, l;
 
+    if (addr < PCI_COMMAND + 2 && addr + len > PCI_COMMAND) {
+        /* bus mastering gates MSI-X delivery (vp_guest_notifier) */
+        vp_guest_notifiers_changed(p, 0, true);
+    }
     if (!p->cfg_cap || addr + len <= data || addr >= data + 4) {
         return;
     }
@@ -625,6 +712,9 @@ bool qnic_virtio_pci_realize(QnicVirtioPci *p, QnicVirtioDevice *vdev, QnicOpts 
         qnic_pci_device_exit(d);
         return false;
     }
+    /* Both watch what moves a queue's guest notifier (vp_guest_notifier). */
+    d->msix_vector_changed = vp_msix_vector_changed;
+    d->config_write = vp_config_write;
     if (p->legacy_enabled) {
         uint64_t size = qnic_pow2ceil(VIRTIO_PCI_CONFIG_OFF(vectors > 0) + vdev->config_len);
         qnic_region_init_io(&p->legacy_bar, &d->dev, &legacy_ops, p, "virtio-pci-legacy", size);

@@ -280,6 +280,36 @@ void qnic_virtio_queue_reset(QnicVirtioDevice *vdev, unsigned idx)
     qnic_vq_reset(&vdev->vqs[idx]);
 }
 
+int qnic_virtio_take_host_notifier(QnicVirtioDevice *vdev, unsigned idx)
+{
+    if (idx >= vdev->num_queues || !vdev->tops || !vdev->tops->take_host_notifier) {
+        return -1;
+    }
+    return vdev->tops->take_host_notifier(vdev, idx);
+}
+
+void qnic_virtio_return_host_notifier(QnicVirtioDevice *vdev, unsigned idx)
+{
+    if (idx < vdev->max_queues && vdev->tops && vdev->tops->return_host_notifier) {
+        vdev->tops->return_host_notifier(vdev, idx);
+    }
+}
+
+int qnic_virtio_guest_notifier(QnicVirtioDevice *vdev, unsigned idx)
+{
+    if (idx >= vdev->num_queues || !vdev->tops || !vdev->tops->guest_notifier) {
+        return -1;
+    }
+    return vdev->tops->guest_notifier(vdev, idx);
+}
+
+void qnic_virtio_guest_notifier_changed(QnicVirtioDevice *vdev, unsigned idx)
+{
+    if (idx < vdev->num_queues && vdev->ops && vdev->ops->guest_notifier_changed) {
+        vdev->ops->guest_notifier_changed(vdev, idx);
+    }
+}
+
 void qnic_virtio_notify(QnicVirtioDevice *vdev, QnicVirtQueue *vq)
 {
     if (vdev->broken) {

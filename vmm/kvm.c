@@ -217,6 +217,15 @@ static void kvm_msi_routes_free(KvmState *k)
     k->nr_msi_routes = 0;
 }
 
+/* The machine's msi_irqfd hook: the same cached route and irqfd, handed to
+ * a vhost backend as its call fd so its interrupts bypass qnic. */
+static int kvm_msi_irqfd_hook(void *opaque, uint64_t addr, uint32_t data)
+{
+    KvmState *k = opaque;
+
+    return k->vm_fd >= 0 ? kvm_msi_irqfd(k, addr, data) : -1;
+}
+
 static void kvm_msi(void *opaque, uint64_t addr, uint32_t data)
 {
     KvmState *k = opaque;
@@ -566,6 +575,7 @@ static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, GError **errp)
     qnic_clock_set_mode(QNIC_CLOCK_REALTIME);
     mcfg->set_gsi = kvm_set_gsi;
     mcfg->msi = kvm_msi;
+    mcfg->msi_irqfd = kvm_msi_irqfd_hook;
     mcfg->opaque = k;
     return true;
 

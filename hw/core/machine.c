@@ -24,6 +24,15 @@ static void msi_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
     }
 }
 
+int qnic_machine_msi_irqfd(QnicMachine *m, uint64_t addr, uint32_t data)
+{
+    if (!m || !m->cfg.msi_irqfd || addr < QNIC_MSI_ADDR_BASE ||
+        addr - QNIC_MSI_ADDR_BASE >= QNIC_MSI_ADDR_SIZE || (addr & 3)) {
+        return -1;
+    }
+    return m->cfg.msi_irqfd(m->cfg.opaque, addr, data);
+}
+
 static const QnicMemOps msi_ops = {
     .read = msi_read, .write = msi_write,
     .valid_min = 4, .valid_max = 4, .impl_min = 4, .impl_max = 4,

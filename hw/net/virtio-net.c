@@ -1294,6 +1294,16 @@ static void vn_queue_enable(QnicVirtioDevice *vdev, unsigned idx)
     }
 }
 
+/* A data ring with the backend follows its vector (mask, reprogramming). */
+static void vn_guest_notifier_changed(QnicVirtioDevice *vdev, unsigned idx)
+{
+    VirtioNet *n = vdev->opaque;
+
+    if (n->vhost_started && idx < n->ctrl_index) {
+        qnic_vhost_vq_update_call(n->vhost, idx);
+    }
+}
+
 static const QnicVirtioDeviceOps vn_ops = {
     .get_config = vn_get_config,
     .set_config = vn_set_config,
@@ -1304,6 +1314,7 @@ static const QnicVirtioDeviceOps vn_ops = {
     .handle_queue = vn_handle_queue,
     .queue_reset = vn_queue_reset,
     .queue_enable = vn_queue_enable,
+    .guest_notifier_changed = vn_guest_notifier_changed,
 };
 
 static const QnicNetClientOps vn_client_ops = {

@@ -265,16 +265,24 @@ static void msix_table_write(void *opaque, uint64_t addr, uint64_t val, unsigned
     QnicPciDevice *d = opaque;
     uint64_t off = addr - d->msix_table_off;
     unsigned v = off / MSIX_ENTRY_SIZE;
+    uint8_t old[MSIX_CTRL_OFF];
     bool was_masked;
 
     if (off + size > (uint64_t)d->msix_entries * MSIX_ENTRY_SIZE) {
         return;
     }
     was_masked = qnic_msix_is_masked(d, v);
+    memcpy(old, d->msix_table + v * MSIX_ENTRY_SIZE, MSIX_CTRL_OFF);
     if (size == 8) {
         qnic_st64(d->msix_table + off, val);
     } else {
         qnic_st32(d->msix_table + off, (uint32_t)val);
+    }
+    /* A message rewritten while live: whoever routed the old one (an irqfd
+     * handed to another process) must route the new one. */
+    if (!was_masked && !qnic_msix_is_masked(d, v) && d->msix_vector_changed &&
+        memcmp(old, d->msix_table + v * MSIX_ENTRY_SIZE, MSIX_CTRL_OFF) != 0) {
+        d->msix_vector_changed(d, v, false);
     }
     msix_handle_mask_update(d, v, was_masked);
 }

@@ -14,6 +14,7 @@ enum {
     QNIC_LOG_UNIMP       = 1u << 1,   /* guest used something not implemented */
     QNIC_LOG_TRACE_NET   = 1u << 2,   /* per-packet tracing (net, backends) */
     QNIC_LOG_TRACE_DEV   = 1u << 3,   /* per-access device tracing */
+    QNIC_LOG_VHOST       = 1u << 4,   /* vhost kick/call routing, relay counts */
 };
 
 extern unsigned qnic_log_mask;

@@ -38,6 +38,12 @@ typedef struct QnicMachineConfig {
     void (*set_gsi)(void *opaque, unsigned gsi, int level);
     /* An MSI message was written (addr in 0xfee00000..0xfeefffff). */
     void (*msi)(void *opaque, uint64_t addr, uint32_t data);
+    /* Optional: an eventfd whose every write delivers this MSI message
+     * without qnic (KVM: an irqfd on a GSI route), so that another process
+     * (a vhost backend) can interrupt the guest directly. The embedder
+     * owns it; it stays valid until the machine is freed and is shared by
+     * every user of the same message. -1: not available. */
+    int (*msi_irqfd)(void *opaque, uint64_t addr, uint32_t data);
     void *opaque;
 } QnicMachineConfig;
 
@@ -60,6 +66,10 @@ QnicMachine *qnic_machine_new(const QnicMachineConfig *cfg, GError **errp);
 void qnic_machine_free(QnicMachine *m);
 void qnic_machine_reset(QnicMachine *m);       /* system reset: every device */
 void qnic_machine_set_gsi(QnicMachine *m, unsigned gsi, int level);
+/* The embedder's eventfd for an MSI message (cfg.msi_irqfd), or -1: no
+ * hook, or addr is not in the MSI window (a message aimed at RAM is a DMA
+ * write, not an interrupt). */
+int qnic_machine_msi_irqfd(QnicMachine *m, uint64_t addr, uint32_t data);
 /* Host pointer for a RAM range, NULL if not wholly RAM. */
 void *qnic_machine_ram_ptr(QnicMachine *m, uint64_t gpa, uint64_t len);
 

@@ -76,7 +76,10 @@ struct QnicPciDevice {
     int msix_table_bar, msix_pba_bar;
     uint32_t msix_table_off, msix_pba_off;
     /* Told when a vector becomes unmasked (so its pending message can be
-     * re-sent by the core) or masked; the VMM uses these for irqfd routes. */
+     * re-sent by the core) or masked, or when the message of an unmasked
+     * vector is rewritten; also called for every vector after a write to
+     * the MSI-X control word. Devices that hand a vector's irqfd to another
+     * process (vhost) re-route it here. */
     void (*msix_vector_changed)(QnicPciDevice *d, unsigned vector, bool masked);
 
     /* Optional hooks for device-specific config behaviour; they run after

@@ -7,9 +7,14 @@
  * base index and addresses (this process's virtual addresses of the rings,
  * inside the shared memfd mapping of guest RAM), a kick eventfd that the
  * driver's notifications reach, and a call eventfd it signals to interrupt
- * the driver. qnic watches the call eventfds on its main loop and raises the
- * queue's interrupt (MSI-X vector or INTx ISR) without looking at the
- * driver's suppression flags again: the backend already did.
+ * the driver. When the transport has them, the kick fd is the transport's
+ * own ioeventfd (the kernel signals the backend directly) and the call fd
+ * the irqfd of the queue's MSI-X vector (the backend interrupts the guest
+ * directly); otherwise, and while the vector is masked, qnic relays: it
+ * writes the kick eventfd when the driver notifies, and watches the call
+ * eventfd on its main loop to raise the queue's interrupt (MSI-X vector or
+ * INTx ISR) without looking at the driver's suppression flags again: the
+ * backend already did.
  *
  * Stopping a ring asks the backend for its last_avail_idx (GET_VRING_BASE)
  * so qnic can take the queue back; when the backend is gone instead, the
@@ -47,12 +52,20 @@ typedef struct QnicVhostOps {
 } QnicVhostOps;
 
 typedef struct QnicVhostVq {
+    QnicVhostDev *hd;
+    unsigned idx;
     bool started;
     bool enabled;               /* SET_VRING_ENABLE 1 sent */
     int kick_fd;                /* eventfd the driver's notifications reach */
     bool kick_owned;            /* false: the transport's ioeventfd */
-    int call_fd;                /* eventfd the backend signals */
+    int call_fd;                /* qnic's eventfd, watched: the relayed path */
+    int guest_fd;               /* the transport's irqfd the backend signals
+                                 * instead of call_fd, -1 */
     struct QnicFdWatch *call_watch;
+    /* this hand-over: notifications that went through qnic's main loop,
+     * and how often the backend's call fd was switched */
+    uint64_t kicks_relayed, calls_relayed;
+    unsigned call_switches;
 } QnicVhostVq;
 
 /* connected: a (new) backend is negotiated and can start; false: it is
@@ -100,6 +113,11 @@ void qnic_vhost_vq_stop(QnicVhostDev *hd, unsigned idx);
 bool qnic_vhost_set_vring_enable(QnicVhostDev *hd, unsigned idx, bool enable, GError **errp);
 /* The driver notified data queue idx: signal the backend. */
 void qnic_vhost_kick(QnicVhostDev *hd, unsigned idx);
+/* The transport's guest notifier for ring idx may have changed (the
+ * device's guest_notifier_changed op): give the backend the irqfd when
+ * there is one, else qnic's watched call eventfd (a masked vector, INTx,
+ * no route), with SET_VRING_CALL when that changes. */
+void qnic_vhost_vq_update_call(QnicVhostDev *hd, unsigned idx);
 
 /* For backends: the connection is negotiated / is gone. */
 void qnic_vhost_backend_ready(QnicVhostDev *hd);

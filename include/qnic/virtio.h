@@ -49,6 +49,11 @@ typedef struct QnicVirtioDeviceOps {
     /* Per-queue reset (VIRTIO_F_RING_RESET) and re-enable. */
     void (*queue_reset)(QnicVirtioDevice *vdev, unsigned idx);
     void (*queue_enable)(QnicVirtioDevice *vdev, unsigned idx);
+    /* What qnic_virtio_guest_notifier() returns for queue idx may have
+     * changed (vector masked/unmasked/reprogrammed, MSI-X switched on or
+     * off, queue vector rewritten): a device whose rings are elsewhere
+     * (vhost) re-reads it. */
+    void (*guest_notifier_changed)(QnicVirtioDevice *vdev, unsigned idx);
 } QnicVirtioDeviceOps;
 
 typedef struct QnicVirtioTransportOps {
@@ -56,6 +61,18 @@ typedef struct QnicVirtioTransportOps {
     void (*notify)(QnicVirtioDevice *vdev, uint16_t vector);
     /* The ISR was read (and cleared) or reset: update INTx level. */
     void (*update_irq)(QnicVirtioDevice *vdev);
+    /* Optional. The eventfd the driver's notifications of queue idx reach
+     * in the kernel (an ioeventfd), handed over: the transport stops
+     * reading it until return_host_notifier. -1: none (the notification
+     * comes through qnic_virtio_queue_kick as usual). */
+    int (*take_host_notifier)(QnicVirtioDevice *vdev, unsigned idx);
+    void (*return_host_notifier)(QnicVirtioDevice *vdev, unsigned idx);
+    /* Optional. An eventfd whose write interrupts the driver for queue idx
+     * without qnic (MSI-X vector unmasked and routed by the embedder), or
+     * -1: interrupts must go through qnic_virtio_notify/the transport. The
+     * transport owns it; the device hears of changes through
+     * ops->guest_notifier_changed. */
+    int (*guest_notifier)(QnicVirtioDevice *vdev, unsigned idx);
 } QnicVirtioTransportOps;
 
 struct QnicVirtioDevice {
@@ -124,6 +141,14 @@ void qnic_virtio_queue_kick(QnicVirtioDevice *vdev, unsigned idx);
 bool qnic_virtio_queue_start(QnicVirtioDevice *vdev, unsigned idx);
 void qnic_virtio_queue_reset(QnicVirtioDevice *vdev, unsigned idx);
 
+/* Host / guest notifiers of a queue (see QnicVirtioTransportOps): -1 when
+ * the transport has none. */
+int qnic_virtio_take_host_notifier(QnicVirtioDevice *vdev, unsigned idx);
+void qnic_virtio_return_host_notifier(QnicVirtioDevice *vdev, unsigned idx);
+int qnic_virtio_guest_notifier(QnicVirtioDevice *vdev, unsigned idx);
+/* For transports: queue idx's guest notifier may have changed. */
+void qnic_virtio_guest_notifier_changed(QnicVirtioDevice *vdev, unsigned idx);
+
 /* Interrupt the driver for a queue (if its suppression allows) or for a
  * configuration change (bumps the generation). */
 void qnic_virtio_notify(QnicVirtioDevice *vdev, QnicVirtQueue *vq);
@@ -159,9 +184,11 @@ typedef struct QnicVirtioPci {
     /* pending 64-bit queue addresses written in halves (modern) */
     /* legacy */
     uint16_t legacy_queue_sel;
-    /* ioeventfds (one per queue), -1 when off */
+    /* ioeventfds (one per queue), -1 when off; a queue whose fd is taken
+     * (vhost) has no watch */
     int *notify_fds;
     struct QnicFdWatch **notify_watches;
+    bool *notify_taken;
     uint8_t cfg_cap;                /* offset of the PCI cfg access cap */
 } QnicVirtioPci;
 
