@@ -183,6 +183,7 @@ class VM:
         self.argv = argv
         self.lines = []
         self.records = []           # (tag, dict)
+        self.err_lines = []         # the VMM's stderr
         self.cond = threading.Condition()
         self.proc = None
         self.status = None
@@ -202,7 +203,10 @@ class VM:
 
     def _stderr_reader(self):
         for raw in self.proc.stderr:
-            log("[%s/%s] stderr: %s" % (self.impl, self.name, raw.decode("utf-8", "replace").rstrip("\r\n")))
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            with self.cond:
+                self.err_lines.append(line)
+            log("[%s/%s] stderr: %s" % (self.impl, self.name, line))
 
     def _reader(self):
         for raw in self.proc.stdout:

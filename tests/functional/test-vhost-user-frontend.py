@@ -10,10 +10,21 @@ runs under QEMU (the reference frontend) and qnic-vmm; both must pass.
 A second run per VMM kills the backend mid-way and starts a new one on the
 same socket (`server=on` chardev) to check that the link comes back.
 
+qnic-vmm runs with `-d vhost` (QEMU has no such log item; it is the one
+argument only qnic gets): when a ring goes back from the backend qnic logs
+how the ring's kicks and calls travelled and how many it relayed. With
+MSI-X (the default) both must have bypassed qnic for the whole transfer:
+kick=ioeventfd (the backend reads the guest's ioeventfd), call=irqfd (the
+backend signals the KVM irqfd of the vector), 0 kicks and 0 calls relayed
+by qnic's main loop. With `--irq intx` the guest uses INTx: kicks still
+bypass qnic, calls must be relayed (qnic sets the ISR and the line).
+
 usage: test-vhost-user-frontend.py [--nic virtio|virtio-legacy|virtio-packed]
+                                   [--irq msix|intx] [--no-reconnect]
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -81,14 +92,48 @@ def vm_net_args(sock, model, chardev_extra=""):
             "-device", "%s,netdev=n0,mac=52:54:00:12:34:56" % model]
 
 
-def run_one(ck, impl, binary, nic, tftpdir, blob_crc, bebin, tmp):
+def vhost_ring_stats(vm):
+    """{queue: {kick:, call:, kicks_relayed:, ...}} from qnic's `-d vhost`
+    lines, the last hand-over of each ring."""
+    out = {}
+    for line in vm.err_lines:
+        m = re.search(r"vhost: \S+: queue (\d+) stopped: (.*)$", line)
+        if m:
+            out[int(m.group(1))] = dict(kv.split("=", 1) for kv in m.group(2).split())
+    return out
+
+
+def check_fast_path(ck, impl, vm, irq):
+    stats = vhost_ring_stats(vm)
+    want_call = "irqfd" if irq == "msix" else "relayed"
+    for q in (0, 1):
+        st = stats.get(q)
+        ck.check(impl, "-d vhost reports ring %d's hand-over" % q, st is not None, "got %r" % stats)
+        if not st:
+            continue
+        ck.check(impl, "ring %d: kicks reach the backend on the guest's ioeventfd" % q,
+                 st.get("kick") == "ioeventfd" and st.get("kicks_relayed") == "0", "got %r" % st)
+        if irq == "msix":
+            ck.check(impl, "ring %d: calls go to the KVM irqfd, none relayed by qnic" % q,
+                     st.get("call") == "irqfd" and st.get("calls_relayed") == "0", "got %r" % st)
+        else:
+            ck.check(impl, "ring %d: INTx calls relayed by qnic" % q, st.get("call") == want_call,
+                     "got %r" % st)
+    if irq == "intx":
+        ck.check(impl, "INTx: qnic relayed calls during the transfer",
+                 sum(int(st.get("calls_relayed", "0")) for st in stats.values()) > 0, "got %r" % stats)
+
+
+def run_one(ck, impl, binary, nic, tftpdir, blob_crc, bebin, tmp, irq="msix"):
     model, guest_nic, _ = g.NICS[nic]
     port = g.free_port()
     sock = os.path.join(tmp, "vhu-%s.sock" % impl)
     be = Backend(bebin, sock, "user,id=u0,tftp=%s,hostfwd=udp:127.0.0.1:%d-:7" % (tftpdir, port),
                  os.path.join(tmp, "backend-%s.log" % impl)).start()
-    append = "test=dhcp-tftp file=blob.bin echo-port=7 nic=%s timeout=%d" % (guest_nic, VM_TIMEOUT - 20)
-    vm = g.VM(impl, binary, "vhost-user-" + nic, append, vm_net_args(sock, model)).start()
+    append = "test=dhcp-tftp file=blob.bin echo-port=7 nic=%s irq=%s timeout=%d" % (
+        guest_nic, irq, VM_TIMEOUT - 20)
+    extra = ["-d", "vhost"] if impl == "qnic" else []
+    vm = g.VM(impl, binary, "vhost-user-" + nic, append, vm_net_args(sock, model) + extra).start()
     try:
         t0 = time.monotonic()
         ready = vm.wait_for("ready", VM_TIMEOUT)
@@ -113,6 +158,10 @@ def run_one(ck, impl, binary, nic, tftpdir, blob_crc, bebin, tmp):
         status = vm.wait(30)
         ck.check_nic(impl, vm, nic)
         ck.check(impl, "guest verdict pass (exit status 1)", vm.guest_passed(), "status %r" % status)
+        nicrec = vm.record("nic") or {}
+        ck.check(impl, "guest uses irq=%s" % irq, nicrec.get("irq") == irq, "got %r" % nicrec.get("irq"))
+        if impl == "qnic":
+            check_fast_path(ck, impl, vm, irq)
     finally:
         vm.kill()
         be.close()
@@ -175,6 +224,7 @@ def _start_client(self):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nic", default="virtio", choices=["virtio", "virtio-legacy", "virtio-packed"])
+    ap.add_argument("--irq", default="msix", choices=["msix", "intx"])
     ap.add_argument("--no-reconnect", action="store_true")
     args = ap.parse_args()
     g.require_common()
@@ -188,7 +238,7 @@ def main():
             f.write(os.urandom(4096))
         crc = zlib.crc32(blob) & 0xffffffff
         for impl, binary in g.impls():
-            run_one(ck, impl, binary, args.nic, d, crc, bebin, d)
+            run_one(ck, impl, binary, args.nic, d, crc, bebin, d, args.irq)
             if not args.no_reconnect:
                 run_reconnect(ck, impl, binary, args.nic, d, bebin, d)
     ck.finish()
