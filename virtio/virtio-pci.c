@@ -305,8 +305,11 @@ static void legacy_write(void *opaque, uint64_t addr, uint64_t val, unsigned siz
             /* The legacy way to reset the device. */
             vp_set_status(p, 0);
         } else if (vq) {
+            /* The vector survives, as in QEMU: a driver may select it
+             * before writing the PFN (the test guest does). */
+            uint16_t vector = vq->vector;
             qnic_vq_reset(vq);
-            vq->vector = QNIC_VIRTIO_NO_VECTOR;
+            vq->vector = vector;
             qnic_vq_set_legacy_addr(vq, (uint64_t)(uint32_t)val << VIRTIO_PCI_QUEUE_ADDR_SHIFT,
                                     VIRTIO_PCI_VRING_ALIGN);
             vq->enabled = true;

@@ -262,10 +262,15 @@ static void up(Fx *f, bool msix)
         msix_ctrl(f, PCI_MSIX_FLAGS_ENABLE);
     }
     for (unsigned q = 0; q < 3; q++) {
+        /* queue 0's vector before its PFN (the test guest's order: the PFN
+         * write must keep it, as QEMU does), queue 1's after (Linux's) */
+        if (msix && q == 0) {
+            queue_vector(f, q, q);
+        }
         io_write(f, VIRTIO_PCI_QUEUE_SEL, 2, q);
         memset(qnic_machine_ram_ptr(f->m, qaddr[q], 0x4000), 0, 0x4000);
         io_write(f, VIRTIO_PCI_QUEUE_PFN, 4, qaddr[q] >> VIRTIO_PCI_QUEUE_ADDR_SHIFT);
-        if (msix && q < 2) {
+        if (msix && q == 1) {
             queue_vector(f, q, q);
         }
     }
