@@ -22,6 +22,8 @@ import tempfile
 import threading
 import time
 
+from testpmd import Testpmd
+
 SKIP = 77
 FRAME = 64
 failures = []
@@ -44,75 +46,6 @@ def free_udp_port():
     p = s.getsockname()[1]
     s.close()
     return p
-
-
-class Testpmd:
-    """testpmd -i with commands on stdin and its output collected."""
-
-    def __init__(self, sock, prefix, queues=1):
-        self.prefix = prefix
-        # stdbuf: testpmd's stdout is a pipe here and would be block-buffered.
-        self.argv = ["stdbuf", "-oL", "dpdk-testpmd", "--no-huge", "-m", "512", "--no-pci", "--file-prefix=" + prefix,
-                     "--single-file-segments", "--log-level=user1,8",
-                     "--vdev", "net_virtio_user0,path=%s,queues=%d" % (sock, queues),
-                     "--", "-i", "--total-num-mbufs=4096", "--txq=%d" % queues, "--rxq=%d" % queues]
-        log("$ " + " ".join(self.argv))
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self.out = []
-        self.lock = threading.Lock()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip()
-            with self.lock:
-                self.out.append(line)
-
-    def text(self):
-        with self.lock:
-            return "\n".join(self.out)
-
-    def cmd(self, c, wait=0.5):
-        self.proc.stdin.write((c + "\n").encode())
-        self.proc.stdin.flush()
-        time.sleep(wait)
-
-    def wait_for(self, pattern, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if re.search(pattern, self.text()):
-                return True
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        return bool(re.search(pattern, self.text()))
-
-    def stats(self):
-        """(rx, tx) packets of port 0 from a fresh `show port stats 0`."""
-        mark = len(self.text())
-        self.cmd("show port stats 0", 1.0)
-        t = self.text()[mark:]
-        rx = re.findall(r"RX-packets:\s*(\d+)", t)
-        tx = re.findall(r"TX-packets:\s*(\d+)", t)
-        return (int(rx[-1]) if rx else -1, int(tx[-1]) if tx else -1)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.cmd("quit", 0)
-                self.proc.wait(timeout=10)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                pass
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        for line in self.out[-15:]:
-            log("  testpmd| " + line)
-        # EAL's runtime files (hugepage info, mp socket) live in RAM under
-        # /var/run/dpdk/PREFIX when root; they outlive testpmd.
-        shutil.rmtree(os.path.join("/var/run/dpdk", self.prefix), ignore_errors=True)
 
 
 def main():
@@ -140,7 +73,7 @@ def main():
         while not os.path.exists(sock_path) and time.monotonic() < end:
             time.sleep(0.05)
         check("daemon listens on its socket", os.path.exists(sock_path))
-        pmd = Testpmd(sock_path, "qnicvhb%d" % os.getpid())
+        pmd = Testpmd(sock_path, "qnicvhb%d" % os.getpid(), log=log)
         check("testpmd came up on the vhost-user port",
               pmd.wait_for(r"Checking link statuses\.\.\.\s*\n.*Done", 60))
         check("port 0 link up", pmd.wait_for(r"Port 0: (link state change event|[0-9A-F:]{17})", 10))

@@ -44,6 +44,8 @@ import tempfile
 import threading
 import time
 
+from testpmd import Testpmd
+
 SKIP = 77
 FRAME = 64
 TAP = "qnicmq0"
@@ -154,78 +156,6 @@ class Netns:
             self.made = False
 
 
-class Testpmd:
-    """testpmd -i with commands on stdin and its output collected."""
-
-    def __init__(self, sock, prefix, queues, vdev_extra=""):
-        # stdbuf: testpmd's stdout is a pipe here and would be block-buffered.
-        self.argv = ["stdbuf", "-oL", "dpdk-testpmd", "--no-huge", "-m", "512", "--no-pci",
-                     "--file-prefix=" + prefix, "--single-file-segments", "--log-level=user1,8",
-                     "--vdev", "net_virtio_user0,path=%s,queues=%d%s" % (sock, queues, vdev_extra),
-                     "--", "-i", "--total-num-mbufs=4096", "--txq=%d" % queues, "--rxq=%d" % queues,
-                     "--txonly-multi-flow"]
-        self.queues = queues
-        self.prefix = prefix
-        log("$ " + " ".join(self.argv))
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self.out = []
-        self.lock = threading.Lock()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip()
-            with self.lock:
-                self.out.append(line)
-
-    def text(self):
-        with self.lock:
-            return "\n".join(self.out)
-
-    def cmd(self, c, wait=0.5):
-        self.proc.stdin.write((c + "\n").encode())
-        self.proc.stdin.flush()
-        time.sleep(wait)
-
-    def wait_for(self, pattern, timeout):
-        end = time.monotonic() + left(timeout)
-        while time.monotonic() < end:
-            if re.search(pattern, self.text()):
-                return True
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        return bool(re.search(pattern, self.text()))
-
-    def xstats(self):
-        """{name: value} from a fresh `show port xstats 0`; virtio lists the
-        per-queue counters last, ending with the last TX queue's."""
-        mark = len(self.text())
-        self.cmd("show port xstats 0", 0)
-        last = "tx_q%d_size_1519_max_packets:" % (self.queues - 1)
-        end = time.monotonic() + left(5)
-        while time.monotonic() < end and last not in self.text()[mark:]:
-            time.sleep(0.05)
-        return {k: int(v) for k, v in re.findall(r"^\s*(\w+):\s+(\d+)\s*$", self.text()[mark:], re.M)}
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.cmd("quit", 0)
-                self.proc.wait(timeout=5)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                pass
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-        # EAL leaves its runtime directory (some MB of tmpfs) behind.
-        shutil.rmtree(os.path.join("/var/run/dpdk", self.prefix), ignore_errors=True)
-        for line in self.out[-12:]:
-            log("  testpmd| " + line)
-
-
 def tap_capture(ns, nsock):
     """nsock packet sockets on the tap in one PACKET_FANOUT_QM group: a frame
     goes to socket (skb queue_mapping % nsock). tun records the queue a frame
@@ -299,7 +229,8 @@ def session(ns, sock_path, socks, queues, ring):
     q = list(range(queues))
     extra = ",packed_vq=1" if ring == "packed" else ""
     tag = "[queues=%d] " % queues
-    pmd = Testpmd(sock_path, "qnicvhmq%d-%d" % (os.getpid(), queues), queues, extra)
+    pmd = Testpmd(sock_path, "qnicvhmq%d-%d" % (os.getpid(), queues), queues, extra,
+                  extra_args=["--txonly-multi-flow"], log=log, cap=left, stop_timeout=5)
     try:
         check(tag + "testpmd came up on the vhost-user port",
               pmd.wait_for(r"Checking link statuses\.\.\.\s*\n.*Done", 30))
