@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -295,6 +294,31 @@ class Checker:
             for k, v in fields.items():
                 got = rec.get(k) if rec else None
                 self.check(impl, "guest reports %s %s=%s" % (tag, k, v), got == v, "got %r" % got)
+
+    def check_dhcp_tftp_echo(self, impl, vm, port, size, crc, timeout, via="", tag=b"qnic-"):
+        """The checks of the guest's test=dhcp-tftp run: the DHCP lease, the
+        TFTP download's size and CRC32, then a UDP datagram echoed through
+        the hostfwd rule on `port` (and "quit" to end the guest's echo
+        loop). `via` is appended to the names of the DHCP and echo checks.
+        Returns the guest's "ready" record (None if it never came)."""
+        t0 = time.monotonic()
+        ready = vm.wait_for("ready", timeout)
+        dhcp = vm.record("dhcp") or {}
+        self.check(impl, "DHCP lease 10.0.2.15" + via, dhcp.get("ip") == "10.0.2.15", "got %r" % dhcp.get("ip"))
+        tftp = [r for r in vm.all_records("tftp") if "crc32" in r]
+        tftp = tftp[0] if tftp else {}
+        self.check(impl, "TFTP size %d" % size, tftp.get("size") == str(size), "got %r" % tftp.get("size"))
+        self.check(impl, "TFTP crc32 0x%08x" % crc, tftp.get("crc32") == "0x%08x" % crc,
+                   "got %r" % tftp.get("crc32"))
+        if ready is None:
+            self.check(impl, "guest reached the echo phase", False)
+            return None
+        log("[%s] DHCP+TFTP phase took %.2f s" % (impl, time.monotonic() - t0))
+        payload = tag + os.urandom(8).hex().encode()
+        echo = udp_exchange("127.0.0.1", port, payload)
+        self.check(impl, "hostfwd UDP datagram echoed" + via, echo == payload, "got %r" % echo)
+        udp_exchange("127.0.0.1", port, b"quit", timeout=2, tries=2)
+        return ready
 
     def finish(self):
         log("summary: " + ", ".join("%s=%s" % (k, "pass" if v else "FAIL") for k, v in self.results.items()))

@@ -28,21 +28,7 @@ def run_one(ck, impl, binary, nic, tftpdir, blob_crc):
            "-device", "%s,netdev=n0,mac=52:54:00:12:34:56" % model]
     vm = g.VM(impl, binary, "user-" + nic, append, net, machine=g.machine_for(impl, nic)).start()
     try:
-        ready = vm.wait_for("ready", VM_TIMEOUT)
-        dhcp = vm.record("dhcp") or {}
-        ck.check(impl, "DHCP lease 10.0.2.15", dhcp.get("ip") == "10.0.2.15", "got %r" % dhcp.get("ip"))
-        tftp = [r for r in vm.all_records("tftp") if "crc32" in r]
-        tftp = tftp[0] if tftp else {}
-        ck.check(impl, "TFTP size %d" % BLOB_SIZE, tftp.get("size") == str(BLOB_SIZE), "got %r" % tftp.get("size"))
-        ck.check(impl, "TFTP crc32 0x%08x" % blob_crc, tftp.get("crc32") == "0x%08x" % blob_crc,
-                 "got %r" % tftp.get("crc32"))
-        if ready is not None:
-            payload = b"qnic-hostfwd-" + os.urandom(8).hex().encode()
-            echo = g.udp_exchange("127.0.0.1", port, payload)
-            ck.check(impl, "hostfwd UDP datagram echoed", echo == payload, "got %r" % echo)
-            g.udp_exchange("127.0.0.1", port, b"quit", timeout=2, tries=2)
-        else:
-            ck.check(impl, "guest reached the echo phase", False)
+        ck.check_dhcp_tftp_echo(impl, vm, port, BLOB_SIZE, blob_crc, VM_TIMEOUT, tag=b"qnic-hostfwd-")
         status = vm.wait(30)
         cpl = (vm.record("cpu") or {}).get("cpl")
         ck.check(impl, "guest ran at CPL 3 (docs/guest.md, Speed)", cpl == "3", "got %r" % cpl)

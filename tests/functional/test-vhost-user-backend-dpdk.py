@@ -12,26 +12,21 @@ Prints frames/s through the daemon (docs/vhost-user-dev.md quotes it).
 Exit status 77 (skip) with a reason when dpdk-testpmd or the daemon is missing.
 """
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
+import guestlib as g
+from guestlib import log
 from testpmd import Testpmd
 
-SKIP = 77
 FRAME = 64
 failures = []
 
-
-def log(msg):
-    sys.stdout.write(msg + "\n")
-    sys.stdout.flush()
 
 
 def check(what, ok, detail=""):
@@ -40,25 +35,15 @@ def check(what, ok, detail=""):
         failures.append(what)
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def main():
     daemon = os.environ.get("QNIC_VHOST_USER_NET", "")
     if not shutil.which("dpdk-testpmd"):
-        log("SKIP: dpdk-testpmd not installed (Debian dpdk-dev)")
-        sys.exit(SKIP)
+        g.skip("dpdk-testpmd not installed (Debian dpdk-dev)")
     if not daemon or not os.path.exists(daemon):
-        log("SKIP: QNIC_VHOST_USER_NET not set or missing (%r)" % daemon)
-        sys.exit(SKIP)
+        g.skip("QNIC_VHOST_USER_NET not set or missing (%r)" % daemon)
     tmp = tempfile.mkdtemp(prefix="qnic-vhub-dpdk-")
     sock_path = os.path.join(tmp, "vhu.sock")
-    p_test, p_daemon = free_udp_port(), free_udp_port()
+    p_test, p_daemon = g.free_port(), g.free_port()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", p_test))
     udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)

@@ -41,12 +41,11 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
+from guestlib import log, skip
 from testpmd import Testpmd
 
-SKIP = 77
 FRAME = 64
 TAP = "qnicmq0"
 DAEMON_MAC = "52:54:00:12:34:56"
@@ -63,14 +62,6 @@ DEADLINE = time.monotonic() + 55
 failures = []
 
 
-def log(msg):
-    sys.stdout.write(msg + "\n")
-    sys.stdout.flush()
-
-
-def skip(reason):
-    log("SKIP: " + reason)
-    sys.exit(SKIP)
 
 
 def check(what, ok, detail=""):

@@ -13,7 +13,6 @@ usage: test-vhost-user-backend-qemu.py --nic virtio|virtio-packed|virtio-legacy
 """
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -66,22 +65,8 @@ def main():
                    "-device", "%s,netdev=n0,mac=52:54:00:12:34:56" % model]
             vm = g.VM("qemu", qemu, "vhost-user-" + args.nic, append, net,
                       machine="pc,memory-backend=mem").start()
-            ready = vm.wait_for("ready", VM_TIMEOUT)
-            dhcp = vm.record("dhcp") or {}
-            ck.check(impl, "DHCP lease 10.0.2.15", dhcp.get("ip") == "10.0.2.15", "got %r" % dhcp.get("ip"))
-            tftp = [r for r in vm.all_records("tftp") if "crc32" in r]
-            tftp = tftp[0] if tftp else {}
-            ck.check(impl, "TFTP size %d" % BLOB_SIZE, tftp.get("size") == str(BLOB_SIZE),
-                     "got %r" % tftp.get("size"))
-            ck.check(impl, "TFTP crc32 0x%08x" % crc, tftp.get("crc32") == "0x%08x" % crc,
-                     "got %r" % tftp.get("crc32"))
-            if ready is not None:
-                payload = b"qnic-vhost-user-" + os.urandom(8).hex().encode()
-                echo = g.udp_exchange("127.0.0.1", port, payload)
-                ck.check(impl, "hostfwd UDP datagram echoed", echo == payload, "got %r" % echo)
-                g.udp_exchange("127.0.0.1", port, b"quit", timeout=2, tries=2)
-            else:
-                ck.check(impl, "guest reached the echo phase", False)
+            ck.check_dhcp_tftp_echo(impl, vm, port, BLOB_SIZE, crc, VM_TIMEOUT,
+                                    via=" through qnic-vhost-user-net", tag=b"qnic-vhost-user-")
             status = vm.wait(30)
             ck.check_nic(impl, vm, args.nic)
             ck.check(impl, "guest verdict pass (exit status 1)", vm.guest_passed(), "status %r" % status)

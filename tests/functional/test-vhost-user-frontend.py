@@ -135,26 +135,8 @@ def run_one(ck, impl, binary, nic, tftpdir, blob_crc, bebin, tmp, irq="msix"):
     extra = ["-d", "vhost"] if impl == "qnic" else []
     vm = g.VM(impl, binary, "vhost-user-" + nic, append, vm_net_args(sock, model) + extra).start()
     try:
-        t0 = time.monotonic()
-        ready = vm.wait_for("ready", VM_TIMEOUT)
-        dhcp = vm.record("dhcp") or {}
-        ck.check(impl, "DHCP lease 10.0.2.15 through the vhost-user backend",
-                 dhcp.get("ip") == "10.0.2.15", "got %r" % dhcp.get("ip"))
-        tftp = [r for r in vm.all_records("tftp") if "crc32" in r]
-        tftp = tftp[0] if tftp else {}
-        ck.check(impl, "TFTP size %d" % BLOB_SIZE, tftp.get("size") == str(BLOB_SIZE),
-                 "got %r" % tftp.get("size"))
-        ck.check(impl, "TFTP crc32 0x%08x" % blob_crc, tftp.get("crc32") == "0x%08x" % blob_crc,
-                 "got %r" % tftp.get("crc32"))
-        if ready is not None:
-            g.log("[%s] DHCP+TFTP phase took %.2f s (tftp record %r)" % (impl, time.monotonic() - t0, tftp))
-            payload = b"qnic-vhost-user-" + os.urandom(8).hex().encode()
-            echo = g.udp_exchange("127.0.0.1", port, payload)
-            ck.check(impl, "hostfwd UDP datagram echoed through both processes", echo == payload,
-                     "got %r" % echo)
-            g.udp_exchange("127.0.0.1", port, b"quit", timeout=2, tries=2)
-        else:
-            ck.check(impl, "guest reached the echo phase", False)
+        ck.check_dhcp_tftp_echo(impl, vm, port, BLOB_SIZE, blob_crc, VM_TIMEOUT,
+                                via=" through the vhost-user backend", tag=b"qnic-vhost-user-")
         status = vm.wait(30)
         ck.check_nic(impl, vm, nic)
         ck.check(impl, "guest verdict pass (exit status 1)", vm.guest_passed(), "status %r" % status)
