@@ -108,6 +108,19 @@ QnicNetClient *qnic_net_client_find(const char *name)
     return NULL;
 }
 
+QnicNetClient *qnic_net_client_find_link(const char *name)
+{
+    QnicNetClient *nc = qnic_net_client_find(name);
+
+    for (GList *l = all_clients; l && !nc; l = l->next) {
+        QnicNetClient *c = l->data;
+        if (g_strcmp0(c->name, name) == 0) {
+            nc = c;
+        }
+    }
+    return nc;
+}
+
 bool qnic_net_can_send(QnicNetClient *sender)
 {
     QnicNetClient *peer = sender->peer;

@@ -100,7 +100,10 @@ struct KvmState {
     int stop;                   /* atomic: vCPU threads leave */
     pthread_mutex_t pause_lock;
     pthread_cond_t pause_cond;
-    bool paused;                /* -S: vCPUs wait for SIGCONT */
+    bool paused;                /* -S or QMP stop: vCPUs wait for cont */
+    unsigned parked;            /* vCPU threads waiting while paused */
+    unsigned exited;            /* vCPU threads that left their loop */
+    pthread_cond_t parked_cond;
     int sig_pipe[2];
     QnicFdWatch *sig_watch;
     bool msi_warned;
@@ -113,6 +116,7 @@ static KvmState kvm = {
     .kvm_fd = -1, .vm_fd = -1, .sig_pipe = { -1, -1 },
     .pause_lock = PTHREAD_MUTEX_INITIALIZER,
     .pause_cond = PTHREAD_COND_INITIALIZER,
+    .parked_cond = PTHREAD_COND_INITIALIZER,
 };
 
 static int kvm_ioctl_retry(int fd, unsigned long req, void *arg)
@@ -954,6 +958,20 @@ static bool kvm_handle_exit(KvmVcpu *v)
     }
 }
 
+/* Wait while the machine is paused; kvm_set_running(false) counts the
+ * parked threads to know when no vCPU runs guest code any more. */
+static void kvm_vcpu_park(KvmState *k)
+{
+    pthread_mutex_lock(&k->pause_lock);
+    k->parked++;
+    pthread_cond_broadcast(&k->parked_cond);
+    while (k->paused && !kvm_stopping(k)) {
+        pthread_cond_wait(&k->pause_cond, &k->pause_lock);
+    }
+    k->parked--;
+    pthread_mutex_unlock(&k->pause_lock);
+}
+
 static void *kvm_vcpu_thread(void *opaque)
 {
     KvmVcpu *v = opaque;
@@ -966,13 +984,18 @@ static void *kvm_vcpu_thread(void *opaque)
     sigaddset(&set, KVM_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-    pthread_mutex_lock(&k->pause_lock);
-    while (k->paused && !kvm_stopping(k)) {
-        pthread_cond_wait(&k->pause_cond, &k->pause_lock);
-    }
-    pthread_mutex_unlock(&k->pause_lock);
-
-    while (!kvm_stopping(k)) {
+    for (;;) {
+        /* Cleared before the checks below: a stop or pause that set it
+         * after this store is seen by them, one that set it before makes
+         * KVM_RUN return at once. */
+        __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        if (kvm_stopping(k)) {
+            break;
+        }
+        if (__atomic_load_n(&k->paused, __ATOMIC_SEQ_CST)) {
+            kvm_vcpu_park(k);
+            continue;
+        }
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 continue;
@@ -985,26 +1008,70 @@ static void *kvm_vcpu_thread(void *opaque)
             break;
         }
     }
+    pthread_mutex_lock(&k->pause_lock);
+    k->exited++;
+    pthread_cond_broadcast(&k->parked_cond);
+    pthread_mutex_unlock(&k->pause_lock);
     return NULL;
 }
 
 static void kvm_resume(KvmState *k)
 {
     pthread_mutex_lock(&k->pause_lock);
-    k->paused = false;
+    __atomic_store_n(&k->paused, false, __ATOMIC_SEQ_CST);
     pthread_cond_broadcast(&k->pause_cond);
     pthread_mutex_unlock(&k->pause_lock);
 }
 
+/* QMP stop returns once every vCPU thread is parked, as QEMU's does. A vCPU
+ * may be waiting for the machine lock to finish an exit, so the wait runs
+ * without it. */
+static void kvm_pause(KvmState *k)
+{
+    unsigned running = 0;
+    bool had_bql = qnic_bql_locked();
+
+    pthread_mutex_lock(&k->pause_lock);
+    __atomic_store_n(&k->paused, true, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&k->pause_lock);
+    for (unsigned i = 0; i < k->nr_vcpus; i++) {
+        KvmVcpu *v = &k->vcpus[i];
+        if (v->thread_started) {
+            running++;
+            __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+            pthread_kill(v->thread, KVM_KICK_SIGNAL);
+        }
+    }
+    if (had_bql) {
+        qnic_bql_unlock();
+    }
+    pthread_mutex_lock(&k->pause_lock);
+    while (k->parked + k->exited < running && !kvm_stopping(k)) {
+        pthread_cond_wait(&k->parked_cond, &k->pause_lock);
+    }
+    pthread_mutex_unlock(&k->pause_lock);
+    if (had_bql) {
+        qnic_bql_lock();
+    }
+}
+
+static void kvm_set_running(bool running)
+{
+    if (running) {
+        kvm_resume(&kvm);
+    } else {
+        kvm_pause(&kvm);
+    }
+}
+
 static void kvm_signal_read(void *opaque, int fd, GIOCondition cond)
 {
-    KvmState *k = opaque;
     uint8_t sigs[16];
     ssize_t n = read(fd, sigs, sizeof(sigs));
 
     for (ssize_t i = 0; i < n; i++) {
         if (sigs[i] == SIGCONT) {
-            kvm_resume(k);
+            qnic_vmm_set_running(true);
         } else {
             /* QEMU ends cleanly with status 0 on these. */
             qnic_report("terminating on signal %u", sigs[i]);
@@ -1146,4 +1213,5 @@ const QnicAccel qnic_accel_kvm = {
     .machine_ready = kvm_machine_ready,
     .run = kvm_run,
     .cleanup = kvm_cleanup,
+    .set_running = kvm_set_running,
 };

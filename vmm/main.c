@@ -19,6 +19,7 @@
 #include "qnic/device.h"
 #include "qnic/chardev.h"
 #include "qnic-config.h"
+#include "vmm/qmp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ typedef enum {
     OPT_APPEND, OPT_INITRD, OPT_BIOS, OPT_NETDEV, OPT_DEVICE, OPT_NIC, OPT_NET,
     OPT_OBJECT, OPT_QTEST, OPT_QTEST_LOG, OPT_QMP, OPT_PIDFILE, OPT_LOGFILE,
     OPT_LOG, OPT_NAME, OPT_NO_REBOOT, OPT_VERSION, OPT_HELP, OPT_CHARDEV,
+    OPT_MON,
 } OptId;
 
 typedef struct {
@@ -70,7 +72,8 @@ static const OptDesc options[] = {
     { "chardev", true, OPT_CHARDEV, "socket,id=ID,path=P[,server=on][,wait=off][,reconnect=N]  for vhost-user" },
     { "qtest", true, OPT_QTEST, "unix:PATH|stdio      qtest protocol channel" },
     { "qtest-log", true, OPT_QTEST_LOG, "FILE                 log of the qtest protocol" },
-    { "qmp", true, OPT_QMP, "unix:PATH[,server=on,wait=off]  QMP monitor" },
+    { "qmp", true, OPT_QMP, "unix:PATH[,server=on][,wait=off]|chardev:ID  QMP monitor (docs/qmp.md)" },
+    { "mon", true, OPT_MON, "chardev=ID,mode=control  QMP monitor on a -chardev" },
     { "pidfile", true, OPT_PIDFILE, "FILE                 write the process id to FILE" },
     { "D", true, OPT_LOGFILE, "FILE                 write -d logs to FILE" },
     { "d", true, OPT_LOG, "ITEM[,...]           enable log items (-d help)" },
@@ -107,6 +110,7 @@ typedef struct {
     char *accel_error;              /* first unusable accelerator, reported if none is usable */
     GHashTable *netdev_ids, *device_ids, *object_ids;   /* owned keys */
     GPtrArray *chardevs;            /* -chardev strings, created before netdevs */
+    GPtrArray *owned;               /* strings made here (the -qmp chardevs) */
     GHashTable *chardev_ids;
     GPtrArray *memdevs;             /* QnicOpts *: memory-backend-memfd objects */
     const char *memory_backend;     /* -machine memory-backend=ID */
@@ -578,6 +582,83 @@ static Result write_pidfile(Cmdline *c, const char *path)
     return RES_OK;
 }
 
+static Result add_chardev(Cmdline *c, const char *opt, const char *optarg, const char *str)
+{
+    GError *err = NULL;
+    QnicOpts *o = qnic_chardev_parse(str, &err);
+
+    if (!o || !check_duplicate(c->chardev_ids, qnic_opts_get(o, "id"), "chardev", &err)) {
+        qnic_opts_free(o);
+        return opt_error(opt, optarg, err);
+    }
+    qnic_opts_free(o);
+    g_ptr_array_add(c->chardevs, (gpointer)str);
+    return RES_OK;
+}
+
+/* -qmp unix:PATH[,opts] is QEMU's short form of -chardev socket,
+ * id=compat_monitorN,path=PATH[,opts] plus -mon chardev=...,mode=control. */
+static Result handle_qmp(Cmdline *c, const char *arg)
+{
+    const char *p;
+    char *id, *str;
+    Result r;
+
+    if (strcmp(arg, "none") == 0) {
+        return RES_OK;
+    }
+    if (g_str_has_prefix(arg, "chardev:")) {
+        g_ptr_array_add(c->cfg.monitors, g_strdup(arg + 8));
+        return RES_OK;
+    }
+    if (!g_str_has_prefix(arg, "unix:")) {
+        return OPT_FAIL("qmp", arg, "QMP on '%s' is not supported by qnic (use unix:PATH"
+                        "[,server=on][,wait=off] or chardev:ID)", arg);
+    }
+    p = arg + 5;
+    id = g_strdup_printf("compat_monitor%u", c->cfg.monitors->len);
+    str = g_strdup_printf("socket,id=%s,path=%s", id, p);
+    g_ptr_array_add(c->owned, str);
+    r = add_chardev(c, "qmp", arg, str);
+    if (r != RES_OK) {
+        g_free(id);
+        return r;
+    }
+    g_ptr_array_add(c->cfg.monitors, id);
+    return RES_OK;
+}
+
+static Result handle_mon(Cmdline *c, const char *arg)
+{
+    static const char *const keys[] = { "chardev", "mode", "pretty", "id", NULL };
+    g_autoptr(QnicOpts) o = NULL;
+    GError *err = NULL;
+    const char *mode;
+    bool pretty;
+
+    o = qnic_opts_parse("mon", arg, "chardev", &err);
+    if (!o || !only_keys(o, keys, &err)) {
+        return opt_error("mon", arg, err);
+    }
+    if (!qnic_opts_get(o, "chardev")) {
+        return OPT_FAIL("mon", arg, "Parameter 'chardev' is missing");
+    }
+    mode = qnic_opts_get(o, "mode");
+    if (mode && strcmp(mode, "control") != 0) {
+        return OPT_FAIL("mon", arg, "monitor mode '%s' is not supported by qnic (use "
+                        "mode=control: QMP)", mode);
+    }
+    if (!mode) {
+        return OPT_FAIL("mon", arg, "the human monitor (mode=readline, the default) is not "
+                        "supported by qnic (use mode=control: QMP)");
+    }
+    if (qnic_opts_get(o, "pretty") && !qnic_parse_bool(qnic_opts_get(o, "pretty"), &pretty, &err)) {
+        return opt_error("mon", arg, err);
+    }
+    g_ptr_array_add(c->cfg.monitors, g_strdup(qnic_opts_get(o, "chardev")));
+    return RES_OK;
+}
+
 static Result handle_option(Cmdline *c, const OptDesc *d, const char *arg)
 {
     GError *err = NULL;
@@ -624,23 +705,19 @@ static Result handle_option(Cmdline *c, const OptDesc *d, const char *arg)
             qnic_schema_print_list(QNIC_SCHEMA_CHARDEV, stdout);
             return RES_EXIT0;
         }
-        o = qnic_chardev_parse(arg, &err);
+        o = qnic_chardev_parse(arg, NULL);
         if (o && qnic_opts_has_help(o)) {
             qnic_opts_free(o);
             qnic_schema_print_list(QNIC_SCHEMA_CHARDEV, stdout);
             return RES_EXIT0;
         }
-        if (!o || !check_duplicate(c->chardev_ids, qnic_opts_get(o, "id"), "chardev", &err)) {
-            qnic_opts_free(o);
-            return opt_error("chardev", arg, err);
-        }
         qnic_opts_free(o);
-        g_ptr_array_add(c->chardevs, (gpointer)arg);
-        return RES_OK;
+        return add_chardev(c, "chardev", arg, arg);
     }
     case OPT_QTEST: c->cfg.qtest = arg; return RES_OK;
     case OPT_QTEST_LOG: c->cfg.qtest_log = arg; return RES_OK;
-    case OPT_QMP: c->cfg.qmp = arg; return RES_OK;
+    case OPT_QMP: return handle_qmp(c, arg);
+    case OPT_MON: return handle_mon(c, arg);
     case OPT_PIDFILE: return write_pidfile(c, arg);
     case OPT_LOGFILE:
         if (!qnic_log_set_file(arg, &err)) {
@@ -754,6 +831,8 @@ static void cmdline_init(Cmdline *c)
     c->device_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     c->object_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     c->chardevs = g_ptr_array_new();
+    c->owned = g_ptr_array_new_with_free_func(g_free);
+    c->cfg.monitors = g_ptr_array_new_with_free_func(g_free);
     c->chardev_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     c->memdevs = g_ptr_array_new_with_free_func((GDestroyNotify)qnic_opts_free);
 }
@@ -774,6 +853,8 @@ static void cmdline_free(Cmdline *c)
     g_hash_table_destroy(c->device_ids);
     g_hash_table_destroy(c->object_ids);
     g_ptr_array_free(c->chardevs, TRUE);
+    g_ptr_array_free(c->owned, TRUE);
+    g_ptr_array_free(c->cfg.monitors, TRUE);
     g_hash_table_destroy(c->chardev_ids);
     g_ptr_array_free(c->memdevs, TRUE);
 }
@@ -828,6 +909,26 @@ static bool create_all(Cmdline *c, QnicMachine *m)
     return true;
 }
 
+static bool add_monitors(Cmdline *c, QnicMachine *m)
+{
+    GError *err = NULL;
+
+    for (guint i = 0; i < c->cfg.monitors->len; i++) {
+        const char *id = g_ptr_array_index(c->cfg.monitors, i);
+        QnicChardev *chr = qnic_chardev_find(id);
+        if (!chr) {
+            qnic_report("QMP monitor: chardev '%s' not found", id);
+            return false;
+        }
+        if (!qnic_qmp_monitor_add(chr, m, &err)) {
+            qnic_report("QMP monitor on chardev '%s': %s", id, err->message);
+            g_error_free(err);
+            return false;
+        }
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     Cmdline c;
@@ -865,6 +966,10 @@ int main(int argc, char **argv)
         qnic_report_err(err);
         goto out_accel;
     }
+    qnic_vmm_runstate_init(accel, c.cfg.start_paused);
+    if (!add_monitors(&c, m)) {
+        goto out_accel;
+    }
     status = accel->run(&c.cfg, m);
 
 out_accel:
@@ -875,6 +980,7 @@ out_accel:
     if (m) {
         qnic_machine_free(m);
     }
+    qnic_qmp_monitors_free();
     qnic_filter_del_all();
     qnic_netdev_del_all();
     qnic_chardev_del_all();

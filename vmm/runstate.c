@@ -1,5 +1,6 @@
 /*
- * The VMM's run state: whether something (isa-debug-exit, a signal, a fatal
+ * The VMM's run state: running, paused (QMP stop) or not yet started (-S),
+ * and whether something (isa-debug-exit, a signal, a fatal
  * vCPU error, the qtest "quit") asked the running accelerator to stop, and
  * with which exit status. The first request wins, so a guest that writes to
  * isa-debug-exit and then triple-faults still exits with its chosen status.
@@ -35,4 +36,44 @@ bool qnic_vmm_exit_requested(int *status)
         *status = __atomic_load_n(&exit_status, __ATOMIC_SEQ_CST);
     }
     return state != 0;
+}
+
+/* Main loop only (QMP, signals), so no atomics. */
+static const QnicAccel *run_accel;
+static QnicRunState runstate = QNIC_RUNSTATE_RUNNING;
+
+void qnic_vmm_runstate_init(const QnicAccel *accel, bool start_paused)
+{
+    run_accel = accel;
+    runstate = start_paused ? QNIC_RUNSTATE_PRELAUNCH : QNIC_RUNSTATE_RUNNING;
+}
+
+QnicRunState qnic_vmm_runstate(void)
+{
+    return runstate;
+}
+
+const char *qnic_vmm_runstate_name(QnicRunState st)
+{
+    switch (st) {
+    case QNIC_RUNSTATE_PRELAUNCH: return "prelaunch";
+    case QNIC_RUNSTATE_PAUSED: return "paused";
+    default: return "running";
+    }
+}
+
+void qnic_vmm_set_runstate(QnicRunState st)
+{
+    runstate = st;
+}
+
+void qnic_vmm_set_running(bool running)
+{
+    if (running == (runstate == QNIC_RUNSTATE_RUNNING)) {
+        return;
+    }
+    if (run_accel && run_accel->set_running) {
+        run_accel->set_running(running);
+    }
+    runstate = running ? QNIC_RUNSTATE_RUNNING : QNIC_RUNSTATE_PAUSED;
 }

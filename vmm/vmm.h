@@ -21,7 +21,8 @@ typedef struct QnicVmmConfig {
     const char *serial;         /* "stdio", "none", "file:PATH" (default none) */
     const char *qtest;          /* -qtest CHARDEV: "unix:PATH", "stdio" */
     const char *qtest_log;      /* -qtest-log FILE */
-    const char *qmp;            /* -qmp unix:PATH,server=on,wait=off */
+    GPtrArray *monitors;        /* char *: chardev ids of QMP monitors
+                                 * (-qmp, -mon chardev=ID,mode=control) */
     const char *pidfile;
     bool nodefaults;
     GPtrArray *netdevs;         /* char *: -netdev strings, in order */
@@ -40,6 +41,9 @@ typedef struct QnicAccel {
     /* Run until the guest or a signal ends it; returns the exit status. */
     int (*run)(QnicVmmConfig *cfg, QnicMachine *m);
     void (*cleanup)(QnicMachine *m);
+    /* Optional: stop the guest's CPUs (returning once none runs) or let
+     * them run again (QMP stop/cont, -S). */
+    void (*set_running)(bool running);
 } QnicAccel;
 
 extern const QnicAccel qnic_accel_kvm;
@@ -49,5 +53,22 @@ extern const QnicAccel qnic_accel_qtest;
  * SIGTERM, a fatal error). Thread-safe. */
 void qnic_vmm_request_exit(int status);
 bool qnic_vmm_exit_requested(int *status);
+
+/* QEMU's run states as far as qnic has them: before the first cont of a
+ * -S machine, running, and stopped by QMP. */
+typedef enum {
+    QNIC_RUNSTATE_PRELAUNCH,
+    QNIC_RUNSTATE_RUNNING,
+    QNIC_RUNSTATE_PAUSED,
+} QnicRunState;
+
+/* The accelerator that runs the machine (its set_running), and whether it
+ * starts paused (-S). */
+void qnic_vmm_runstate_init(const QnicAccel *accel, bool start_paused);
+QnicRunState qnic_vmm_runstate(void);
+const char *qnic_vmm_runstate_name(QnicRunState st);
+void qnic_vmm_set_runstate(QnicRunState st);
+/* Stop or start the CPUs through the accelerator and record the state. */
+void qnic_vmm_set_running(bool running);
 
 #endif

@@ -102,6 +102,9 @@ bool qnic_net_can_send(QnicNetClient *sender);
 void qnic_net_flush_queued(QnicNetClient *receiver);
 void qnic_net_purge_queued(QnicNetClient *nc);
 void qnic_net_set_link(QnicNetClient *nc, bool up);
+/* The client QMP's set_link means by name: a netdev's first queue, else a
+ * NIC's (its device id, or its model when it has none); NULL if none. */
+QnicNetClient *qnic_net_client_find_link(const char *name);
 
 /* vnet header negotiation with the peer. */
 bool qnic_net_peer_has_vnet_hdr(QnicNetClient *nc);

@@ -1,0 +1,885 @@
+/*
+ * The QMP server of qnic-vmm. A client's bytes are cut into JSON values by a
+ * small bracket-counting splitter (QMP is a stream of objects, with no
+ * framing), each value is parsed by json-glib, checked the way QEMU checks
+ * a command (an object with a string "execute", an optional object
+ * "arguments" and any "id"), its arguments checked against the command's
+ * table, and run. Replies and errors use QEMU's error classes and, where a
+ * client may match on them, QEMU's words. Nothing a client sends can end
+ * the session except closing it: an over-long or over-deep value is
+ * answered with an error and skipped.
+ *
+ * Commands: qmp_capabilities, query-version, query-commands, query-status,
+ * stop, cont, quit, set_link, netdev_add, netdev_del. Events: STOP, RESUME,
+ * SHUTDOWN.
+ */
+#include "vmm/qmp.h"
+#include "vmm/vmm.h"
+#include "qnic/net.h"
+#include "qnic/vhost.h"
+#include "qnic/schema.h"
+#include "qnic/log.h"
+#include "qnic/mainloop.h"
+#include "qnic-config.h"
+
+#include <json-glib/json-glib.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+/* QEMU refuses tokens above 64 MiB and nesting above 1024; a QMP command
+ * of qnic's never needs more than a few KiB. */
+#define QMP_MAX_VALUE   (1024 * 1024)
+#define QMP_MAX_DEPTH   64
+
+struct QnicQmpSession {
+    QnicMachine *machine;
+    QnicQmpOutput *out;
+    void *out_opaque;
+    bool negotiated;
+    /* the value being collected */
+    GString *buf;
+    int depth;
+    bool in_string, escape;
+    bool skipping;              /* an over-long/deep value: drop to its end */
+    /* the command being run: its id, and whether it answered itself */
+    JsonNode *cur_id;
+    bool replied;
+    const char *const *netdev_types;    /* NULL: any */
+};
+
+static GList *sessions;          /* QnicQmpSession *, for events */
+
+/* ---- output ---- */
+
+static void send_node(QnicQmpSession *s, JsonNode *node)
+{
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autofree char *text = NULL;
+    g_autofree char *line = NULL;
+
+    json_generator_set_root(gen, node);
+    text = json_generator_to_data(gen, NULL);
+    line = g_strconcat(text, "\r\n", NULL);
+    s->out(s->out_opaque, line, strlen(line));
+}
+
+static void send_error(QnicQmpSession *s, JsonNode *id, const char *cls, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+
+static void send_error(QnicQmpSession *s, JsonNode *id, const char *cls, const char *fmt, ...)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autofree char *desc = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    desc = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "error");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "class");
+    json_builder_add_string_value(b, cls);
+    json_builder_set_member_name(b, "desc");
+    json_builder_add_string_value(b, desc);
+    json_builder_end_object(b);
+    if (id) {
+        json_builder_set_member_name(b, "id");
+        json_builder_add_value(b, json_node_copy(id));
+    }
+    json_builder_end_object(b);
+    g_autoptr(JsonNode) node = json_builder_get_root(b);
+    send_node(s, node);
+}
+
+static void send_return(QnicQmpSession *s, JsonNode *id, JsonNode *ret)
+{
+    g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+    JsonObject *o = json_object_new();
+
+    if (!ret) {
+        ret = json_node_new(JSON_NODE_OBJECT);
+        json_node_take_object(ret, json_object_new());
+    }
+    json_object_set_member(o, "return", ret);
+    if (id) {
+        json_object_set_member(o, "id", json_node_copy(id));
+    }
+    json_node_take_object(node, o);
+    send_node(s, node);
+}
+
+void qnic_qmp_event(const char *name, JsonNode *data)
+{
+    g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+    JsonObject *o = json_object_new();
+    JsonObject *ts = json_object_new();
+    gint64 now = g_get_real_time();
+
+    json_object_set_int_member(ts, "seconds", now / G_USEC_PER_SEC);
+    json_object_set_int_member(ts, "microseconds", now % G_USEC_PER_SEC);
+    json_object_set_object_member(o, "timestamp", ts);
+    json_object_set_string_member(o, "event", name);
+    if (data) {
+        json_object_set_member(o, "data", data);
+    }
+    json_node_take_object(node, o);
+    for (GList *l = sessions; l; l = l->next) {
+        QnicQmpSession *s = l->data;
+        if (s->negotiated) {
+            send_node(s, node);
+        }
+    }
+}
+
+/* ---- argument checking ---- */
+
+typedef enum { ARG_STR, ARG_BOOL, ARG_INT, ARG_STR_LIST } ArgType;
+
+typedef struct {
+    const char *name;
+    ArgType type;
+    bool optional;
+} ArgDesc;
+
+typedef struct QmpCommand QmpCommand;
+/* Returns the "return" value (NULL: {}), or sets *desc (and *cls) and returns
+ * NULL with *desc set. */
+typedef JsonNode *QmpHandler(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc);
+
+struct QmpCommand {
+    const char *name;
+    QmpHandler *fn;
+    const ArgDesc *args;        /* { NULL } terminated; NULL: any (netdev_add) */
+    bool before_negotiation;    /* only qmp_capabilities */
+};
+
+static const char *arg_type_name(ArgType t)
+{
+    switch (t) {
+    case ARG_BOOL: return "boolean";
+    case ARG_INT: return "integer";
+    case ARG_STR_LIST: return "array";
+    default: return "string";
+    }
+}
+
+static bool arg_type_ok(JsonNode *n, ArgType t)
+{
+    if (t == ARG_STR_LIST) {
+        if (!JSON_NODE_HOLDS_ARRAY(n)) {
+            return false;
+        }
+        JsonArray *a = json_node_get_array(n);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            JsonNode *e = json_array_get_element(a, i);
+            if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING) {
+                return false;
+            }
+        }
+        return true;
+    }
+    if (!JSON_NODE_HOLDS_VALUE(n)) {
+        return false;
+    }
+    switch (t) {
+    case ARG_BOOL: return json_node_get_value_type(n) == G_TYPE_BOOLEAN;
+    case ARG_INT: return json_node_get_value_type(n) == G_TYPE_INT64;
+    default: return json_node_get_value_type(n) == G_TYPE_STRING;
+    }
+}
+
+static bool check_args(const QmpCommand *c, JsonObject *args, char **desc)
+{
+    g_autoptr(GList) members = json_object_get_members(args);
+
+    for (GList *l = members; l; l = l->next) {
+        const ArgDesc *a = c->args;
+        while (a->name && strcmp(a->name, l->data) != 0) {
+            a++;
+        }
+        if (!a->name) {
+            *desc = g_strdup_printf("Parameter '%s' is unexpected", (const char *)l->data);
+            return false;
+        }
+    }
+    for (const ArgDesc *a = c->args; a->name; a++) {
+        JsonNode *n = json_object_get_member(args, a->name);
+        if (!n) {
+            if (!a->optional) {
+                *desc = g_strdup_printf("Parameter '%s' is missing", a->name);
+                return false;
+            }
+            continue;
+        }
+        if (!arg_type_ok(n, a->type)) {
+            *desc = g_strdup_printf("Invalid parameter type for '%s', expected: %s", a->name,
+                                    arg_type_name(a->type));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- commands ---- */
+
+static JsonNode *obj_node(JsonObject *o)
+{
+    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+    json_node_take_object(n, o);
+    return n;
+}
+
+static JsonNode *qmp_capabilities(QnicQmpSession *s, JsonObject *args, const char **cls,
+                                  char **desc)
+{
+    JsonNode *en = json_object_get_member(args, "enable");
+
+    if (s->negotiated) {
+        *cls = "CommandNotFound";
+        *desc = g_strdup("Capabilities negotiation is already complete, command ignored");
+        return NULL;
+    }
+    /* qnic offers no capability (no out-of-band execution). */
+    if (en && json_array_get_length(json_node_get_array(en))) {
+        *desc = g_strdup_printf("Capability '%s' not available",
+                                json_array_get_string_element(json_node_get_array(en), 0));
+        return NULL;
+    }
+    s->negotiated = true;
+    return NULL;
+}
+
+static JsonNode *version_node(void)
+{
+    JsonObject *q = json_object_new();
+    JsonObject *v = json_object_new();
+
+    /* The QEMU release whose command line and QMP qnic follows. */
+    json_object_set_int_member(q, "major", 7);
+    json_object_set_int_member(q, "minor", 2);
+    json_object_set_int_member(q, "micro", 0);
+    json_object_set_object_member(v, "qemu", q);
+    json_object_set_string_member(v, "package", "qnic " QNIC_VERSION);
+    return obj_node(v);
+}
+
+static JsonNode *query_version(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
+{
+    return version_node();
+}
+
+static const QmpCommand commands[];
+
+static JsonNode *query_commands(QnicQmpSession *s, JsonObject *args, const char **cls,
+                                char **desc)
+{
+    JsonArray *a = json_array_new();
+
+    for (const QmpCommand *c = commands; c->name; c++) {
+        JsonObject *o = json_object_new();
+        json_object_set_string_member(o, "name", c->name);
+        json_array_add_object_element(a, o);
+    }
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, a);
+    return n;
+}
+
+static JsonNode *query_status(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
+{
+    QnicRunState st = qnic_vmm_runstate();
+    JsonObject *o = json_object_new();
+
+    json_object_set_string_member(o, "status", qnic_vmm_runstate_name(st));
+    json_object_set_boolean_member(o, "singlestep", false);
+    json_object_set_boolean_member(o, "running", st == QNIC_RUNSTATE_RUNNING);
+    return obj_node(o);
+}
+
+static JsonNode *cmd_stop(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
+{
+    /* A machine that never ran stays in prelaunch, as in QEMU. */
+    if (qnic_vmm_runstate() == QNIC_RUNSTATE_RUNNING) {
+        qnic_vmm_set_running(false);
+        qnic_qmp_event("STOP", NULL);
+    }
+    return NULL;
+}
+
+static JsonNode *cmd_cont(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
+{
+    if (qnic_vmm_runstate() == QNIC_RUNSTATE_RUNNING) {
+        /* QEMU announces a stop and a resume even when nothing changes. */
+        qnic_qmp_event("STOP", NULL);
+    } else {
+        qnic_vmm_set_running(true);
+    }
+    qnic_qmp_event("RESUME", NULL);
+    return NULL;
+}
+
+static JsonNode *cmd_quit(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
+{
+    JsonObject *d = json_object_new();
+
+    json_object_set_boolean_member(d, "guest", false);
+    json_object_set_string_member(d, "reason", "host-qmp-quit");
+    /* The reply goes first, then the event, then the process ends. */
+    send_return(s, s->cur_id, NULL);
+    s->replied = true;
+    qnic_qmp_event("SHUTDOWN", obj_node(d));
+    qnic_vmm_request_exit(0);
+    return NULL;
+}
+
+static JsonNode *cmd_set_link(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
+{
+    const char *name = json_object_get_string_member(args, "name");
+    QnicNetClient *nc = qnic_net_client_find_link(name);
+
+    if (!nc) {
+        *cls = "DeviceNotFound";
+        *desc = g_strdup_printf("Device '%s' not found", name);
+        return NULL;
+    }
+    qnic_net_set_link(nc, json_object_get_boolean_member(args, "up"));
+    return NULL;
+}
+
+/* One JSON member as option value(s): strings as they are, booleans as
+ * on/off, integers in decimal, arrays of those repeated (hostfwd), objects
+ * flattened with dots (stream's addr.type=...). */
+static bool add_opt(QnicOpts *o, const char *key, JsonNode *n, char **desc, int depth)
+{
+    if (JSON_NODE_HOLDS_OBJECT(n) && depth < 4) {
+        JsonObject *obj = json_node_get_object(n);
+        g_autoptr(GList) members = json_object_get_members(obj);
+        for (GList *l = members; l; l = l->next) {
+            g_autofree char *sub = g_strdup_printf("%s.%s", key, (const char *)l->data);
+            if (!add_opt(o, sub, json_object_get_member(obj, l->data), desc, depth + 1)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    if (JSON_NODE_HOLDS_ARRAY(n) && depth < 4) {
+        JsonArray *a = json_node_get_array(n);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            JsonNode *e = json_array_get_element(a, i);
+            /* QEMU's lists of strings come as [{"str": "..."}] too */
+            if (JSON_NODE_HOLDS_OBJECT(e) && json_object_has_member(json_node_get_object(e), "str")) {
+                e = json_object_get_member(json_node_get_object(e), "str");
+            }
+            if (!JSON_NODE_HOLDS_VALUE(e) || !add_opt(o, key, e, desc, depth + 1)) {
+                if (!*desc) {
+                    *desc = g_strdup_printf("Invalid parameter type for '%s', expected: string",
+                                            key);
+                }
+                return false;
+            }
+        }
+        return true;
+    }
+    if (!JSON_NODE_HOLDS_VALUE(n)) {
+        *desc = g_strdup_printf("Invalid parameter type for '%s'", key);
+        return false;
+    }
+    switch (json_node_get_value_type(n)) {
+    case G_TYPE_STRING:
+        qnic_opts_append(o, key, json_node_get_string(n));
+        return true;
+    case G_TYPE_BOOLEAN:
+        qnic_opts_append(o, key, json_node_get_boolean(n) ? "on" : "off");
+        return true;
+    case G_TYPE_INT64: {
+        g_autofree char *v = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(n));
+        qnic_opts_append(o, key, v);
+        return true;
+    }
+    default:
+        *desc = g_strdup_printf("Invalid parameter type for '%s'", key);
+        return false;
+    }
+}
+
+static JsonNode *cmd_netdev_add(QnicQmpSession *s, JsonObject *args, const char **cls,
+                                char **desc)
+{
+    g_autoptr(QnicOpts) o = qnic_opts_new("netdev");
+    g_autoptr(GList) members = json_object_get_members(args);
+    GError *err = NULL;
+    JsonNode *type = json_object_get_member(args, "type");
+
+    if (!type) {
+        *desc = g_strdup("Parameter 'type' is missing");
+        return NULL;
+    }
+    for (GList *l = members; l; l = l->next) {
+        const char *key = l->data;
+        JsonNode *v = json_object_get_member(args, key);
+        if ((!strcmp(key, "type") || !strcmp(key, "id")) &&
+            (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING)) {
+            *desc = g_strdup_printf("Invalid parameter type for '%s', expected: string", key);
+            return NULL;
+        }
+        /* On the command line these print and exit: never here. */
+        if (!strcmp(key, "help") || !strcmp(key, "?")) {
+            *desc = g_strdup_printf("Parameter '%s' is unexpected", key);
+            return NULL;
+        }
+        if (!add_opt(o, l->data, json_object_get_member(args, l->data), desc, 0)) {
+            return NULL;
+        }
+    }
+    if (qnic_opts_has_help(o)) {
+        *desc = g_strdup("Parameter 'type' does not accept value 'help'");
+        return NULL;
+    }
+    if (s->netdev_types &&
+        !g_strv_contains((const char *const *)s->netdev_types, json_node_get_string(type))) {
+        *desc = g_strdup_printf("netdev type '%s' may not be created on this monitor",
+                                json_node_get_string(type));
+        return NULL;
+    }
+    o->source = g_strdup("netdev_add");
+    if (!qnic_netdev_add(g_steal_pointer(&o), &err)) {
+        *desc = g_strdup(err->message);
+        g_error_free(err);
+    }
+    return NULL;
+}
+
+static JsonNode *cmd_netdev_del(QnicQmpSession *s, JsonObject *args, const char **cls,
+                                char **desc)
+{
+    const char *id = json_object_get_string_member(args, "id");
+    QnicNetdev *nd = qnic_netdev_find(id);
+
+    if (!nd) {
+        *cls = "DeviceNotFound";
+        *desc = g_strdup_printf("Device '%s' not found", id);
+        return NULL;
+    }
+    /* A vhost device keeps the backend's rings and state: the NIC would
+     * be left pointing at freed memory. */
+    if (nd->in_use && qnic_vhost_net_get(nd->ncs[0])) {
+        *desc = g_strdup_printf("netdev '%s' is in use by a vhost NIC and cannot be removed "
+                                "while the device exists", id);
+        return NULL;
+    }
+    qnic_netdev_del(nd);
+    return NULL;
+}
+
+static const ArgDesc no_args[] = { { NULL } };
+static const ArgDesc capabilities_args[] = { { "enable", ARG_STR_LIST, true }, { NULL } };
+static const ArgDesc set_link_args[] = {
+    { "name", ARG_STR, false }, { "up", ARG_BOOL, false }, { NULL }
+};
+static const ArgDesc netdev_del_args[] = { { "id", ARG_STR, false }, { NULL } };
+
+static const QmpCommand commands[] = {
+    { "qmp_capabilities", qmp_capabilities, capabilities_args, true },
+    { "query-version", query_version, no_args, false },
+    { "query-commands", query_commands, no_args, false },
+    { "query-status", query_status, no_args, false },
+    { "stop", cmd_stop, no_args, false },
+    { "cont", cmd_cont, no_args, false },
+    { "quit", cmd_quit, no_args, false },
+    { "set_link", cmd_set_link, set_link_args, false },
+    { "netdev_add", cmd_netdev_add, NULL, false },
+    { "netdev_del", cmd_netdev_del, netdev_del_args, false },
+    { NULL }
+};
+
+/* ---- dispatch ---- */
+
+static void run_command(QnicQmpSession *s, JsonNode *root)
+{
+    JsonObject *req;
+    JsonNode *id, *exec, *args_node;
+    const char *name;
+    const QmpCommand *c;
+    const char *cls = "GenericError";
+    char *desc = NULL;
+    JsonNode *ret;
+    g_autoptr(JsonObject) empty = json_object_new();
+    g_autoptr(GList) members = NULL;
+
+    if (!JSON_NODE_HOLDS_OBJECT(root)) {
+        send_error(s, NULL, "GenericError", "QMP input must be a JSON object");
+        return;
+    }
+    req = json_node_get_object(root);
+    id = json_object_get_member(req, "id");
+    members = json_object_get_members(req);
+    for (GList *l = members; l; l = l->next) {
+        const char *m = l->data;
+        if (strcmp(m, "execute") && strcmp(m, "arguments") && strcmp(m, "id")) {
+            send_error(s, id, "GenericError", "QMP input member '%s' is unexpected", m);
+            return;
+        }
+    }
+    exec = json_object_get_member(req, "execute");
+    if (!exec) {
+        send_error(s, id, "GenericError", "QMP input lacks member 'execute'");
+        return;
+    }
+    if (!JSON_NODE_HOLDS_VALUE(exec) || json_node_get_value_type(exec) != G_TYPE_STRING) {
+        send_error(s, id, "GenericError", "QMP input member 'execute' must be a string");
+        return;
+    }
+    args_node = json_object_get_member(req, "arguments");
+    if (args_node && !JSON_NODE_HOLDS_OBJECT(args_node)) {
+        send_error(s, id, "GenericError", "QMP input member 'arguments' must be an object");
+        return;
+    }
+    name = json_node_get_string(exec);
+    for (c = commands; c->name && strcmp(c->name, name) != 0; c++) {
+    }
+    if (!s->negotiated && !(c->name && c->before_negotiation)) {
+        send_error(s, id, "CommandNotFound",
+                   "Expecting capabilities negotiation with 'qmp_capabilities'");
+        return;
+    }
+    if (!c->name) {
+        send_error(s, id, "CommandNotFound", "The command %s has not been found", name);
+        return;
+    }
+    JsonObject *args = args_node ? json_node_get_object(args_node) : empty;
+    if (c->args && !check_args(c, args, &desc)) {
+        send_error(s, id, "GenericError", "%s", desc);
+        g_free(desc);
+        return;
+    }
+    s->cur_id = id;
+    s->replied = false;
+    ret = c->fn(s, args, &cls, &desc);
+    s->cur_id = NULL;
+    if (s->replied) {
+        return;
+    }
+    if (desc) {
+        send_error(s, id, cls, "%s", desc);
+        g_free(desc);
+        if (ret) {
+            json_node_unref(ret);
+        }
+        return;
+    }
+    send_return(s, id, ret);
+}
+
+static void run_value(QnicQmpSession *s, const char *text, size_t len)
+{
+    g_autoptr(JsonParser) p = json_parser_new_immutable();
+    GError *err = NULL;
+
+    if (!json_parser_load_from_data(p, text, (gssize)len, &err)) {
+        send_error(s, NULL, "GenericError", "JSON parse error, %s", err->message);
+        g_error_free(err);
+        return;
+    }
+    if (!json_parser_get_root(p)) {
+        return;                 /* whitespace only */
+    }
+    run_command(s, json_parser_get_root(p));
+}
+
+/* The splitter: a value ends when its brackets close (objects, arrays) or,
+ * for a bare scalar at the top level, at the next whitespace or bracket. */
+static void end_value(QnicQmpSession *s)
+{
+    if (!s->skipping && s->buf->len) {
+        run_value(s, s->buf->str, s->buf->len);
+    }
+    g_string_truncate(s->buf, 0);
+    s->depth = 0;
+    s->in_string = s->escape = s->skipping = false;
+}
+
+static void too_big(QnicQmpSession *s, const char *what)
+{
+    send_error(s, NULL, "GenericError", "JSON parse error, %s", what);
+    g_string_truncate(s->buf, 0);
+    s->skipping = true;
+}
+
+void qnic_qmp_session_input(QnicQmpSession *s, const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = buf[i];
+
+        if (s->in_string) {
+            if (s->escape) {
+                s->escape = false;
+            } else if (ch == '\\') {
+                s->escape = true;
+            } else if (ch == '"') {
+                s->in_string = false;
+            }
+        } else if (ch == '"') {
+            s->in_string = true;
+        } else if (ch == '{' || ch == '[') {
+            if (s->depth == 0 && s->buf->len) {
+                end_value(s);   /* a scalar ran into a bracket */
+            }
+            if (++s->depth > QMP_MAX_DEPTH && !s->skipping) {
+                too_big(s, "nesting too deep");
+            }
+        } else if (ch == '}' || ch == ']') {
+            if (s->depth == 0) {
+                /* a closing bracket with nothing open */
+                if (s->buf->len) {
+                    end_value(s);
+                }
+                g_string_append_c(s->buf, ch);
+                end_value(s);
+                continue;
+            }
+            if (--s->depth == 0) {
+                if (!s->skipping) {
+                    g_string_append_c(s->buf, ch);
+                }
+                end_value(s);
+                continue;
+            }
+        } else if (s->depth == 0 && g_ascii_isspace(ch)) {
+            if (s->buf->len) {
+                end_value(s);
+            }
+            continue;
+        }
+        if (s->skipping) {
+            if (s->depth == 0 && !s->in_string) {
+                end_value(s);
+            }
+            continue;
+        }
+        g_string_append_c(s->buf, ch);
+        if (s->buf->len > QMP_MAX_VALUE) {
+            too_big(s, "value too long");
+        }
+    }
+}
+
+QnicQmpSession *qnic_qmp_session_new(QnicMachine *m, QnicQmpOutput *out, void *opaque)
+{
+    QnicQmpSession *s = g_new0(QnicQmpSession, 1);
+
+    s->machine = m;
+    s->out = out;
+    s->out_opaque = opaque;
+    s->buf = g_string_new(NULL);
+    sessions = g_list_append(sessions, s);
+    return s;
+}
+
+void qnic_qmp_session_free(QnicQmpSession *s)
+{
+    if (!s) {
+        return;
+    }
+    sessions = g_list_remove(sessions, s);
+    g_string_free(s->buf, TRUE);
+    g_free(s);
+}
+
+void qnic_qmp_session_allow_netdevs(QnicQmpSession *s, const char *const *types)
+{
+    s->netdev_types = types;
+}
+
+void qnic_qmp_session_greet(QnicQmpSession *s)
+{
+    JsonObject *qmp = json_object_new();
+    JsonObject *o = json_object_new();
+
+    s->negotiated = false;
+    g_string_truncate(s->buf, 0);
+    s->depth = 0;
+    s->in_string = s->escape = s->skipping = false;
+    json_object_set_member(qmp, "version", version_node());
+    json_object_set_array_member(qmp, "capabilities", json_array_new());
+    json_object_set_object_member(o, "QMP", qmp);
+    g_autoptr(JsonNode) n = obj_node(o);
+    send_node(s, n);
+}
+
+/* ---- monitors on socket chardevs ---- */
+
+/* A client that stops reading must not grow qnic without bound. */
+#define QMP_MAX_OUTBUF  (16 * 1024 * 1024)
+
+typedef struct QmpMonitor {
+    QnicChardev *chr;
+    QnicQmpSession *session;
+    QnicFdWatch *watch;
+    GString *outbuf;
+    bool dead;                  /* dropped; the BH disconnects */
+    QnicBH *drop_bh;
+} QmpMonitor;
+
+static GList *monitors;
+
+static void mon_update_watch(QmpMonitor *mon)
+{
+    if (mon->watch) {
+        qnic_fd_watch_set(mon->watch, mon->dead ? 0 :
+                          G_IO_IN | G_IO_HUP | G_IO_ERR | (mon->outbuf->len ? G_IO_OUT : 0));
+    }
+}
+
+static void mon_drop(QmpMonitor *mon)
+{
+    if (!mon->dead) {
+        mon->dead = true;
+        mon_update_watch(mon);
+        qnic_bh_schedule(mon->drop_bh);
+    }
+}
+
+static void mon_flush(QmpMonitor *mon)
+{
+    int fd = qnic_chardev_fd(mon->chr);
+
+    while (mon->outbuf->len && !mon->dead) {
+        ssize_t n = send(fd, mon->outbuf->str, mon->outbuf->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        if (n <= 0) {
+            mon_drop(mon);
+            return;
+        }
+        g_string_erase(mon->outbuf, 0, n);
+    }
+    mon_update_watch(mon);
+}
+
+static void mon_output(void *opaque, const char *buf, size_t len)
+{
+    QmpMonitor *mon = opaque;
+
+    if (mon->dead) {
+        return;
+    }
+    if (mon->outbuf->len + len > QMP_MAX_OUTBUF) {
+        qnic_warn("QMP monitor on %s: the client does not read its replies; disconnecting",
+                  qnic_chardev_describe(mon->chr));
+        mon_drop(mon);
+        return;
+    }
+    g_string_append_len(mon->outbuf, buf, len);
+    mon_flush(mon);
+}
+
+static void mon_io(void *opaque, int fd, GIOCondition cond)
+{
+    QmpMonitor *mon = opaque;
+    char buf[4096];
+
+    if (cond & G_IO_OUT) {
+        mon_flush(mon);
+    }
+    if (!(cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || mon->dead) {
+        return;
+    }
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return;
+    }
+    if (n <= 0) {
+        mon_drop(mon);
+        return;
+    }
+    qnic_qmp_session_input(mon->session, buf, (size_t)n);
+}
+
+static void mon_attach(QmpMonitor *mon)
+{
+    int fd = qnic_chardev_fd(mon->chr);
+
+    mon->dead = false;
+    g_string_truncate(mon->outbuf, 0);
+    mon->watch = qnic_fd_watch_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, mon_io, mon);
+    qnic_qmp_session_greet(mon->session);
+}
+
+static void mon_detach(QmpMonitor *mon)
+{
+    if (mon->watch) {
+        qnic_fd_watch_remove(mon->watch);
+        mon->watch = NULL;
+    }
+}
+
+static void mon_drop_bh(void *opaque)
+{
+    QmpMonitor *mon = opaque;
+
+    mon_detach(mon);
+    /* a server listens again; a client connection is over */
+    qnic_chardev_disconnect(mon->chr);
+}
+
+static void mon_opened(void *opaque, QnicChardev *chr)
+{
+    QmpMonitor *mon = opaque;
+
+    mon_detach(mon);
+    mon_attach(mon);
+}
+
+bool qnic_qmp_monitor_add(QnicChardev *chr, QnicMachine *m, GError **errp)
+{
+    QmpMonitor *mon;
+
+    if (!qnic_chardev_claim(chr, errp)) {
+        return false;
+    }
+    mon = g_new0(QmpMonitor, 1);
+    mon->chr = chr;
+    mon->outbuf = g_string_new(NULL);
+    mon->session = qnic_qmp_session_new(m, mon_output, mon);
+    mon->drop_bh = qnic_bh_new(mon_drop_bh, mon);
+    monitors = g_list_append(monitors, mon);
+    if (qnic_chardev_fd(chr) >= 0) {
+        mon_attach(mon);
+    }
+    qnic_chardev_set_handler(chr, mon_opened, mon);
+    return true;
+}
+
+void qnic_qmp_monitors_free(void)
+{
+    while (monitors) {
+        QmpMonitor *mon = monitors->data;
+        monitors = g_list_delete_link(monitors, monitors);
+        /* what is still queued (the reply to quit, SHUTDOWN) goes out */
+        if (!mon->dead && mon->outbuf->len) {
+            int fd = qnic_chardev_fd(mon->chr);
+            struct timeval tv = { .tv_sec = 1 };
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+            while (mon->outbuf->len) {
+                ssize_t n = send(fd, mon->outbuf->str, mon->outbuf->len, MSG_NOSIGNAL);
+                if (n <= 0) {
+                    break;
+                }
+                g_string_erase(mon->outbuf, 0, n);
+            }
+        }
+        mon_detach(mon);
+        qnic_bh_free(mon->drop_bh);
+        qnic_chardev_release(mon->chr);
+        qnic_qmp_session_free(mon->session);
+        g_string_free(mon->outbuf, TRUE);
+        g_free(mon);
+    }
+}
