@@ -11,6 +11,7 @@ Standard library only. Every process has a timeout and is killed on exit;
 namespaces and switches a test creates are removed in `finally` blocks.
 """
 
+import json
 import os
 import re
 import shlex
@@ -295,11 +296,13 @@ class Checker:
                 got = rec.get(k) if rec else None
                 self.check(impl, "guest reports %s %s=%s" % (tag, k, v), got == v, "got %r" % got)
 
-    def check_dhcp_tftp_echo(self, impl, vm, port, size, crc, timeout, via="", tag=b"qnic-"):
+    def check_dhcp_tftp_echo(self, impl, vm, port, size, crc, timeout, via="", tag=b"qnic-",
+                             quit=True):
         """The checks of the guest's test=dhcp-tftp run: the DHCP lease, the
         TFTP download's size and CRC32, then a UDP datagram echoed through
-        the hostfwd rule on `port` (and "quit" to end the guest's echo
-        loop). `via` is appended to the names of the DHCP and echo checks.
+        the hostfwd rule on `port` (and, with quit, "quit" to end the
+        guest's echo loop). `via` is appended to the names of the DHCP and
+        echo checks.
         Returns the guest's "ready" record (None if it never came)."""
         t0 = time.monotonic()
         ready = vm.wait_for("ready", timeout)
@@ -317,7 +320,8 @@ class Checker:
         payload = tag + os.urandom(8).hex().encode()
         echo = udp_exchange("127.0.0.1", port, payload)
         self.check(impl, "hostfwd UDP datagram echoed" + via, echo == payload, "got %r" % echo)
-        udp_exchange("127.0.0.1", port, b"quit", timeout=2, tries=2)
+        if quit:
+            udp_exchange("127.0.0.1", port, b"quit", timeout=2, tries=2)
         return ready
 
     def finish(self):
@@ -373,3 +377,68 @@ def udp_exchange(host, port, payload, timeout=3.0, tries=3, bind=None):
         return None
     finally:
         s.close()
+
+
+class Qmp:
+    """A QMP client on a unix socket the VMM listens on (-qmp
+    unix:PATH,server=on,wait=off): negotiates, runs commands, keeps events."""
+
+    def __init__(self, path, timeout=20):
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile("rb")
+        self.events = []
+        self.greeting = self._read()
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        line = self.file.readline()
+        if not line:
+            raise EOFError("QMP connection closed")
+        return json.loads(line)
+
+    def cmd(self, _command, **args):
+        """Run a command; returns the whole reply ({"return": ...} or {"error": ...})."""
+        msg = {"execute": _command}
+        if args:
+            msg["arguments"] = args
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            r = self._read()
+            if "event" in r:
+                self.events.append(r)
+                continue
+            return r
+
+    def event(self, name, timeout=10):
+        """The first event called name (already received or arriving within timeout)."""
+        end = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if e["event"] == name:
+                    self.events.remove(e)
+                    return e
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                r = self._read()
+            except (socket.timeout, EOFError):
+                return None
+            if "event" in r:
+                self.events.append(r)
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
