@@ -95,6 +95,15 @@ CASES = [
     ("-netdev", 1, "qnic-vmm: -netdev: requires an argument"),
     ("-display gtk", 1, "display 'gtk' is not supported by qnic"),
     ("-monitor stdio", 1, "monitor 'stdio' is not supported by qnic"),
+    ("-qmp tcp:127.0.0.1:4444,server=on", 1, "QMP on 'tcp:127.0.0.1:4444,server=on' is not supported by qnic"),
+    ("-qmp stdio", 1, "QMP on 'stdio' is not supported by qnic"),
+    ("-qmp unix:q.sock,bogus=1", 1, "-qmp unix:q.sock,bogus=1: Invalid parameter 'bogus'"),
+    ("-qmp unix:/nonexistent-dir/q.sock", 1, "Failed to connect to '/nonexistent-dir/q.sock'"),
+    ("-mon chardev=c0", 1, "the human monitor (mode=readline, the default) is not supported by qnic"),
+    ("-mon chardev=c0,mode=readline", 1, "monitor mode 'readline' is not supported by qnic"),
+    ("-mon mode=control", 1, "-mon mode=control: Parameter 'chardev' is missing"),
+    ("-mon chardev=c0,mode=control,foo=1", 1, "Invalid parameter 'foo'"),
+    ("-mon chardev=nosuch,mode=control", 1, "QMP monitor: chardev 'nosuch' not found"),
     ("-serial pty", 1, "serial backend 'pty' is not supported by qnic"),
     ("-serial stdio -serial file:/dev/null", 1, "more than one serial port"),
     ("-d bogus", 1, "Invalid log item 'bogus'"),
@@ -108,6 +117,8 @@ CASES = [
     ("-accel tcg -accel qtest -smp 0 -m size=64M -d guest_errors,unimp", 0,
      "Deprecated CPU topology"),
     ("-machine pc,accel=hvf:qtest", 0, None),
+    ("-qmp unix:q.sock,server=on,wait=off -chardev socket,id=m1,path=m1.sock,server=on,wait=off "
+     "-mon chardev=m1,mode=control,pretty=on -qmp none", 0, None),
 ]
 
 BAD_WORDS = ("AddressSanitizer", "LeakSanitizer", "runtime error", "Segmentation fault",
