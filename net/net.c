@@ -187,11 +187,11 @@ void qnic_net_purge_queued(QnicNetClient *nc)
     }
 }
 
+/* The owner hears about every request, a repeated one too, as in QEMU:
+ * e1000 restarts autonegotiation on an "up" that finds the link up but
+ * not negotiated, rtl8139 raises its link interrupt each time. */
 static void set_link_one(QnicNetClient *nc, bool up)
 {
-    if (nc->link_down == !up) {
-        return;
-    }
     nc->link_down = !up;
     if (nc->ops->link_status_changed) {
         nc->ops->link_status_changed(nc);

@@ -175,7 +175,9 @@ static void e1000_delay_cause(E1000State *s, uint32_t cause, uint32_t pkt_delay,
 static void e1000_link_down(E1000State *s)
 {
     REG(s, E1000_STATUS) &= ~E1000_STATUS_LU;
-    s->phy[E1000_PHY_STATUS] &= ~E1000_MII_SR_LINK_STATUS;
+    /* a lost link also loses the negotiation (QEMU 7.2 shows both bits
+     * clear), so the next "up" negotiates again */
+    s->phy[E1000_PHY_STATUS] &= ~(E1000_MII_SR_LINK_STATUS | E1000_MII_SR_AN_COMPLETE);
     s->phy[E1000_PHY_LP_ABILITY] &= ~E1000_MII_LPAR_LPACK;
 }
 
