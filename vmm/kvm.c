@@ -1071,7 +1071,9 @@ static void kvm_signal_read(void *opaque, int fd, GIOCondition cond)
 
     for (ssize_t i = 0; i < n; i++) {
         if (sigs[i] == SIGCONT) {
-            qnic_vmm_set_running(true);
+            /* qnic's own way out of -S (QEMU has only QMP cont) */
+            kvm_resume(&kvm);
+            qnic_vmm_set_runstate(QNIC_RUNSTATE_RUNNING);
         } else {
             /* QEMU ends cleanly with status 0 on these. */
             qnic_report("terminating on signal %u", sigs[i]);

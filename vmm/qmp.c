@@ -310,13 +310,10 @@ static JsonNode *cmd_stop(QnicQmpSession *s, JsonObject *args, const char **cls,
 
 static JsonNode *cmd_cont(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
 {
-    if (qnic_vmm_runstate() == QNIC_RUNSTATE_RUNNING) {
-        /* QEMU announces a stop and a resume even when nothing changes. */
-        qnic_qmp_event("STOP", NULL);
-    } else {
+    if (qnic_vmm_runstate() != QNIC_RUNSTATE_RUNNING) {
         qnic_vmm_set_running(true);
+        qnic_qmp_event("RESUME", NULL);
     }
-    qnic_qmp_event("RESUME", NULL);
     return NULL;
 }
 
@@ -348,60 +345,88 @@ static JsonNode *cmd_set_link(QnicQmpSession *s, JsonObject *args, const char **
     return NULL;
 }
 
-/* One JSON member as option value(s): strings as they are, booleans as
- * on/off, integers in decimal, arrays of those repeated (hostfwd), objects
- * flattened with dots (stream's addr.type=...). */
-static bool add_opt(QnicOpts *o, const char *key, JsonNode *n, char **desc, int depth)
+/* What a JSON value of a -netdev option must be, from the schema type, in
+ * the words of QEMU's type errors. */
+static const char *prop_json_type(const QnicPropDesc *p)
 {
-    if (JSON_NODE_HOLDS_OBJECT(n) && depth < 4) {
+    switch (p->type) {
+    case QNIC_PROP_BOOL: return "boolean";
+    case QNIC_PROP_UINT:
+    case QNIC_PROP_INT:
+    case QNIC_PROP_SIZE: return "integer";
+    default: return "string";
+    }
+}
+
+static bool json_is(JsonNode *n, const char *want)
+{
+    if (!JSON_NODE_HOLDS_VALUE(n)) {
+        return false;
+    }
+    if (!strcmp(want, "boolean")) {
+        return json_node_get_value_type(n) == G_TYPE_BOOLEAN;
+    }
+    if (!strcmp(want, "integer")) {
+        return json_node_get_value_type(n) == G_TYPE_INT64;
+    }
+    return json_node_get_value_type(n) == G_TYPE_STRING;
+}
+
+/* One member of netdev_add's arguments as option value(s), type-checked
+ * against the netdev's schema as QEMU checks its QAPI types: objects are
+ * flattened with dots (stream's addr.type=...), arrays are repeated values
+ * (hostfwd, also in QEMU's [{"str": ...}] form). */
+static bool add_opt(QnicOpts *o, const QnicSchemaType *t, const char *key, JsonNode *n,
+                    char **desc, int depth)
+{
+    const QnicPropDesc *p;
+    const char *want;
+
+    if (JSON_NODE_HOLDS_OBJECT(n) && depth < 2 && !json_object_has_member(json_node_get_object(n), "str")) {
         JsonObject *obj = json_node_get_object(n);
         g_autoptr(GList) members = json_object_get_members(obj);
         for (GList *l = members; l; l = l->next) {
             g_autofree char *sub = g_strdup_printf("%s.%s", key, (const char *)l->data);
-            if (!add_opt(o, sub, json_object_get_member(obj, l->data), desc, depth + 1)) {
+            if (!add_opt(o, t, sub, json_object_get_member(obj, l->data), desc, depth + 1)) {
                 return false;
             }
         }
         return true;
     }
-    if (JSON_NODE_HOLDS_ARRAY(n) && depth < 4) {
+    p = qnic_schema_prop(t, key);
+    if (!p || !strcmp(key, "type")) {
+        *desc = g_strdup_printf("Parameter '%s' is unexpected", key);
+        return false;
+    }
+    want = prop_json_type(p);
+    if (JSON_NODE_HOLDS_ARRAY(n) && p->repeat) {
         JsonArray *a = json_node_get_array(n);
         for (guint i = 0; i < json_array_get_length(a); i++) {
             JsonNode *e = json_array_get_element(a, i);
-            /* QEMU's lists of strings come as [{"str": "..."}] too */
             if (JSON_NODE_HOLDS_OBJECT(e) && json_object_has_member(json_node_get_object(e), "str")) {
                 e = json_object_get_member(json_node_get_object(e), "str");
             }
-            if (!JSON_NODE_HOLDS_VALUE(e) || !add_opt(o, key, e, desc, depth + 1)) {
-                if (!*desc) {
-                    *desc = g_strdup_printf("Invalid parameter type for '%s', expected: string",
-                                            key);
-                }
+            if (!json_is(e, want)) {
+                *desc = g_strdup_printf("Invalid parameter type for '%s', expected: %s", key, want);
                 return false;
             }
+            qnic_opts_append(o, key, json_node_get_string(e));
         }
         return true;
     }
-    if (!JSON_NODE_HOLDS_VALUE(n)) {
-        *desc = g_strdup_printf("Invalid parameter type for '%s'", key);
+    if (!json_is(n, want)) {
+        *desc = g_strdup_printf("Invalid parameter type for '%s', expected: %s", key, want);
         return false;
     }
-    switch (json_node_get_value_type(n)) {
-    case G_TYPE_STRING:
-        qnic_opts_append(o, key, json_node_get_string(n));
-        return true;
-    case G_TYPE_BOOLEAN:
+    if (!strcmp(want, "boolean")) {
         qnic_opts_append(o, key, json_node_get_boolean(n) ? "on" : "off");
-        return true;
-    case G_TYPE_INT64: {
+    } else if (!strcmp(want, "integer")) {
         g_autofree char *v = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(n));
         qnic_opts_append(o, key, v);
-        return true;
+    } else {
+        qnic_opts_append(o, key, json_node_get_string(n));
     }
-    default:
-        *desc = g_strdup_printf("Invalid parameter type for '%s'", key);
-        return false;
-    }
+    return true;
 }
 
 static JsonNode *cmd_netdev_add(QnicQmpSession *s, JsonObject *args, const char **cls,
@@ -411,41 +436,60 @@ static JsonNode *cmd_netdev_add(QnicQmpSession *s, JsonObject *args, const char 
     g_autoptr(GList) members = json_object_get_members(args);
     GError *err = NULL;
     JsonNode *type = json_object_get_member(args, "type");
+    JsonNode *id = json_object_get_member(args, "id");
+    const QnicSchemaType *t;
+    const char *tname;
 
     if (!type) {
         *desc = g_strdup("Parameter 'type' is missing");
         return NULL;
     }
+    if (!json_is(type, "string")) {
+        *desc = g_strdup("Invalid parameter type for 'type', expected: string");
+        return NULL;
+    }
+    tname = json_node_get_string(type);
+    t = qnic_schema_lookup(QNIC_SCHEMA_NETDEV, tname);
+    if (!t || !qnic_netdev_class_find(tname)) {
+        *desc = g_strdup_printf("Parameter 'type' does not accept value '%s'", tname);
+        return NULL;
+    }
+    if (s->netdev_types && !g_strv_contains((const char *const *)s->netdev_types, tname)) {
+        *desc = g_strdup_printf("netdev type '%s' may not be created on this monitor", tname);
+        return NULL;
+    }
+    if (!id) {
+        *desc = g_strdup("Parameter 'id' is missing");
+        return NULL;
+    }
+    if (!json_is(id, "string")) {
+        *desc = g_strdup("Invalid parameter type for 'id', expected: string");
+        return NULL;
+    }
+    if (qnic_netdev_find(json_node_get_string(id))) {
+        *desc = g_strdup_printf("Duplicate ID '%s'", json_node_get_string(id));
+        return NULL;
+    }
+    qnic_opts_append(o, "type", tname);
     for (GList *l = members; l; l = l->next) {
         const char *key = l->data;
-        JsonNode *v = json_object_get_member(args, key);
-        if ((!strcmp(key, "type") || !strcmp(key, "id")) &&
-            (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING)) {
-            *desc = g_strdup_printf("Invalid parameter type for '%s', expected: string", key);
-            return NULL;
+        if (!strcmp(key, "type")) {
+            continue;
         }
-        /* On the command line these print and exit: never here. */
+        /* on the command line "help" prints and exits: never here */
         if (!strcmp(key, "help") || !strcmp(key, "?")) {
             *desc = g_strdup_printf("Parameter '%s' is unexpected", key);
             return NULL;
         }
-        if (!add_opt(o, l->data, json_object_get_member(args, l->data), desc, 0)) {
+        if (!add_opt(o, t, key, json_object_get_member(args, key), desc, 0)) {
             return NULL;
         }
     }
-    if (qnic_opts_has_help(o)) {
-        *desc = g_strdup("Parameter 'type' does not accept value 'help'");
-        return NULL;
-    }
-    if (s->netdev_types &&
-        !g_strv_contains((const char *const *)s->netdev_types, json_node_get_string(type))) {
-        *desc = g_strdup_printf("netdev type '%s' may not be created on this monitor",
-                                json_node_get_string(type));
-        return NULL;
-    }
     o->source = g_strdup("netdev_add");
     if (!qnic_netdev_add(g_steal_pointer(&o), &err)) {
-        *desc = g_strdup(err->message);
+        /* the first line: the command line adds a hint after it */
+        char *nl = strchr(err->message, '\n');
+        *desc = nl ? g_strndup(err->message, nl - err->message) : g_strdup(err->message);
         g_error_free(err);
     }
     return NULL;
