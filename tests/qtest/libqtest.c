@@ -2,7 +2,9 @@
  * The qtest client: spawns the target (qnic-vmm, or QEMU when
  * $QTEST_QEMU_BINARY is set), listens on a unix socket the target connects
  * to, and turns calls into protocol lines. Asynchronous "IRQ" lines are
- * folded into per-line state as they arrive.
+ * folded into per-line state as they arrive. With QTEST_FLAG_QMP it also
+ * holds the target's QMP connection: JSON objects cut from the byte stream
+ * by bracket depth, replies handed back in order, events queued.
  */
 #include "libqtest.h"
 #include <errno.h>
@@ -29,7 +31,19 @@ struct QTestState {
     uint64_t mmio_next;
     uint32_t io_next;
     bool is_qemu;
+    int exit_status;            /* wait status once reaped, else -1 */
+    /* QMP */
+    int qmp_fd;
+    GString *qmp_rx;
+    bool qmp_eof;
+    JsonNode *qmp_greeting;
+    GQueue qmp_events;          /* JsonNode *, oldest first */
+    GQueue qmp_replies;         /* replies read while waiting for events */
 };
+
+#define QMP_REPLY_TIMEOUT_MS 60000
+
+static JsonNode *qmp_next(QTestState *s, int timeout_ms);
 
 bool qtest_target_is_qemu(void)
 {
@@ -67,6 +81,7 @@ static void kill_child(QTestState *s)
     for (int i = 0; i < 100; i++) {       /* up to 1 s to exit on its own */
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
             s->pid = 0;
+            s->exit_status = status;
             return;
         }
         if (i == 20) {
@@ -77,12 +92,37 @@ static void kill_child(QTestState *s)
     kill(s->pid, SIGKILL);
     waitpid(s->pid, &status, 0);
     s->pid = 0;
+    s->exit_status = status;
+}
+
+int qtest_wait_exit(QTestState *s, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    int status;
+
+    while (s->pid > 0) {
+        pid_t r = waitpid(s->pid, &status, WNOHANG);
+        if (r == s->pid) {
+            s->pid = 0;
+            s->exit_status = status;
+            break;
+        }
+        g_assert_cmpint(r, ==, 0);
+        if (g_get_monotonic_time() >= deadline) {
+            return -1;
+        }
+        g_usleep(5000);
+    }
+    return s->exit_status;
 }
 
 static void free_state(QTestState *s)
 {
     if (s->fd >= 0) {
         close(s->fd);
+    }
+    if (s->qmp_fd >= 0) {
+        close(s->qmp_fd);
     }
     kill_child(s);
     if (s->tmpdir) {
@@ -96,21 +136,49 @@ static void free_state(QTestState *s)
     if (s->rx) {
         g_string_free(s->rx, TRUE);
     }
+    if (s->qmp_rx) {
+        g_string_free(s->qmp_rx, TRUE);
+    }
+    if (s->qmp_greeting) {
+        json_node_unref(s->qmp_greeting);
+    }
+    g_queue_clear_full(&s->qmp_events, (GDestroyNotify)json_node_unref);
+    g_queue_clear_full(&s->qmp_replies, (GDestroyNotify)json_node_unref);
     g_free(s);
+}
+
+/* A listening unix socket at path (asserts on failure). */
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert(lfd >= 0);
+    g_assert(strlen(path) < sizeof(sa.sun_path));
+    strcpy(sa.sun_path, path);
+    g_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    g_assert(listen(lfd, 1) == 0);
+    return lfd;
 }
 
 QTestState *qtest_try_init(unsigned flags, const char *extra_args, char **err_out)
 {
     QTestState *s = g_new0(QTestState, 1);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     g_autofree char *sock = NULL, *cmdline = NULL, *bios = NULL;
+    g_autofree char *qmp_sock = NULL, *qmp_arg = NULL;
     g_auto(GStrv) argv = NULL;
-    int lfd, efd;
+    int lfd, qmp_lfd = -1, efd;
     GError *err = NULL;
-    struct pollfd pfd;
+    struct pollfd pfd[2];
+    bool want_qmp = flags & QTEST_FLAG_QMP;
 
     s->fd = -1;
+    s->qmp_fd = -1;
+    s->exit_status = -1;
     s->rx = g_string_new(NULL);
+    s->qmp_rx = g_string_new(NULL);
+    g_queue_init(&s->qmp_events);
+    g_queue_init(&s->qmp_replies);
     s->alloc_next = 4 * 1024 * 1024;
     s->mmio_next = 0xe0000000ull;
     s->io_next = 0xc000;
@@ -120,12 +188,12 @@ QTestState *qtest_try_init(unsigned flags, const char *extra_args, char **err_ou
     sock = g_build_filename(s->tmpdir, "qtest.sock", NULL);
     s->errfile = g_build_filename(s->tmpdir, "stderr.txt", NULL);
 
-    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert(lfd >= 0);
-    g_assert(strlen(sock) < sizeof(sa.sun_path));
-    strcpy(sa.sun_path, sock);
-    g_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    g_assert(listen(lfd, 1) == 0);
+    lfd = listen_unix(sock);
+    if (want_qmp) {
+        qmp_sock = g_build_filename(s->tmpdir, "qmp.sock", NULL);
+        qmp_lfd = listen_unix(qmp_sock);
+        qmp_arg = g_strdup_printf("-qmp unix:%s", qmp_sock);
+    }
 
     if (s->is_qemu) {
         const char *run;
@@ -136,13 +204,14 @@ QTestState *qtest_try_init(unsigned flags, const char *extra_args, char **err_ou
             run = "-S";
         }
         cmdline = g_strdup_printf("'%s' -machine pc -accel tcg %s %s -nodefaults -display none "
-                                  "-monitor none -serial none -qtest unix:%s %s",
+                                  "-monitor none -serial none -qtest unix:%s %s %s",
                                   qtest_binary(), run, bios ? bios : "", sock,
-                                  extra_args ? extra_args : "");
+                                  qmp_arg ? qmp_arg : "", extra_args ? extra_args : "");
     } else {
         cmdline = g_strdup_printf("'%s' -machine pc -accel qtest -nodefaults -display none "
-                                  "-monitor none -serial none -qtest unix:%s %s",
-                                  qtest_binary(), sock, extra_args ? extra_args : "");
+                                  "-monitor none -serial none -qtest unix:%s %s %s",
+                                  qtest_binary(), sock, qmp_arg ? qmp_arg : "",
+                                  extra_args ? extra_args : "");
     }
     if (g_getenv("QTEST_LOG")) {
         fprintf(stderr, "# qtest: %s\n", cmdline);
@@ -169,22 +238,40 @@ QTestState *qtest_try_init(unsigned flags, const char *extra_args, char **err_ou
     }
     close(efd);
 
-    /* Wait for the connection, or for the target to die trying. */
-    pfd.fd = lfd;
-    pfd.events = POLLIN;
+    /* Wait for the connections, in whichever order the target makes them,
+     * or for the target to die trying. A negative fd drops out of poll. */
+    pfd[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+    pfd[1] = (struct pollfd){ .fd = qmp_lfd, .events = POLLIN };
     for (int waited = 0; waited < 60000; waited += 50) {
         int status;
-        if (poll(&pfd, 1, 50) == 1) {
-            s->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (s->fd >= 0 && (!want_qmp || s->qmp_fd >= 0)) {
             break;
+        }
+        if (poll(pfd, 2, 50) > 0) {
+            if (pfd[0].fd >= 0 && (pfd[0].revents & POLLIN)) {
+                s->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                pfd[0].fd = -1;
+            }
+            if (pfd[1].fd >= 0 && (pfd[1].revents & POLLIN)) {
+                s->qmp_fd = accept4(qmp_lfd, NULL, NULL, SOCK_CLOEXEC);
+                pfd[1].fd = -1;
+            }
+            continue;
         }
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
             s->pid = 0;
+            s->exit_status = status;
             break;
         }
     }
     close(lfd);
-    if (s->fd < 0) {
+    if (qmp_lfd >= 0) {
+        close(qmp_lfd);
+    }
+    if (want_qmp && s->fd >= 0 && s->qmp_fd >= 0) {
+        s->qmp_greeting = qmp_next(s, 30000);
+    }
+    if (s->fd < 0 || (want_qmp && !s->qmp_greeting)) {
         if (err_out) {
             g_file_get_contents(s->errfile, err_out, NULL, NULL);
         }
@@ -560,4 +647,334 @@ uint64_t qtest_guest_alloc(QTestState *s, size_t size, size_t align)
     s->alloc_next = a + size;
     g_assert(s->alloc_next < 120 * 1024 * 1024);
     return a;
+}
+
+/* ---- QMP ---- */
+
+static char *target_stderr(QTestState *s)
+{
+    char *err = NULL;
+    g_file_get_contents(s->errfile, &err, NULL, NULL);
+    return err ? err : g_strdup("");
+}
+
+/* Length of the first complete JSON object or array in buf (leading
+ * whitespace skipped, its length in *skip), 0 while it is incomplete. The
+ * scan counts bracket depth outside strings, which is all QMP framing
+ * needs: the parser judges the text afterwards. */
+static size_t json_frame(const char *buf, size_t len, size_t *skip)
+{
+    size_t i = 0;
+    int depth = 0;
+    bool in_str = false, esc = false;
+
+    while (i < len && g_ascii_isspace(buf[i])) {
+        i++;
+    }
+    *skip = i;
+    for (; i < len; i++) {
+        char c = buf[i];
+        if (in_str) {
+            if (esc) {
+                esc = false;
+            } else if (c == '\\') {
+                esc = true;
+            } else if (c == '"') {
+                in_str = false;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) {
+                return i + 1 - *skip;
+            }
+        } else if (depth == 0) {
+            g_error("qmp: %s sent text outside a JSON object: '%.*s'", qtest_binary(),
+                    (int)MIN(len - *skip, 200), buf + *skip);
+        }
+    }
+    return 0;
+}
+
+/* Read what is there within timeout_ms; false on timeout or EOF. */
+static bool qmp_fill(QTestState *s, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = s->qmp_fd, .events = POLLIN };
+    char buf[65536];
+    ssize_t n;
+    int r;
+
+    if (s->qmp_eof) {
+        return false;
+    }
+    do {
+        r = poll(&pfd, 1, MAX(timeout_ms, 0));
+    } while (r < 0 && errno == EINTR);
+    g_assert(r >= 0);
+    if (r == 0) {
+        return false;
+    }
+    do {
+        n = read(s->qmp_fd, buf, sizeof(buf));
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        s->qmp_eof = true;      /* closed, or reset (ECONNRESET) */
+        return false;
+    }
+    g_string_append_len(s->qmp_rx, buf, n);
+    return true;
+}
+
+/* The next message from the wire, NULL after timeout_ms or at EOF. */
+static JsonNode *qmp_next(QTestState *s, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    g_assert(s->qmp_fd >= 0);
+    for (;;) {
+        size_t skip, len = json_frame(s->qmp_rx->str, s->qmp_rx->len, &skip);
+        if (len) {
+            g_autoptr(JsonParser) parser = json_parser_new();
+            GError *err = NULL;
+            JsonNode *node;
+
+            if (!json_parser_load_from_data(parser, s->qmp_rx->str + skip, (gssize)len, &err)) {
+                g_error("qmp: %s sent bad JSON (%s): %.*s", qtest_binary(), err->message,
+                        (int)len, s->qmp_rx->str + skip);
+            }
+            node = json_parser_steal_root(parser);
+            g_string_erase(s->qmp_rx, 0, (gssize)(skip + len));
+            if (g_getenv("QTEST_LOG")) {
+                g_autofree char *t = qtest_qmp_to_string(node);
+                fprintf(stderr, "# qmp <- %s\n", t);
+            }
+            if (!JSON_NODE_HOLDS_OBJECT(node)) {
+                g_autofree char *t = qtest_qmp_to_string(node);
+                g_error("qmp: %s sent a message that is not an object: %s", qtest_binary(), t);
+            }
+            return node;
+        }
+        gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+        if (!qmp_fill(s, (int)MAX(left, 0))) {
+            if (s->qmp_eof || g_get_monotonic_time() >= deadline) {
+                return NULL;
+            }
+        }
+    }
+}
+
+static bool is_event(JsonNode *node)
+{
+    return json_object_has_member(json_node_get_object(node), "event");
+}
+
+JsonNode *qtest_qmp_greeting(QTestState *s)
+{
+    g_assert(s->qmp_greeting);
+    return s->qmp_greeting;
+}
+
+void qtest_qmp_send_raw(QTestState *s, const char *text)
+{
+    size_t len = strlen(text);
+
+    g_assert(s->qmp_fd >= 0);
+    if (g_getenv("QTEST_LOG")) {
+        fprintf(stderr, "# qmp -> %s", text);
+    }
+    while (len) {
+        ssize_t n = send(s->qmp_fd, text, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            g_autofree char *err = target_stderr(s);
+            g_error("qmp: connection to %s lost while sending; its stderr: %s", qtest_binary(),
+                    err);
+        }
+        text += n;
+        len -= (size_t)n;
+    }
+}
+
+JsonNode *qtest_qmp_receive(QTestState *s, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    if (!g_queue_is_empty(&s->qmp_replies)) {
+        return g_queue_pop_head(&s->qmp_replies);
+    }
+    for (;;) {
+        gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+        JsonNode *node = qmp_next(s, (int)MAX(left, 0));
+        if (!node) {
+            return NULL;
+        }
+        if (!is_event(node)) {
+            return node;
+        }
+        g_queue_push_tail(&s->qmp_events, node);
+    }
+}
+
+JsonNode *qtest_qmp_raw(QTestState *s, const char *text)
+{
+    JsonNode *r;
+
+    qtest_qmp_send_raw(s, text);
+    r = qtest_qmp_receive(s, QMP_REPLY_TIMEOUT_MS);
+    if (!r) {
+        g_autofree char *err = target_stderr(s);
+        g_error("qmp: no reply from %s to '%s' (%s); its stderr: %s", qtest_binary(), text,
+                s->qmp_eof ? "connection closed" : "timeout", err);
+    }
+    return r;
+}
+
+static JsonNode *qmp_vsend(QTestState *s, const char *fmt, va_list ap) G_GNUC_PRINTF(2, 0);
+
+static JsonNode *qmp_vsend(QTestState *s, const char *fmt, va_list ap)
+{
+    g_autofree char *cmd = g_strdup_vprintf(fmt, ap);
+
+    if (!g_str_has_suffix(cmd, "\n")) {
+        char *nl = g_strconcat(cmd, "\n", NULL);
+        g_free(cmd);
+        cmd = nl;
+    }
+    return qtest_qmp_raw(s, cmd);
+}
+
+JsonNode *qtest_qmp(QTestState *s, const char *fmt, ...)
+{
+    va_list ap;
+    JsonNode *r;
+
+    va_start(ap, fmt);
+    r = qmp_vsend(s, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+void qtest_qmp_assert_ok(QTestState *s, const char *fmt, ...)
+{
+    va_list ap;
+    JsonNode *r;
+
+    va_start(ap, fmt);
+    r = qmp_vsend(s, fmt, ap);
+    va_end(ap);
+    if (!qtest_qmp_return(r)) {
+        g_autofree char *t = qtest_qmp_to_string(r);
+        g_error("qmp: command failed: %s", t);
+    }
+    json_node_unref(r);
+}
+
+void qtest_qmp_negotiate(QTestState *s)
+{
+    JsonNode *r = qtest_qmp(s, "{\"execute\": \"qmp_capabilities\"}");
+    JsonNode *ret = qtest_qmp_return(r);
+    g_autofree char *t = qtest_qmp_to_string(r);
+
+    if (!ret || !JSON_NODE_HOLDS_OBJECT(ret) || json_object_get_size(json_node_get_object(ret))) {
+        g_error("qmp: qmp_capabilities answered %s", t);
+    }
+    json_node_unref(r);
+}
+
+static bool event_is(JsonNode *node, const char *name)
+{
+    JsonNode *n = qtest_qmp_get(node, "event");
+    return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING &&
+           g_str_equal(json_node_get_string(n), name);
+}
+
+JsonNode *qtest_qmp_event(QTestState *s, const char *name, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    for (GList *l = s->qmp_events.head; l; l = l->next) {
+        if (event_is(l->data, name)) {
+            JsonNode *node = l->data;
+            g_queue_delete_link(&s->qmp_events, l);
+            return node;
+        }
+    }
+    for (;;) {
+        gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+        JsonNode *node = qmp_next(s, (int)MAX(left, 0));
+        if (!node) {
+            return NULL;
+        }
+        if (!is_event(node)) {
+            g_queue_push_tail(&s->qmp_replies, node);
+        } else if (event_is(node, name)) {
+            return node;
+        } else {
+            g_queue_push_tail(&s->qmp_events, node);
+        }
+    }
+}
+
+bool qtest_qmp_eof(QTestState *s, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    while (!s->qmp_eof) {
+        gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+        JsonNode *node = qmp_next(s, (int)MAX(left, 0));
+        if (node) {
+            g_queue_push_tail(is_event(node) ? &s->qmp_events : &s->qmp_replies, node);
+        } else if (!s->qmp_eof) {
+            return false;
+        }
+    }
+    return true;
+}
+
+JsonNode *qtest_qmp_get(JsonNode *node, const char *path)
+{
+    g_auto(GStrv) parts = g_strsplit(path, ".", -1);
+
+    for (int i = 0; node && parts[i]; i++) {
+        if (!JSON_NODE_HOLDS_OBJECT(node)) {
+            return NULL;
+        }
+        node = json_object_get_member(json_node_get_object(node), parts[i]);
+    }
+    return node;
+}
+
+static const char *get_string(JsonNode *node, const char *path)
+{
+    JsonNode *n = qtest_qmp_get(node, path);
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
+        return NULL;
+    }
+    return json_node_get_string(n);
+}
+
+const char *qtest_qmp_error_class(JsonNode *reply)
+{
+    return get_string(reply, "error.class");
+}
+
+const char *qtest_qmp_error_desc(JsonNode *reply)
+{
+    return get_string(reply, "error.desc");
+}
+
+JsonNode *qtest_qmp_return(JsonNode *reply)
+{
+    return qtest_qmp_get(reply, "return");
+}
+
+char *qtest_qmp_to_string(JsonNode *node)
+{
+    return node ? json_to_string(node, FALSE) : g_strdup("(null)");
 }

@@ -2,8 +2,9 @@
  * A client for QEMU's qtest protocol, used by every device test. It starts
  * the binary named by $QTEST_QEMU_BINARY (QEMU: the reference) or else
  * $QNIC_VMM (qnic-vmm), connects the protocol over a unix socket, and gives
- * typed helpers for port I/O, memory, PCI config cycles, the clock and IRQs.
- * The same test thus runs against qnic and against QEMU 7.2.
+ * typed helpers for port I/O, memory, PCI config cycles, the clock and IRQs,
+ * and on request a QMP client (json-glib) on a second socket. The same test
+ * thus runs against qnic and against QEMU 7.2.
  */
 #ifndef QNIC_LIBQTEST_H
 #define QNIC_LIBQTEST_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 typedef struct QTestState QTestState;
 
@@ -19,6 +21,10 @@ enum {
     /* QEMU only: instead of -S, boot a 64 KiB BIOS of HLT bytes so the VM is
      * "running" (QEMU's virtio-net only moves packets in a running VM). */
     QTEST_FLAG_RUNNING = 1 << 0,
+    /* Also listen on TMPDIR/qmp.sock and pass `-qmp unix:TMPDIR/qmp.sock`
+     * (the target connects as a client); init reads and keeps the greeting
+     * but does not negotiate capabilities. */
+    QTEST_FLAG_QMP = 1 << 1,
 };
 
 /* Start the target with `-machine pc -accel qtest|tcg ... EXTRA`.
@@ -29,6 +35,9 @@ QTestState *qtest_initf(unsigned flags, const char *fmt, ...) G_GNUC_PRINTF(2, 3
  * printed on stderr (for option-error tests). */
 QTestState *qtest_try_init(unsigned flags, const char *extra_args, char **err_out);
 void qtest_quit(QTestState *s);
+/* Wait up to timeout_ms for the target to exit on its own; returns its
+ * wait status (see WIFEXITED), or -1 if it is still running. */
+int qtest_wait_exit(QTestState *s, int timeout_ms);
 
 /* True when the target is QEMU ($QTEST_QEMU_BINARY set). */
 bool qtest_target_is_qemu(void);
@@ -86,5 +95,46 @@ void qtest_pci_enable(QTestState *s, int devfn, uint64_t addrs[6]);
 
 /* A bump allocator of guest RAM for rings and buffers (from 4 MiB up). */
 uint64_t qtest_guest_alloc(QTestState *s, size_t size, size_t align);
+
+/* ---- QMP (with QTEST_FLAG_QMP) ----
+ * Messages are JSON objects; a reply is an object with "return" or
+ * "error", an event one with "event". Replies are returned in order, events
+ * that arrive meanwhile are queued for qtest_qmp_event(). Returned nodes
+ * belong to the caller (json_node_unref) unless said otherwise. A target
+ * that stays silent for 60 s or closes the connection while a reply is
+ * awaited fails the test. */
+
+/* The greeting {"QMP": {...}} read at start; owned by s. */
+JsonNode *qtest_qmp_greeting(QTestState *s);
+/* Send one command (printf-style; a newline is appended if missing) and
+ * return the next reply. */
+JsonNode *qtest_qmp(QTestState *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* Send exactly these bytes (malformed input allowed), return the next reply. */
+JsonNode *qtest_qmp_raw(QTestState *s, const char *text);
+/* Send bytes without waiting for anything. */
+void qtest_qmp_send_raw(QTestState *s, const char *text);
+/* The next reply (queued or arriving within timeout_ms), NULL if none. */
+JsonNode *qtest_qmp_receive(QTestState *s, int timeout_ms);
+/* Send qmp_capabilities and assert it returned {}. */
+void qtest_qmp_negotiate(QTestState *s);
+/* Send a command and assert it succeeded; returns nothing. */
+void qtest_qmp_assert_ok(QTestState *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* Take the first queued or newly arriving event called name; NULL after
+ * timeout_ms. Other events stay queued. */
+JsonNode *qtest_qmp_event(QTestState *s, const char *name, int timeout_ms);
+/* True once the target closed the QMP connection (waits up to timeout_ms;
+ * messages read meanwhile are queued). */
+bool qtest_qmp_eof(QTestState *s, int timeout_ms);
+
+/* Reading replies: members by dotted path ("return.qemu.major"), NULL when
+ * absent or when a step is not an object; the result is borrowed. */
+JsonNode *qtest_qmp_get(JsonNode *node, const char *path);
+/* "error.class" / "error.desc" of a reply, NULL for a success reply. */
+const char *qtest_qmp_error_class(JsonNode *reply);
+const char *qtest_qmp_error_desc(JsonNode *reply);
+/* The "return" member (borrowed), NULL for an error reply. */
+JsonNode *qtest_qmp_return(JsonNode *reply);
+/* One-line JSON text of node (for messages); g_free it. */
+char *qtest_qmp_to_string(JsonNode *node);
 
 #endif
