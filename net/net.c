@@ -11,6 +11,9 @@
 
 /* Every live client, so that filters and set_link can find one by name. */
 static GList *all_clients;
+/* QEMU's rule: while the VM is stopped no frame moves; senders queue (a
+ * backend with a completion callback stops reading until it runs). */
+static bool vm_running = true;
 
 static ssize_t net_client_deliver(QnicNetClient *sender, const struct iovec *iov,
                                   int iovcnt, void *opaque)
@@ -18,6 +21,9 @@ static ssize_t net_client_deliver(QnicNetClient *sender, const struct iovec *iov
     QnicNetClient *nc = opaque;
     ssize_t ret;
 
+    if (G_UNLIKELY(!vm_running)) {
+        return 0;               /* held, see qnic_net_set_vm_running */
+    }
     if (nc->link_down) {
         /* A NIC without a cable: the frame goes nowhere, the sender is
          * told it went out. */
@@ -121,10 +127,43 @@ QnicNetClient *qnic_net_client_find_link(const char *name)
     return nc;
 }
 
+void qnic_net_set_vm_running(bool running)
+{
+    if (vm_running == running) {
+        return;
+    }
+    vm_running = running;
+    if (!running) {
+        return;
+    }
+    /* What waited for the VM goes now, NICs first (frames for the guest),
+     * whose completions wake the backends. The list may change under
+     * the callbacks: walk a copy. */
+    GList *copy = g_list_copy(all_clients);
+    for (int pass = 0; pass < 2; pass++) {
+        for (GList *l = copy; l; l = l->next) {
+            QnicNetClient *nc = l->data;
+            bool nic = nc->ops->kind == QNIC_NET_CLIENT_NIC;
+            if (g_list_find(all_clients, nc) && nic == (pass == 0)) {
+                qnic_net_flush_queued(nc);
+            }
+        }
+    }
+    g_list_free(copy);
+}
+
+bool qnic_net_vm_running(void)
+{
+    return vm_running;
+}
+
 bool qnic_net_can_send(QnicNetClient *sender)
 {
     QnicNetClient *peer = sender->peer;
 
+    if (G_UNLIKELY(!vm_running)) {
+        return false;
+    }
     if (!peer) {
         return true;
     }

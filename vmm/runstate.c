@@ -9,6 +9,7 @@
  */
 #include "vmm/vmm.h"
 #include "qnic/mainloop.h"
+#include "qnic/net.h"
 
 static int exit_requested;      /* 0 running, 2 being requested, 1 requested */
 static int exit_status;
@@ -46,6 +47,7 @@ void qnic_vmm_runstate_init(const QnicAccel *accel, bool start_paused)
 {
     run_accel = accel;
     runstate = start_paused ? QNIC_RUNSTATE_PRELAUNCH : QNIC_RUNSTATE_RUNNING;
+    qnic_net_set_vm_running(!start_paused);
 }
 
 QnicRunState qnic_vmm_runstate(void)
@@ -65,6 +67,7 @@ const char *qnic_vmm_runstate_name(QnicRunState st)
 void qnic_vmm_set_runstate(QnicRunState st)
 {
     runstate = st;
+    qnic_net_set_vm_running(st == QNIC_RUNSTATE_RUNNING);
 }
 
 void qnic_vmm_set_running(bool running)
@@ -72,8 +75,16 @@ void qnic_vmm_set_running(bool running)
     if (running == (runstate == QNIC_RUNSTATE_RUNNING)) {
         return;
     }
-    if (run_accel && run_accel->set_running) {
-        run_accel->set_running(running);
+    if (!running) {
+        /* the guest stops first, then frames wait */
+        if (run_accel && run_accel->set_running) {
+            run_accel->set_running(false);
+        }
+        qnic_vmm_set_runstate(QNIC_RUNSTATE_PAUSED);
+        return;
     }
-    runstate = running ? QNIC_RUNSTATE_RUNNING : QNIC_RUNSTATE_PAUSED;
+    qnic_vmm_set_runstate(QNIC_RUNSTATE_RUNNING);
+    if (run_accel && run_accel->set_running) {
+        run_accel->set_running(true);
+    }
 }

@@ -98,6 +98,11 @@ ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int io
                           QnicNetSentFunc *sent_cb);
 /* Can the peer take a frame now? (senders use this to pause reading) */
 bool qnic_net_can_send(QnicNetClient *sender);
+/* The embedder's VM stopped / runs again (QMP stop/cont, -S): while it is
+ * stopped no frame is delivered, every sender queues, as in QEMU; running
+ * again delivers what waited. Running by default. */
+void qnic_net_set_vm_running(bool running);
+bool qnic_net_vm_running(void);
 /* The receiver can take frames again: deliver what was queued for it. */
 void qnic_net_flush_queued(QnicNetClient *receiver);
 void qnic_net_purge_queued(QnicNetClient *nc);

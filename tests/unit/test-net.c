@@ -86,6 +86,40 @@ static bool refuse(QnicNetClient *nc)
     return false;
 }
 
+/* A stopped VM moves no frame: senders queue, resuming delivers in order
+ * and runs the completions (QMP stop/cont). */
+static void test_vm_stopped(void)
+{
+    TestNic *a = test_nic_new("a"), *b = test_nic_new("b");
+    struct iovec ia = { (void *)frame_a, sizeof(frame_a) };
+    struct iovec ib = { (void *)frame_b, sizeof(frame_b) };
+
+    qnic_net_client_set_peer(a->nc, b->nc);
+    qnic_net_set_vm_running(false);
+    g_assert_false(qnic_net_vm_running());
+    g_assert_false(qnic_net_can_send(a->nc));
+    g_assert_cmpint(qnic_net_send_iov(a->nc, &ia, 1, test_nic_sent_cb), ==, 0);
+    g_assert_cmpint(qnic_net_send_iov(b->nc, &ib, 1, test_nic_sent_cb), ==, 0);
+    g_assert_cmpint(qnic_net_send_iov(a->nc, &ib, 1, test_nic_sent_cb), ==, 0);
+    g_assert_cmpuint(b->frames->len, ==, 0);
+    g_assert_cmpuint(a->frames->len, ==, 0);
+    /* a flush while stopped delivers nothing either */
+    qnic_net_flush_queued(b->nc);
+    g_assert_cmpuint(b->frames->len, ==, 0);
+
+    qnic_net_set_vm_running(true);
+    g_assert_cmpuint(b->frames->len, ==, 2);
+    g_assert_true(test_frame_eq(b->frames->pdata[0], frame_a, sizeof(frame_a)));
+    g_assert_true(test_frame_eq(b->frames->pdata[1], frame_b, sizeof(frame_b)));
+    g_assert_cmpuint(a->frames->len, ==, 1);
+    g_assert_cmpuint(a->sent_cbs, ==, 2);
+    g_assert_cmpuint(b->sent_cbs, ==, 1);
+    /* and the direct path is back */
+    g_assert_cmpint(qnic_net_send_iov(a->nc, &ia, 1, NULL), ==, sizeof(frame_a));
+    test_nic_free(a);
+    test_nic_free(b);
+}
+
 static void test_can_receive(void)
 {
     TestNic *a = test_nic_new("a"), *b = test_nic_new("b");
@@ -507,6 +541,7 @@ int main(int argc, char **argv)
     g_test_add_func("/net/peer-delivery", test_peer_delivery);
     g_test_add_func("/net/flow-control", test_flow_control);
     g_test_add_func("/net/can-receive", test_can_receive);
+    g_test_add_func("/net/vm-stopped", test_vm_stopped);
     g_test_add_func("/net/purge", test_purge);
     g_test_add_func("/net/queue-bound", test_queue_bound);
     g_test_add_func("/net/link-state", test_link_state);
