@@ -55,6 +55,7 @@ QnicNetClient *qnic_net_client_new(const QnicNetClientOps *ops, const char *mode
     nc->name = g_strdup(name ? name : model);
     nc->opaque = opaque;
     nc->incoming = qnic_net_queue_new(net_client_deliver, nc);
+    nc->rx_filter_notify = true;
     all_clients = g_list_append(all_clients, nc);
     return nc;
 }
@@ -150,6 +151,46 @@ void qnic_net_set_vm_running(bool running)
         }
     }
     g_list_free(copy);
+}
+
+static QnicNetRxFilterHook *rx_filter_hook;
+
+void qnic_net_set_rx_filter_hook(QnicNetRxFilterHook *hook)
+{
+    rx_filter_hook = hook;
+}
+
+void qnic_net_rx_filter_changed(QnicNetClient *nic)
+{
+    if (nic->rx_filter_notify && rx_filter_hook) {
+        nic->rx_filter_notify = false;
+        rx_filter_hook(nic);
+    }
+}
+
+void qnic_net_rx_filter_notify_enable(QnicNetClient *nic)
+{
+    nic->rx_filter_notify = true;
+}
+
+void qnic_rx_filter_info_clear(QnicRxFilterInfo *info)
+{
+    g_free(info->path);
+    if (info->unicast_table) {
+        g_array_free(info->unicast_table, TRUE);
+    }
+    if (info->multicast_table) {
+        g_array_free(info->multicast_table, TRUE);
+    }
+    if (info->vlan_table) {
+        g_array_free(info->vlan_table, TRUE);
+    }
+    memset(info, 0, sizeof(*info));
+}
+
+GList *qnic_net_clients(void)
+{
+    return all_clients;
 }
 
 bool qnic_net_vm_running(void)

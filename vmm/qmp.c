@@ -10,8 +10,8 @@
  * answered with an error and skipped.
  *
  * Commands: qmp_capabilities, query-version, query-commands, query-status,
- * stop, cont, quit, set_link, netdev_add, netdev_del. Events: STOP, RESUME,
- * SHUTDOWN.
+ * stop, cont, quit, set_link, netdev_add, netdev_del, query-rx-filter.
+ * Events: STOP, RESUME, SHUTDOWN, NIC_RX_FILTER_CHANGED.
  */
 #include "vmm/qmp.h"
 #include "vmm/vmm.h"
@@ -517,7 +517,119 @@ static JsonNode *cmd_netdev_del(QnicQmpSession *s, JsonObject *args, const char 
     return NULL;
 }
 
+static const char *rx_state_name(QnicRxState st)
+{
+    return st == QNIC_RX_STATE_NONE ? "none" : st == QNIC_RX_STATE_ALL ? "all" : "normal";
+}
+
+static JsonNode *mac_array(GArray *macs)
+{
+    JsonArray *a = json_array_new();
+
+    for (guint i = 0; macs && i < macs->len; i++) {
+        g_autofree char *m = qnic_format_mac((const uint8_t *)macs->data + 6 * i);
+        json_array_add_string_element(a, m);
+    }
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, a);
+    return n;
+}
+
+static JsonObject *rx_filter_object(QnicNetClient *nc)
+{
+    QnicRxFilterInfo info = { 0 };
+    JsonObject *o = json_object_new();
+    JsonArray *vlans = json_array_new();
+    g_autofree char *mac = NULL;
+
+    nc->ops->query_rx_filter(nc, &info);
+    mac = qnic_format_mac(info.main_mac);
+    json_object_set_string_member(o, "name", nc->name);
+    json_object_set_boolean_member(o, "promiscuous", info.promiscuous);
+    json_object_set_string_member(o, "multicast", rx_state_name(info.multicast));
+    json_object_set_string_member(o, "unicast", rx_state_name(info.unicast));
+    json_object_set_string_member(o, "vlan", rx_state_name(info.vlan));
+    json_object_set_boolean_member(o, "broadcast-allowed", info.broadcast_allowed);
+    json_object_set_boolean_member(o, "multicast-overflow", info.multicast_overflow);
+    json_object_set_boolean_member(o, "unicast-overflow", info.unicast_overflow);
+    json_object_set_string_member(o, "main-mac", mac);
+    for (guint i = 0; info.vlan_table && i < info.vlan_table->len; i++) {
+        json_array_add_int_element(vlans, g_array_index(info.vlan_table, uint16_t, i));
+    }
+    json_object_set_array_member(o, "vlan-table", vlans);
+    json_object_set_member(o, "unicast-table", mac_array(info.unicast_table));
+    json_object_set_member(o, "multicast-table", mac_array(info.multicast_table));
+    qnic_rx_filter_info_clear(&info);
+    return o;
+}
+
+static JsonNode *query_rx_filter(QnicQmpSession *s, JsonObject *args, const char **cls,
+                                 char **desc)
+{
+    const char *name = json_object_has_member(args, "name") ?
+                       json_object_get_string_member(args, "name") : NULL;
+    JsonArray *a = json_array_new();
+    bool found = false;
+
+    for (GList *l = qnic_net_clients(); l; l = l->next) {
+        QnicNetClient *nc = l->data;
+        if (name && strcmp(nc->name, name) != 0) {
+            continue;
+        }
+        if (nc->ops->kind != QNIC_NET_CLIENT_NIC) {
+            if (name) {
+                *desc = g_strdup_printf("net client(%s) isn't a NIC", name);
+                break;
+            }
+            continue;
+        }
+        if (nc->queue_index != 0) {
+            continue;
+        }
+        if (nc->ops->query_rx_filter) {
+            json_array_add_object_element(a, rx_filter_object(nc));
+            found = true;
+            /* the next change is reported again */
+            qnic_net_rx_filter_notify_enable(nc);
+        } else if (name) {
+            *desc = g_strdup_printf("net client(%s) doesn't support rx-filter querying", name);
+            break;
+        }
+        if (name) {
+            break;
+        }
+    }
+    if (!*desc && name && !found) {
+        *desc = g_strdup_printf("invalid net client name: %s", name);
+    }
+    if (*desc) {
+        json_array_unref(a);
+        return NULL;
+    }
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, a);
+    return n;
+}
+
+/* NIC_RX_FILTER_CHANGED: name only for a device with an id, as QEMU. */
+static void rx_filter_event(QnicNetClient *nc)
+{
+    QnicRxFilterInfo info = { 0 };
+    JsonObject *d = json_object_new();
+
+    if (nc->ops->query_rx_filter) {
+        nc->ops->query_rx_filter(nc, &info);
+    }
+    if (info.path && g_str_has_prefix(info.path, "/machine/peripheral/")) {
+        json_object_set_string_member(d, "name", nc->name);
+    }
+    json_object_set_string_member(d, "path", info.path ? info.path : "");
+    qnic_rx_filter_info_clear(&info);
+    qnic_qmp_event("NIC_RX_FILTER_CHANGED", obj_node(d));
+}
+
 static const ArgDesc no_args[] = { { NULL } };
+static const ArgDesc name_opt_args[] = { { "name", ARG_STR, true }, { NULL } };
 static const ArgDesc capabilities_args[] = { { "enable", ARG_STR_LIST, true }, { NULL } };
 static const ArgDesc set_link_args[] = {
     { "name", ARG_STR, false }, { "up", ARG_BOOL, false }, { NULL }
@@ -535,6 +647,7 @@ static const QmpCommand commands[] = {
     { "set_link", cmd_set_link, set_link_args, false },
     { "netdev_add", cmd_netdev_add, NULL, false },
     { "netdev_del", cmd_netdev_del, netdev_del_args, false },
+    { "query-rx-filter", query_rx_filter, name_opt_args, false },
     { NULL }
 };
 
@@ -718,6 +831,7 @@ QnicQmpSession *qnic_qmp_session_new(QnicMachine *m, QnicQmpOutput *out, void *o
     s->out_opaque = opaque;
     s->buf = g_string_new(NULL);
     sessions = g_list_append(sessions, s);
+    qnic_net_set_rx_filter_hook(rx_filter_event);
     return s;
 }
 

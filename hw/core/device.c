@@ -48,6 +48,23 @@ const QnicDeviceClass **qnic_device_class_list(size_t *n)
     return (const QnicDeviceClass **)g_ptr_array_free(a, FALSE);
 }
 
+char *qnic_device_path(QnicDevice *dev)
+{
+    unsigned anon = 0;
+
+    if (dev->id) {
+        return g_strdup_printf("/machine/peripheral/%s", dev->id);
+    }
+    for (guint i = 0; i < dev->machine->devices->len; i++) {
+        QnicDevice *d = g_ptr_array_index(dev->machine->devices, i);
+        if (d == dev) {
+            break;
+        }
+        anon += !d->id;
+    }
+    return g_strdup_printf("/machine/peripheral-anon/device[%u]", anon);
+}
+
 QnicDevice *qnic_device_find(QnicMachine *m, const char *id)
 {
     for (guint i = 0; i < m->devices->len; i++) {

@@ -16,6 +16,7 @@
 #include "qnic/virtio-net.h"
 #include "qnic/schema.h"
 #include "qnic/net.h"
+#include "qnic/device.h"
 #include "qnic/mainloop.h"
 #include "qnic/clock.h"
 #include "qnic/log.h"
@@ -1058,6 +1059,12 @@ static void handle_ctrl(VirtioNet *n)
                 status = ctrl_offloads(n, hdr[1], n->ctrl_buf, len);
                 break;
             }
+            /* QMP's NIC_RX_FILTER_CHANGED, as QEMU reports it */
+            if (status == VIRTIO_NET_OK && (hdr[0] == VIRTIO_NET_CTRL_RX ||
+                                            hdr[0] == VIRTIO_NET_CTRL_MAC ||
+                                            hdr[0] == VIRTIO_NET_CTRL_VLAN)) {
+                qnic_net_rx_filter_changed(n->nic->ncs[0]);
+            }
         }
         qnic_iov_from_buf(qnic_vq_elem_in(e), e->in_num, 0, &status, 1);
         qnic_vq_push(n->ctrl, e, 1);
@@ -1317,11 +1324,56 @@ static const QnicVirtioDeviceOps vn_ops = {
     .guest_notifier_changed = vn_guest_notifier_changed,
 };
 
+static QnicRxState rx_state(bool none, bool all)
+{
+    return none ? QNIC_RX_STATE_NONE : all ? QNIC_RX_STATE_ALL : QNIC_RX_STATE_NORMAL;
+}
+
+static void vn_query_rx_filter(QnicNetClient *nc, QnicRxFilterInfo *info)
+{
+    VirtioNet *n = nc->opaque;
+    char *dev_path = qnic_device_path(n->vdev.dev);
+
+    info->path = g_strconcat(dev_path, "/virtio-backend", NULL);
+    g_free(dev_path);
+    info->promiscuous = n->promisc;
+    info->unicast = rx_state(n->nouni, n->alluni);
+    info->multicast = rx_state(n->nomulti, n->allmulti);
+    /* QEMU 7.2 reports its nobcast flag here (true = broadcast refused);
+     * clients written against it read it that way. */
+    info->broadcast_allowed = n->nobcast;
+    info->unicast_overflow = n->mac_table.uni_overflow;
+    info->multicast_overflow = n->mac_table.multi_overflow;
+    memcpy(info->main_mac, n->mac, 6);
+    info->unicast_table = g_array_new(FALSE, FALSE, 6);
+    info->multicast_table = g_array_new(FALSE, FALSE, 6);
+    info->vlan_table = g_array_new(FALSE, FALSE, sizeof(uint16_t));
+    for (unsigned i = 0; i < n->mac_table.in_use; i++) {
+        g_array_append_vals(i < n->mac_table.first_multi ? info->unicast_table
+                                                           : info->multicast_table,
+                            n->mac_table.macs[i], 1);
+    }
+    /* QEMU lists the VLANs that pass, highest first: all of them while
+     * VLAN filtering is not agreed, and calls the state all / none /
+     * normal from how many do. */
+    unsigned count = 0;
+    for (int vid = MAX_VLAN - 1; vid >= 0; vid--) {
+        if (!has_f(n, VIRTIO_NET_F_CTRL_VLAN) || (n->vlans[vid >> 5] & (1u << (vid & 31)))) {
+            uint16_t v = (uint16_t)vid;
+            g_array_append_val(info->vlan_table, v);
+            count++;
+        }
+    }
+    info->vlan = count == MAX_VLAN ? QNIC_RX_STATE_ALL :
+                 count == 0 ? QNIC_RX_STATE_NONE : QNIC_RX_STATE_NORMAL;
+}
+
 static const QnicNetClientOps vn_client_ops = {
     .kind = QNIC_NET_CLIENT_NIC,
     .receive_iov = vn_receive_iov,
     .can_receive = vn_can_receive,
     .link_status_changed = vn_link_status_changed,
+    .query_rx_filter = vn_query_rx_filter,
 };
 
 static void tx_timer_cb(void *opaque)

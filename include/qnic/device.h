@@ -54,6 +54,10 @@ QnicDevice *qnic_device_create(QnicMachine *m, QnicOpts *opts, GError **errp);
 void qnic_device_reset(QnicDevice *dev);
 void qnic_device_destroy(QnicDevice *dev);   /* unplug + unrealize + free */
 QnicDevice *qnic_device_find(QnicMachine *m, const char *id);
+/* QEMU's QOM path of a -device: "/machine/peripheral/ID", or for one
+ * without an id "/machine/peripheral-anon/device[N]", N counting the
+ * id-less devices in creation order. g_free it. */
+char *qnic_device_path(QnicDevice *dev);
 
 /* Mark entry into / exit from a device's own code outside MMIO dispatch
  * (BH, timer, backend callback) for the reentrancy guard. */

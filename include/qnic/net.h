@@ -38,6 +38,24 @@ typedef enum {
     QNIC_NET_CLIENT_OTHER,
 } QnicNetClientKind;
 
+/* What a NIC receives, as QMP's query-rx-filter reports it. */
+typedef enum {
+    QNIC_RX_STATE_NORMAL,       /* by the tables */
+    QNIC_RX_STATE_NONE,
+    QNIC_RX_STATE_ALL,
+} QnicRxState;
+
+typedef struct QnicRxFilterInfo {
+    char *path;                 /* the device's QOM path (events name it) */
+    bool promiscuous, broadcast_allowed, multicast_overflow, unicast_overflow;
+    QnicRxState unicast, multicast, vlan;
+    uint8_t main_mac[6];
+    GArray *unicast_table, *multicast_table;   /* uint8_t[6] each */
+    GArray *vlan_table;                        /* uint16_t */
+} QnicRxFilterInfo;
+
+void qnic_rx_filter_info_clear(QnicRxFilterInfo *info);
+
 typedef struct QnicNetClientOps {
     QnicNetClientKind kind;
     /* A frame from the peer: >0 consumed (its length), 0 = cannot take it
@@ -61,6 +79,9 @@ typedef struct QnicNetClientOps {
     /* Tell the backend which offloads the guest accepts on receive. */
     void (*set_offload)(QnicNetClient *nc, bool csum, bool tso4, bool tso6,
                         bool ecn, bool ufo, bool uso4, bool uso6);
+    /* NICs with receive filters: fill info (zeroed by the caller; free it
+     * with qnic_rx_filter_info_clear). */
+    void (*query_rx_filter)(QnicNetClient *nc, QnicRxFilterInfo *info);
 } QnicNetClientOps;
 
 struct QnicNetClient {
@@ -78,6 +99,9 @@ struct QnicNetClient {
      * agreed through qnic_net_peer_using_vnet_hdr/_set_vnet_hdr_len (kept
      * on both ends; 0 = plain Ethernet). Filters skip it. */
     int vnet_hdr_len;
+    /* the next qnic_net_rx_filter_changed() is reported (QEMU reports
+     * one change, then none until the filter is queried) */
+    bool rx_filter_notify;
 };
 
 /* Create/destroy a client; the caller owns it. Destroying purges queued
@@ -110,6 +134,17 @@ void qnic_net_set_link(QnicNetClient *nc, bool up);
 /* The client QMP's set_link means by name: a netdev's first queue, else a
  * NIC's (its device id, or its model when it has none); NULL if none. */
 QnicNetClient *qnic_net_client_find_link(const char *name);
+
+/* A NIC's receive filter changed (the driver set a mode, a MAC, a VLAN):
+ * the hook hears of it once, then not again until
+ * qnic_net_rx_filter_notify_enable() (after a query), as QEMU's
+ * NIC_RX_FILTER_CHANGED event. */
+typedef void QnicNetRxFilterHook(QnicNetClient *nic);
+void qnic_net_set_rx_filter_hook(QnicNetRxFilterHook *hook);
+void qnic_net_rx_filter_changed(QnicNetClient *nic);
+void qnic_net_rx_filter_notify_enable(QnicNetClient *nic);
+/* Every live client, in creation order (the list is the core's own). */
+GList *qnic_net_clients(void);
 
 /* vnet header negotiation with the peer. */
 bool qnic_net_peer_has_vnet_hdr(QnicNetClient *nc);

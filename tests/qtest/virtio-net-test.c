@@ -534,6 +534,162 @@ static void test_ctrl(void)
     qtest_quit(qts);
 }
 
+/* ---- QMP query-rx-filter and NIC_RX_FILTER_CHANGED ---- */
+
+static JsonNode *rx_filter(QTestState *qts)
+{
+    JsonNode *r = qtest_qmp(qts, "{\"execute\":\"query-rx-filter\",\"arguments\":{\"name\":\"nic0\"}}");
+    JsonNode *ret = qtest_qmp_return(r);
+    g_assert_nonnull(ret);
+    g_assert_true(JSON_NODE_HOLDS_ARRAY(ret));
+    g_assert_cmpuint(json_array_get_length(json_node_get_array(ret)), ==, 1);
+    JsonNode *info = json_node_copy(json_array_get_element(json_node_get_array(ret), 0));
+    json_node_unref(r);
+    return info;
+}
+
+static const char *rx_str(JsonNode *info, const char *key)
+{
+    JsonNode *n = qtest_qmp_get(info, key);
+    g_assert_nonnull(n);
+    return json_node_get_string(n);
+}
+
+static bool rx_bool(JsonNode *info, const char *key)
+{
+    JsonNode *n = qtest_qmp_get(info, key);
+    g_assert_nonnull(n);
+    return json_node_get_boolean(n);
+}
+
+static char *rx_table(JsonNode *info, const char *key)
+{
+    JsonNode *n = qtest_qmp_get(info, key);
+    g_assert_nonnull(n);
+    return qtest_qmp_to_string(n);
+}
+
+static void assert_error(QTestState *qts, const char *cmd, const char *desc)
+{
+    JsonNode *r = qtest_qmp(qts, "%s", cmd);
+    g_assert_cmpstr(qtest_qmp_error_class(r), ==, "GenericError");
+    g_assert_cmpstr(qtest_qmp_error_desc(r), ==, desc);
+    json_node_unref(r);
+}
+
+static void test_rx_filter(void)
+{
+    TrafficCase c = { "virtio-net-pci", VD_PCI_MODERN, 0x1000,
+                      BASE_F | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX) |
+                      F(VIRTIO_NET_F_CTRL_RX_EXTRA) | F(VIRTIO_NET_F_CTRL_VLAN) |
+                      F(VIRTIO_NET_F_CTRL_MAC_ADDR) };
+    static const uint8_t uni[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
+    static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+    uint8_t table[4 + 6 + 4 + 6];
+    uint8_t off = 0, on = 1;
+    uint16_t vid = 5;
+    QTestState *qts;
+    JsonNode *info, *ev;
+    VDev d;
+
+    qts = qtest_initf(QTEST_FLAG_RUNNING | QTEST_FLAG_QMP,
+                      "-netdev user,id=n0 -device virtio-net-pci,netdev=n0,addr=4,id=nic0,"
+                      "mac=52:54:00:12:34:56 -netdev user,id=n1 -device e1000,netdev=n1,id=e0");
+    qtest_qmp_negotiate(qts);
+
+    /* power-on state: promiscuous, every VLAN (no VLAN filtering agreed) */
+    info = rx_filter(qts);
+    g_assert_cmpstr(rx_str(info, "name"), ==, "nic0");
+    g_assert_true(rx_bool(info, "promiscuous"));
+    g_assert_cmpstr(rx_str(info, "unicast"), ==, "normal");
+    g_assert_cmpstr(rx_str(info, "multicast"), ==, "normal");
+    g_assert_cmpstr(rx_str(info, "vlan"), ==, "all");
+    {
+        JsonArray *v = json_node_get_array(qtest_qmp_get(info, "vlan-table"));
+        g_assert_cmpuint(json_array_get_length(v), ==, 4096);
+        g_assert_cmpint(json_array_get_int_element(v, 0), ==, 4095);
+        g_assert_cmpint(json_array_get_int_element(v, 4095), ==, 0);
+    }
+    /* QEMU 7.2 puts its nobcast flag here: false = broadcast not refused */
+    g_assert_false(rx_bool(info, "broadcast-allowed"));
+    g_assert_cmpstr(rx_str(info, "main-mac"), ==, "52:54:00:12:34:56");
+    g_assert_false(rx_bool(info, "unicast-overflow"));
+    g_assert_false(rx_bool(info, "multicast-overflow"));
+    json_node_unref(info);
+
+    bring_up(&d, qts, &c);
+    /* the first change is reported, with the device's QOM path */
+    g_assert_cmpuint(ctrl_cmd(&d, qts, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &off, 1), ==,
+                     VIRTIO_NET_OK);
+    ev = qtest_qmp_event(qts, "NIC_RX_FILTER_CHANGED", 5000);
+    g_assert_nonnull(ev);
+    g_assert_cmpstr(json_node_get_string(qtest_qmp_get(ev, "data.name")), ==, "nic0");
+    g_assert_cmpstr(json_node_get_string(qtest_qmp_get(ev, "data.path")), ==,
+                    "/machine/peripheral/nic0/virtio-backend");
+    json_node_unref(ev);
+    /* further changes are not, until the filter has been queried */
+    g_assert_cmpuint(ctrl_cmd(&d, qts, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &on, 1), ==,
+                     VIRTIO_NET_OK);
+    g_assert_null(qtest_qmp_event(qts, "NIC_RX_FILTER_CHANGED", 300));
+    info = rx_filter(qts);
+    g_assert_false(rx_bool(info, "promiscuous"));
+    g_assert_cmpstr(rx_str(info, "multicast"), ==, "all");
+    /* VLAN filtering agreed, no VLAN added yet */
+    g_assert_cmpstr(rx_str(info, "vlan"), ==, "none");
+    json_node_unref(info);
+
+    /* tables: one unicast and one multicast address, VLAN 5 */
+    table[0] = 1, table[1] = table[2] = table[3] = 0;
+    memcpy(table + 4, uni, 6);
+    table[10] = 1, table[11] = table[12] = table[13] = 0;
+    memcpy(table + 14, mcast, 6);
+    g_assert_cmpuint(ctrl_cmd(&d, qts, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, table,
+                              sizeof(table)), ==, VIRTIO_NET_OK);
+    ev = qtest_qmp_event(qts, "NIC_RX_FILTER_CHANGED", 5000);
+    g_assert_nonnull(ev);
+    json_node_unref(ev);
+    g_assert_cmpuint(ctrl_cmd(&d, qts, VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_CTRL_VLAN_ADD, &vid, 2), ==,
+                     VIRTIO_NET_OK);
+    g_assert_cmpuint(ctrl_cmd(&d, qts, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOUNI, &on, 1), ==,
+                     VIRTIO_NET_OK);
+    g_assert_cmpuint(ctrl_cmd(&d, qts, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &off, 1), ==,
+                     VIRTIO_NET_OK);
+    info = rx_filter(qts);
+    {
+        g_autofree char *u = rx_table(info, "unicast-table");
+        g_autofree char *m = rx_table(info, "multicast-table");
+        g_autofree char *v = rx_table(info, "vlan-table");
+        g_assert_cmpstr(u, ==, "[\"52:54:00:aa:bb:cc\"]");
+        g_assert_cmpstr(m, ==, "[\"01:00:5e:00:00:01\"]");
+        g_assert_cmpstr(v, ==, "[5]");
+    }
+    g_assert_cmpstr(rx_str(info, "unicast"), ==, "none");
+    g_assert_cmpstr(rx_str(info, "multicast"), ==, "normal");
+    g_assert_cmpstr(rx_str(info, "vlan"), ==, "normal");
+    json_node_unref(info);
+    g_assert_cmpuint(ctrl_cmd(&d, qts, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOBCAST, &on, 1), ==,
+                     VIRTIO_NET_OK);
+    info = rx_filter(qts);
+    g_assert_true(rx_bool(info, "broadcast-allowed"));
+    json_node_unref(info);
+
+    /* the whole list holds the virtio NIC only; errors name the client */
+    {
+        JsonNode *r = qtest_qmp(qts, "{\"execute\":\"query-rx-filter\"}");
+        JsonNode *ret = qtest_qmp_return(r);
+        g_assert_nonnull(ret);
+        g_assert_cmpuint(json_array_get_length(json_node_get_array(ret)), ==, 1);
+        json_node_unref(r);
+    }
+    assert_error(qts, "{\"execute\":\"query-rx-filter\",\"arguments\":{\"name\":\"e0\"}}",
+                 "net client(e0) doesn't support rx-filter querying");
+    assert_error(qts, "{\"execute\":\"query-rx-filter\",\"arguments\":{\"name\":\"n0\"}}",
+                 "net client(n0) isn't a NIC");
+    assert_error(qts, "{\"execute\":\"query-rx-filter\",\"arguments\":{\"name\":\"zz\"}}",
+                 "invalid net client name: zz");
+    qtest_quit(qts);
+}
+
 /* ---- config: MTU, speed/duplex ---- */
 
 static void test_config(void)
@@ -1227,6 +1383,7 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/virtio-net/mergeable", test_mergeable);
     g_test_add_func("/virtio-net/ctrl", test_ctrl);
+    g_test_add_func("/virtio-net/rx-filter", test_rx_filter);
     g_test_add_func("/virtio-net/config", test_config);
     g_test_add_func("/virtio-net/errors", test_errors);
     g_test_add_func("/virtio-net/unoffered", test_unoffered);
