@@ -1,17 +1,21 @@
 /*
  * The tap netdev (`-netdev tap,...`): frames between a NIC and a Linux tap
  * interface, one net client per tap queue. This file holds the option
- * handling (ifname/fd/fds/helper, scripts, vnet_hdr, queues, sndbuf, vhost
- * refusal) and the data path shared with `-netdev bridge`: reads are batched
+ * handling (ifname/fd/fds/helper, scripts, vnet_hdr, queues, sndbuf,
+ * vhost=on with vhostfd/vhostfds) and the data path shared with `-netdev
+ * bridge`: reads are batched
  * per wakeup and pause while the peer is busy (resumed by the sent
  * callback), writes that meet EAGAIN are queued and resumed on POLLOUT, so
  * nothing is dropped. When the tap carries virtio-net headers but the NIC
  * does not use them, the header is stripped on read and a zero header is
- * prepended on write.
+ * prepended on write. With vhost=on a vhost-net device per queue pair
+ * (virtio/vhost-kernel.c) stands behind the clients; while the kernel moves
+ * a queue's frames qnic does not read that tap queue.
  */
 #include "tap-int.h"
 #include "qnic/log.h"
 #include "qnic/mainloop.h"
+#include "qnic/vhost.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -47,6 +51,7 @@ typedef struct TapQueue {
     bool has_ufo;
     bool has_uso;
     bool detached;            /* IFF_DETACH_QUEUE in effect */
+    bool vhost_owned;         /* the kernel's vhost-net moves its frames */
     uint8_t *buf;
     uint64_t read_errors;
 } TapQueue;
@@ -56,6 +61,7 @@ struct TapState {
     char *downscript;
     int nqueues;
     TapQueue *q;
+    QnicVhostKernel *vhost;   /* vhost=on */
 };
 
 static const uint8_t zero_vnet_hdr[32];
@@ -67,7 +73,7 @@ static void tap_update_watch(TapQueue *q)
     if (!q->watch) {
         return;
     }
-    if (q->read_poll) {
+    if (q->read_poll && !q->vhost_owned) {
         cond |= G_IO_IN;
     }
     if (q->write_poll) {
@@ -111,7 +117,7 @@ static void tap_send(TapQueue *q)
 {
     uint8_t scratch[sizeof(zero_vnet_hdr)];
 
-    for (int i = 0; i < TAP_READ_BATCH && q->read_poll; i++) {
+    for (int i = 0; i < TAP_READ_BATCH && q->read_poll && !q->vhost_owned; i++) {
         size_t strip = tap_hdr_fixup_len(q);
         struct iovec iov[2];
         int n = 0;
@@ -160,7 +166,7 @@ static void tap_fd_event(void *opaque, int fd, GIOCondition cond)
         tap_write_poll(q, false);
         qnic_net_flush_queued(q->nc);
     }
-    if ((cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && q->read_poll) {
+    if ((cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && q->read_poll && !q->vhost_owned) {
         tap_send(q);
     }
 }
@@ -338,6 +344,37 @@ static int tap_set_queue_enabled(QnicNetClient *nc, bool enable)
     return 0;
 }
 
+QnicVhostDev *qnic_tap_vhost_dev(QnicNetClient *nc)
+{
+    TapQueue *q = nc ? nc->opaque : NULL;
+
+    if (!q || nc->ops->kind != QNIC_NET_CLIENT_TAP || !q->ts->vhost) {
+        return NULL;
+    }
+    return qnic_vhost_kernel_dev(q->ts->vhost);
+}
+
+/* vhost-net took or gave back queue pair `pair` (= tap queue `pair`). */
+static void tap_vhost_attach(void *opaque, unsigned pair, bool attached)
+{
+    QnicNetdev *nd = opaque;
+    TapState *ts = nd->state;
+    TapQueue *q;
+
+    if (!ts || pair >= (unsigned)ts->nqueues) {
+        return;
+    }
+    q = &ts->q[pair];
+    q->vhost_owned = attached;
+    qnic_log(QNIC_LOG_TRACE_NET, "tap %s q%u: %s\n", ts->ifname, pair,
+             attached ? "handed to vhost-net" : "back from vhost-net");
+    if (!attached) {
+        /* whatever the kernel left in the tap is ours to read again */
+        q->read_poll = true;
+    }
+    tap_update_watch(q);
+}
+
 static const QnicNetClientOps tap_ops = {
     .set_queue_enabled = tap_set_queue_enabled,
     .kind = QNIC_NET_CLIENT_TAP,
@@ -437,6 +474,9 @@ void qnic_tap_netdev_cleanup(QnicNetdev *nd)
     if (!ts) {
         return;
     }
+    /* the kernel lets go of the taps before they close */
+    qnic_vhost_kernel_free(ts->vhost);
+    ts->vhost = NULL;
     for (int i = 0; i < ts->nqueues; i++) {
         TapQueue *q = &ts->q[i];
 
@@ -505,12 +545,32 @@ static bool tap_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     char name[IFNAMSIZ] = "";
     int n = 0;
 
-    if (qnic_opts_get_bool(opts, "vhost", false) ||
-        qnic_opts_get_bool(opts, "vhostforce", false) ||
-        qnic_opts_is_set(opts, "vhostfd") || qnic_opts_is_set(opts, "vhostfds")) {
-        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_UNSUPPORTED,
-                    "vhost-net is not available (qnic has no vhost-net support yet; "
-                    "use vhost=off)");
+    const char *vhostfd_str = qnic_opts_get(opts, "vhostfd");
+    const char *vhostfds_str = qnic_opts_get(opts, "vhostfds");
+    bool vhost_off = qnic_opts_is_set(opts, "vhost") && !qnic_opts_get_bool(opts, "vhost", false);
+    bool vhost = qnic_opts_get_bool(opts, "vhost", false) ||
+                 qnic_opts_get_bool(opts, "vhostforce", false) || vhostfd_str || vhostfds_str;
+    g_autofree int *vhost_fds = NULL;
+    QnicVhostKernel *vk = NULL;
+
+    if (vhost_off && (vhostfd_str || vhostfds_str)) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "vhostfd= and vhostfds= are invalid with vhost=off");
+        return false;
+    }
+    if (vhostfd_str && vhostfds_str) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "vhostfd= and vhostfds= are mutually exclusive");
+        return false;
+    }
+    if (vhostfd_str && fds_str) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "vhostfd= is for one queue; use vhostfds= with fds=");
+        return false;
+    }
+    if (vhostfds_str && fd_str) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "vhostfds= is for several queues; use vhostfd= with fd=");
         return false;
     }
     if (!qnic_opts_is_set(opts, "script")) {
@@ -648,7 +708,47 @@ static bool tap_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
         }
     }
 
+    if (vhost && !vhost_off) {
+        g_autofree int *tap_fds = g_new(int, n);
+
+        if (vhostfd_str || vhostfds_str) {
+            g_auto(GStrv) parts = g_strsplit(vhostfd_str ? vhostfd_str : vhostfds_str, ":", 0);
+            int count = g_strv_length(parts);
+
+            if (count != n || (vhostfd_str && count != 1)) {
+                g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                            "%s= has %d file descriptors but the tap has %d queues",
+                            vhostfd_str ? "vhostfd" : "vhostfds", count, n);
+                close_setups(qs, n, !user_fds);
+                return false;
+            }
+            vhost_fds = g_new(int, n);
+            for (int i = 0; i < n; i++) {
+                if (!parse_fd(parts[i], &vhost_fds[i], errp)) {
+                    close_setups(qs, n, !user_fds);
+                    return false;
+                }
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            /* the tap carries the header the kernel reads and writes */
+            if (!qs[i].vnet_hdr) {
+                g_set_error(errp, QNIC_ERROR, QNIC_ERROR_UNSUPPORTED,
+                            "vhost-net needs a tap with a virtio-net header (vnet_hdr)");
+                close_setups(qs, n, !user_fds);
+                return false;
+            }
+            tap_fds[i] = qs[i].fd;
+        }
+        vk = qnic_vhost_kernel_new(n, tap_fds, vhost_fds, tap_vhost_attach, nd, errp);
+        if (!vk) {
+            close_setups(qs, n, !user_fds);
+            return false;
+        }
+    }
+
     qnic_tap_netdev_setup(nd, "tap", qs, n, name, downscript, errp);
+    ((TapState *)nd->state)->vhost = vk;
     g_free(qs);
     return true;
 }

@@ -363,5 +363,8 @@ QnicVhostDev *qnic_vhost_net_get(QnicNetClient *nc)
     if (nc->ops->kind == QNIC_NET_CLIENT_VHOST_USER || nc->ops->kind == QNIC_NET_CLIENT_VHOST_VDPA) {
         return nc->opaque;
     }
+    if (nc->ops->kind == QNIC_NET_CLIENT_TAP) {
+        return qnic_tap_vhost_dev(nc);      /* vhost=on, else NULL */
+    }
     return NULL;
 }

@@ -123,9 +123,11 @@ void qnic_vhost_vq_update_call(QnicVhostDev *hd, unsigned idx);
 void qnic_vhost_backend_ready(QnicVhostDev *hd);
 void qnic_vhost_backend_lost(QnicVhostDev *hd);
 
-/* The vhost device behind a netdev client (vhost-user, vhost-vdpa), or
- * NULL for any other kind of peer. */
+/* The vhost device behind a netdev client (vhost-user, vhost-vdpa, a tap
+ * with vhost=on), or NULL for any other kind of peer. */
 QnicVhostDev *qnic_vhost_net_get(QnicNetClient *nc);
+/* The vhost-net device of a tap client, or NULL (backends/tap.c). */
+QnicVhostDev *qnic_tap_vhost_dev(QnicNetClient *nc);
 
 /* ---- the vhost-user frontend (virtio/vhost-user.c) ---- */
 
@@ -152,5 +154,40 @@ void qnic_vhost_user_disconnect(QnicVhostUser *u);
  * message. Returns false (logged) when the connection must go. */
 bool qnic_vhost_user_readable(QnicVhostUser *u);
 uint64_t qnic_vhost_user_protocol_features(QnicVhostUser *u);
+
+/* ---- vhost-net, the kernel's data path (virtio/vhost-kernel.c) ---- */
+
+/* Every system call vhost-kernel makes goes through this table: the real
+ * calls by default, a fake kernel in tests. Each returns what the system
+ * call does (-1 with errno set on failure). */
+typedef struct QnicVhostKernelOps {
+    int (*open)(const char *path, int flags);
+    int (*ioctl)(int fd, unsigned long request, void *arg);
+    int (*close)(int fd);
+} QnicVhostKernelOps;
+
+#define QNIC_VHOST_NET_PATH "/dev/vhost-net"
+
+/* NULL restores the real system calls. */
+void qnic_vhost_kernel_set_ops(const QnicVhostKernelOps *ops);
+
+typedef struct QnicVhostKernel QnicVhostKernel;
+
+/* The tap's queue pair `pair` is handed to the kernel (attached) or given
+ * back to qnic's own reader. */
+typedef void QnicVhostKernelAttachFunc(void *opaque, unsigned pair, bool attached);
+
+/* One vhost-net fd per queue pair: vhost_fds[i] when given (>= 0, taken
+ * over), else a new open of /dev/vhost-net; then VHOST_SET_OWNER and
+ * VHOST_GET_FEATURES. tap_fds[i] is the tap queue the kernel moves the
+ * pair's frames through (not taken over). */
+QnicVhostKernel *qnic_vhost_kernel_new(unsigned pairs, const int *tap_fds, const int *vhost_fds,
+                                       QnicVhostKernelAttachFunc *attach, void *opaque,
+                                       GError **errp);
+/* Takes the rings back if needed and closes the vhost-net fds. */
+void qnic_vhost_kernel_free(QnicVhostKernel *k);
+QnicVhostDev *qnic_vhost_kernel_dev(QnicVhostKernel *k);
+/* What VHOST_GET_FEATURES answered. */
+uint64_t qnic_vhost_kernel_features(QnicVhostKernel *k);
 
 #endif

@@ -405,7 +405,8 @@ static void test_errors(void)
     g_autofree char *fdopt = NULL;
     int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 
-    expect_error("tap,id=e0,vhost=on", "vhost-net is not available");
+    expect_error("tap,id=e0,vhost=off,vhostfd=3", "invalid with vhost=off");
+    expect_error("tap,id=e6,vhostfd=3,vhostfds=4:5", "mutually exclusive");
     expect_error("tap,id=e1,fd=abc", "Invalid file descriptor 'abc'");
     expect_error("tap,id=e2,fd=987654", "not open");
     fdopt = g_strdup_printf("tap,id=e3,fd=%d", fd);
