@@ -106,16 +106,6 @@ static int route_irq(QTestState *qts, int devfn)
     return 16 + (slot & 3);
 }
 
-/* Wait (bounded) for a condition that depends on the target's event loop. */
-#define WAIT_FOR(cond, ms) ({                                   \
-    bool ok_ = false;                                           \
-    for (int w_ = 0; w_ < (ms); w_ += 5) {                      \
-        if (cond) { ok_ = true; break; }                        \
-        g_usleep(5000);                                         \
-    }                                                           \
-    ok_ || (cond);                                              \
-})
-
 /* ---- frames ---- */
 
 static uint32_t sum16(const uint8_t *b, size_t len)

@@ -39,6 +39,16 @@ void qtest_quit(QTestState *s);
  * wait status (see WIFEXITED), or -1 if it is still running. */
 int qtest_wait_exit(QTestState *s, int timeout_ms);
 
+/* Wait (bounded, polling every 5 ms) for a condition that depends on the target's event loop. */
+#define WAIT_FOR(cond, ms) ({                                   \
+    bool ok_ = false;                                           \
+    for (int w_ = 0; w_ < (ms); w_ += 5) {                      \
+        if (cond) { ok_ = true; break; }                        \
+        g_usleep(5000);                                         \
+    }                                                           \
+    ok_ || (cond);                                              \
+})
+
 /* True when the target is QEMU ($QTEST_QEMU_BINARY set). */
 bool qtest_target_is_qemu(void);
 const char *qtest_binary(void);

@@ -21,16 +21,6 @@
 
 #define F(b) (1ull << (b))
 
-/* Wait (bounded) for a condition that depends on the target's event loop. */
-#define WAIT_FOR(cond, ms) ({                                   \
-    bool ok_ = false;                                           \
-    for (int w_ = 0; w_ < (ms); w_ += 5) {                      \
-        if (cond) { ok_ = true; break; }                        \
-        g_usleep(5000);                                         \
-    }                                                           \
-    ok_ || (cond);                                              \
-})
-
 /* ---- helpers ---- */
 
 /* QEMU: a HLT BIOS keeps the VM "running" without SeaBIOS touching the
