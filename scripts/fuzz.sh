@@ -66,7 +66,8 @@ smoke_runs() {
     fi
     case "$1" in
     opts|l2tpv3) echo 100000 ;;
-    qtest|qmp) echo 30000 ;;
+    qtest) echo 30000 ;;
+    qmp) echo 20000 ;;
     stream) echo 20000 ;;
     *) echo 15000 ;;
     esac
