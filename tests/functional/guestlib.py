@@ -383,7 +383,7 @@ class Qmp:
     """A QMP client on a unix socket the VMM listens on (-qmp
     unix:PATH,server=on,wait=off): negotiates, runs commands, keeps events."""
 
-    def __init__(self, path, timeout=20):
+    def __init__(self, path, timeout=20, negotiate=True):
         end = time.monotonic() + timeout
         while True:
             try:
@@ -399,7 +399,8 @@ class Qmp:
         self.file = self.sock.makefile("rb")
         self.events = []
         self.greeting = self._read()
-        self.cmd("qmp_capabilities")
+        if negotiate:
+            self.cmd("qmp_capabilities")
 
     def _read(self):
         line = self.file.readline()

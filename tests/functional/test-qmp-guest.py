@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """QMP against a running guest under KVM, on QEMU and on qnic-vmm with the
-same arguments: the guest starts with -S and must not run before `cont`;
+same arguments: a client that disconnects mid-command leaves the next one a
+fresh session; the guest starts with -S and must not run before `cont`;
 after its DHCP lease and TFTP download (over -netdev user and
 virtio-net-pci), `stop` must keep it from answering a UDP datagram, and it
 must answer again after `cont`; `set_link` off on the NIC must cut the hostfwd echo and on must
@@ -61,7 +62,18 @@ def run_one(ck, impl, binary, tmp, blob_crc):
     vm = g.VM(impl, binary, "qmp", append, net).start()
     qmp = None
     try:
-        qmp = g.Qmp(sock)
+        # a client that leaves in the middle of a command: the next one gets
+        # a fresh session (greeting, negotiation again)
+        first = g.Qmp(sock, negotiate=False)
+        ck.check(impl, "greeting names the QMP version", "version" in first.greeting.get("QMP", {}),
+                 "got %r" % first.greeting)
+        first.sock.sendall(b'{"execute": "qmp_capabilities"}\n{"execute": "query-st')
+        first.close()
+        qmp = g.Qmp(sock, negotiate=False)
+        r = qmp.cmd("query-status")
+        ck.check(impl, "a new connection must negotiate again",
+                 r.get("error", {}).get("class") == "CommandNotFound", "got %r" % r)
+        ck.check(impl, "qmp_capabilities returns {}", qmp.cmd("qmp_capabilities") == {"return": {}})
         st = status(qmp)
         ck.check(impl, "-S: query-status prelaunch, not running",
                  st.get("status") == "prelaunch" and st.get("running") is False, "got %r" % st)
