@@ -70,12 +70,17 @@ static void send_error(QnicQmpSession *s, JsonNode *id, const char *cls, const c
 static void send_error(QnicQmpSession *s, JsonNode *id, const char *cls, const char *fmt, ...)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autofree char *raw = NULL;
     g_autofree char *desc = NULL;
     va_list ap;
 
     va_start(ap, fmt);
-    desc = g_strdup_vprintf(fmt, ap);
+    raw = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    /* A description may quote the client's bytes (json-glib's parse
+     * errors do): JSON text must be UTF-8, so invalid sequences become
+     * U+FFFD, as QEMU's "stray '\uFFFD'" does. */
+    desc = g_utf8_make_valid(raw, -1);
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "error");
     json_builder_begin_object(b);
