@@ -23,6 +23,7 @@
 #include "qnic-config.h"
 
 #include <json-glib/json-glib.h>
+#include <math.h>
 #include <sys/socket.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -658,6 +659,34 @@ static const QmpCommand commands[] = {
 
 /* ---- dispatch ---- */
 
+/* JSON has no infinity: a number too large for a double (1e1000) parses
+ * as one, and echoing it back would not be JSON (QEMU sends "inf"). */
+static bool json_finite(JsonNode *n, int depth)
+{
+    if (depth > QMP_MAX_DEPTH) {
+        return false;
+    }
+    if (JSON_NODE_HOLDS_VALUE(n)) {
+        return json_node_get_value_type(n) != G_TYPE_DOUBLE || isfinite(json_node_get_double(n));
+    }
+    if (JSON_NODE_HOLDS_ARRAY(n)) {
+        JsonArray *a = json_node_get_array(n);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            if (!json_finite(json_array_get_element(a, i), depth + 1)) {
+                return false;
+            }
+        }
+    } else if (JSON_NODE_HOLDS_OBJECT(n)) {
+        g_autoptr(GList) vals = json_object_get_values(json_node_get_object(n));
+        for (GList *l = vals; l; l = l->next) {
+            if (!json_finite(l->data, depth + 1)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 static void run_command(QnicQmpSession *s, JsonNode *root)
 {
     JsonObject *req;
@@ -676,6 +705,10 @@ static void run_command(QnicQmpSession *s, JsonNode *root)
     }
     req = json_node_get_object(root);
     id = json_object_get_member(req, "id");
+    if (id && !json_finite(id, 0)) {
+        send_error(s, NULL, "GenericError", "QMP input member 'id' holds a number out of range");
+        return;
+    }
     members = json_object_get_members(req);
     for (GList *l = members; l; l = l->next) {
         const char *m = l->data;
