@@ -659,15 +659,24 @@ static const QmpCommand commands[] = {
 
 /* ---- dispatch ---- */
 
-/* JSON has no infinity: a number too large for a double (1e1000) parses
- * as one, and echoing it back would not be JSON (QEMU sends "inf"). */
+/* Whether an id can be echoed as JSON: a number too large for a double
+ * (1e1000) parses as infinity, which JSON lacks (QEMU sends "inf"). */
 static bool json_finite(JsonNode *n, int depth)
 {
     if (depth > QMP_MAX_DEPTH) {
         return false;
     }
     if (JSON_NODE_HOLDS_VALUE(n)) {
-        return json_node_get_value_type(n) != G_TYPE_DOUBLE || isfinite(json_node_get_double(n));
+        char buf[G_ASCII_DTOSTR_BUF_SIZE];
+        double d;
+
+        if (json_node_get_value_type(n) != G_TYPE_DOUBLE) {
+            return true;
+        }
+        /* json-glib 1.6 also writes exponent forms as "1e+100.0": only
+         * doubles it prints without an exponent go back out */
+        d = json_node_get_double(n);
+        return isfinite(d) && !strpbrk(g_ascii_dtostr(buf, sizeof(buf), d), "eE");
     }
     if (JSON_NODE_HOLDS_ARRAY(n)) {
         JsonArray *a = json_node_get_array(n);
