@@ -128,11 +128,24 @@ def require_tun():
 
 
 def free_port(kind=socket.SOCK_DGRAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A 127.0.0.1 port free for both UDP and TCP: a port the kernel hands
+    out for UDP may still be taken for TCP (a listener of a parallel test,
+    TIME_WAIT), which once failed QEMU's socket listen in CI."""
+    other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, kind)
+        t = socket.socket(socket.AF_INET, other)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+            t.close()
+    raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1")
 
 
 def parse_line(line):
