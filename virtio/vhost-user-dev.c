@@ -134,9 +134,12 @@ static void region_unmap(VhuRegion *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* Compare last bytes, not ends: a range may end exactly at 2^64, where
+ * start + len wraps to 0 and an end-based test would miss the overlap.
+ * Both lengths are nonzero and neither range wraps (checked by callers). */
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
-    return a < b + blen && b < a + alen;
+    return a <= b + (blen - 1) && b <= a + (alen - 1);
 }
 
 /* Check the table of msg and map every region into out[]; on failure

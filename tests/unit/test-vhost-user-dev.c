@@ -500,6 +500,16 @@ static void test_malformed(void)
     m.regions[1].guest_phys_addr = 0x10000;
     m.regions[1].userspace_addr = UA_BASE + 0x800;                      /* uaddr overlap */
     g_assert_false(req_fds(fe, QNIC_VHU_SET_MEM_TABLE, 0, &m, 8 + 2 * 32, two, 2, NULL, NULL));
+    /* Overlaps of regions that end exactly at 2^64, where an end-based
+     * test wraps to 0 and sees none (issue 21, finding 8). */
+    m.regions[0] = (QnicVhuMemRegion){ ~0ull - 0x1fff, 0x2000, UA_BASE, 0 };
+    m.regions[1] = (QnicVhuMemRegion){ ~0ull - 0xfff, 0x1000, UA_BASE + 0x4000, 0 };
+    g_assert_false(req_fds(fe, QNIC_VHU_SET_MEM_TABLE, 0, &m, 8 + 2 * 32, two, 2, NULL, NULL));
+    m.regions[0] = (QnicVhuMemRegion){ 0, 0x2000, ~0ull - 0x1fff, 0 };
+    m.regions[1] = (QnicVhuMemRegion){ 0x4000, 0x1000, ~0ull - 0xfff, 0 };
+    g_assert_false(req_fds(fe, QNIC_VHU_SET_MEM_TABLE, 0, &m, 8 + 2 * 32, two, 2, NULL, NULL));
+    m.regions[0] = (QnicVhuMemRegion){ 0, 0x1000, UA_BASE, 0 };
+    m.regions[1] = (QnicVhuMemRegion){ 0x10000, 0x1000, UA_BASE + 0x800, 0x1000 };
     m.nregions = 9;                                                     /* too many */
     g_assert_false(req_fds(fe, QNIC_VHU_SET_MEM_TABLE, 0, &m, sizeof(m), two, 2, NULL, NULL));
     m.nregions = 2;                                                     /* payload too short */
