@@ -95,7 +95,7 @@ static void sock_close_data(QnicSockBackend *sb)
 /* The peer misbehaved or left: forget it, log why, take the next one. */
 static void sock_drop_peer(QnicSockBackend *sb, const char *why)
 {
-    qnic_warn("netdev %s: %s; connection dropped", sb->nd->id, why);
+    qnic_warn_ratelimited("netdev %s: %s; connection dropped", sb->nd->id, why);
     qnic_sock_peer_drops++;
     sock_close_data(sb);
     if (sb->listen_watch) {
@@ -215,8 +215,8 @@ static void sock_read_dgram(QnicSockBackend *sb)
         return;
     }
     if (n > QNIC_SOCK_MAX_FRAME) {
-        qnic_warn("netdev %s: dropping a %zd-byte datagram (max %u)", sb->nd->id, n,
-                  QNIC_SOCK_MAX_FRAME);
+        qnic_warn_ratelimited("netdev %s: dropping a %zd-byte datagram (max %u)", sb->nd->id,
+                              n, QNIC_SOCK_MAX_FRAME);
         return;
     }
     if (n > 0) {

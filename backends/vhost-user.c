@@ -101,8 +101,8 @@ static void chr_opened(void *opaque, QnicChardev *chr)
     GError *err = NULL;
 
     if (!attach(s, &err)) {
-        qnic_report("vhost-user netdev '%s': backend on %s: %s", s->nd->id,
-                    qnic_chardev_describe(chr), err->message);
+        qnic_report_ratelimited("vhost-user netdev '%s': backend on %s: %s", s->nd->id,
+                                qnic_chardev_describe(chr), err->message);
         g_error_free(err);
         qnic_bh_cancel(s->lost_bh);
         drop_connection(s);

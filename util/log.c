@@ -7,6 +7,7 @@
  */
 #include "qnic/log.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -120,36 +121,112 @@ uint64_t qnic_log_count(unsigned category)
     return n;
 }
 
-void qnic_log(unsigned category, const char *fmt, ...)
+/* Token bucket, called with log_lock held: may this call site print now?
+ * On yes, *suppressed says how many lines it dropped since it last printed.
+ * rs == NULL: not rate-limited. */
+static bool rate_allow(QnicLogRate *rs, uint64_t *suppressed)
 {
-    va_list ap;
+    const gint64 line = G_USEC_PER_SEC, full = QNIC_LOG_RATE_BURST * line;
+    gint64 now = g_get_monotonic_time();
+
+    *suppressed = 0;
+    if (!rs) {
+        return true;
+    }
+    if (!rs->stamp_us) {
+        rs->credit_us = full;
+    } else {
+        rs->credit_us = MIN(full, rs->credit_us + (now - rs->stamp_us) * QNIC_LOG_RATE_PER_SEC);
+    }
+    rs->stamp_us = now;
+    if (rs->credit_us < line) {
+        rs->suppressed++;
+        return false;
+    }
+    rs->credit_us -= line;
+    *suppressed = rs->suppressed;
+    rs->suppressed = 0;
+    return true;
+}
+
+static void log_line(QnicLogRate *rs, unsigned category, const char *fmt, va_list ap)
+{
     char *msg;
     size_t len;
+    uint64_t dropped;
+    FILE *f;
 
     count(category);
     if (!qnic_log_enabled(category)) {
         return;
     }
-    va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
     len = strlen(msg);
     g_mutex_lock(&log_lock);
-    fprintf(log_file ? log_file : stderr, "%s%s", msg,
-            (len && msg[len - 1] == '\n') ? "" : "\n");
+    if (rate_allow(rs, &dropped)) {
+        f = log_file ? log_file : stderr;
+        if (dropped) {
+            fprintf(f, "suppressed %" PRIu64 " similar messages\n", dropped);
+        }
+        fprintf(f, "%s%s", msg, (len && msg[len - 1] == '\n') ? "" : "\n");
+    }
     g_mutex_unlock(&log_lock);
     g_free(msg);
 }
 
-static void report(const char *kind, const char *fmt, va_list ap)
+void qnic_log(unsigned category, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_line(NULL, category, fmt, ap);
+    va_end(ap);
+}
+
+void qnic_log_rl(QnicLogRate *rs, unsigned category, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_line(rs, category, fmt, ap);
+    va_end(ap);
+}
+
+static void report(QnicLogRate *rs, const char *kind, const char *fmt, va_list ap)
 {
     char *msg = g_strdup_vprintf(fmt, ap);
+    const char *prog;
+    uint64_t dropped;
 
     g_mutex_lock(&log_lock);
-    fprintf(stderr, "%s: %s%s\n", progname ? progname : "qnic-vmm", kind, msg);
-    fflush(stderr);
+    prog = progname ? progname : "qnic-vmm";
+    if (rate_allow(rs, &dropped)) {
+        if (dropped) {
+            fprintf(stderr, "%s: suppressed %" PRIu64 " similar messages\n", prog, dropped);
+        }
+        fprintf(stderr, "%s: %s%s\n", prog, kind, msg);
+        fflush(stderr);
+    }
     g_mutex_unlock(&log_lock);
     g_free(msg);
+}
+
+void qnic_report_rl(QnicLogRate *rs, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    report(rs, "", fmt, ap);
+    va_end(ap);
+}
+
+void qnic_warn_rl(QnicLogRate *rs, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    report(rs, "warning: ", fmt, ap);
+    va_end(ap);
 }
 
 void qnic_report(const char *fmt, ...)
@@ -157,7 +234,7 @@ void qnic_report(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    report("", fmt, ap);
+    report(NULL, "", fmt, ap);
     va_end(ap);
 }
 
@@ -166,7 +243,7 @@ void qnic_warn(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    report("warning: ", fmt, ap);
+    report(NULL, "warning: ", fmt, ap);
     va_end(ap);
 }
 

@@ -279,8 +279,8 @@ static void kick_cb(void *opaque, int fd, GIOCondition cond)
     }
     if (r <= 0) {
         /* Not an eventfd (EOF, error): stop watching rather than spin. */
-        qnic_report("vhost-user: vring %u kick descriptor %s; no longer watched", vr->index,
-                    r == 0 ? "reached EOF" : g_strerror(errno));
+        qnic_report_ratelimited("vhost-user: vring %u kick descriptor %s; no longer watched",
+                                vr->index, r == 0 ? "reached EOF" : g_strerror(errno));
         qnic_fd_watch_remove(vr->kick_watch);
         vr->kick_watch = NULL;
         return;
@@ -361,22 +361,22 @@ static void vring_try_start(QnicVhuDev *d, unsigned i)
         return;
     }
     if (!packed && !QNIC_IS_POW2(vr->num)) {
-        qnic_report("vhost-user: vring %u: size %u is not a power of two (split ring)", i,
-                    vr->num);
+        qnic_report_ratelimited("vhost-user: vring %u: size %u is not a power of two "
+                                "(split ring)", i, vr->num);
         return;
     }
     if (!uaddr_to_gpa(d, vr->desc_uaddr, 16ull * vr->num, &desc) ||
         !uaddr_to_gpa(d, vr->avail_uaddr, packed ? 4 : 6 + 2ull * vr->num, &avail) ||
         !uaddr_to_gpa(d, vr->used_uaddr, packed ? 4 : 6 + 8ull * vr->num, &used)) {
-        qnic_report("vhost-user: vring %u: ring addresses are outside the memory table; "
-                    "not started", i);
+        qnic_report_ratelimited("vhost-user: vring %u: ring addresses are outside the "
+                                "memory table; not started", i);
         return;
     }
     if ((desc & 15) || (avail & (packed ? 3 : 1)) || (used & 3)) {
         /* The table maps an aligned frontend address to a misaligned
          * guest-physical one. */
-        qnic_report("vhost-user: vring %u: ring addresses are misaligned in guest memory; "
-                    "not started", i);
+        qnic_report_ratelimited("vhost-user: vring %u: ring addresses are misaligned in "
+                                "guest memory; not started", i);
         return;
     }
     if (!any_started(d) && vdev->broken) {
@@ -391,7 +391,7 @@ static void vring_try_start(QnicVhuDev *d, unsigned i)
     vq->used_gpa = used;
     vq->enabled = true;
     if (!qnic_vq_start(vq, vdev->guest_features)) {
-        qnic_report("vhost-user: vring %u: cannot map its rings; not started", i);
+        qnic_report_ratelimited("vhost-user: vring %u: cannot map its rings; not started", i);
         qnic_vq_reset(vq);
         return;
     }
@@ -594,8 +594,8 @@ static bool handle_mem_table(QnicVhuDev *d, QnicVhuMsg *msg, GError **errp)
     vring_try_start_all(d);
     for (unsigned i = 0; i < d->nvrings; i++) {
         if (was[i] && !d->vr[i].started) {
-            qnic_report("vhost-user: vring %u stopped: its rings are not in the new memory table",
-                        i);
+            qnic_report_ratelimited("vhost-user: vring %u stopped: its rings are not in the "
+                                    "new memory table", i);
         }
     }
     return true;
@@ -1120,7 +1120,7 @@ static void server_drop(QnicVhuServer *s, const char *why)
         return;
     }
     if (why) {
-        qnic_report("vhost-user: frontend disconnected: %s", why);
+        qnic_report_ratelimited("vhost-user: frontend disconnected: %s", why);
     }
     qnic_fd_watch_remove(s->conn_watch);
     s->conn_watch = NULL;
@@ -1157,7 +1157,7 @@ static void conn_cb(void *opaque, int fd, GIOCondition cond)
     }
     uint32_t req = msg.hdr.request;
     if (!qnic_vhu_dev_handle(s->d, &msg, &reply, &send_reply, &err)) {
-        qnic_report("%s", err->message);
+        qnic_report_ratelimited("%s", err->message);
         if (has_own_reply(req) && !send_reply) {
             server_drop(s, "a request that needs an answer was refused");
             return;
@@ -1192,7 +1192,7 @@ static void listen_cb(void *opaque, int fd, GIOCondition cond)
     }
     if (s->conn_fd >= 0) {
         /* One frontend at a time. */
-        qnic_report("vhost-user: refusing a second frontend on %s", s->path);
+        qnic_report_ratelimited("vhost-user: refusing a second frontend on %s", s->path);
         close(c);
         return;
     }

@@ -62,8 +62,8 @@ static void failed_bh_cb(void *opaque)
 static void vu_fail(QnicVhostUser *u, GError *err)
 {
     if (!u->broken) {
-        qnic_report("vhost-user netdev '%s': %s; disconnecting the backend", u->name,
-                    err ? err->message : "connection failed");
+        qnic_report_ratelimited("vhost-user netdev '%s': %s; disconnecting the backend",
+                                u->name, err ? err->message : "connection failed");
         u->broken = true;
         u->hd->connected = false;
         qnic_bh_schedule(u->failed_bh);
@@ -476,7 +476,7 @@ bool qnic_vhost_user_readable(QnicVhostUser *u)
         return true;    /* a reply another thread already consumed */
     }
     if (n <= 0) {
-        qnic_report("vhost-user netdev '%s': backend disconnected", u->name);
+        qnic_report_ratelimited("vhost-user netdev '%s': backend disconnected", u->name);
         u->broken = true;
         u->hd->connected = false;
         return false;
@@ -489,7 +489,7 @@ bool qnic_vhost_user_readable(QnicVhostUser *u)
     } else if (!err) {
         qnic_error_setg(&err, "backend disconnected");
     }
-    qnic_report("vhost-user netdev '%s': %s", u->name, err->message);
+    qnic_report_ratelimited("vhost-user netdev '%s': %s", u->name, err->message);
     g_error_free(err);
     u->broken = true;
     u->hd->connected = false;
