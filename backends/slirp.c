@@ -579,6 +579,36 @@ static void slirp_state_free(SlirpState *s)
     g_free(s);
 }
 
+/* The names DHCP hands out. QEMU 7.2 refuses them beyond 255 bytes (a DHCP
+ * option holds at most 255) with these words, 'vhostname' for hostname=
+ * included, and an empty domainname=. bootfile= goes into BOOTP's 128-byte
+ * file field with its NUL: libslirp asserts on a longer one (QEMU crashes
+ * there), so it is refused here in the same words. */
+static bool slirp_check_names(QnicOpts *opts, GError **errp)
+{
+    static const struct { const char *key, *name; size_t max; } limits[] = {
+        { "hostname", "vhostname", 255 },
+        { "domainname", "domainname", 255 },
+        { "tftp-server-name", "tftp-server-name", 255 },
+        { "bootfile", "bootfile", 127 },
+    };
+    const char *v = qnic_opts_get(opts, "domainname");
+
+    if (v && !*v) {
+        qnic_error_setg_invalid(errp, "'domainname' parameter cannot be empty");
+        return false;
+    }
+    for (size_t i = 0; i < QNIC_ARRAY_SIZE(limits); i++) {
+        v = qnic_opts_get(opts, limits[i].key);
+        if (v && strlen(v) > limits[i].max) {
+            qnic_error_setg_invalid(errp, "'%s' parameter cannot exceed %zu bytes",
+                                    limits[i].name, limits[i].max);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
 {
     SlirpState *s = g_new0(SlirpState, 1);
@@ -601,6 +631,10 @@ static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     nd->state = s;
     s->nd = nd;
     s->pollfds = g_array_new(FALSE, TRUE, sizeof(GPollFD));
+
+    if (!slirp_check_names(opts, errp)) {
+        return false;
+    }
 
     if (qnic_opts_get(opts, "smb")) {
         if (!g_file_test("/usr/sbin/smbd", G_FILE_TEST_IS_EXECUTABLE)) {
