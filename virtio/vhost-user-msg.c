@@ -5,6 +5,8 @@
 #include "qnic/vhost-user.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -93,27 +95,48 @@ int qnic_vhu_msg_take_fd(QnicVhuMsg *m, unsigned i)
     return fd;
 }
 
-/* Read exactly len bytes (the payload: no descriptors travel with it). */
-static bool read_full(int sock, void *buf, size_t len, GError **errp)
+/*
+ * Every wait below is bounded by one deadline for the whole message
+ * (monotonic microseconds), never by a timeout per read: a peer that
+ * drips a byte just before each timeout would otherwise hold the caller
+ * for as long as it likes. The socket's own O_NONBLOCK and SO_*TIMEO are
+ * not relied on either: every call carries MSG_DONTWAIT and waits, if at
+ * all, in poll() for the time left.
+ */
+static bool wait_until(int sock, short events, gint64 deadline)
+{
+    struct pollfd p = { .fd = sock, .events = events };
+
+    for (;;) {
+        gint64 left = deadline - g_get_monotonic_time();
+        int r;
+
+        if (left <= 0) {
+            return false;
+        }
+        r = poll(&p, 1, (int)MIN((left + 999) / 1000, (gint64)INT_MAX));
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        return r > 0;
+    }
+}
+
+/* Read exactly len bytes (the rest of a message: no descriptors). */
+static bool read_full(int sock, void *buf, size_t len, gint64 deadline, GError **errp)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t n = recv(sock, (uint8_t *)buf + done, len - done, 0);
+        ssize_t n = recv(sock, (uint8_t *)buf + done, len - done, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* A non-blocking socket: the rest of a message follows its
-             * header at once from any sane peer; wait for it. */
-            struct timeval tv = { .tv_sec = 5 };
-            fd_set rd;
-            FD_ZERO(&rd);
-            FD_SET(sock, &rd);
-            int r = select(sock + 1, &rd, NULL, NULL, &tv);
-            if (r > 0 || (r < 0 && errno == EINTR)) {
+            if (wait_until(sock, POLLIN, deadline)) {
                 continue;
             }
-            qnic_error_setg(errp, "vhost-user: peer stopped in the middle of a message");
+            qnic_error_setg(errp, "vhost-user: peer stopped in the middle of a message "
+                            "(%zu of %zu bytes by the deadline)", done, len);
             return false;
         }
         if (n <= 0) {
@@ -126,10 +149,9 @@ static bool read_full(int sock, void *buf, size_t len, GError **errp)
     return true;
 }
 
-int qnic_vhu_msg_recv(int sock, QnicVhuMsg *m, GError **errp)
+/* The first piece of a message, with its descriptors, into m. */
+static ssize_t recv_first(int sock, QnicVhuMsg *m, gint64 deadline, int *ctrunc)
 {
-    qnic_vhu_msg_init(m, QNIC_VHU_NONE, 0);
-
     union {
         struct cmsghdr align;
         uint8_t buf[CMSG_SPACE(sizeof(int) * QNIC_VHU_MAX_FDS)];
@@ -140,10 +162,15 @@ int qnic_vhu_msg_recv(int sock, QnicVhuMsg *m, GError **errp)
         .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
     };
     ssize_t n;
+
     memset(&ctl, 0, sizeof(ctl));
     for (;;) {
-        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+            wait_until(sock, POLLIN, deadline)) {
             continue;
         }
         break;
@@ -170,22 +197,37 @@ int qnic_vhu_msg_recv(int sock, QnicVhuMsg *m, GError **errp)
             }
         }
     }
+    *ctrunc = n > 0 && (mh.msg_flags & MSG_CTRUNC);
+    return n;
+}
+
+int qnic_vhu_msg_recv_until(int sock, QnicVhuMsg *m, gint64 deadline, GError **errp)
+{
+    int ctrunc = 0;
+    ssize_t n;
+    int saved;
+
+    qnic_vhu_msg_init(m, QNIC_VHU_NONE, 0);
+    n = recv_first(sock, m, deadline, &ctrunc);
+    saved = errno;
     if (n == 0) {
         qnic_vhu_msg_close_fds(m);
         return 0;
     }
     if (n < 0) {
-        qnic_error_setg(errp, "vhost-user: recvmsg: %s", g_strerror(errno));
+        qnic_error_setg(errp, "vhost-user: recvmsg: %s",
+                        saved == EAGAIN || saved == EWOULDBLOCK ? "no message by the deadline"
+                                                                : g_strerror(saved));
         qnic_vhu_msg_close_fds(m);
         return -1;
     }
-    if (mh.msg_flags & MSG_CTRUNC) {
+    if (ctrunc) {
         qnic_error_setg(errp, "vhost-user: more descriptors than %d in one message",
                         QNIC_VHU_MAX_FDS);
         goto fail;
     }
     if ((size_t)n < sizeof(m->hdr) &&
-        !read_full(sock, (uint8_t *)&m->hdr + n, sizeof(m->hdr) - (size_t)n, errp)) {
+        !read_full(sock, (uint8_t *)&m->hdr + n, sizeof(m->hdr) - (size_t)n, deadline, errp)) {
         goto fail;
     }
     if ((m->hdr.flags & QNIC_VHU_FLAG_VERSION_MASK) != QNIC_VHU_VERSION) {
@@ -199,7 +241,7 @@ int qnic_vhu_msg_recv(int sock, QnicVhuMsg *m, GError **errp)
                         qnic_vhu_request_name(m->hdr.request), m->hdr.size, sizeof(m->p));
         goto fail;
     }
-    if (m->hdr.size && !read_full(sock, &m->p, m->hdr.size, errp)) {
+    if (m->hdr.size && !read_full(sock, &m->p, m->hdr.size, deadline, errp)) {
         goto fail;
     }
     return 1;
@@ -209,7 +251,35 @@ fail:
     return -1;
 }
 
-bool qnic_vhu_msg_send(int sock, const QnicVhuMsg *m, GError **errp)
+gint64 qnic_vhu_deadline(unsigned ms)
+{
+    return g_get_monotonic_time() + (gint64)ms * 1000;
+}
+
+int qnic_vhu_msg_recv(int sock, QnicVhuMsg *m, GError **errp)
+{
+    return qnic_vhu_msg_recv_until(sock, m, qnic_vhu_deadline(QNIC_VHU_MSG_TIMEOUT_MS), errp);
+}
+
+/* sendmsg/send of what is left, waiting for room until the deadline. */
+static bool send_rest(int sock, struct msghdr *mh, gint64 deadline, size_t *sent)
+{
+    for (;;) {
+        ssize_t n = sendmsg(sock, mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            *sent = (size_t)n;
+            return true;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wait_until(sock, POLLOUT, deadline)) {
+            return false;
+        }
+    }
+}
+
+bool qnic_vhu_msg_send_until(int sock, const QnicVhuMsg *m, gint64 deadline, GError **errp)
 {
     if (m->hdr.size > sizeof(m->p) || m->nfds > QNIC_VHU_MAX_FDS) {
         qnic_error_setg(errp, "vhost-user: refusing to send a malformed %s",
@@ -220,11 +290,13 @@ bool qnic_vhu_msg_send(int sock, const QnicVhuMsg *m, GError **errp)
         struct cmsghdr align;
         uint8_t buf[CMSG_SPACE(sizeof(int) * QNIC_VHU_MAX_FDS)];
     } ctl;
-    struct iovec iov[2] = {
-        { .iov_base = (void *)&m->hdr, .iov_len = sizeof(m->hdr) },
-        { .iov_base = (void *)&m->p, .iov_len = m->hdr.size },
-    };
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = m->hdr.size ? 2 : 1 };
+    uint8_t all[sizeof(m->hdr) + sizeof(m->p)];
+    size_t total = sizeof(m->hdr) + m->hdr.size, done = 0, n;
+    struct iovec iov = { .iov_base = all, .iov_len = total };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+    memcpy(all, &m->hdr, sizeof(m->hdr));
+    memcpy(all + sizeof(m->hdr), &m->p, m->hdr.size);
     if (m->nfds) {
         memset(&ctl, 0, sizeof(ctl));
         mh.msg_control = ctl.buf;
@@ -235,38 +307,28 @@ bool qnic_vhu_msg_send(int sock, const QnicVhuMsg *m, GError **errp)
         c->cmsg_len = CMSG_LEN(sizeof(int) * m->nfds);
         memcpy(CMSG_DATA(c), m->fds, sizeof(int) * m->nfds);
     }
-    size_t total = sizeof(m->hdr) + m->hdr.size;
-    ssize_t n;
-    do {
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        qnic_error_setg(errp, "vhost-user: sending %s: %s",
-                        qnic_vhu_request_name(m->hdr.request), g_strerror(errno));
-        return false;
-    }
-    if ((size_t)n < total) {
-        /* Rare on a Unix stream socket; finish the rest without fds. */
-        const uint8_t *all = (const uint8_t *)&m->hdr;
-        uint8_t tmp[sizeof(m->hdr) + sizeof(m->p)];
-        memcpy(tmp, all, sizeof(m->hdr));
-        memcpy(tmp + sizeof(m->hdr), &m->p, m->hdr.size);
-        size_t done = (size_t)n;
-        while (done < total) {
-            ssize_t k = send(sock, tmp + done, total - done, MSG_NOSIGNAL);
-            if (k < 0 && errno == EINTR) {
-                continue;
-            }
-            if (k <= 0) {
-                qnic_error_setg(errp, "vhost-user: sending %s: %s",
-                                qnic_vhu_request_name(m->hdr.request),
-                                k < 0 ? g_strerror(errno) : "short write");
-                return false;
-            }
-            done += (size_t)k;
+    /* Descriptors ride on the first byte that goes; the rest (rare on a
+     * Unix stream socket) follows without them. */
+    while (done < total) {
+        if (!send_rest(sock, &mh, deadline, &n)) {
+            qnic_error_setg(errp, "vhost-user: sending %s: %s",
+                            qnic_vhu_request_name(m->hdr.request),
+                            errno == EAGAIN || errno == EWOULDBLOCK
+                            ? "the peer took nothing by the deadline" : g_strerror(errno));
+            return false;
         }
+        done += n;
+        iov.iov_base = all + done;
+        iov.iov_len = total - done;
+        mh.msg_control = NULL;
+        mh.msg_controllen = 0;
     }
     return true;
+}
+
+bool qnic_vhu_msg_send(int sock, const QnicVhuMsg *m, GError **errp)
+{
+    return qnic_vhu_msg_send_until(sock, m, qnic_vhu_deadline(QNIC_VHU_MSG_TIMEOUT_MS), errp);
 }
 
 /* Smallest payload each request needs (frontend to backend). */

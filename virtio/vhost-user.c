@@ -15,10 +15,10 @@
 #include "qnic/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 /* Protocol features qnic's net frontend uses. */
@@ -80,14 +80,14 @@ static bool vu_usable(QnicVhostUser *u, uint32_t req, GError **errp)
     return true;
 }
 
-static int wait_readable(int fd, unsigned ms)
+/* Wait for the first byte of a reply until the deadline: > 0 readable. */
+static int wait_readable(int fd, gint64 deadline)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN };
-    gint64 deadline = g_get_monotonic_time() + (gint64)ms * 1000;
 
     for (;;) {
-        gint64 left = (deadline - g_get_monotonic_time()) / 1000;
-        int r = poll(&p, 1, left > 0 ? (int)left : 0);
+        gint64 left = (deadline - g_get_monotonic_time() + 999) / 1000;
+        int r = poll(&p, 1, left > 0 ? (int)MIN(left, (gint64)INT_MAX) : 0);
         if (r < 0 && errno == EINTR) {
             continue;
         }
@@ -105,6 +105,10 @@ static bool vu_exchange(QnicVhostUser *u, QnicVhuMsg *m, QnicVhuMsg *reply, GErr
     bool want_ack = !reply && (u->protocol_features & (1ull << QNIC_VHU_PROTOCOL_F_REPLY_ACK));
     QnicVhuMsg *r = reply ? reply : &ack;
     uint32_t req = m->hdr.request;
+    unsigned ms = qnic_vhost_user_timeout_ms();
+    /* One deadline for the request and the whole reply: the backend
+     * cannot stretch it by sending a byte now and then. */
+    gint64 deadline = qnic_vhu_deadline(ms);
     int rc;
 
     if (!vu_usable(u, req, errp)) {
@@ -113,19 +117,18 @@ static bool vu_exchange(QnicVhostUser *u, QnicVhuMsg *m, QnicVhuMsg *reply, GErr
     if (want_ack) {
         m->hdr.flags |= QNIC_VHU_FLAG_NEED_REPLY;
     }
-    if (!qnic_vhu_msg_send(u->fd, m, &err)) {
+    if (!qnic_vhu_msg_send_until(u->fd, m, deadline, &err)) {
         goto fail;
     }
     if (!reply && !want_ack) {
         return true;
     }
-    rc = wait_readable(u->fd, qnic_vhost_user_timeout_ms());
+    rc = wait_readable(u->fd, deadline);
     if (rc <= 0) {
-        qnic_error_setg(&err, "no reply to %s within %u ms", qnic_vhu_request_name(req),
-                        qnic_vhost_user_timeout_ms());
+        qnic_error_setg(&err, "no reply to %s within %u ms", qnic_vhu_request_name(req), ms);
         goto fail;
     }
-    rc = qnic_vhu_msg_recv(u->fd, r, &err);
+    rc = qnic_vhu_msg_recv_until(u->fd, r, deadline, &err);
     if (rc == 0) {
         qnic_error_setg(&err, "backend closed the connection instead of answering %s",
                         qnic_vhu_request_name(req));
@@ -395,15 +398,11 @@ uint64_t qnic_vhost_user_protocol_features(QnicVhostUser *u)
 bool qnic_vhost_user_connect(QnicVhostUser *u, int fd, GError **errp)
 {
     QnicVhostDev *hd = u->hd;
-    unsigned ms = qnic_vhost_user_timeout_ms();
-    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
     uint64_t features, pf = 0, qnum = 1;
 
     qnic_vhost_user_disconnect(u);
-    /* A backend that stops reading or stops mid-message cannot block qnic
-     * for longer than the reply timeout. */
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    /* No socket timeouts: every exchange has its own deadline and all I/O
+     * on the socket is MSG_DONTWAIT (vu_exchange, vhost-user-msg.c). */
     u->fd = fd;
     u->broken = false;
     u->protocol_features = 0;

@@ -207,13 +207,24 @@ const char *qnic_vhu_request_name(uint32_t request);
 /* Start a message: header with version 1, given request, payload size. */
 void qnic_vhu_msg_init(QnicVhuMsg *m, uint32_t request, uint32_t size);
 
-/* Read one message (blocking until whole; EINTR retried). Returns 1 with
- * the message, 0 on orderly EOF before any byte, -1 on error (errp: short
- * read, payload larger than any request's, bad version, recvmsg failure).
- * On every return, no descriptor is leaked: extra or truncated SCM_RIGHTS
- * descriptors are closed. */
+/* How long qnic_vhu_msg_recv()/send() give a peer for a whole message. */
+#define QNIC_VHU_MSG_TIMEOUT_MS 1000
+/* A deadline ms milliseconds from now (g_get_monotonic_time() units). */
+gint64 qnic_vhu_deadline(unsigned ms);
+
+/* Read one message: the whole of it (header, payload, descriptors) must
+ * arrive by the deadline, however the peer splits it; the socket's
+ * blocking mode does not matter. Returns 1 with the message, 0 on orderly
+ * EOF before any byte, -1 on error (errp: nothing or only part of it by
+ * the deadline, payload larger than any request's, bad version, recvmsg
+ * failure). On every return, no descriptor is leaked: extra or truncated
+ * SCM_RIGHTS descriptors are closed. qnic_vhu_msg_recv(): deadline
+ * QNIC_VHU_MSG_TIMEOUT_MS from now. */
+int qnic_vhu_msg_recv_until(int sock, QnicVhuMsg *m, gint64 deadline, GError **errp);
 int qnic_vhu_msg_recv(int sock, QnicVhuMsg *m, GError **errp);
-/* Send header + hdr.size bytes of payload + m->nfds descriptors. */
+/* Send header + hdr.size bytes of payload + m->nfds descriptors, all of
+ * it by the deadline (or QNIC_VHU_MSG_TIMEOUT_MS from now). */
+bool qnic_vhu_msg_send_until(int sock, const QnicVhuMsg *m, gint64 deadline, GError **errp);
 bool qnic_vhu_msg_send(int sock, const QnicVhuMsg *m, GError **errp);
 void qnic_vhu_msg_close_fds(QnicVhuMsg *m);
 /* Take descriptor i out of the message (-1 if none). */

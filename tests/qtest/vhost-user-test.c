@@ -63,6 +63,7 @@ typedef enum {
     HOSTILE_EXTRA_FDS,
     HOSTILE_SILENT,
     HOSTILE_CLOSE,
+    HOSTILE_DRIP,               /* the GET_FEATURES reply, one byte every 250 ms */
     HOSTILE_NACK_MEM_TABLE,     /* runtime: refuse SET_MEM_TABLE with REPLY_ACK */
 } Hostile;
 
@@ -237,6 +238,19 @@ static bool fake_handle(Fake *f, Msg *m, int *fds, int nfds)
             return true;
         case HOSTILE_CLOSE:
             return false;
+        case HOSTILE_DRIP: {
+            uint32_t hdr[3] = { GET_FEATURES, 1 | FLAG_REPLY, 8 };
+            uint8_t b[20];
+            memcpy(b, hdr, 12);
+            memcpy(b + 12, &f->features, 8);
+            for (size_t i = 0; i < sizeof(b); i++) {
+                if (send(f->cfd, &b[i], 1, MSG_NOSIGNAL) != 1) {
+                    break;
+                }
+                g_usleep(250 * 1000);
+            }
+            return true;
+        }
         default:
             reply_u64(f, GET_FEATURES, f->features);
             return true;
@@ -890,9 +904,11 @@ static const HostileCase hostile_cases[] = {
     { HOSTILE_EXTRA_FDS, "carries 2 file descriptors" },
     { HOSTILE_SILENT, "no reply to GET_FEATURES within" },
     { HOSTILE_CLOSE, "closed the connection" },
+    { HOSTILE_DRIP, "middle of a message" },
 };
 static const char *hostile_names[] = {
     "wrong-request", "no-reply-flag", "short-payload", "huge-size", "extra-fds", "silent", "close",
+    "drip",
 };
 
 static void test_hostile_startup(gconstpointer data)
@@ -934,6 +950,11 @@ static void test_hostile_startup(gconstpointer data)
     g_assert(strstr(err, "vhost-user"));
     /* bounded: the reply timeout, not a hang */
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 20 * G_USEC_PER_SEC);
+    if (c->h == HOSTILE_DRIP) {
+        /* One deadline for the whole reply (400 ms), not one per byte:
+         * the dripped reply would take 5 s (issue 21, finding 6). */
+        g_assert_cmpint(g_get_monotonic_time() - t0, <, 3 * G_USEC_PER_SEC);
+    }
     fake_stop(f);
 }
 
