@@ -272,15 +272,17 @@ static void kick_cb(void *opaque, int fd, GIOCondition cond)
 {
     VhuVring *vr = opaque;
     uint64_t v;
-    ssize_t r = read(fd, &v, sizeof(v));
+    /* Never blocks, even if the frontend drained the counter after poll
+     * and cleared O_NONBLOCK (see vhost-user-msg.c). */
+    int r = qnic_vhu_eventfd_read(fd, &v);
 
-    if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+    if (r == 0) {
         return;
     }
-    if (r <= 0) {
-        /* Not an eventfd (EOF, error): stop watching rather than spin. */
-        qnic_report_ratelimited("vhost-user: vring %u kick descriptor %s; no longer watched",
-                                vr->index, r == 0 ? "reached EOF" : g_strerror(errno));
+    if (r < 0) {
+        /* An error: stop watching rather than spin. */
+        qnic_report_ratelimited("vhost-user: vring %u kick descriptor: %s; no longer watched",
+                                vr->index, g_strerror(errno));
         qnic_fd_watch_remove(vr->kick_watch);
         vr->kick_watch = NULL;
         return;
@@ -299,6 +301,20 @@ static void vring_watch_kick(VhuVring *vr)
     }
 }
 
+/* Write a call or err eventfd. A frontend that filled its counter and
+ * cleared O_NONBLOCK would block us; the guarded write gives up instead
+ * and the descriptor is dropped, so it costs at most one guard tick. */
+static void signal_peer(VhuVring *vr, int *fd, const char *what)
+{
+    if (*fd < 0 || qnic_vhu_eventfd_signal(*fd) > 0) {
+        return;
+    }
+    qnic_report_ratelimited("vhost-user: vring %u: the frontend's %s eventfd %s; it is no "
+                            "longer signalled", vr->index, what,
+                            errno == EAGAIN ? "is full" : g_strerror(errno));
+    close_fd(fd);
+}
+
 static void vq_broken(QnicVirtQueue *vq, void *opaque)
 {
     QnicVirtioDevice *vdev = opaque;
@@ -306,11 +322,7 @@ static void vq_broken(QnicVirtQueue *vq, void *opaque)
 
     if (vq->index < d->nvrings) {
         VhuVring *vr = &d->vr[vq->index];
-        if (vr->err_fd >= 0) {
-            uint64_t one = 1;
-            ssize_t r = write(vr->err_fd, &one, sizeof(one));
-            (void)r;
-        }
+        signal_peer(vr, &vr->err_fd, "err");
         if (vr->core_broken_cb) {
             vr->core_broken_cb(vq, opaque);
         }
@@ -466,8 +478,6 @@ static void vhu_notify(QnicVirtioDevice *vdev, uint16_t vector)
 {
     QnicVhuDev *d = vdev->transport;
     VhuVring *vr;
-    uint64_t one = 1;
-    ssize_t r;
 
     if (vector >= d->nvrings) {
         return;     /* configuration changes: the frontend owns the config */
@@ -476,8 +486,7 @@ static void vhu_notify(QnicVirtioDevice *vdev, uint16_t vector)
     if (vr->call_fd < 0) {
         return;
     }
-    r = write(vr->call_fd, &one, sizeof(one));
-    (void)r;        /* a full or foreign descriptor: the frontend's problem */
+    signal_peer(vr, &vr->call_fd, "call");
     vr->notifies++;
 }
 
@@ -554,11 +563,12 @@ static bool vring_fd_msg(QnicVhuDev *d, QnicVhuMsg *msg, unsigned *idx, int *fd,
     }
     *fd = nofd ? -1 : qnic_vhu_msg_take_fd(msg, 0);
     if (*fd >= 0) {
-        int fl = fcntl(*fd, F_GETFL);
-        /* Never block the loop on a frontend's descriptor. */
-        if (fl < 0 || fcntl(*fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-            qnic_error_setg_errno(errp, errno, "vhost-user: %s: bad descriptor",
-                                  qnic_vhu_request_name(msg->hdr.request));
+        /* Eventfds only: their I/O is made non-blocking per call, which no
+         * frontend can undo; pipes and sockets could still block us. */
+        g_autoptr(GError) why = NULL;
+        if (!qnic_vhu_fd_is_eventfd(*fd, &why)) {
+            qnic_error_setg(errp, "vhost-user: %s for vring %u: %s",
+                            qnic_vhu_request_name(msg->hdr.request), *idx, why->message);
             close(*fd);
             *fd = -1;
             return false;

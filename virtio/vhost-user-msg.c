@@ -7,8 +7,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const request_names[QNIC_VHU_REQUEST_MAX] = {
@@ -413,6 +419,191 @@ bool qnic_vhu_msg_check(const QnicVhuMsg *m, bool to_backend, GError **errp)
                             name, sz, m->hdr.size);
             return false;
         }
+    }
+    return true;
+}
+
+/* ---- descriptors a peer hands over for a vring: kick, call, err ----
+ *
+ * The spec says these are eventfds, and they are shared: the peer holds
+ * the same open file description, so the O_NONBLOCK file status flag we
+ * might set on it is the peer's to clear again at any time, and a blocking
+ * eventfd read waits while the counter is 0 (the peer can drain it between
+ * our poll() and our read) and a blocking write waits while the counter
+ * would pass 2^64-2 (the peer can fill it). Re-opening the eventfd through
+ * /proc/self/fd to get a description of our own fails (ENXIO: anon inodes
+ * cannot be opened), so no flag of the description can make the I/O safe.
+ * What can:
+ *  - reads: preadv2(RWF_NOWAIT) asks for non-blocking I/O per call, from
+ *    the call's own flags; eventfd honours it since Linux 5.12 (it has
+ *    read_iter and FMODE_NOWAIT);
+ *  - writes: eventfd has no write_iter, so pwritev2(RWF_NOWAIT) is
+ *    EOPNOTSUPP. The write runs under a guard instead: a per-thread
+ *    periodic timer whose signal has a handler without SA_RESTART, armed
+ *    only around the write. A write the peer made block is interrupted at
+ *    the next tick (EINTR) and reported as "would block"; the timer being
+ *    periodic, a tick that lands just before the write starts cannot leave
+ *    it unguarded. Outside the write the timer is off, so no other system
+ *    call ever sees its signal. The same guard covers reads on kernels
+ *    without RWF_NOWAIT for eventfds.
+ * Other kinds (pipes, sockets, files) are refused up front: they have
+ * other ways to block (a full pipe, a socket whose bytes the peer steals)
+ * and nothing in the protocol needs them.
+ */
+#define GUARD_TICK_NS (20 * 1000 * 1000)
+
+static __thread timer_t guard_timer;
+static __thread int guard_state;            /* 0 not yet, 1 ready, -1 unavailable */
+static __thread volatile sig_atomic_t guard_fired;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+
+static int guard_signal(void)
+{
+    return SIGRTMIN + 3;
+}
+
+static void guard_handler(int sig)
+{
+    guard_fired = 1;
+}
+
+static void guard_install(void)
+{
+    struct sigaction sa = { .sa_handler = guard_handler };
+
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;        /* no SA_RESTART: the guarded call must fail */
+    sigaction(guard_signal(), &sa, NULL);
+}
+
+static bool guard_ready(void)
+{
+    struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID };
+    sigset_t set;
+
+    if (guard_state) {
+        return guard_state > 0;
+    }
+    pthread_once(&guard_once, guard_install);
+    sev.sigev_signo = guard_signal();
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    sigemptyset(&set);
+    sigaddset(&set, guard_signal());
+    if (pthread_sigmask(SIG_UNBLOCK, &set, NULL) != 0 ||
+        timer_create(CLOCK_MONOTONIC, &sev, &guard_timer) < 0) {
+        guard_state = -1;
+        return false;
+    }
+    guard_state = 1;
+    return true;
+}
+
+static void guard_arm(bool on)
+{
+    struct itimerspec its = { 0 };
+
+    if (on) {
+        its.it_value.tv_nsec = GUARD_TICK_NS;
+        its.it_interval.tv_nsec = GUARD_TICK_NS;
+        guard_fired = 0;
+    }
+    timer_settime(guard_timer, 0, &its, NULL);
+}
+
+/* 8 bytes of I/O on an eventfd the peer shares: 1 done, 0 it would have
+ * blocked (counter empty for a read, full for a write), -1 error (errno). */
+static int guarded_io(int fd, uint64_t *v, bool write_it)
+{
+    bool guarded = guard_ready();
+    ssize_t n;
+
+    if (guarded) {
+        guard_arm(true);
+    } else {
+        /* No timer to be had: the best left is to skip what is not ready
+         * now (a racing peer can still block us; logged once). */
+        struct pollfd p = { .fd = fd, .events = write_it ? POLLOUT : POLLIN };
+        static bool warned;
+        if (!warned) {
+            warned = true;
+            g_warning("vhost-user: no guard timer (%s); a hostile peer can block eventfd I/O",
+                      g_strerror(errno));
+        }
+        if (poll(&p, 1, 0) != 1 || !(p.revents & p.events)) {
+            errno = EAGAIN;
+            return 0;
+        }
+    }
+    do {
+        n = write_it ? write(fd, v, sizeof(*v)) : read(fd, v, sizeof(*v));
+    } while (n < 0 && errno == EINTR && !(guarded && guard_fired));
+    if (guarded) {
+        int saved = errno;
+        guard_arm(false);
+        errno = saved;
+    }
+    if (n == sizeof(*v)) {
+        return 1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        errno = EAGAIN;
+        return 0;
+    }
+    if (n >= 0) {
+        errno = EIO;        /* a short transfer: not an eventfd after all */
+    }
+    return -1;
+}
+
+int qnic_vhu_eventfd_read(int fd, uint64_t *v)
+{
+    struct iovec iov = { .iov_base = v, .iov_len = sizeof(*v) };
+    ssize_t n;
+
+    do {
+        n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n == sizeof(*v)) {
+        return 1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return 0;
+    }
+    if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL)) {
+        return guarded_io(fd, v, false);        /* a kernel before 5.12 */
+    }
+    if (n >= 0) {
+        errno = EIO;
+    }
+    return -1;
+}
+
+int qnic_vhu_eventfd_signal(int fd)
+{
+    uint64_t one = 1;
+
+    return guarded_io(fd, &one, true);
+}
+
+bool qnic_vhu_fd_is_eventfd(int fd, GError **errp)
+{
+    char path[64], what[128];
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    n = readlink(path, what, sizeof(what) - 1);
+    if (n < 0) {
+        qnic_error_setg(errp, "cannot tell what the descriptor is (%s: %s)", path,
+                        g_strerror(errno));
+        return false;
+    }
+    what[n] = '\0';
+    if (strcmp(what, "anon_inode:[eventfd]") != 0) {
+        qnic_error_setg(errp, "the descriptor is %s, not an eventfd",
+                        g_str_has_prefix(what, "pipe:") ? "a pipe"
+                        : g_str_has_prefix(what, "socket:") ? "a socket"
+                        : what[0] == '/' ? "a file" : what);
+        return false;
     }
     return true;
 }

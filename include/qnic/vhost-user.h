@@ -230,6 +230,20 @@ void qnic_vhu_msg_close_fds(QnicVhuMsg *m);
 /* Take descriptor i out of the message (-1 if none). */
 int qnic_vhu_msg_take_fd(QnicVhuMsg *m, unsigned i);
 
+/* Kick, call and err descriptors from a peer (see vhost-user-msg.c for why
+ * these never block whatever the peer does with the shared file flags).
+ * Only eventfds are taken: false with "the descriptor is a pipe, not an
+ * eventfd" style messages otherwise. */
+bool qnic_vhu_fd_is_eventfd(int fd, GError **errp);
+/* 1: read the counter into *v; 0: nothing to read (or the peer took it);
+ * -1: error (errno). Never blocks. */
+int qnic_vhu_eventfd_read(int fd, uint64_t *v);
+/* Add 1. 1: done; 0: it would block (the peer filled the counter and
+ * cleared O_NONBLOCK), given up after at most a 20 ms guard tick; -1:
+ * error (errno). Uses the real-time signal SIGRTMIN+3 of the calling
+ * thread, only while the write runs. */
+int qnic_vhu_eventfd_signal(int fd);
+
 /* Does the payload have the size this request needs, in this direction
  * (to_backend: a request from the frontend; else a reply)? false with a
  * message naming the request and both sizes. */

@@ -740,6 +740,59 @@ static void test_server(void)
     g_assert_cmpint(count_fds(), ==, fds0);
 }
 
+/* A frontend's hostile kick/call/err descriptors (issue 21, finding 2):
+ * pipes, sockets and files are refused, and an eventfd the frontend made
+ * blocking and full costs the device one guard tick, never a hang. */
+static void test_hostile_fds(void)
+{
+    int fds0 = count_fds();
+    Fe *fe = fe_new("64", false);
+    QnicVhuVringInfo info;
+    uint64_t full = 0xfffffffffffffffeull;
+    uint8_t frame[60];
+    int p[2], sp[2], efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    unsigned before;
+
+    fe_negotiate(fe);
+    check_tx_split(fe, 0);
+    g_assert_cmpint(pipe2(p, O_CLOEXEC), ==, 0);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), ==, 0);
+    g_assert_false(req_vring_fd(fe, QNIC_VHU_SET_VRING_CALL, 1, p[1]));
+    g_assert_false(req_vring_fd(fe, QNIC_VHU_SET_VRING_KICK, 1, sp[0]));
+    g_assert_false(req_vring_fd(fe, QNIC_VHU_SET_VRING_ERR, 1, p[1]));
+    g_assert_false(req_vring_fd(fe, QNIC_VHU_SET_VRING_CALL, 0, fe->memfd));
+    check_tx_split(fe, 1);      /* the ring kept its eventfds */
+
+    /* After the hand-over the frontend clears O_NONBLOCK (the flag is
+     * shared) and fills the counter: a plain write would block for good. */
+    g_assert_true(req_vring_fd(fe, QNIC_VHU_SET_VRING_CALL, 1, efd));
+    g_assert_cmpint(fcntl(efd, F_SETFL, fcntl(efd, F_GETFL) & ~O_NONBLOCK), ==, 0);
+    g_assert_cmpint(write(efd, &full, sizeof(full)), ==, sizeof(full));
+    before = fe->peer->frames->len;
+    make_frame(frame, sizeof(frame), 2);
+    memset(gp(fe, TX_BUF), 0, HDR_LEN);
+    memcpy(gp(fe, TX_BUF + HDR_LEN), frame, sizeof(frame));
+    split_desc(fe, TX_DESC, 2, TX_BUF, HDR_LEN + sizeof(frame), 0, 0);
+    split_avail_add(fe, TX_AVAIL, 2);
+    alarm(20);                  /* a hang fails the test instead of stalling it */
+    kick(fe, 1);
+    alarm(0);
+    g_assert_cmpuint(fe->peer->frames->len, ==, before + 1);
+    g_assert_cmpuint(qnic_ld16(gp(fe, TX_USED + 2)), ==, 3);
+    /* that call descriptor is given up; a new one works */
+    g_assert_true(qnic_vhu_dev_vring_info(fe->d, 1, &info));
+    g_assert_cmpint(info.call_fd, ==, -1);
+    g_assert_true(req_vring_fd(fe, QNIC_VHU_SET_VRING_CALL, 1, fe->call[1]));
+    check_tx_split(fe, 3);
+    close(efd);
+    close(p[0]);
+    close(p[1]);
+    close(sp[0]);
+    close(sp[1]);
+    fe_free(fe);
+    g_assert_cmpint(count_fds(), ==, fds0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -753,5 +806,6 @@ int main(int argc, char **argv)
     g_test_add_func("/vhost-user-dev/broken-ring/recovers", test_broken_ring);
     g_test_add_func("/vhost-user-dev/queues/single-and-missing-netdev", test_mq);
     g_test_add_func("/vhost-user-dev/server/socket", test_server);
+    g_test_add_func("/vhost-user-dev/hostile/fds", test_hostile_fds);
     return g_test_run();
 }
