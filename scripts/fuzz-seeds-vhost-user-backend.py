@@ -6,7 +6,8 @@ tests/fuzz/fuzz-vhost-user-backend.c, so that they can be regenerated and
 reviewed as code. The seeds negotiate the way QEMU and DPDK do (split and
 packed rings over the harness's 64 KiB guest RAM, a TX frame, an RX frame,
 GET_VRING_BASE, SEND_RARP, a second memory table, a reset) and a few
-malformed sequences; NAME.expect files hold what tests/fuzz/replay.c checks.
+malformed sequences, descriptors of the wrong kind (pipes, sockets, files,
+eventfds made blocking and full); NAME.expect files hold what tests/fuzz/replay.c checks.
 
     scripts/fuzz-seeds-vhost-user-backend.py [SRCDIR]
 """
@@ -15,7 +16,8 @@ import struct
 import sys
 
 OP_MSG, OP_ATTACH, OP_KICK, OP_FRAME, OP_RAM, OP_DROP, OP_LOOP = range(7)
-FD_RAM, FD_EVENT, FD_SMALL, FD_NULL = range(4)
+(FD_RAM, FD_EVENT, FD_SMALL, FD_NULL, FD_PIPE_R, FD_PIPE_W, FD_SOCK, FD_FILE, FD_EVENT_BLOCKING,
+ FD_EVENT_FULL) = range(10)
 (GET_FEATURES, SET_FEATURES, SET_OWNER, RESET_OWNER, SET_MEM_TABLE, SET_LOG_BASE,
  SET_LOG_FD, SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE, GET_VRING_BASE,
  SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR, GET_PROTOCOL_FEATURES,
@@ -167,6 +169,18 @@ def seeds():
         p.attach(FD_EVENT).u64(SET_VRING_KICK, i)
     split_traffic(p)
     out["no-protocol-features"] = (p, "frames-out == 1\n")
+
+    # Descriptors of the wrong kind are refused; an eventfd a frontend made
+    # blocking and full is taken but cannot block the device's call write.
+    p = negotiate(Prog())
+    p.attach(FD_PIPE_W).u64(SET_VRING_CALL, 1, flags=1)
+    p.attach(FD_PIPE_R).u64(SET_VRING_KICK, 1, flags=1)
+    p.attach(FD_SOCK).u64(SET_VRING_KICK, 1, flags=1)
+    p.attach(FD_FILE).u64(SET_VRING_ERR, 1, flags=1)
+    p.attach(FD_EVENT_BLOCKING).u64(SET_VRING_KICK, 0, flags=1)
+    p.attach(FD_EVENT_FULL).u64(SET_VRING_CALL, 1, flags=1)
+    split_traffic(p)
+    out["hostile-fds"] = (p, "frames-out == 1\n")
     return out
 
 

@@ -12,8 +12,15 @@
  *   0 MSG    u8 request, u8 flags (bit 0: NEED_REPLY, bit 1: reply flag,
  *            bit 2: bad version), u16 size, size payload bytes; carries the
  *            descriptors attached since the last message
- *   1 ATTACH u8 kind (0 guest RAM memfd, 1 eventfd, 2 a 4 KiB memfd,
- *            3 /dev/null), up to QNIC_VHU_MAX_FDS pending
+ *   1 ATTACH u8 kind (mod 10: 0 guest RAM memfd, 1 eventfd, 2 a 4 KiB
+ *            memfd, 3 /dev/null, 4 a pipe's read end, 5 a pipe's write
+ *            end (4 KiB pipe), 6 a socketpair end, 7 a regular file,
+ *            8 an eventfd without O_NONBLOCK, 9 the same with its counter
+ *            full), up to QNIC_VHU_MAX_FDS pending. The other ends of
+ *            pipes and socketpairs stay open until the input ends, as a
+ *            frontend would hold them; 8 and 9 are what a frontend that
+ *            clears the O_NONBLOCK it shares with the device leaves.
+ *            No kind may make the device block (issue 21, finding 2).
  *   2 KICK   u8 vring
  *   3 FRAME  u16 length, bytes: a frame from the wire into the device
  *   4 RAM    u16 offset, u8 length, bytes: the frontend writes its RAM
@@ -32,6 +39,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define RAM_SIZE 0x10000u
@@ -67,11 +75,66 @@ static int count_fds(void)
     return n;
 }
 
+#define MAX_PEER_ENDS 64
+static int peer_ends[MAX_PEER_ENDS];
+static unsigned npeer_ends;
+
+/* Keep the frontend's end of a pipe or socketpair (closed after the input). */
+static int keep_other(int mine, int other)
+{
+    if (npeer_ends < MAX_PEER_ENDS) {
+        peer_ends[npeer_ends++] = other;
+    } else {
+        close(other);
+    }
+    return mine;
+}
+
+static int blocking_eventfd(bool full)
+{
+    uint64_t v = 0xfffffffffffffffeull;
+    int fd = eventfd(0, EFD_CLOEXEC);
+
+    if (fd >= 0 && full && write(fd, &v, sizeof(v)) != sizeof(v)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int attach_hostile_fd(int kind)
+{
+    int two[2];
+
+    switch (kind) {
+    case 4:
+    case 5:
+        if (pipe2(two, O_CLOEXEC) < 0) {
+            return -1;
+        }
+        fcntl(two[0], F_SETPIPE_SZ, 4096);
+        return kind == 4 ? keep_other(two[0], two[1]) : keep_other(two[1], two[0]);
+    case 6:
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, two) < 0) {
+            return -1;
+        }
+        return keep_other(two[0], two[1]);
+    case 7:
+        return open(g_get_tmp_dir(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    default:
+        return blocking_eventfd(kind == 9);
+    }
+}
+
 static int attach_fd(int kind, int ram_fd)
 {
     int fd;
 
-    switch (kind & 3) {
+    kind %= 10;
+    if (kind >= 4) {
+        return attach_hostile_fd(kind);
+    }
+    switch (kind) {
     case 0:
         return dup(ram_fd);
     case 1:
@@ -211,6 +274,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_frames_out = frames_seen;
     for (unsigned i = 0; i < npending; i++) {
         close(pending[i]);
+    }
+    while (npeer_ends) {
+        close(peer_ends[--npeer_ends]);
     }
     qnic_vhu_dev_free(d);
     qnic_net_client_free(sink);
