@@ -1,7 +1,9 @@
 /*
  * The QMP server of qnic-vmm. A client's bytes are cut into JSON values by a
  * small bracket-counting splitter (QMP is a stream of objects, with no
- * framing), each value is parsed by json-glib, checked the way QEMU checks
+ * framing), each value's strings and numbers are held to QEMU's parser's
+ * rules (what json-glib takes more of, or loses: a NUL in a string, ids
+ * beyond int64), parsed by json-glib, checked the way QEMU checks
  * a command (an object with a string "execute", an optional object
  * "arguments" and any "id"), its arguments checked against the command's
  * table, and run. Replies and errors use QEMU's error classes and, where a
@@ -28,10 +30,20 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-/* QEMU refuses tokens above 64 MiB and nesting above 1024; a QMP command
- * of qnic's never needs more than a few KiB. */
+/* QEMU refuses tokens above 64 MiB; a QMP command of qnic's never needs
+ * more than a few KiB. Nesting is QEMU's bound, so that the same input is
+ * refused at the same bracket: the splitter's depth never passes it. */
 #define QMP_MAX_VALUE   (1024 * 1024)
-#define QMP_MAX_DEPTH   64
+#define QMP_MAX_DEPTH   1024
+
+/* A NUL in a JSON string: QEMU keeps it, as modified UTF-8's two bytes
+ * C0 80 (no valid UTF-8 holds them), so "quit\u0000x" is no command and
+ * "nic0\u0000x" no device. json-glib would end the C string there, so the
+ * text it parses carries U+FDD0 instead (a noncharacter, which QEMU's parser
+ * and so qnic's refuse from a client) and the parsed tree gets C0 80 back;
+ * the output turns C0 80 into \u0000. */
+#define NUL_STANDIN     "\xEF\xB7\x90"
+#define NUL_INTERNAL    "\xC0\x80"
 
 struct QnicQmpSession {
     QnicMachine *machine;
@@ -40,11 +52,12 @@ struct QnicQmpSession {
     bool negotiated;
     /* the value being collected */
     GString *buf;
-    int depth;
-    bool in_string, escape;
+    int depth;                  /* 0..QMP_MAX_DEPTH */
+    char quote;                 /* in a string: its quote, ' or " */
+    bool escape;
     bool skipping;              /* an over-long/deep value: drop to its end */
     /* the command being run: its id, and whether it answered itself */
-    JsonNode *cur_id;
+    const char *cur_id;         /* as the client wrote it */
     bool replied;
     const char *const *netdev_types;    /* NULL: any */
 };
@@ -53,22 +66,44 @@ static GList *sessions;          /* QnicQmpSession *, for events */
 
 /* ---- output ---- */
 
-static void send_node(QnicQmpSession *s, JsonNode *node)
+/* One line out: NODE, then "id" with the client's own text (the exact
+ * digits of 18446744073709551615, which json-glib holds as -1), last. */
+static void send_node(QnicQmpSession *s, JsonNode *node, const char *id)
 {
     g_autoptr(JsonGenerator) gen = json_generator_new();
     g_autofree char *text = NULL;
-    g_autofree char *line = NULL;
+    g_autoptr(GString) line = NULL;
 
     json_generator_set_root(gen, node);
     text = json_generator_to_data(gen, NULL);
-    line = g_strconcat(text, "\r\n", NULL);
-    s->out(s->out_opaque, line, strlen(line));
+    line = g_string_new(text);
+    if (id && line->len && line->str[line->len - 1] == '}') {
+        g_string_truncate(line, line->len - 1);
+        g_string_append_printf(line, "%s\"id\":%s}", line->len > 1 ? "," : "", id);
+    }
+    g_string_replace(line, NUL_INTERNAL, "\\u0000", 0);
+    g_string_append(line, "\r\n");
+    s->out(s->out_opaque, line->str, line->len);
 }
 
-static void send_error(QnicQmpSession *s, JsonNode *id, const char *cls, const char *fmt, ...)
+/* JSON text must be UTF-8: invalid sequences become U+FFFD, as QEMU's
+ * "stray '\uFFFD'" does, but a client's NUL stays one. */
+static char *utf8_make_valid_keep_nul(const char *raw)
+{
+    g_auto(GStrv) parts = g_strsplit(raw, NUL_INTERNAL, -1);
+
+    for (char **p = parts; *p; p++) {
+        char *v = g_utf8_make_valid(*p, -1);
+        g_free(*p);
+        *p = v;
+    }
+    return g_strjoinv(NUL_INTERNAL, parts);
+}
+
+static void send_error(QnicQmpSession *s, const char *id, const char *cls, const char *fmt, ...)
     G_GNUC_PRINTF(4, 5);
 
-static void send_error(QnicQmpSession *s, JsonNode *id, const char *cls, const char *fmt, ...)
+static void send_error(QnicQmpSession *s, const char *id, const char *cls, const char *fmt, ...)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autofree char *raw = NULL;
@@ -78,10 +113,9 @@ static void send_error(QnicQmpSession *s, JsonNode *id, const char *cls, const c
     va_start(ap, fmt);
     raw = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    /* A description may quote the client's bytes (json-glib's parse
-     * errors do): JSON text must be UTF-8, so invalid sequences become
-     * U+FFFD, as QEMU's "stray '\uFFFD'" does. */
-    desc = g_utf8_make_valid(raw, -1);
+    /* a description may quote the client's bytes (json-glib's parse
+     * errors do) */
+    desc = utf8_make_valid_keep_nul(raw);
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "error");
     json_builder_begin_object(b);
@@ -90,16 +124,12 @@ static void send_error(QnicQmpSession *s, JsonNode *id, const char *cls, const c
     json_builder_set_member_name(b, "desc");
     json_builder_add_string_value(b, desc);
     json_builder_end_object(b);
-    if (id) {
-        json_builder_set_member_name(b, "id");
-        json_builder_add_value(b, json_node_copy(id));
-    }
     json_builder_end_object(b);
     g_autoptr(JsonNode) node = json_builder_get_root(b);
-    send_node(s, node);
+    send_node(s, node, id);
 }
 
-static void send_return(QnicQmpSession *s, JsonNode *id, JsonNode *ret)
+static void send_return(QnicQmpSession *s, const char *id, JsonNode *ret)
 {
     g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
     JsonObject *o = json_object_new();
@@ -109,11 +139,8 @@ static void send_return(QnicQmpSession *s, JsonNode *id, JsonNode *ret)
         json_node_take_object(ret, json_object_new());
     }
     json_object_set_member(o, "return", ret);
-    if (id) {
-        json_object_set_member(o, "id", json_node_copy(id));
-    }
     json_node_take_object(node, o);
-    send_node(s, node);
+    send_node(s, node, id);
 }
 
 void qnic_qmp_event(const char *name, JsonNode *data)
@@ -134,7 +161,7 @@ void qnic_qmp_event(const char *name, JsonNode *data)
     for (GList *l = sessions; l; l = l->next) {
         QnicQmpSession *s = l->data;
         if (s->negotiated) {
-            send_node(s, node);
+            send_node(s, node, NULL);
         }
     }
 }
@@ -659,24 +686,336 @@ static const QmpCommand commands[] = {
 
 /* ---- dispatch ---- */
 
+/* ---- what json-glib does not check, or loses ---- */
+
+static bool is_noncharacter(gunichar c)
+{
+    return (c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE;
+}
+
+/* The four hex digits at P (N bytes left), or -1. */
+static gint32 hex4(const char *p, size_t n)
+{
+    gint32 v = 0;
+
+    if (n < 4) {
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) {
+        int d = g_ascii_xdigit_value(p[i]);
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* The code point of the \u escape at T[I] (a surrogate pair is one) and
+ * its length in *N, or -1 and QEMU's parse error in *DESC: QEMU refuses
+ * lone surrogates and noncharacters, where json-glib even swallows the
+ * character after a lone high surrogate. */
+static gint32 unicode_escape(const char *t, size_t len, size_t i, size_t *n, char **desc)
+{
+    gint32 cp = hex4(t + i + 2, len - i - 2);
+    size_t quote = 6;
+
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        gint32 lo = len - i >= 12 && t[i + 6] == '\\' && t[i + 7] == 'u' ?
+                    hex4(t + i + 8, len - i - 8) : -1;
+        if (lo >= 0xDC00 && lo <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            quote = 12;
+        } else {
+            cp = -1;
+        }
+    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        cp = -1;
+    }
+    if (cp < 0 || is_noncharacter(cp)) {
+        *desc = g_strdup_printf("JSON parse error, %.*s is not a valid Unicode character",
+                                (int)MIN(quote, len - i), t + i);
+        return -1;
+    }
+    *n = quote;
+    return cp;
+}
+
+/* Whether T[0..N) is a JSON number: json-glib also takes 0x10, .5, 1.
+ * and 00, which QEMU refuses and an echoed id must not carry. */
+static bool json_number_ok(const char *t, size_t n)
+{
+    size_t i = t[0] == '-';
+
+    if (i < n && t[i] == '0') {
+        i++;
+    } else if (i < n && g_ascii_isdigit(t[i])) {
+        while (i < n && g_ascii_isdigit(t[i])) {
+            i++;
+        }
+    } else {
+        return false;
+    }
+    if (i < n && t[i] == '.') {
+        size_t d = ++i;
+        while (i < n && g_ascii_isdigit(t[i])) {
+            i++;
+        }
+        if (i == d) {
+            return false;
+        }
+    }
+    if (i < n && (t[i] == 'e' || t[i] == 'E')) {
+        i += i + 1 < n && (t[i + 1] == '+' || t[i + 1] == '-') ? 2 : 1;
+        size_t d = i;
+        while (i < n && g_ascii_isdigit(t[i])) {
+            i++;
+        }
+        if (i == d) {
+            return false;
+        }
+    }
+    return i == n;
+}
+
+/* A token outside strings at T[I], its length in *N: numbers must be
+ * JSON's, and json-glib's comments are refused as QEMU refuses a '/', so
+ * that no quote or ':' hides in one. */
+static bool check_token(const char *t, size_t len, size_t i, size_t *n, char **desc)
+{
+    *n = 1;
+    if (t[i] == '-' || t[i] == '.' || g_ascii_isdigit(t[i])) {
+        while (i + *n < len && (g_ascii_isalnum(t[i + *n]) || strchr(".+-", t[i + *n]))) {
+            ++*n;
+        }
+        if (!json_number_ok(t + i, *n)) {
+            *desc = g_strdup_printf("JSON parse error, stray '%.*s'", (int)*n, t + i);
+            return false;
+        }
+    } else if (t[i] == '/') {
+        *desc = g_strdup("JSON parse error, stray '/'");
+        return false;
+    }
+    return true;
+}
+
+/* Checks the strings and numbers of the value T as QEMU's parser does, and counts the
+ * members of its objects (the ':' outside strings). Strings are in double
+ * or single quotes (QEMU and json-glib take both). A string
+ * holding a NUL (\u0000, or C0 80 as QEMU also takes) makes *OUT a copy of
+ * T to parse, with NUL_STANDIN in its place. false: refused, with *DESC. */
+static bool check_strings(const char *t, size_t len, GString **out, size_t *members,
+                          char **desc)
+{
+    char quote = 0;
+    size_t done = 0;            /* t[0..done) is in *out */
+
+    for (size_t i = 0, n; i < len; i += n) {
+        guchar c = t[i];
+        gint32 cp = -1;
+
+        n = 1;
+        if (!quote) {
+            if (!check_token(t, len, i, &n, desc)) {
+                return false;
+            }
+            quote = c == '"' || c == '\'' ? c : 0;
+            *members += c == ':';
+            continue;
+        }
+        if (c == quote) {
+            quote = 0;
+        } else if (c == '\\' && i + 1 < len && t[i + 1] == 'u') {
+            if ((cp = unicode_escape(t, len, i, &n, desc)) < 0) {
+                return false;
+            }
+        } else if (c == '\\') {
+            n = 2;
+        } else if (c == 0xC0 && i + 1 < len && (guchar)t[i + 1] == 0x80) {
+            cp = 0;
+            n = 2;
+        } else if (c >= 0x80) {
+            gunichar u = g_utf8_get_char_validated(t + i, len - i);
+            if (u > 0x10FFFF || is_noncharacter(u)) {
+                *desc = g_strdup("JSON parse error, invalid UTF-8 sequence in string");
+                return false;
+            }
+            n = g_utf8_skip[c];
+        }
+        if (cp == 0) {
+            if (!*out) {
+                *out = g_string_sized_new(len + 16);
+            }
+            g_string_append_len(*out, t + done, i - done);
+            g_string_append(*out, NUL_STANDIN);
+            done = i + n;
+        }
+    }
+    if (*out) {
+        g_string_append_len(*out, t + done, len - done);
+    }
+    return true;
+}
+
+static size_t count_members(JsonNode *n)
+{
+    size_t count = 0;
+
+    if (JSON_NODE_HOLDS_ARRAY(n)) {
+        JsonArray *a = json_node_get_array(n);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            count += count_members(json_array_get_element(a, i));
+        }
+    } else if (JSON_NODE_HOLDS_OBJECT(n)) {
+        g_autoptr(GList) vals = json_object_get_values(json_node_get_object(n));
+        count = g_list_length(vals);
+        for (GList *l = vals; l; l = l->next) {
+            count += count_members(l->data);
+        }
+    }
+    return count;
+}
+
+static char *nul_restore_str(const char *str)
+{
+    GString *g = g_string_new(str);
+
+    g_string_replace(g, NUL_STANDIN, NUL_INTERNAL, 0);
+    return g_string_free(g, FALSE);
+}
+
+/* A copy of json-glib's tree with each NUL_STANDIN made NUL_INTERNAL. */
+static JsonNode *nul_restore(JsonNode *n)
+{
+    if (JSON_NODE_HOLDS_ARRAY(n)) {
+        JsonArray *src = json_node_get_array(n);
+        JsonArray *a = json_array_sized_new(json_array_get_length(src));
+        for (guint i = 0; i < json_array_get_length(src); i++) {
+            json_array_add_element(a, nul_restore(json_array_get_element(src, i)));
+        }
+        JsonNode *r = json_node_new(JSON_NODE_ARRAY);
+        json_node_take_array(r, a);
+        return r;
+    }
+    if (JSON_NODE_HOLDS_OBJECT(n)) {
+        JsonObject *src = json_node_get_object(n);
+        JsonObject *o = json_object_new();
+        g_autoptr(GList) names = json_object_get_members(src);
+        for (GList *l = names; l; l = l->next) {
+            g_autofree char *name = nul_restore_str(l->data);
+            json_object_set_member(o, name, nul_restore(json_object_get_member(src, l->data)));
+        }
+        return obj_node(o);
+    }
+    if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING) {
+        g_autofree char *str = nul_restore_str(json_node_get_string(n));
+        JsonNode *r = json_node_new(JSON_NODE_VALUE);
+        json_node_set_string(r, str);
+        return r;
+    }
+    return json_node_copy(n);
+}
+
+/* Whether the escaped JSON key K (N bytes, no quotes) is WANT, which is
+ * plain ASCII: "\u0069d" is "id", "id\u0000" is not. */
+static bool key_is(const char *k, size_t n, const char *want)
+{
+    for (size_t i = 0; i < n; i++, want++) {
+        gint32 c = (guchar)k[i];
+        if (c == '\\' && i + 6 <= n && k[i + 1] == 'u') {
+            c = hex4(k + i + 2, n - i - 2);
+            i += 5;
+        }
+        if (!*want || c != (guchar)*want) {
+            return false;
+        }
+    }
+    return !*want;
+}
+
+/* T[A..B) as standard JSON on one line: no whitespace between tokens,
+ * raw control characters in strings escaped, 'strings' in double quotes. */
+static char *compact_json(const char *t, size_t a, size_t b)
+{
+    GString *g = g_string_sized_new(b - a);
+    char quote = 0;
+
+    for (size_t i = a; i < b; i++) {
+        guchar c = t[i];
+        if (!quote) {
+            quote = c == '"' || c == '\'' ? c : 0;
+            if (quote || !g_ascii_isspace(c)) {
+                g_string_append_c(g, quote ? '"' : c);
+            }
+        } else if (c == quote) {
+            quote = 0;
+            g_string_append_c(g, '"');
+        } else if (c < 0x20 || c == '"') {
+            g_string_append_printf(g, "\\u%04x", c);
+        } else if (c == '\\' && i + 1 < b) {
+            /* \' is no JSON escape */
+            g_string_append(g, t[i + 1] == '\'' ? "'" : (char[]){ '\\', t[i + 1], 0 });
+            i++;
+        } else {
+            g_string_append_c(g, c);
+        }
+    }
+    return g_string_free(g, FALSE);
+}
+
+/* The top-level member "id" of the object T as the client wrote it (QEMU
+ * echoes 18446744073709551615 and "a\u0000b" as given; json-glib's tree
+ * holds -1 and "a"), compacted; NULL if it has none. Duplicate keys are
+ * refused before this runs. */
+static char *raw_id(const char *t, size_t len)
+{
+    int depth = 0;
+    char quote = 0;
+    bool escape = false, want_key = false, is_id = false;
+    size_t key = 0, key_end = 0, val = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = t[i];
+        if (quote) {
+            if (escape) {
+                escape = false;
+            } else if (c == '\\') {
+                escape = true;
+            } else if (c == quote) {
+                quote = 0;
+                key_end = want_key && depth == 1 ? i : key_end;
+                want_key = false;
+            }
+        } else if (c == '"' || c == '\'') {
+            quote = c;
+            key = want_key && depth == 1 ? i + 1 : key;
+        } else if (c == '{' || c == '[') {
+            want_key = ++depth == 1 && c == '{';
+        } else if (depth == 1 && c == ':') {
+            is_id = key_end > key && key_is(t + key, key_end - key, "id");
+            val = i + 1;
+        } else if (depth == 1 && (c == ',' || c == '}')) {
+            if (is_id) {
+                return compact_json(t, val, i);
+            }
+            want_key = true;
+            depth -= c == '}';
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return NULL;
+}
+
 /* Whether an id can be echoed as JSON: a number too large for a double
- * (1e1000) parses as infinity, which JSON lacks (QEMU sends "inf"). */
+ * (1e1000) parses as infinity, and QEMU echoes "inf", which is no JSON. */
 static bool json_finite(JsonNode *n, int depth)
 {
     if (depth > QMP_MAX_DEPTH) {
         return false;
     }
     if (JSON_NODE_HOLDS_VALUE(n)) {
-        char buf[G_ASCII_DTOSTR_BUF_SIZE];
-        double d;
-
-        if (json_node_get_value_type(n) != G_TYPE_DOUBLE) {
-            return true;
-        }
-        /* json-glib 1.6 also writes exponent forms as "1e+100.0": only
-         * doubles it prints without an exponent go back out */
-        d = json_node_get_double(n);
-        return isfinite(d) && !strpbrk(g_ascii_dtostr(buf, sizeof(buf), d), "eE");
+        return json_node_get_value_type(n) != G_TYPE_DOUBLE || isfinite(json_node_get_double(n));
     }
     if (JSON_NODE_HOLDS_ARRAY(n)) {
         JsonArray *a = json_node_get_array(n);
@@ -696,10 +1035,11 @@ static bool json_finite(JsonNode *n, int depth)
     return true;
 }
 
-static void run_command(QnicQmpSession *s, JsonNode *root)
+static void run_command(QnicQmpSession *s, JsonNode *root, const char *text, size_t len)
 {
     JsonObject *req;
-    JsonNode *id, *exec, *args_node;
+    JsonNode *exec, *args_node;
+    g_autofree char *id = NULL;
     const char *name;
     const QmpCommand *c;
     const char *cls = "GenericError";
@@ -713,10 +1053,13 @@ static void run_command(QnicQmpSession *s, JsonNode *root)
         return;
     }
     req = json_node_get_object(root);
-    id = json_object_get_member(req, "id");
-    if (id && !json_finite(id, 0)) {
-        send_error(s, NULL, "GenericError", "QMP input member 'id' holds a number out of range");
-        return;
+    if (json_object_has_member(req, "id")) {
+        if (!json_finite(json_object_get_member(req, "id"), 0)) {
+            send_error(s, NULL, "GenericError",
+                       "QMP input member 'id' holds a number out of range");
+            return;
+        }
+        id = raw_id(text, len);
     }
     members = json_object_get_members(req);
     for (GList *l = members; l; l = l->next) {
@@ -779,17 +1122,36 @@ static void run_command(QnicQmpSession *s, JsonNode *root)
 static void run_value(QnicQmpSession *s, const char *text, size_t len)
 {
     g_autoptr(JsonParser) p = json_parser_new_immutable();
+    g_autoptr(GString) nul_text = NULL;
+    g_autoptr(JsonNode) restored = NULL;
+    g_autofree char *desc = NULL;
     GError *err = NULL;
+    size_t members = 0;
+    JsonNode *root;
 
-    if (!json_parser_load_from_data(p, text, (gssize)len, &err)) {
+    if (!check_strings(text, len, &nul_text, &members, &desc)) {
+        send_error(s, NULL, "GenericError", "%s", desc);
+        return;
+    }
+    if (!json_parser_load_from_data(p, nul_text ? nul_text->str : text,
+                                    nul_text ? (gssize)nul_text->len : (gssize)len, &err)) {
         send_error(s, NULL, "GenericError", "JSON parse error, %s", err->message);
         g_error_free(err);
         return;
     }
-    if (!json_parser_get_root(p)) {
+    if (!(root = json_parser_get_root(p))) {
         return;                 /* whitespace only */
     }
-    run_command(s, json_parser_get_root(p));
+    /* json-glib keeps the last of two equal keys: a proxy reading the
+     * first "execute" would pass another command. QEMU refuses them. */
+    if (count_members(root) != members) {
+        send_error(s, NULL, "GenericError", "JSON parse error, duplicate key");
+        return;
+    }
+    if (nul_text) {
+        root = restored = nul_restore(root);
+    }
+    run_command(s, root, text, len);
 }
 
 /* The splitter: a value ends when its brackets close (objects, arrays) or,
@@ -801,14 +1163,36 @@ static void end_value(QnicQmpSession *s)
     }
     g_string_truncate(s->buf, 0);
     s->depth = 0;
-    s->in_string = s->escape = s->skipping = false;
+    s->quote = 0;
+    s->escape = s->skipping = false;
 }
 
-static void too_big(QnicQmpSession *s, const char *what)
+static void too_big(QnicQmpSession *s)
 {
-    send_error(s, NULL, "GenericError", "JSON parse error, %s", what);
+    send_error(s, NULL, "GenericError", "JSON token size limit exceeded");
     g_string_truncate(s->buf, 0);
     s->skipping = true;
+}
+
+/* An opening bracket; false: it is dropped. Past the depth bound QEMU's
+ * rule holds: the value so far is dropped with QEMU's error and reading
+ * starts afresh after this bracket, so the depth never passes the bound
+ * whatever comes (2 GiB of '[' once overflowed it). */
+static bool open_bracket(QnicQmpSession *s)
+{
+    if (s->depth == 0 && s->buf->len) {
+        end_value(s);           /* a scalar ran into a bracket */
+    }
+    if (s->depth == QMP_MAX_DEPTH) {
+        if (!s->skipping) {
+            send_error(s, NULL, "GenericError", "JSON nesting depth limit exceeded");
+        }
+        s->skipping = true;
+        end_value(s);
+        return false;
+    }
+    s->depth++;
+    return true;
 }
 
 void qnic_qmp_session_input(QnicQmpSession *s, const char *buf, size_t len)
@@ -816,23 +1200,18 @@ void qnic_qmp_session_input(QnicQmpSession *s, const char *buf, size_t len)
     for (size_t i = 0; i < len; i++) {
         char ch = buf[i];
 
-        if (s->in_string) {
+        if (s->quote) {
             if (s->escape) {
                 s->escape = false;
             } else if (ch == '\\') {
                 s->escape = true;
-            } else if (ch == '"') {
-                s->in_string = false;
+            } else if (ch == s->quote) {
+                s->quote = 0;
             }
-        } else if (ch == '"') {
-            s->in_string = true;
-        } else if (ch == '{' || ch == '[') {
-            if (s->depth == 0 && s->buf->len) {
-                end_value(s);   /* a scalar ran into a bracket */
-            }
-            if (++s->depth > QMP_MAX_DEPTH && !s->skipping) {
-                too_big(s, "nesting too deep");
-            }
+        } else if (ch == '"' || ch == '\'') {
+            s->quote = ch;
+        } else if ((ch == '{' || ch == '[') && !open_bracket(s)) {
+            continue;
         } else if (ch == '}' || ch == ']') {
             if (s->depth == 0) {
                 /* a closing bracket with nothing open */
@@ -857,14 +1236,14 @@ void qnic_qmp_session_input(QnicQmpSession *s, const char *buf, size_t len)
             continue;
         }
         if (s->skipping) {
-            if (s->depth == 0 && !s->in_string) {
+            if (s->depth == 0 && !s->quote) {
                 end_value(s);
             }
             continue;
         }
         g_string_append_c(s->buf, ch);
         if (s->buf->len > QMP_MAX_VALUE) {
-            too_big(s, "value too long");
+            too_big(s);
         }
     }
 }
@@ -905,12 +1284,13 @@ void qnic_qmp_session_greet(QnicQmpSession *s)
     s->negotiated = false;
     g_string_truncate(s->buf, 0);
     s->depth = 0;
-    s->in_string = s->escape = s->skipping = false;
+    s->quote = 0;
+    s->escape = s->skipping = false;
     json_object_set_member(qmp, "version", version_node());
     json_object_set_array_member(qmp, "capabilities", json_array_new());
     json_object_set_object_member(o, "QMP", qmp);
     g_autoptr(JsonNode) n = obj_node(o);
-    send_node(s, n);
+    send_node(s, n, NULL);
 }
 
 /* ---- monitors on socket chardevs ---- */

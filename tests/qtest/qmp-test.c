@@ -16,8 +16,12 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_pci.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define F(b) (1ull << (b))
 
@@ -827,6 +831,263 @@ static void test_netdev(void)
     qtest_quit(s);
 }
 
+/* ---- what json-glib would lose: NULs in strings, ids beyond int64 ----
+ * libqtest parses replies with json-glib, which ends a string at \u0000
+ * and wraps integers beyond int64, so these checks read a second
+ * monitor's raw lines (squeezed: QEMU writes spaces between tokens, qnic
+ * none). Every expected text was read off QEMU 7.2. */
+
+typedef struct RawMon {
+    int fd;
+    GString *in;
+} RawMon;
+
+/* LINE without the spaces outside strings. */
+static char *squeeze(const char *line, size_t len)
+{
+    GString *g = g_string_new(NULL);
+    bool in_string = false, escape = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = line[i];
+        if (!in_string) {
+            in_string = c == '"';
+            if (c != ' ') {
+                g_string_append_c(g, c);
+            }
+            continue;
+        }
+        g_string_append_c(g, c);
+        if (escape) {
+            escape = false;
+        } else if (c == '\\') {
+            escape = true;
+        } else if (c == '"') {
+            in_string = false;
+        }
+    }
+    return g_string_free(g, FALSE);
+}
+
+/* The next line that is not an event, squeezed; fails after 10 s. */
+static char *raw_line(RawMon *m)
+{
+    for (;;) {
+        char *end = strstr(m->in->str, "\r\n");
+        if (end) {
+            char *line = squeeze(m->in->str, end - m->in->str);
+            g_string_erase(m->in, 0, end + 2 - m->in->str);
+            if (!strstr(line, "\"event\":")) {
+                return line;
+            }
+            g_free(line);
+            continue;
+        }
+        struct pollfd pfd = { .fd = m->fd, .events = POLLIN };
+        char buf[4096];
+        g_assert_cmpint(poll(&pfd, 1, 10000), ==, 1);
+        ssize_t n = read(m->fd, buf, sizeof(buf));
+        g_assert_cmpint(n, >, 0);
+        g_string_append_len(m->in, buf, n);
+    }
+}
+
+static char *raw_cmd(RawMon *m, const char *text)
+{
+    g_assert_cmpint(write(m->fd, text, strlen(text)), ==, (ssize_t)strlen(text));
+    return raw_line(m);
+}
+
+/* The reply to TEXT holds WANT (squeezed JSON text). */
+static void raw_check(RawMon *m, const char *text, const char *want)
+{
+    g_autofree char *line = raw_cmd(m, text);
+
+    g_test_message("sent %s got %s", text, line);
+    if (!strstr(line, want)) {
+        g_test_message("expected it to hold %s", want);
+        g_assert_not_reached();
+    }
+}
+
+/* A target with a second monitor at DIR/raw.sock, connected and
+ * negotiated in *M; EXTRA as for start(). */
+static QTestState *start_raw(const char *dir, const char *extra, RawMon *m)
+{
+    g_autofree char *path = g_build_filename(dir, "raw.sock", NULL);
+    g_autofree char *args = g_strdup_printf("%s -qmp unix:%s,server=on,wait=off", extra, path);
+    QTestState *s = start_negotiated(args);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    g_autofree char *ok = NULL;
+
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    m->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_assert_cmpint(connect(m->fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    m->in = g_string_new(NULL);
+    g_free(raw_line(m));
+    ok = raw_cmd(m, "{\"execute\": \"qmp_capabilities\"}\n");
+    g_assert_cmpstr(ok, ==, "{\"return\":{}}");
+    return s;
+}
+
+static void raw_close(RawMon *m, QTestState *s, char *dir)
+{
+    close(m->fd);
+    g_string_free(m->in, TRUE);
+    qtest_quit(s);
+    g_autofree char *path = g_build_filename(dir, "raw.sock", NULL);
+    unlink(path);
+    rmdir(dir);
+    g_free(dir);
+}
+
+/* A NUL in a string is a character like any other (QEMU keeps it): no
+ * command, device or netdev name matches, a proxy filtering on "execute"
+ * sees what runs. */
+static void test_nul_in_strings(void)
+{
+    char *dir = g_dir_make_tmp("qmp-test-XXXXXX", NULL);
+    RawMon m;
+    QTestState *s = start_raw(dir, "-netdev user,id=n0 "
+                              "-device virtio-net-pci,netdev=n0,id=nic0,addr=4", &m);
+
+    raw_check(&m, "{\"execute\": \"quit\\u0000-not-really\"}\n",
+              "{\"class\":\"CommandNotFound\",\"desc\":\"The command quit\\u0000-not-really "
+              "has not been found\"}");
+    raw_check(&m, "{'execute': 'quit\\u0000'}\n", "\"desc\":\"The command quit\\u0000 has not been found\"");
+    /* QEMU also takes modified UTF-8's NUL */
+    raw_check(&m, "{\"execute\": \"quit\xC0\x80\"}\n",
+              "\"desc\":\"The command quit\\u0000 has not been found\"");
+    raw_check(&m, "{\"execute\": \"set_link\", \"arguments\": {\"name\": \"nic0\\u0000zz\", "
+              "\"up\": false}}\n",
+              "{\"class\":\"DeviceNotFound\",\"desc\":\"Device 'nic0\\u0000zz' not found\"}");
+    raw_check(&m, "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"user\", "
+              "\"id\": \"n\\u0000ul\"}}\n", "\"desc\":\"Parameter 'id' expects an identifier\"");
+    raw_check(&m, "{\"execute\": \"netdev_del\", \"arguments\": {\"id\": \"n\"}}\n",
+              "\"desc\":\"Device 'n' not found\"");
+    raw_check(&m, "{\"execute\": \"netdev_del\", \"arguments\": {\"id\": \"n0\\u0000zz\"}}\n",
+              "\"desc\":\"Device 'n0\\u0000zz' not found\"");
+    raw_check(&m, "{\"exec\\u0000ute\": \"quit\", \"execute\": \"query-status\"}\n",
+              "\"desc\":\"QMP input member 'exec\\u0000ute' is unexpected\"");
+    raw_check(&m, "{\"execute\": \"query-status\", \"id\": \"a\\u0000b\"}\n", "\"id\":\"a\\u0000b\"");
+    /* json-glib keeps the last of two keys, a proxy may read the first */
+    raw_check(&m, "{\"execute\": \"query-status\", \"execute\": \"quit\"}\n",
+              "\"desc\":\"JSON parse error, duplicate key\"");
+    /* the noncharacters QEMU refuses (qnic's stand-in for a NUL among them) */
+    raw_check(&m, "{\"execute\": \"quit\\uFDD0\"}\n",
+              "\"desc\":\"JSON parse error, \\\\uFDD0 is not a valid Unicode character\"");
+    raw_check(&m, "{\"execute\": \"quit\xEF\xB7\x90\"}\n",
+              "\"desc\":\"JSON parse error, invalid UTF-8 sequence in string\"");
+    raw_check(&m, "{\"execute\": \"quit\\ud800x\"}\n",
+              "\"desc\":\"JSON parse error, \\\\ud800 is not a valid Unicode character\"");
+    check_status(s, "running", true);
+    raw_close(&m, s, dir);
+}
+
+/* Ids echoed as QEMU does: integers up to uint64 exactly; beyond, QEMU
+ * makes a double of them and qnic keeps the client's digits. */
+static void test_id_beyond_int64(void)
+{
+    char *dir = g_dir_make_tmp("qmp-test-XXXXXX", NULL);
+    bool qemu = qtest_target_is_qemu();
+    RawMon m;
+    QTestState *s = start_raw(dir, "", &m);
+    const char *ids[][2] = {
+        { "9223372036854775807", "9223372036854775807" },
+        { "9223372036854775808", "9223372036854775808" },
+        { "18446744073709551615", "18446744073709551615" },
+        { "-9223372036854775808", "-9223372036854775808" },
+        { "[9223372036854775808]", "[9223372036854775808]" },
+        { "18446744073709551616", qemu ? "1.8446744073709552e+19" : "18446744073709551616" },
+        { "-9223372036854775809", qemu ? "-9.2233720368547758e+18" : "-9223372036854775809" },
+        { "1e3", qemu ? "1000" : "1e3" },
+    };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(ids); i++) {
+        g_autofree char *cmd = g_strdup_printf("{\"execute\": \"query-status\", \"id\": %s}\n",
+                                               ids[i][0]);
+        g_autofree char *line = raw_cmd(&m, cmd);
+        g_autofree char *want = g_strdup_printf("\"id\":%s", ids[i][1]);
+        char *at = strstr(line, want);
+
+        g_test_message("id %s: %s", ids[i][0], line);
+        g_assert_nonnull(at);
+        g_assert_true(strchr(",}", at[strlen(want)]) && at[strlen(want)]);
+        g_assert_nonnull(strstr(line, "\"return\":"));
+    }
+    /* json-glib takes comments, QEMU does not (and goes on to answer the
+     * rest of the line as more stray bytes: the last check here) */
+    raw_check(&m, "{\"execute\": \"query-status\", \"id\": 1 /* x */}\n",
+              "\"desc\":\"JSON parse error, stray '/'\"");
+    raw_close(&m, s, dir);
+}
+
+/* QEMU's bound of 1024 open brackets: the 1025th is answered with its
+ * error and dropped, reading starts afresh (so every closing bracket left
+ * is a stray one), and the session goes on. No input can push the depth
+ * past the bound (2 GiB of '[' once overflowed qnic's counter). */
+static void test_nesting_limit(void)
+{
+    static const struct { unsigned depth, deep_errors, must_be_object, strays; } cases[] = {
+        { 1024, 0, 1, 0 },
+        { 1025, 1, 0, 1025 },
+        { 3000, 2, 1, 2050 },
+    };
+    QTestState *s = start_negotiated(NULL);
+
+    for (unsigned c = 0; c < G_N_ELEMENTS(cases); c++) {
+        GString *in = g_string_new(NULL);
+        unsigned deep = 0, object = 0, stray = 0;
+        JsonNode *r;
+
+        for (unsigned i = 0; i < cases[c].depth; i++) {
+            g_string_append_c(in, '[');
+        }
+        for (unsigned i = 0; i < cases[c].depth; i++) {
+            g_string_append_c(in, ']');
+        }
+        g_string_append(in, "\n{\"execute\": \"query-version\", \"id\": \"after\"}\n");
+        qtest_qmp_send_raw(s, in->str);
+        g_string_free(in, TRUE);
+        while ((r = qtest_qmp_receive(s, 10000)) && !qtest_qmp_return(r)) {
+            const char *d = qtest_qmp_error_desc(r);
+            g_assert_nonnull(d);
+            deep += g_str_equal(d, "JSON nesting depth limit exceeded");
+            object += g_str_equal(d, "QMP input must be a JSON object");
+            stray += g_str_has_prefix(d, "JSON parse error, ");
+            json_node_unref(r);
+        }
+        g_test_message("depth %u: %u too deep, %u not an object, %u stray", cases[c].depth,
+                       deep, object, stray);
+        g_assert_nonnull(r);
+        assert_json_eq(qtest_qmp_get(r, "id"), "\"after\"");
+        json_node_unref(r);
+        g_assert_cmpuint(deep, ==, cases[c].deep_errors);
+        g_assert_cmpuint(object, ==, cases[c].must_be_object);
+        g_assert_cmpuint(stray, ==, cases[c].strays);
+    }
+    check_usable(s);
+    qtest_quit(s);
+}
+
+/* DHCP names beyond 255 bytes, refused in QEMU 7.2's words. */
+static void test_netdev_dhcp_names(void)
+{
+    QTestState *s = start_negotiated(NULL);
+    g_autofree char *h255 = g_strnfill(255, 'h');
+    g_autofree char *h256 = g_strnfill(256, 'h');
+
+    check_error(qtest_qmp(s, "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"user\", "
+                             "\"id\": \"u1\", \"hostname\": \"%s\"}}", h256),
+                "GenericError", "'vhostname' parameter cannot exceed 255 bytes");
+    check_error(qtest_qmp(s, "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"user\", "
+                             "\"id\": \"u1\", \"domainname\": \"\"}}"),
+                "GenericError", "'domainname' parameter cannot be empty");
+    check_empty_return(qtest_qmp(s, "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": "
+                                    "\"user\", \"id\": \"u1\", \"hostname\": \"%s\"}}", h255));
+    qtest_quit(s);
+}
+
 /* ---- quit ---- */
 
 static void test_quit(void)
@@ -868,6 +1129,10 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/set-link/rtl8139", test_set_link_rtl8139);
     g_test_add_func("/qmp/set-link/isolation", test_set_link_isolation);
     g_test_add_func("/qmp/netdev", test_netdev);
+    g_test_add_func("/qmp/netdev/dhcp-names", test_netdev_dhcp_names);
+    g_test_add_func("/qmp/nul-in-strings", test_nul_in_strings);
+    g_test_add_func("/qmp/id/beyond-int64", test_id_beyond_int64);
+    g_test_add_func("/qmp/nesting-limit", test_nesting_limit);
     g_test_add_func("/qmp/quit", test_quit);
     return g_test_run();
 }
