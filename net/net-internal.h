@@ -18,8 +18,13 @@ typedef ssize_t QnicNetQueueDeliverFunc(QnicNetClient *sender,
                                         void *opaque);
 
 /* Frames queued without a completion callback are dropped (and counted)
- * beyond this many, so a stalled receiver cannot eat the host's memory. */
+ * beyond this many, or beyond this many bytes, so a stalled receiver cannot
+ * eat the host's memory: frames are at most QNIC_NET_MAX_FRAME long, so a
+ * frame count alone would still let 10000 of them hold 680 MiB. Frames with
+ * a callback need no bound here: their sender waits for the callback before
+ * it sends again, so each sender has at most one queued. */
 #define QNIC_NET_QUEUE_DEFAULT_MAX 10000
+#define QNIC_NET_QUEUE_DEFAULT_MAX_BYTES (4u << 20)
 
 QnicNetQueue *qnic_net_queue_new(QnicNetQueueDeliverFunc *deliver, void *opaque);
 void qnic_net_queue_free(QnicNetQueue *q);
@@ -41,6 +46,8 @@ void qnic_net_queue_purge(QnicNetQueue *q, QnicNetClient *from, bool notify);
 unsigned qnic_net_queue_len(const QnicNetQueue *q);
 uint64_t qnic_net_queue_dropped(const QnicNetQueue *q);
 void qnic_net_queue_set_max(QnicNetQueue *q, unsigned max);
+/* Bytes held by queued frames (callback-less and not). */
+size_t qnic_net_queue_bytes(const QnicNetQueue *q);
 
 /* hub.c: a receiver peered with a hub port flushed; let the hub push what
  * its other ports hold. */
@@ -70,8 +77,8 @@ char *qnic_net_sockaddr_str(const struct sockaddr_storage *ss);
  * datagram), a listening socket that accepts one peer at a time, or a
  * client that connects (and optionally reconnects). */
 
-/* Largest frame accepted from a peer (QEMU's NET_BUFSIZE). */
-#define QNIC_SOCK_MAX_FRAME (4096 + 65536)
+/* Largest frame accepted from a peer: what the net core carries. */
+#define QNIC_SOCK_MAX_FRAME QNIC_NET_MAX_FRAME
 
 typedef struct QnicSockBackend QnicSockBackend;
 

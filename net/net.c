@@ -14,6 +14,7 @@ static GList *all_clients;
 /* QEMU's rule: while the VM is stopped no frame moves; senders queue (a
  * backend with a completion callback stops reading until it runs). */
 static bool vm_running = true;
+static uint64_t oversize_drops;
 
 static ssize_t net_client_deliver(QnicNetClient *sender, const struct iovec *iov,
                                   int iovcnt, void *opaque)
@@ -232,6 +233,12 @@ ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int io
     if (sender->link_down || !peer) {
         return len;
     }
+    if (G_UNLIKELY(len > QNIC_NET_MAX_FRAME)) {
+        oversize_drops++;
+        qnic_guest_error("net: %s sent a %zu-byte frame, over the %d-byte limit: dropped\n",
+                         sender->name, len, QNIC_NET_MAX_FRAME);
+        return len;
+    }
     if (qnic_net_filter_count) {
         if (sender->ops->kind != QNIC_NET_CLIENT_NIC) {
             qnic_net_filters_run(sender, true, iov, iovcnt);
@@ -242,6 +249,11 @@ ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int io
     }
     return qnic_net_queue_send_iov(peer->incoming, sender, iov, iovcnt, sent_cb,
                                    qnic_net_can_send(sender));
+}
+
+uint64_t qnic_net_oversize_drops(void)
+{
+    return oversize_drops;
 }
 
 ssize_t qnic_net_send(QnicNetClient *sender, const void *buf, size_t len)

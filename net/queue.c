@@ -4,7 +4,8 @@
  * optional completion callback. Flushing delivers them until the receiver
  * is busy again; purging drops those of one sender (a deleted client) and
  * tells the sender so it stops waiting. Frames without a completion
- * callback are fire-and-forget: beyond a bound they are dropped and counted.
+ * callback are fire-and-forget: beyond a bound in frames and in bytes they
+ * are dropped and counted.
  */
 #include "net-internal.h"
 #include "qnic/log.h"
@@ -21,6 +22,8 @@ struct QnicNetQueue {
     void *opaque;
     GQueue packets;          /* QnicNetPacket * */
     unsigned max;
+    size_t max_bytes;        /* bound on callback-less frames' bytes */
+    size_t bytes;            /* every queued frame's bytes */
     uint64_t dropped;
     bool delivering;         /* re-entry guard: a receiver that sends back */
 };
@@ -31,6 +34,7 @@ QnicNetQueue *qnic_net_queue_new(QnicNetQueueDeliverFunc *deliver, void *opaque)
     q->deliver = deliver;
     q->opaque = opaque;
     q->max = QNIC_NET_QUEUE_DEFAULT_MAX;
+    q->max_bytes = QNIC_NET_QUEUE_DEFAULT_MAX_BYTES;
     g_queue_init(&q->packets);
     return q;
 }
@@ -54,6 +58,11 @@ unsigned qnic_net_queue_len(const QnicNetQueue *q)
     return q->packets.length;
 }
 
+size_t qnic_net_queue_bytes(const QnicNetQueue *q)
+{
+    return q->bytes;
+}
+
 uint64_t qnic_net_queue_dropped(const QnicNetQueue *q)
 {
     return q->dropped;
@@ -63,20 +72,22 @@ bool qnic_net_queue_append_iov(QnicNetQueue *q, QnicNetClient *sender,
                                const struct iovec *iov, int iovcnt,
                                QnicNetSentFunc *sent_cb)
 {
+    size_t size = qnic_iov_size(iov, iovcnt);
+
     /* A sender with a callback throttles itself (it waits for the callback
      * before sending more), so only callback-less frames can pile up. */
-    if (!sent_cb && q->packets.length >= q->max) {
+    if (!sent_cb && (q->packets.length >= q->max || q->bytes + size > q->max_bytes)) {
         q->dropped++;
-        qnic_log(QNIC_LOG_TRACE_NET, "net: queue full (%u frames), dropping a frame from %s\n",
-                 q->max, sender && sender->name ? sender->name : "?");
+        qnic_log(QNIC_LOG_TRACE_NET, "net: queue full (%u frames, %zu bytes), dropping a frame from %s\n",
+                 q->packets.length, q->bytes, sender && sender->name ? sender->name : "?");
         return false;
     }
-    size_t size = qnic_iov_size(iov, iovcnt);
     QnicNetPacket *p = g_malloc(sizeof(*p) + size);
     p->sender = sender;
     p->sent_cb = sent_cb;
     p->size = size;
     qnic_iov_to_buf(iov, iovcnt, 0, p->data, size);
+    q->bytes += size;
     g_queue_push_tail(&q->packets, p);
     return true;
 }
@@ -128,8 +139,12 @@ bool qnic_net_queue_flush(QnicNetQueue *q)
     while (!g_queue_is_empty(&q->packets)) {
         QnicNetPacket *p = g_queue_pop_head(&q->packets);
         struct iovec iov = { .iov_base = p->data, .iov_len = p->size };
-        ssize_t ret = queue_deliver(q, p->sender, &iov, 1);
+        ssize_t ret;
+
+        q->bytes -= p->size;
+        ret = queue_deliver(q, p->sender, &iov, 1);
         if (ret == 0) {
+            q->bytes += p->size;
             g_queue_push_head(&q->packets, p);
             return false;
         }
@@ -152,6 +167,7 @@ void qnic_net_queue_purge(QnicNetQueue *q, QnicNetClient *from, bool notify)
         GList *next = l->next;
         QnicNetPacket *p = l->data;
         if (!from || p->sender == from) {
+            q->bytes -= p->size;
             g_queue_unlink(&q->packets, l);
             g_queue_push_tail_link(&dropped, l);
         }

@@ -111,13 +111,23 @@ QnicNetClient *qnic_net_client_new(const QnicNetClientOps *ops, const char *mode
 void qnic_net_client_free(QnicNetClient *nc);
 void qnic_net_client_set_peer(QnicNetClient *a, QnicNetClient *b);
 
+/* The largest frame the net core carries, vnet header included: QEMU's
+ * NET_BUFSIZE, room for a 64 KiB GSO frame and its headers. The send path
+ * drops anything longer (reported sent, as QEMU does), so no NIC model,
+ * device side, hub or filter hands a backend a frame whose size a guest or
+ * peer chose, and nothing downstream allocates in proportion to one. */
+#define QNIC_NET_MAX_FRAME (4096 + 65536)
+
 /* Send a frame to the peer. Returns bytes, or 0 if queued (sent_cb, if
  * given, runs on completion). Frames with no peer or on a down link are
  * discarded as on a cable-less NIC and count as sent (len is returned), as
- * in QEMU. A backend that reads from a file descriptor reads, sends, and on
+ * in QEMU; so are frames longer than QNIC_NET_MAX_FRAME (counted by
+ * qnic_net_oversize_drops). A backend that reads from a file descriptor reads, sends, and on
  * 0 stops reading until sent_cb: it must not pause on qnic_net_can_send()
  * alone, since only a queued frame's completion wakes it again. */
 ssize_t qnic_net_send(QnicNetClient *sender, const void *buf, size_t len);
+/* Frames dropped on the send path for exceeding QNIC_NET_MAX_FRAME. */
+uint64_t qnic_net_oversize_drops(void);
 ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int iovcnt,
                           QnicNetSentFunc *sent_cb);
 /* Can the peer take a frame now? (senders use this to pause reading) */

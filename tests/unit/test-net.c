@@ -416,6 +416,81 @@ static void test_queue_bound(void)
     test_nic_free(b);
 }
 
+/* Issue 21: a guest's TX chain of many descriptors over the same pages is
+ * one huge frame. The core drops anything over QNIC_NET_MAX_FRAME before a
+ * peer, a filter or a queue sees it, and says it was sent. */
+static void test_oversize_frame(void)
+{
+    TestNic *a = test_nic_new("a"), *b = test_nic_new("b");
+    static uint8_t page[4096];
+    struct iovec iov[32];
+    uint64_t drops = qnic_net_oversize_drops();
+    uint64_t errs = qnic_log_count(QNIC_LOG_GUEST_ERROR);
+
+    for (int i = 0; i < 32; i++) {
+        iov[i] = (struct iovec){ page, sizeof(page) };
+    }
+    qnic_net_client_set_peer(a->nc, b->nc);
+    /* 17 pages = 69632 bytes: the largest frame that still goes. */
+    g_assert_cmpint(qnic_net_send_iov(a->nc, iov, 17, NULL), ==, QNIC_NET_MAX_FRAME);
+    g_assert_cmpuint(b->frames->len, ==, 1);
+    /* One byte more, and a 128 KiB frame: dropped, reported sent. */
+    iov[17].iov_len = 1;
+    g_assert_cmpint(qnic_net_send_iov(a->nc, iov, 18, test_nic_sent_cb), ==, QNIC_NET_MAX_FRAME + 1);
+    iov[17].iov_len = sizeof(page);
+    g_assert_cmpint(qnic_net_send_iov(a->nc, iov, 32, NULL), ==, 32 * sizeof(page));
+    g_assert_cmpuint(b->frames->len, ==, 1);
+    g_assert_cmpuint(a->sent_cbs, ==, 0);
+    g_assert_cmpuint(qnic_net_oversize_drops() - drops, ==, 2);
+    g_assert_cmpuint(qnic_log_count(QNIC_LOG_GUEST_ERROR) - errs, ==, 2);
+    /* A busy receiver does not make the core queue one either. */
+    b->busy = true;
+    qnic_net_send(a->nc, frame_a, sizeof(frame_a));
+    g_assert_cmpint(qnic_net_send_iov(a->nc, iov, 32, NULL), ==, 32 * sizeof(page));
+    g_assert_cmpuint(qnic_net_queue_len(b->nc->incoming), ==, 1);
+    test_nic_free(a);
+    test_nic_free(b);
+}
+
+/* Frames a hub copies to a busy port have no callback; 10000 of them at
+ * the largest size would be 680 MiB. The queue holds at most
+ * QNIC_NET_QUEUE_DEFAULT_MAX_BYTES of them and drops the rest. */
+static void test_queue_byte_bound(void)
+{
+    static uint8_t big[QNIC_NET_MAX_FRAME];
+    TestNic *n[3];
+    QnicNetdev *p[3];
+    unsigned sent = 2 * QNIC_NET_QUEUE_DEFAULT_MAX_BYTES / sizeof(big);
+
+    for (int i = 0; i < 3; i++) {
+        g_autofree char *s = g_strdup_printf("hubport,id=bb%d,hubid=17", i);
+        GError *err = NULL;
+        p[i] = qnic_netdev_add_str(s, &err);
+        g_assert_no_error(err);
+        n[i] = test_nic_new("n");
+        test_nic_attach(n[i], p[i]);
+    }
+    n[1]->busy = true;
+    for (unsigned i = 0; i < sent; i++) {
+        g_assert_cmpint(qnic_net_send(n[0]->nc, big, sizeof(big)), ==, sizeof(big));
+    }
+    g_assert_cmpuint(n[2]->frames->len, ==, sent);
+    g_assert_cmpuint(qnic_net_queue_bytes(n[1]->nc->incoming), <=, QNIC_NET_QUEUE_DEFAULT_MAX_BYTES);
+    g_assert_cmpuint(qnic_net_queue_len(n[1]->nc->incoming), ==,
+                     QNIC_NET_QUEUE_DEFAULT_MAX_BYTES / sizeof(big));
+    g_assert_cmpuint(qnic_net_queue_dropped(n[1]->nc->incoming), ==,
+                     sent - QNIC_NET_QUEUE_DEFAULT_MAX_BYTES / sizeof(big));
+    /* What was kept arrives; the queue's byte count returns to zero. */
+    n[1]->busy = false;
+    qnic_net_flush_queued(n[1]->nc);
+    g_assert_cmpuint(n[1]->frames->len, ==, QNIC_NET_QUEUE_DEFAULT_MAX_BYTES / sizeof(big));
+    g_assert_cmpuint(qnic_net_queue_bytes(n[1]->nc->incoming), ==, 0);
+    for (int i = 0; i < 3; i++) {
+        test_nic_free(n[i]);
+        qnic_netdev_del(p[i]);
+    }
+}
+
 static char *run_tshark(const char *file, const char *field)
 {
     g_autofree char *out = NULL;
@@ -544,6 +619,8 @@ int main(int argc, char **argv)
     g_test_add_func("/net/vm-stopped", test_vm_stopped);
     g_test_add_func("/net/purge", test_purge);
     g_test_add_func("/net/queue-bound", test_queue_bound);
+    g_test_add_func("/net/queue-byte-bound", test_queue_byte_bound);
+    g_test_add_func("/net/oversize-frame", test_oversize_frame);
     g_test_add_func("/net/link-state", test_link_state);
     g_test_add_func("/net/hub-forwarding", test_hub_forwarding);
     g_test_add_func("/net/hubport-plug", test_hubport_plug);
