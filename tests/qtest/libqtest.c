@@ -45,6 +45,11 @@ struct QTestState {
 
 static JsonNode *qmp_next(QTestState *s, int timeout_ms);
 
+pid_t qtest_pid(QTestState *s)
+{
+    return s->pid;
+}
+
 bool qtest_target_is_qemu(void)
 {
     const char *q = g_getenv("QTEST_QEMU_BINARY");

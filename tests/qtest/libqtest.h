@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
@@ -48,6 +49,9 @@ int qtest_wait_exit(QTestState *s, int timeout_ms);
     }                                                           \
     ok_ || (cond);                                              \
 })
+
+/* The target's process id (to read its /proc entries). */
+pid_t qtest_pid(QTestState *s);
 
 /* True when the target is QEMU ($QTEST_QEMU_BINARY set). */
 bool qtest_target_is_qemu(void);
