@@ -17,7 +17,7 @@ import sys
 
 # ---- the op encoding of tests/fuzz/fuzz-device.c ----
 OP_WRITE, OP_READ, OP_CFG_WRITE, OP_CFG_READ, OP_RAM, OP_PTR, OP_CLOCK, \
-    OP_FRAME, OP_LINK, OP_BH, OP_RESET = range(11)
+    OP_FRAME, OP_LINK, OP_BH, OP_RESET, OP_DESC_FILL, OP_BIG_FRAME = range(13)
 SIZE_CODE = {1: 0, 2: 1, 4: 2, 8: 3}
 RAM_SIZE = 16 << 20
 MAC = bytes([0x52, 0x54, 0x00, 0x12, 0x34, 0x56])   # fixed by meson.build
@@ -65,6 +65,18 @@ class Prog:
 
     def frame(self, data):
         self.b += struct.pack("<BH", OP_FRAME, len(data)) + bytes(data)
+        return self
+
+    def desc_fill(self, count, table, buf, length, flags=0, packed=False):
+        """count descriptors over one buffer, NEXT on all but the last."""
+        self.b += struct.pack("<BBBIIIH", OP_DESC_FILL, count - 1, 1 if packed else 0,
+                              table, buf, length, flags)
+        return self
+
+    def big_frame(self, length, head=b""):
+        """A wire frame of length bytes: head, then a fixed pattern."""
+        head = bytes(head[:min(length, 255)])
+        self.b += struct.pack("<BIB", OP_BIG_FRAME, length, len(head)) + head
         return self
 
     def link(self, up):
@@ -857,6 +869,41 @@ def virtio_regressions(kind, base_features, packed=False):
         d.kick(p, 1)
         recover(d, p)
         r["nested-indirect"] = (p, ["guest-errors >= 1", "frames-out == 1"])
+    r.update(huge_chain_regressions(kind, f, packed, recover))
+    return r
+
+
+def huge_chain_regressions(kind, f, packed, recover):
+    """Issue 21: 255 descriptors of 8 MiB over the same RAM are one 2 GiB
+    frame; the net core drops it (a guest error) and the device goes on.
+    The sink aborts if the frame ever reaches it. And a wire frame past the
+    largest legal size never reaches the guest."""
+    r = {}
+    d = VirtioDrv(kind, f, packed)
+    p = d.up(Prog(), rx_bufs=0)
+    t = d.rings[1]
+    p.ram(TXBUF, vnet_hdr(d.hdr_len) + udp_frame())
+    if packed:
+        p.desc_fill(QSIZE - 1, t.desc, TXBUF, 8 << 20, PACKED_AVAIL, packed=True)
+        t.next, t.id = QSIZE - 1, 1
+    else:
+        p.desc_fill(255, 0x80000, TXBUF, 8 << 20)
+        p.ram(t.desc, struct.pack("<QIHH", 0x80000, 255 * 16, DESC_INDIRECT, 0))
+        p.ram(t.avail + 4, struct.pack("<H", 0)).ram(t.avail + 2, struct.pack("<H", 1))
+        t.next, t.idx = 1, 1
+    d.kick(p, 1)
+    d.tx(p, udp_frame())
+    r["tx-huge-chain"] = (p, ["guest-errors >= 1", "frames-out == 1"])
+
+    d = VirtioDrv(kind, f, packed)
+    p = d.up(Prog(), rx_bufs=4)
+    p.big_frame(0x11001, udp_frame(MAC)).bh()      # 69633 bytes: one too many
+    p.frame(udp_frame(MAC)).bh()
+    d.tx(p, udp_frame())
+    checks = ["frames-out == 1"]
+    if not packed:      # one frame reached the guest: one used RX buffer
+        checks.append("ram16 0x%x == 1" % (d.rings[0].used + 2))
+    r["rx-oversize-frame"] = (p, checks)
     return r
 
 

@@ -4,7 +4,12 @@
  * NIC (chosen at build time by FUZZ_DEVICE / FUZZ_NETDEVS): MMIO and port
  * accesses aimed at the device's BARs (or its virtio-mmio window) and its
  * config space, writes into guest RAM (rings, descriptors, buffers), clock
- * steps, frames arriving from the backend and link changes. The machine is
+ * steps, frames arriving from the backend and link changes, and the
+ * shapes a hostile guest or peer uses to make the host hold memory: a
+ * descriptor table of many large descriptors over the same pages (one
+ * frame of gigabytes) and wire frames past the largest legal size; the
+ * sink aborts if a frame over QNIC_NET_MAX_FRAME ever reaches it. The
+ * machine is
  * torn down after each input so state never leaks between inputs, and
  * LeakSanitizer sees every allocation returned.
  */
@@ -17,6 +22,7 @@
 #include "fuzz.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* FUZZ_DEVICE names one -device string; FUZZ_DEVICES (fuzz-multi.c) lists
  * several PCI NICs on one machine, so that one device's DMA can reach
@@ -51,8 +57,14 @@ void (*fuzz_after_run)(QnicMachine *m);
 /* The far end of the backend: a client the fuzzer sends frames from. */
 static ssize_t sink_receive(QnicNetClient *nc, const struct iovec *iov, int iovcnt)
 {
+    size_t len = qnic_iov_size(iov, iovcnt);
+
+    if (len > QNIC_NET_MAX_FRAME) {
+        fprintf(stderr, "fuzz: a %zu-byte frame reached the backend\n", len);
+        abort();
+    }
     fuzz_frames_out++;
-    return (ssize_t)qnic_iov_size(iov, iovcnt);
+    return (ssize_t)len;
 }
 
 static const QnicNetClientOps sink_ops = {
@@ -202,6 +214,51 @@ static unsigned access_size(uint8_t b)
     return sizes[b & 3];
 }
 
+/* Op 11: count descriptors (split layout: addr, len, flags, next = i + 1;
+ * packed: addr, len, id, flags), all over the same buffer, NEXT on all
+ * but the last. With a length up to 8 MiB, 255 of them are a 2 GiB chain
+ * made of 8 MiB of RAM. */
+static void desc_fill(Ctx *c, FuzzIn *in)
+{
+    unsigned count = fuzz_u8(in) + 1;
+    uint8_t mode = fuzz_u8(in);
+    uint32_t table = fuzz_u32(in) % RAM_SIZE;
+    uint64_t buf = fuzz_u32(in) % RAM_SIZE;
+    uint32_t len = fuzz_u32(in) % ((8u << 20) + 1);
+    uint16_t flags = fuzz_u16(in);
+
+    for (unsigned i = 0; i < count && table + 16ull * (i + 1) <= RAM_SIZE; i++) {
+        uint16_t f = flags | (i + 1 < count ? 1 : 0);   /* VRING_DESC_F_NEXT */
+        uint8_t d[16];
+        memcpy(d, &buf, 8);
+        memcpy(d + 8, &len, 4);
+        if (mode & 1) {             /* packed: id 0, the flags carry avail/used */
+            memset(d + 12, 0, 2);
+            memcpy(d + 14, &f, 2);
+        } else {
+            uint16_t next = (uint16_t)(i + 1);
+            memcpy(d + 12, &f, 2);
+            memcpy(d + 14, &next, 2);
+        }
+        qnic_as_rw(&c->m->mem, table + 16ull * i, d, sizeof(d), true);
+    }
+}
+
+/* Op 12: a frame from the wire of up to twice the largest legal size:
+ * a head of up to 255 bytes from the input, then a fixed pattern. */
+static void big_frame(Ctx *c, FuzzIn *in)
+{
+    static uint8_t frame[2 * QNIC_NET_MAX_FRAME];
+    uint32_t len = fuzz_u32(in) % sizeof(frame);
+    uint8_t head = fuzz_u8(in);
+    size_t got = fuzz_bytes(in, frame, MIN((uint32_t)head, len));
+
+    memset(frame + got, 0xa5, len - got);
+    if (c->peer && len) {
+        qnic_net_send(c->peer, frame, len);
+    }
+}
+
 static void run(Ctx *c, const uint8_t *data, size_t size)
 {
     FuzzIn in = { data, size };
@@ -213,7 +270,10 @@ static void run(Ctx *c, const uint8_t *data, size_t size)
         bool io;
         unsigned sz;
 
-        switch (op % 11) {
+        /* Ops 11 and 12 came later: bytes from 13 up keep the meaning
+         * (op % 11) they had, so earlier corpora and reproducers still
+         * replay the same. */
+        switch (op < 13 ? op : op % 11) {
         case 0: /* device register write */
             if (target(c, &in, &addr, &io)) {
                 sz = access_size(fuzz_u8(&in));
@@ -292,6 +352,12 @@ static void run(Ctx *c, const uint8_t *data, size_t size)
                     place_bars(c);
                 }
             }
+            break;
+        case 11:
+            desc_fill(c, &in);
+            break;
+        case 12:
+            big_frame(c, &in);
             break;
         }
     }
