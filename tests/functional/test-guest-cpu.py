@@ -21,7 +21,7 @@ OPS = ["rdtsc", "ram-write-4k", "ram-copy-4k", "ram-read-4k", "mfence", "sfence"
 
 
 def main():
-    g.require_common()
+    g.require_common("the guest's CPU probe on qnic-vmm")
     ck = g.Checker()
     for impl, binary in g.impls():
         vm = g.VM(impl, binary, "cpu", "test=cpu-probe timeout=%d" % (VM_TIMEOUT - 10), []).start()

@@ -23,7 +23,7 @@ def main():
     nics = args.nics.split(",")
     if len(nics) != 2 or any(n not in g.NICS for n in nics):
         ap.error("--nics wants two of " + ",".join(sorted(g.NICS)))
-    g.require_common()
+    g.require_common("two qnic NICs on one hub inside qnic-vmm")
     ck = g.Checker()
     for impl, binary in g.impls():
         net = []

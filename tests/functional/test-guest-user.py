@@ -42,7 +42,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nic", required=True, choices=sorted(g.NICS))
     args = ap.parse_args()
-    g.require_common()
+    # Without KVM the QEMU run alone would check only QEMU. qnic's
+    # virtio-net on -netdev user does run under TCG, behind QEMU's
+    # vhost-user frontend: vhost-user-backend-qemu-*.
+    g.require_common("qnic's NIC models on -netdev user inside qnic-vmm")
     ck = g.Checker()
     with tempfile.TemporaryDirectory(prefix="qnic-guest-user-") as d:
         blob = os.urandom(BLOB_SIZE)

@@ -138,7 +138,7 @@ def run_one(ck, impl, binary, tmp, blob_crc):
 
 
 def main():
-    g.require_common()
+    g.require_common("qnic-vmm's QMP against a running guest")
     ck = g.Checker()
     with tempfile.TemporaryDirectory(prefix="qnic-qmp-") as d:
         blob = os.urandom(BLOB_SIZE)

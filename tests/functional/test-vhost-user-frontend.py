@@ -209,7 +209,9 @@ def main():
     ap.add_argument("--irq", default="msix", choices=["msix", "intx"])
     ap.add_argument("--no-reconnect", action="store_true")
     args = ap.parse_args()
-    g.require_common()
+    # Without KVM only QEMU's frontend could run, and qnic-vhost-user-net
+    # behind it is what vhost-user-backend-qemu-* checks under TCG.
+    g.require_common("qnic-vmm's vhost-user frontend")
     bebin = backend_binary()
     ck = g.Checker()
     with tempfile.TemporaryDirectory(prefix="qnic-vhu-fe-") as d:
