@@ -168,6 +168,80 @@ def require_common(what="the qnic-vmm half of this test"):
         skip("QNIC_VMM not set or missing (%r)" % q)
 
 
+def vhost_user_net_binary():
+    """qnic-vhost-user-net: $QNIC_VHOST_USER_NET, else BUILD/tools/ (skip if missing)."""
+    b = os.environ.get("QNIC_VHOST_USER_NET")
+    if not b and os.environ.get("QNIC_BUILD_DIR"):
+        b = os.path.join(os.environ["QNIC_BUILD_DIR"], "tools", "qnic-vhost-user-net")
+    if not b or not os.path.exists(b):
+        skip("qnic-vhost-user-net not built (QNIC_VHOST_USER_NET / QNIC_BUILD_DIR: %r)" % b)
+    return b
+
+
+def vhost_user_irq():
+    """The guest's irq= on a vhost-user virtio-net under QEMU: QEMU 7.2
+    under TCG segfaults as soon as a guest enables MSI-X on a virtio-net-pci
+    whose netdev is vhost-user (in its MSI-X vector notifier path, inside
+    vhost_net_start; any backend, DPDK's too), so under TCG the guest takes
+    INTx (irq=intx, its equivalent of Linux's pci=nomsi). MSI-X under KVM."""
+    return "intx" if qemu_accel() == "tcg" else "msix"
+
+
+def vhost_user_vm_args(sock, device, chardev_extra=""):
+    """A VMM's arguments for a NIC (-device string) on -netdev vhost-user to
+    the backend on sock: guest RAM must be a shared memfd."""
+    return ["-object", "memory-backend-memfd,id=mem,size=128M,share=on",
+            "-machine", "memory-backend=mem",
+            "-chardev", "socket,id=c0,path=%s%s" % (sock, chardev_extra),
+            "-netdev", "vhost-user,id=n0,chardev=c0",
+            "-device", device]
+
+
+def kill_group(proc):
+    """SIGKILL a process started with start_new_session=True and its children."""
+    if proc and proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+class VhostUserDaemon:
+    """qnic-vhost-user-net --once serving one netdev on a socket, in its own
+    process group (optionally inside a namespace); it leaves when its
+    frontend does."""
+
+    def __init__(self, sock, netdev, netns=None, name="daemon"):
+        self.sock, self.name = sock, name
+        self.argv = [vhost_user_net_binary(), "--socket", sock, "--once", "-d", "guest_errors",
+                     "--netdev", netdev]
+        if netns:
+            self.argv = ["ip", "netns", "exec", netns] + self.argv
+        self.proc = None
+
+    def start(self, timeout=10):
+        log("[%s] $ %s" % (self.name, " ".join(shlex.quote(a) for a in self.argv)))
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, start_new_session=True)
+        end = time.monotonic() + timeout
+        while not os.path.exists(self.sock) and self.proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.05)
+        return os.path.exists(self.sock)
+
+    def wait(self, timeout=10):
+        """Exit status after the frontend left (None if still running)."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        kill_group(self.proc)
+
+
 def require_root():
     if os.geteuid() != 0:
         skip("needs root (network namespaces)")
@@ -315,15 +389,7 @@ class VM:
         return self.status
 
     def kill(self):
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        kill_group(self.proc)
 
     def record(self, tag):
         for t, kv in self.records:

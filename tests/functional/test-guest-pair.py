@@ -12,6 +12,15 @@ QEMU on the wire, in both roles (for socket: qnic connecting to a listening
 QEMU and QEMU connecting to a listening qnic). By default the script runs
 all four; all must pass.
 
+A third kind of side, vhu, is QEMU's guest whose virtio-net runs on
+`-netdev vhost-user` to qnic-vhost-user-net, which serves the side's
+netdev: qnic's virtio-net model and qnic's backend (socket, dgram,
+l2tpv3, vde) on the wire against QEMU's. It needs no KVM (QEMU falls back
+to TCG, the guest uses INTx there: guestlib.vhost_user_irq()), so without
+KVM the virtio NICs run qemu-qemu (the reference), vhu-vhu, vhu-qemu and
+qemu-vhu instead; e1000, rtl8139 and virtio-mmio have no vhost-user path
+and skip.
+
 usage: test-guest-pair.py --backend socket|mcast|dgram|l2tpv3|vde [--nic NIC] [--pair A-B ...]
 """
 import argparse
@@ -48,15 +57,39 @@ def netdev_args(backend, side, ports, tmp):
     raise ValueError(backend)
 
 
+VHOST_USER_NICS = ("virtio", "virtio-legacy", "virtio-packed")
+
+
+def start_side(backend, side, impl, nic, ports, tmp, ns, daemons):
+    """Guest `side` (a or b) under impl (qemu, qnic or vhu)."""
+    bins = dict(g.impls_all())
+    model, guest_nic, _ = g.NICS[nic]
+    test = "pair-b" if side == "b" else "pair-a"
+    append = "test=%s nic=%s timeout=%d" % (test, guest_nic, VM_TIMEOUT - 10)
+    device = "%s,netdev=n0,mac=%s" % (model, MACS[side])
+    netdev = netdev_args(backend, side, ports, tmp)
+    netns = ns.name if ns else None
+    if impl != "vhu":
+        return g.VM(impl, bins[impl], "%s-%s-%s" % (backend, side, impl), append, ["-netdev", netdev, "-device", device],
+                    netns=netns, machine=g.machine_for(impl, nic))
+    sock = os.path.join(tmp, "vhu-%s.sock" % side)
+    daemon = g.VhostUserDaemon(sock, netdev, netns=netns, name="%s-%s-daemon" % (backend, side))
+    daemons.append(daemon)
+    if not daemon.start():
+        raise RuntimeError("qnic-vhost-user-net did not listen on %s" % sock)
+    append += " irq=" + g.vhost_user_irq()
+    return g.VM("qemu", bins["qemu"], "%s-%s-vhu" % (backend, side), append, g.vhost_user_vm_args(sock, device),
+                netns=netns)
+
+
 def run_pair(ck, backend, nic, pair, tmp):
     impl_a, impl_b = pair.split("-")
-    bins = dict(g.impls_all())
     label = "%s(a)-%s(b)" % (impl_a, impl_b)
-    model, guest_nic, _ = g.NICS[nic]
     ports = (g.free_port(), g.free_port())
     ns = None
     switch = None
     vms = []
+    daemons = []
     try:
         if backend == "mcast":
             ns = g.Netns().__enter__()
@@ -70,12 +103,7 @@ def run_pair(ck, backend, nic, pair, tmp):
                     break
                 time.sleep(0.1)
         for side, impl in (("b", impl_b), ("a", impl_a)):
-            test = "pair-b" if side == "b" else "pair-a"
-            append = "test=%s nic=%s timeout=%d" % (test, guest_nic, VM_TIMEOUT - 10)
-            net = ["-netdev", netdev_args(backend, side, ports, tmp),
-                   "-device", "%s,netdev=n0,mac=%s" % (model, MACS[side])]
-            vm = g.VM(impl, bins[impl], "%s-%s-%s" % (backend, side, impl), append, net,
-                      netns=ns.name if ns else None, machine=g.machine_for(impl, nic)).start()
+            vm = start_side(backend, side, impl, nic, ports, tmp, ns, daemons).start()
             vms.append(vm)
             if side == "b":
                 if vm.wait_for("ready", 30) is None:
@@ -92,9 +120,15 @@ def run_pair(ck, backend, nic, pair, tmp):
                  bool(udp) and udp[0].get("echoed") == udp[0].get("sent"), repr(udp[:1]))
         ck.check(label, "%s: guest A verdict pass" % backend, vm_a.guest_passed(), "status %r" % status_a)
         ck.check(label, "%s: guest B got quit and passed" % backend, vm_b.guest_passed(), "status %r" % status_b)
+        for d in daemons:
+            rc = d.wait(10)
+            ck.check(label, "%s: %s exits 0 after its frontend left (--once)" % (backend, d.name), rc == 0,
+                     "status %r" % rc)
     finally:
         for vm in vms:
             vm.kill()
+        for d in daemons:
+            d.kill()
         if switch:
             switch.kill()
             switch.wait(timeout=10)
@@ -106,14 +140,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", required=True, choices=["socket", "mcast", "dgram", "l2tpv3", "vde"])
     ap.add_argument("--nic", default="virtio", choices=sorted(g.NICS))
-    ap.add_argument("--pair", action="append", help="A-B, each qemu or qnic")
+    ap.add_argument("--pair", action="append", help="A-B, each qemu, qnic or vhu (qemu on qnic-vhost-user-net)")
     args = ap.parse_args()
-    g.require_common()
+    pairs = args.pair
+    if not pairs:
+        pairs = ["qemu-qemu", "qnic-qnic", "qnic-qemu", "qemu-qnic"]
+        if g.kvm_problem() and args.nic in VHOST_USER_NICS:
+            pairs = ["qemu-qemu", "vhu-vhu", "vhu-qemu", "qemu-vhu"]
+    sides = set("-".join(pairs).split("-"))
+    g.require_qemu()
+    if "qnic" in sides:
+        g.require_common("qnic's e1000, rtl8139 and virtio-mmio on peer netdevs inside qnic-vmm "
+                         "(virtio-net runs under TCG through qnic-vhost-user-net)")
+    if "vhu" in sides:
+        if args.nic not in VHOST_USER_NICS:
+            ap.error("vhu sides need a virtio-net-pci NIC (%s)" % ", ".join(VHOST_USER_NICS))
+        g.vhost_user_net_binary()
     if args.backend == "mcast":
         g.require_root()
     if args.backend == "vde" and not shutil.which("vde_switch"):
         g.skip("vde_switch (vde2) is not installed")
-    pairs = args.pair or ["qemu-qemu", "qnic-qnic", "qnic-qemu", "qemu-qnic"]
     ck = g.Checker()
     for pair in pairs:
         with tempfile.TemporaryDirectory(prefix="qnic-guest-pair-") as tmp:

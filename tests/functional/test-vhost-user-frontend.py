@@ -38,15 +38,6 @@ BLOB_SIZE = 4 * 1024 * 1024
 VM_TIMEOUT = 90
 
 
-def backend_binary():
-    b = os.environ.get("QNIC_VHOST_USER_NET")
-    if not b and os.environ.get("QNIC_BUILD_DIR"):
-        b = os.path.join(os.environ["QNIC_BUILD_DIR"], "tools", "qnic-vhost-user-net")
-    if not b or not os.path.exists(b):
-        g.skip("qnic-vhost-user-net not built (QNIC_VHOST_USER_NET / QNIC_BUILD_DIR: %r)" % b)
-    return b
-
-
 class Backend:
     """qnic-vhost-user-net listening on a socket, in its own process group."""
 
@@ -85,11 +76,7 @@ class Backend:
 
 
 def vm_net_args(sock, model, chardev_extra=""):
-    return ["-object", "memory-backend-memfd,id=mem,size=128M,share=on",
-            "-machine", "memory-backend=mem",
-            "-chardev", "socket,id=c0,path=%s%s" % (sock, chardev_extra),
-            "-netdev", "vhost-user,id=n0,chardev=c0",
-            "-device", "%s,netdev=n0,mac=52:54:00:12:34:56" % model]
+    return g.vhost_user_vm_args(sock, "%s,netdev=n0,mac=52:54:00:12:34:56" % model, chardev_extra)
 
 
 def vhost_ring_stats(vm):
@@ -212,7 +199,7 @@ def main():
     # Without KVM only QEMU's frontend could run, and qnic-vhost-user-net
     # behind it is what vhost-user-backend-qemu-* checks under TCG.
     g.require_common("qnic-vmm's vhost-user frontend")
-    bebin = backend_binary()
+    bebin = g.vhost_user_net_binary()
     ck = g.Checker()
     with tempfile.TemporaryDirectory(prefix="qnic-vhu-fe-") as d:
         blob = os.urandom(BLOB_SIZE)
