@@ -202,6 +202,7 @@ static void static_config(struct netif *nif, const char *ipkey, uint32_t def_ip)
 }
 
 static bool has_quit(struct netif *nif) { return nif->quit; }
+static bool never(struct netif *nif) { (void)nif; return false; }
 
 /* After the main test: answer ARP/ICMP and echo UDP until "quit" arrives. */
 static bool serve(struct netif *nif, uint16_t port, uint64_t timeout_us)
@@ -209,6 +210,12 @@ static bool serve(struct netif *nif, uint16_t port, uint64_t timeout_us)
     nif->echo_port = port;
     report("ready echo-port=%u", port);
     bool ok = net_wait(timeout_us, has_quit, nif);
+    /* Linger 0.2 s (still answering) so the echo of quit leaves the NIC:
+     * a VMM exits at once on isa-debug-exit, and QEMU under TCG, whose
+     * virtio-net sends from a bottom half after the kick, dropped it. */
+    if (ok) {
+        net_wait(200000, never, nif);
+    }
     report("served echoes=%lu quit=%s", nif->echoes, ok ? "yes" : "timeout");
     return ok;
 }
