@@ -1,5 +1,5 @@
 # Thin wrapper over meson: installs what is missing, configures, builds, runs.
-#   make demo    - build and boot the test guest on -netdev user + virtio-net-pci
+#   make demo    - build and boot a guest on -netdev user + virtio-net-pci (KVM, else Linux under QEMU TCG)
 #   make check   - the full test suite
 #   make fuzz-smoke / make fuzz TARGET=x   - libFuzzer targets (clang)
 #   make bench   - benchmarks vs QEMU (release build in build-bench; by hand, never in check)
