@@ -2,7 +2,7 @@
 # Builds the Linux test guest into OUTDIR: OUTDIR/vmlinuz (Debian's kernel of
 # the installed linux-image-amd64, copied as is) and OUTDIR/initrd.img (a
 # gzip'd newc initramfs: busybox-static, the NIC driver modules with the
-# modules they need, iperf3/ethtool/tcpdump with their shared libraries, and
+# modules they need, iperf3/ethtool/tcpdump/ping (iputils) with their shared libraries, and
 # tests/linux/init, which runs the test plan on the kernel command line; see
 # docs/linux-guest.md). Only installed Debian packages are used, nothing is
 # downloaded. The same inputs give the same bytes (sorted file list, one
@@ -42,7 +42,7 @@ vmlinuz=$(dpkg -L "$kpkg" | grep '^/boot/vmlinuz-' | head -1)
 kver=${vmlinuz#/boot/vmlinuz-}
 moddir=/lib/modules/$kver
 [ -r "$moddir/modules.dep" ] || missing "$moddir/modules.dep is missing"
-for p in busybox-static iperf3 ethtool tcpdump cpio; do
+for p in busybox-static iperf3 ethtool tcpdump iputils-ping cpio; do
     installed "$p" || missing "$p is not installed"
 done
 
@@ -50,14 +50,16 @@ done
 # modules.dep. 8021q is for the VLAN step of later plans.
 WANT="virtio virtio_ring virtio_pci virtio_pci_legacy_dev virtio_pci_modern_dev
 failover net_failover virtio_net e1000 8139cp 8139too mii 8021q"
-BINS="/usr/bin/iperf3 /usr/sbin/ethtool /usr/bin/tcpdump"
+# iputils' ping for its -M do (DF set), which busybox ping lacks; it stays
+# at /usr/bin/ping behind busybox's /bin/ping in the guest's PATH.
+BINS="/usr/bin/iperf3 /usr/sbin/ethtool /usr/bin/tcpdump /usr/bin/ping"
 
 # Everything that decides the output's bytes goes into the stamp: a change
 # to any package version, this script, the init or the DHCP script rebuilds.
 stamp_text=$(
     echo "kernel $kver"
     dpkg-query -W -f='${Package} ${Version}\n' "$kpkg" busybox-static iperf3 ethtool \
-        tcpdump libc6 libiperf0 libpcap0.8 2>/dev/null
+        tcpdump iputils-ping libcap2 libidn2-0 libunistring2 libc6 libiperf0 libpcap0.8 2>/dev/null
     sha256sum "$0" "$init" "$dhcp_script" | cut -d' ' -f1
 )
 mkdir -p "$out"

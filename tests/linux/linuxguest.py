@@ -12,6 +12,7 @@ the script with SystemExit so those blocks run).
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -154,14 +155,85 @@ def qemu_argv(vmlinuz, initrd, append, net_args, mem="512M", shared_mem=False):
 
 class Daemon(Proc):
     """qnic-vhost-user-net serving NETDEV on SOCK, --once so it leaves with
-    its frontend."""
+    its frontend. With netns it runs inside that namespace (a tap it opens
+    by name must be there; the socket is a path, so QEMU outside still
+    reaches it)."""
 
-    def __init__(self, binary, sock, netdev, device=None):
+    def __init__(self, binary, sock, netdev, device=None, netns=None):
         argv = [binary, "--socket", sock, "--once", "-d", "guest_errors", "--netdev", netdev]
         if device:
             argv += ["--device", device]
+        if netns:
+            argv = ["ip", "netns", "exec", netns] + argv
         super().__init__("qnic-vhost-user-net", argv)
         end = time.monotonic() + 10
         while not os.path.exists(sock) and time.monotonic() < end and self.proc.poll() is None:
             time.sleep(0.05)
         self.listening = os.path.exists(sock)
+
+
+def check_common(ck, impl, vm, expect, nsteps):
+    """The checks every plan shares: the guest booted with its modules,
+    Linux bound virtio_net and negotiated what EXPECT ({QNIC-NIC key:
+    value}) says, each of the NSTEPS steps passed, and QNIC-DONE counts
+    them. Returns {n: result dict} for the plan's own checks."""
+    boot = vm.wait_for("BOOT", 0) or {}
+    ck.check(impl, "guest booted and loaded its modules", int(boot.get("modules", "0")) > 0,
+             "QNIC-BOOT %r" % boot)
+    nic = vm.wait_for("NIC", 0) or {}
+    ck.check(impl, "Linux bound virtio_net", nic.get("driver") == "virtio_net", "got %r" % nic.get("driver"))
+    for k, v in expect.items():
+        ck.check(impl, "negotiated %s=%s" % (k, v), nic.get(k) == v, "got %r" % nic.get(k))
+    res = {int(r.get("n", "0")): r for r in vm.all("RESULT")}
+    for n in range(1, nsteps + 1):
+        r = res.get(n, {})
+        ck.check(impl, "step %d %s status=ok" % (n, r.get("step", "?")), r.get("status") == "ok", str(r))
+    done = vm.wait_for("DONE", 0) or {}
+    ck.check(impl, "QNIC-DONE passed=%d failed=0" % nsteps,
+             done.get("passed") == str(nsteps) and done.get("failed") == "0", str(done))
+    return res
+
+
+def run_vm(ck, impl, name, argv, daemon=None, timeout=300):
+    """Boot the guest with ARGV and wait for its plan to finish and QEMU
+    to exit 0; with DAEMON, qnic-vhost-user-net (--once) must leave too.
+    Returns (the Proc, seconds from start to QEMU's exit); the caller
+    kills both in its finally block."""
+    t0 = time.monotonic()
+    vm = Proc(name, argv)
+    vm.wait_for("DONE", timeout)
+    status = vm.wait(30)
+    took = time.monotonic() - t0
+    ck.check(impl, "QEMU exited 0 after the guest's poweroff", status == 0, "status %r" % status)
+    if daemon:
+        rc = daemon.wait(15)
+        ck.check(impl, "qnic-vhost-user-net exits 0 after QEMU left (--once)", rc == 0, "status %r" % rc)
+    return vm, took
+
+
+def compare(ck, results, backends):
+    """QEMU's model is the reference: qnic must give the same verdict on
+    every step (figures differ and are only printed)."""
+    if len(results) != 2:
+        return
+    ref, got = results[backends[0]], results[backends[1]]
+    same = sorted((n, r.get("step"), r.get("status")) for n, r in ref.items()) == \
+        sorted((n, r.get("step"), r.get("status")) for n, r in got.items())
+    ck.check("compare", "%s and %s agree on every step" % tuple(backends), same)
+
+
+def prepare(backends):
+    """What every Linux-guest test needs before its first boot, skipping
+    with the reason when something is missing: QEMU, the daemon (when a
+    qnic backend is asked for) and the guest image. Returns (daemon path,
+    vmlinuz, initrd)."""
+    qemu = os.environ.get("QEMU_BINARY", "qemu-system-x86_64")
+    if not shutil.which(qemu):
+        g.skip("%s is not installed" % qemu)
+    daemon = os.environ.get("QNIC_VHOST_USER_NET", "")
+    if "qnic-vhost-user" in backends and not os.path.exists(daemon):
+        g.skip("QNIC_VHOST_USER_NET not set or missing (%r)" % daemon)
+    build = os.environ.get("QNIC_BUILD_DIR") or os.path.join(SRC, "build")
+    vmlinuz, initrd = build_guest(build)
+    g.log("accelerator: %s%s" % (accel(), "" if accel() == "kvm" else " (no usable /dev/kvm)"))
+    return daemon, vmlinuz, initrd
