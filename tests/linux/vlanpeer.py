@@ -16,18 +16,11 @@ import socket
 import struct
 import sys
 
-ETH_P_ALL, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP = 0x0003, 0x8100, 0x0806, 0x0800
+from l2responder import Responder
+
+ETH_P_ALL, ETH_P_8021Q = 0x0003, 0x8100
 SOL_PACKET, PACKET_AUXDATA = 263, 8
 TP_STATUS_VLAN_VALID = 0x10
-
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
 
 
 def frame_vlan(raw, anc):
@@ -48,12 +41,12 @@ def frame_vlan(raw, anc):
 
 def main():
     iface, vid, ip = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    myip = socket.inet_aton(ip)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.bind((iface, ETH_P_ALL))
     s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
     mymac = s.getsockname()[4]
-    counts = {"arp": 0, "echo": 0}
+    resp = Responder(mymac, ip)
+    counts = resp.counts
 
     def bye(*_):
         print("vlanpeer: arp=%d echo=%d" % (counts["arp"], counts["echo"]), flush=True)
@@ -72,27 +65,8 @@ def main():
         got_vid, etype, p, src = frame_vlan(raw, anc)
         if got_vid != vid:
             continue
-        if etype == ETH_P_ARP and len(p) >= 28 and p[6:8] == b"\0\1" and p[24:28] == myip:
-            sha, spa = p[8:14], p[14:18]
-            send(src, ETH_P_ARP, p[:6] + b"\0\2" + mymac + myip + sha + spa)
-            counts["arp"] += 1
-        elif etype == ETH_P_IP and len(p) >= 20 and p[9] == 1 and p[16:20] == myip:
-            ihl = (p[0] & 15) * 4
-            total = struct.unpack("!H", p[2:4])[0]
-            icmp = p[ihl:total]
-            if len(icmp) < 8 or icmp[0] != 8 or struct.unpack("!H", p[6:8])[0] & 0x3fff:
-                continue    # not an echo request, or a fragment: not ours to answer
-            reply = b"\0\0\0\0" + icmp[4:]
-            reply = reply[:2] + struct.pack("!H", csum(reply)) + reply[4:]
-            hdr = bytearray(p[:20])
-            hdr[0] = 0x45
-            hdr[2:4] = struct.pack("!H", 20 + len(reply))
-            hdr[8] = 64
-            hdr[10:12] = b"\0\0"
-            hdr[12:16], hdr[16:20] = myip, p[12:16]
-            hdr[10:12] = struct.pack("!H", csum(bytes(hdr)))
-            send(src, ETH_P_IP, bytes(hdr) + reply)
-            counts["echo"] += 1
+        for dst, rtype, payload in resp.handle(src, etype, p):
+            send(dst, rtype, payload)
 
 
 if __name__ == "__main__":
