@@ -194,14 +194,22 @@ def check_common(ck, impl, vm, expect, nsteps):
     return res
 
 
-def run_vm(ck, impl, name, argv, daemon=None, timeout=300):
+def run_vm(ck, impl, name, argv, daemon=None, timeout=300, during=None):
     """Boot the guest with ARGV and wait for its plan to finish and QEMU
     to exit 0; with DAEMON, qnic-vhost-user-net (--once) must leave too.
-    Returns (the Proc, seconds from start to QEMU's exit); the caller
-    kills both in its finally block."""
+    DURING(vm), when given, runs in a thread while the plan runs (a host
+    acting on a QNIC-READY line); it is joined before returning. Returns
+    (the Proc, seconds from start to QEMU's exit); the caller kills both in
+    its finally block."""
     t0 = time.monotonic()
     vm = Proc(name, argv)
+    helper = None
+    if during:
+        helper = threading.Thread(target=during, args=(vm,), daemon=True)
+        helper.start()
     vm.wait_for("DONE", timeout)
+    if helper:
+        helper.join(60)
     status = vm.wait(30)
     took = time.monotonic() - t0
     ck.check(impl, "QEMU exited 0 after the guest's poweroff", status == 0, "status %r" % status)
