@@ -2,13 +2,14 @@
 # Installs the Debian packages qnic needs to build and test, only those that
 # are missing, so that running it again costs one dpkg query and prints nothing.
 # The last line is the Linux test guest's (scripts/build-linux-guest.sh): the
-# kernel, busybox and tools it packs into an initramfs.
+# kernel, busybox and tools it packs into an initramfs, and tcpreplay, which
+# the tap test runs on the peer side to replay a pcap at the guest.
 set -e
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev python3
 libglib2.0-dev libjson-glib-dev libslirp-dev libvdeplug-dev libbpf-dev
 linux-libc-dev qemu-system-x86 ipxe-qemu tshark vde2 iproute2 iputils-ping
 procps dpdk-dev
-linux-image-amd64 busybox-static iperf3 ethtool tcpdump cpio xz-utils zstd"
+linux-image-amd64 busybox-static iperf3 ethtool tcpdump cpio xz-utils zstd tcpreplay"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
