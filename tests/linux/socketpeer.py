@@ -61,6 +61,11 @@ class SocketPeer:
             if self.mode == "tcp":
                 while not self.stopping:
                     conn, _ = self.sock.accept()
+                    # A reply's fragments go out as separate writes: with
+                    # Nagle on, the 2nd waits for the netdev's delayed ACK
+                    # (~40 ms), which would be the peer's latency, not the
+                    # netdev's. QEMU sets TCP_NODELAY on its end too.
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     self.new_run()
                     self._serve_stream(conn)
                     with self.lock:
