@@ -15,8 +15,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <unistd.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -405,10 +407,27 @@ bool qnic_sock_is_connected(QnicSockBackend *sb)
     return sb->fd >= 0;
 }
 
+/* Frames are whole messages, often written back to back (the fragments
+ * of one datagram): Nagle would hold each one after the first until the
+ * peer's delayed ACK, ~40 ms. QEMU sets TCP_NODELAY on its stream sockets
+ * too. Unix sockets have no such option. */
+static void sock_set_nodelay(int fd)
+{
+    int domain = 0, one = 1;
+    socklen_t len = sizeof(domain);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+        (domain == AF_INET || domain == AF_INET6) &&
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        qnic_warn("socket: TCP_NODELAY: %s", g_strerror(errno));
+    }
+}
+
 void qnic_sock_attach_stream(QnicSockBackend *sb, int fd)
 {
     sock_close_data(sb);
     g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+    sock_set_nodelay(fd);
     sb->fd = fd;
     sb->is_dgram = false;
     sb->watch = qnic_fd_watch_add(fd, G_IO_IN, sock_fd_event, sb);

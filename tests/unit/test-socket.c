@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -276,6 +277,40 @@ static void test_socket_tcp(void)
     run_case(PEER_TCP, NULL, pt, a, b, q, NULL, 0);
 }
 
+/* Both ends qnic's own (a listening netdev and one connecting to it):
+ * every connected TCP socket of this process must have TCP_NODELAY, or
+ * the fragments of one datagram wait ~40 ms each for a delayed ACK. */
+static void test_tcp_nodelay(void)
+{
+    int pa = free_port(SOCK_STREAM);
+    g_autofree char *a = g_strdup_printf("socket,id=na,listen=127.0.0.1:%d", pa);
+    g_autofree char *q = g_strdup_printf("socket,id=nq,connect=127.0.0.1:%d", pa);
+    GError *err = NULL;
+    QnicNetdev *nda = qnic_netdev_add_str(a, &err), *ndq;
+    int connected = 0;
+
+    g_assert_no_error(err);
+    ndq = qnic_netdev_add_str(q, &err);
+    g_assert_no_error(err);
+    test_loop_run_ms(100);      /* the listener accepts */
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int type = 0, nodelay = 0;
+        socklen_t tl = sizeof(type), nl = sizeof(nodelay);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+            getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != AF_INET) {
+            continue;
+        }
+        g_assert_cmpint(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nl), ==, 0);
+        g_assert_cmpint(nodelay, !=, 0);
+        connected++;
+    }
+    g_assert_cmpint(connected, ==, 2);     /* the connecting end and the accepted one */
+    qnic_netdev_del(ndq);
+    qnic_netdev_del(nda);
+}
+
 static void test_socket_udp(void)
 {
     int pa = free_port(SOCK_DGRAM), pq = free_port(SOCK_DGRAM);
@@ -386,6 +421,7 @@ int main(int argc, char **argv)
         g_assert_true(g_file_set_contents(hlt_bios, hlt, 65536, NULL));
     }
     g_test_add_func("/socket/tcp", test_socket_tcp);
+    g_test_add_func("/socket/tcp-nodelay", test_tcp_nodelay);
     g_test_add_func("/socket/udp", test_socket_udp);
     g_test_add_func("/socket/stream-inet", test_stream_inet);
     g_test_add_func("/socket/stream-unix", test_stream_unix);
