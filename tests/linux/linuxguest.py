@@ -9,6 +9,7 @@ is killed in a finally block (or by guestlib's SIGTERM handler, which ends
 the script with SystemExit so those blocks run).
 """
 
+import argparse
 import functools
 import http.server
 import os
@@ -245,3 +246,29 @@ def prepare(backends):
     vmlinuz, initrd = build_guest(build)
     g.log("accelerator: %s%s" % (accel(), "" if accel() == "kvm" else " (no usable /dev/kvm)"))
     return daemon, vmlinuz, initrd
+
+
+def parse_args(variants, backends):
+    """--variant (one of variants) and --backends (comma list, default
+    all of backends): the command line every linux test takes."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variant", required=True, choices=sorted(variants))
+    ap.add_argument("--backends", default=",".join(backends))
+    args = ap.parse_args()
+    return args, args.backends.split(",")
+
+
+def stop(vm, daemon):
+    """Kill whichever of the guest's QEMU and the daemon were started."""
+    if vm:
+        vm.kill()
+    if daemon:
+        daemon.kill()
+
+
+def log_step_times(results, times, backends, label):
+    """One line per run: its wall time and each step's own time."""
+    for be in backends:
+        if be in results:
+            steps = " ".join("%s=%sms" % (r.get("step"), r.get("ms")) for _, r in sorted(results[be].items()))
+            g.log("times %s/%s: run %.1f s; %s" % (be, label, times.get(be, 0), steps))

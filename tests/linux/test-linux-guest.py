@@ -17,7 +17,6 @@ and the 8 KiB ping again at that MTU.
 usage: test-linux-guest.py --variant split|packed|mrg-off|legacy
         [--backends qemu-user,qnic-vhost-user]
 """
-import argparse
 import hashlib
 import os
 import sys
@@ -75,11 +74,7 @@ def check_run(ck, impl, vm, variant, crc, sha, nsteps):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", required=True, choices=sorted(VARIANTS))
-    ap.add_argument("--backends", default=",".join(BACKENDS))
-    args = ap.parse_args()
-    backends = args.backends.split(",")
+    args, backends = lg.parse_args(VARIANTS, BACKENDS)
     daemon, vmlinuz, initrd = lg.prepare(backends)
 
     ck = g.Checker()
@@ -118,16 +113,10 @@ def main():
                                               dproc, VM_TIMEOUT)
                     results[be] = check_run(ck, impl, vm, args.variant, crc, sha, nsteps)
                 finally:
-                    if vm:
-                        vm.kill()
-                    if dproc:
-                        dproc.kill()
+                    lg.stop(vm, dproc)
 
     lg.compare(ck, results, backends)
-    for be in backends:
-        if be in results:
-            steps = " ".join("%s=%sms" % (r.get("step"), r.get("ms")) for _, r in sorted(results[be].items()))
-            g.log("times %s/%s: run %.1f s; %s" % (be, args.variant, times.get(be, 0), steps))
+    lg.log_step_times(results, times, backends, args.variant)
     ck.finish()
 
 

@@ -15,7 +15,6 @@ localaddr=, one frame per datagram). No root needed: only loopback.
 
 usage: test-linux-socket.py --variant tcp|udp [--backends qemu-socket,qnic-vhost-user]
 """
-import argparse
 import os
 import socket
 import sys
@@ -73,11 +72,7 @@ def check_run(ck, impl, vm, peer, nsteps):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", required=True, choices=("tcp", "udp"))
-    ap.add_argument("--backends", default=",".join(BACKENDS))
-    args = ap.parse_args()
-    backends = args.backends.split(",")
+    args, backends = lg.parse_args(("tcp", "udp"), BACKENDS)
     daemon, vmlinuz, initrd = lg.prepare(backends)
 
     append = "%s qnic.timeout=60 qnic.plan=%s" % (lg.BASE_APPEND, ",".join(PLAN))
@@ -112,18 +107,12 @@ def main():
                                               dproc, VM_TIMEOUT)
                     results[be] = check_run(ck, impl, vm, peer, len(PLAN))
                 finally:
-                    if vm:
-                        vm.kill()
-                    if dproc:
-                        dproc.kill()
+                    lg.stop(vm, dproc)
     finally:
         peer.stop()
 
     lg.compare(ck, results, backends)
-    for be in backends:
-        if be in results:
-            steps = " ".join("%s=%sms" % (r.get("step"), r.get("ms")) for _, r in sorted(results[be].items()))
-            g.log("times %s/socket-%s: run %.1f s; %s" % (be, args.variant, times.get(be, 0), steps))
+    lg.log_step_times(results, times, backends, "socket-" + args.variant)
     ck.finish()
 
 

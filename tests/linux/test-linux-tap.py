@@ -27,7 +27,6 @@ Variants (one boot each per backend, every step in one plan):
 
 usage: test-linux-tap.py --variant tap|tap-mq [--backends qemu-tap,qnic-vhost-user]
 """
-import argparse
 import os
 import shutil
 import signal
@@ -162,11 +161,7 @@ def figures(res):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", required=True, choices=sorted(VARIANTS))
-    ap.add_argument("--backends", default=",".join(BACKENDS))
-    args = ap.parse_args()
-    backends = args.backends.split(",")
+    args, backends = lg.parse_args(VARIANTS, BACKENDS)
     g.require_root()
     g.require_tun()
     for tool in ("ip", "iperf3"):
@@ -221,10 +216,7 @@ def main():
                                  replay.get("rc") == 0 and replay.get("sent") == REPLAY_N, str(replay))
                     results[be] = check_run(ck, impl, vm, args.variant, len(plan))
                 finally:
-                    if vm:
-                        vm.kill()
-                    if dproc:
-                        dproc.kill()
+                    lg.stop(vm, dproc)
         finally:
             server.kill()
             # SIGTERM first: vlanpeer prints what it answered.
