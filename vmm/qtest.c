@@ -285,16 +285,16 @@ static void cmd_clock(QnicQtestServer *s, char **w, bool set)
             reply(s, "FAIL usage: clock_set NS\n");
             return;
         }
-        now = qnic_clock_set(v);
+        now = qnic_main_loop_clock_set(v);
     } else if (nwords(w) == 1) {
         int64_t dl = qnic_clock_deadline();
-        now = dl >= 0 ? qnic_clock_set(dl) : qnic_clock_ns();
+        now = dl >= 0 ? qnic_main_loop_clock_set(dl) : qnic_clock_ns();
     } else {
         if (nwords(w) != 2 || !parse_i64(w[1], &v) || v < 0) {
             reply(s, "FAIL usage: clock_step [NS]\n");
             return;
         }
-        now = qnic_clock_step(v);
+        now = qnic_main_loop_clock_step(v);
     }
     reply(s, "OK %" PRIi64 "\n", now);
 }

@@ -2,10 +2,12 @@
  * The virtual clock. Timers live in one list sorted by deadline; in manual
  * mode (qtest, fuzzers) time moves only by qnic_clock_step/set, which fire
  * due timers one at a time in order, moving the clock to each deadline first
- * so a callback that re-arms relative to "now" sees the right time.
+ * so a callback that re-arms relative to "now" sees the right time. The
+ * clock knows nothing of the event loop: whoever steps it runs the bottom
+ * halves the timers schedule (qnic_main_loop_clock_set), and the loop learns
+ * of a newly armed timer through the notifier it installs.
  */
 #include "qnic/clock.h"
-#include "qnic/mainloop.h"
 #include <time.h>
 
 struct QnicTimer {
@@ -18,6 +20,7 @@ static QnicClockMode clock_mode = QNIC_CLOCK_MANUAL;
 static int64_t manual_now;
 static int64_t realtime_base = -1;
 static GList *active;    /* QnicTimer *, sorted by expire */
+static QnicClockNotify *armed_notify;
 
 static int64_t monotonic_ns(void)
 {
@@ -32,6 +35,11 @@ void qnic_clock_set_mode(QnicClockMode mode)
     if (mode == QNIC_CLOCK_REALTIME && realtime_base < 0) {
         realtime_base = monotonic_ns() - manual_now;
     }
+}
+
+void qnic_clock_set_armed_notify(QnicClockNotify *cb)
+{
+    armed_notify = cb;
 }
 
 QnicClockMode qnic_clock_mode(void)
@@ -75,8 +83,8 @@ void qnic_timer_mod(QnicTimer *t, int64_t expire_ns)
     qnic_timer_del(t);
     t->expire = expire_ns < 0 ? 0 : expire_ns;
     active = g_list_insert_sorted(active, t, timer_cmp);
-    if (clock_mode == QNIC_CLOCK_REALTIME) {
-        qnic_main_loop_wakeup();
+    if (clock_mode == QNIC_CLOCK_REALTIME && armed_notify) {
+        armed_notify();
     }
 }
 
@@ -124,6 +132,14 @@ static bool fire_one(int64_t limit)
     return true;
 }
 
+bool qnic_clock_fire_next(int64_t target)
+{
+    if (clock_mode != QNIC_CLOCK_MANUAL) {
+        return false;
+    }
+    return fire_one(MAX(target, manual_now));
+}
+
 int64_t qnic_clock_set(int64_t target)
 {
     if (clock_mode != QNIC_CLOCK_MANUAL) {
@@ -134,11 +150,9 @@ int64_t qnic_clock_set(int64_t target)
     }
     /* A timer re-armed for "now" on every call could loop forever; a bound
      * keeps one clock_step finite even then. */
-    for (unsigned n = 0; n < 1000000 && fire_one(target); n++) {
-        qnic_bh_poll();
+    for (unsigned n = 0; n < QNIC_CLOCK_MAX_FIRED && fire_one(target); n++) {
     }
     manual_now = target;
-    qnic_bh_poll();
     return manual_now;
 }
 

@@ -139,6 +139,26 @@ static GSourceFuncs bh_source_funcs = {
     .prepare = bh_prepare, .check = bh_check, .dispatch = bh_dispatch,
 };
 
+/* ---- the manual clock, stepped with its BHs ---- */
+
+int64_t qnic_main_loop_clock_set(int64_t target)
+{
+    if (qnic_clock_mode() != QNIC_CLOCK_MANUAL) {
+        return qnic_clock_ns();
+    }
+    for (unsigned n = 0; n < QNIC_CLOCK_MAX_FIRED && qnic_clock_fire_next(target); n++) {
+        qnic_bh_poll();
+    }
+    int64_t now = qnic_clock_set(target);
+    qnic_bh_poll();
+    return now;
+}
+
+int64_t qnic_main_loop_clock_step(int64_t ns)
+{
+    return qnic_main_loop_clock_set(qnic_clock_ns() + MAX(ns, 0));
+}
+
 /* ---- virtual-clock timers on the loop (realtime mode) ---- */
 
 static gboolean timer_prepare(GSource *s, gint *timeout)
@@ -184,6 +204,8 @@ static void loop_init(void)
         return;
     }
     loop_initialized = true;
+    /* A timer armed from a vCPU thread must shorten the poll under way. */
+    qnic_clock_set_armed_notify(qnic_main_loop_wakeup);
     default_poll = g_main_context_get_poll_func(ctx);
     g_main_context_set_poll_func(ctx, qnic_poll);
     s = g_source_new(&bh_source_funcs, sizeof(GSource));

@@ -29,10 +29,26 @@ bool qnic_timer_pending(const QnicTimer *t);
 int64_t qnic_timer_expire_time(const QnicTimer *t);   /* -1 if not pending */
 void qnic_timer_free(QnicTimer *t);
 
+/* Called (any thread) when a timer is armed in realtime mode, so that the
+ * loop waiting for the earliest deadline recomputes it; the event loop
+ * installs it. NULL: nobody is told. */
+typedef void QnicClockNotify(void);
+void qnic_clock_set_armed_notify(QnicClockNotify *cb);
+
+/* The most timers one clock_set/step fires: a timer re-armed for "now" on
+ * every call would otherwise loop forever. */
+#define QNIC_CLOCK_MAX_FIRED 1000000
+
 /* Manual mode: advance by ns (or to an absolute time), running due timers
- * (and the BHs they schedule). Returns the new clock value. */
+ * in deadline order. Returns the new clock value. The bottom halves those
+ * timers schedule are the caller's to run: qnic_main_loop_clock_set/step
+ * (mainloop.h) run them after each timer, as qtest and fuzzers want. */
 int64_t qnic_clock_step(int64_t ns);
 int64_t qnic_clock_set(int64_t ns);
+/* Manual mode: fire the earliest timer due at or before target (or now, if
+ * later), moving the clock to its deadline first; false when none is due
+ * (and always in realtime mode). */
+bool qnic_clock_fire_next(int64_t target);
 /* Deadline of the earliest timer, -1 if none. */
 int64_t qnic_clock_deadline(void);
 /* Realtime mode: run timers that are due; returns ms until the next (-1). */

@@ -32,6 +32,12 @@ void qnic_bh_free(QnicBH *bh);    /* cancels too */
 /* Run every scheduled BH now (qtest and fuzzers drain work synchronously). */
 bool qnic_bh_poll(void);
 
+/* Manual clock (qtest, fuzzers): qnic_clock_set/step (clock.h) with the
+ * BHs each fired timer schedules run before the next timer fires, and once
+ * more at the end. Realtime mode: only returns the clock. */
+int64_t qnic_main_loop_clock_set(int64_t target);
+int64_t qnic_main_loop_clock_step(int64_t ns);
+
 /* fd watch on the loop; cond is G_IO_IN / G_IO_OUT (changeable). */
 typedef struct QnicFdWatch QnicFdWatch;
 typedef void QnicFdFunc(void *opaque, int fd, GIOCondition cond);

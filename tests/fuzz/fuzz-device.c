@@ -326,7 +326,7 @@ static void run(Ctx *c, const uint8_t *data, size_t size)
             break;
         }
         case 6: /* time passes */
-            qnic_clock_step(fuzz_u32(&in) % 10000000);
+            qnic_main_loop_clock_step(fuzz_u32(&in) % 10000000);
             break;
         case 7: { /* a frame arrives from the wire */
             uint16_t len = fuzz_u16(&in) % sizeof(frame);
