@@ -136,12 +136,15 @@ class Proc(g.VM):
             return [kv for t, kv in self.records if t == tag]
 
 
-def qemu_argv(vmlinuz, initrd, append, net_args, mem="512M", shared_mem=False):
+def qemu_argv(vmlinuz, initrd, append, net_args, mem="512M", shared_mem=False, qmp=None):
     """QEMU's command line for the guest. shared_mem puts RAM on a shared
-    memfd, which vhost-user needs (the daemon maps guest RAM)."""
+    memfd, which vhost-user needs (the daemon maps guest RAM); qmp is a
+    unix socket path QEMU listens on for QMP."""
     qemu = os.environ.get("QEMU_BINARY", "qemu-system-x86_64")
     argv = [qemu, "-machine", "pc", "-accel", accel(), "-m", mem, "-nodefaults",
             "-display", "none", "-no-reboot", "-serial", "stdio"]
+    if qmp:
+        argv += ["-qmp", "unix:%s,server=on,wait=off" % qmp]
     # qboot (the firmware of microvm, in Debian's qemu package) starts the
     # kernel seconds sooner than SeaBIOS under TCG and still hands over the
     # ACPI tables poweroff needs. QNIC_GUEST_BIOS=default keeps SeaBIOS.
@@ -161,7 +164,10 @@ class Daemon(Proc):
     reaches it)."""
 
     def __init__(self, binary, sock, netdev, device=None, netns=None):
-        argv = [binary, "--socket", sock, "--once", "-d", "guest_errors", "--netdev", netdev]
+        # QNIC_LINUX_DAEMON_LOG=guest_errors,trace_dev also logs every
+        # vhost-user message the daemon receives (for debugging a run).
+        log = os.environ.get("QNIC_LINUX_DAEMON_LOG", "guest_errors")
+        argv = [binary, "--socket", sock, "--once", "-d", log, "--netdev", netdev]
         if device:
             argv += ["--device", device]
         if netns:
@@ -171,6 +177,64 @@ class Daemon(Proc):
         while not os.path.exists(sock) and time.monotonic() < end and self.proc.poll() is None:
             time.sleep(0.05)
         self.listening = os.path.exists(sock)
+
+
+def wait_nth(vm, tag, n, timeout):
+    """The Nth (from 1) record with TAG, waiting up to TIMEOUT; None when
+    the guest exits or the time runs out first."""
+    end = time.monotonic() + timeout
+    with vm.cond:
+        while True:
+            got = [kv for t, kv in vm.records if t == tag]
+            if len(got) >= n:
+                return got[n - 1]
+            left = end - time.monotonic()
+            if left <= 0 or vm.proc.poll() is not None:
+                return None
+            vm.cond.wait(min(left, 0.5))
+
+
+def link_flapper(qmp_path, netdev, out, timeout=300):
+    """DURING for run_vm: answer each of the guest's linkwait steps
+    (QNIC-READY step=linkwait want=up|down) with QMP set_link on NETDEV, so
+    the carrier change the guest waits for comes from the VMM's QMP, as an
+    operator's would. OUT collects the replies (or "error")."""
+    def go(vm):
+        qmp = None
+        try:
+            qmp = g.Qmp(qmp_path)
+            n = 1
+            while True:
+                ready = wait_nth(vm, "READY", n, timeout)
+                if not ready:
+                    return
+                n += 1
+                if ready.get("step") != "linkwait":
+                    continue
+                up = ready.get("want") == "up"
+                r = qmp.cmd("set_link", name=netdev, up=up)
+                out.setdefault("replies", []).append((up, r))
+                g.log("QMP set_link %s up=%s -> %s" % (netdev, up, r))
+        except (OSError, EOFError, ValueError) as e:
+            out["error"] = "QMP: %s" % e
+        finally:
+            if qmp:
+                qmp.close()
+    return go
+
+
+def check_link_flap(ck, impl, res, out):
+    """The linkwait steps (down then up) passed, each QMP set_link was
+    accepted, and the guest counted at least two carrier transitions."""
+    steps = [r for _, r in sorted(res.items()) if r.get("step") == "linkwait"]
+    replies = out.get("replies", [])
+    ck.check(impl, "QMP set_link down and up accepted", len(replies) == 2 and
+             all(r == {"return": {}} for _, r in replies), str(out))
+    ck.check(impl, "guest saw carrier down, then up, from set_link",
+             [r.get("carrier") for r in steps] == ["down", "up"] and
+             all(r.get("status") == "ok" for r in steps), str(steps))
+    changes = int(steps[-1].get("carrier_changes", "0") or 0) if steps else 0
+    ck.check(impl, "carrier_changes counted both transitions (%d)" % changes, changes >= 2, str(steps))
 
 
 def check_common(ck, impl, vm, expect, nsteps):

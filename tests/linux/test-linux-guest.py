@@ -12,7 +12,11 @@ The plan: DHCP lease 10.0.2.15, carrier up, a ping and an 8 KiB ping
 (fragmented both ways), a 16 MiB random file by TFTP (CRC32 against
 zlib's) and by HTTP from a server on the host's loopback (SHA-256 against
 hashlib's), MTU 1400 with a 1372-byte DF ping (a whole 1400-byte packet)
-and the 8 KiB ping again at that MTU.
+and the 8 KiB ping again at that MTU; then link down and up from QMP
+set_link, which the guest must see as carrier changes, and a ping after
+it. With vhost-user, QEMU 7.2 stops the vhost device on link down and
+starts it again on link up, so qnic's device side must hand its ring
+state back and resume the live rings Linux still holds.
 
 usage: test-linux-guest.py --variant split|packed|mrg-off|legacy
         [--backends qemu-user,qnic-vhost-user]
@@ -49,6 +53,7 @@ def plan_for(crc, sha, http_port):
         "tftp:blob.bin:%08x:1468" % crc,
         "http:10.0.2.2:%d/blob.bin:%s" % (http_port, sha),
         "mtu:1400:10.0.2.2", "ping:10.0.2.2:8192",
+        "linkwait:down", "linkwait:up", "ping:10.0.2.2",
     ])
 
 
@@ -70,6 +75,9 @@ def check_run(ck, impl, vm, variant, crc, sha, nsteps):
     http = (by_step.get("http") or [{}])[0]
     ck.check(impl, "HTTP 16 MiB, SHA-256 %s..." % sha[:12],
              http.get("size") == str(BLOB_SIZE) and http.get("sha256") == sha, str(http))
+    pings = by_step.get("ping", [])
+    ck.check(impl, "ping answered after the link came back", bool(pings) and
+             pings[-1].get("recv", "0") != "0", str(pings[-1:]))
     return res
 
 
@@ -94,6 +102,8 @@ def main():
             for be in backends:
                 impl = "%s/%s" % (be, args.variant)
                 dproc = vm = None
+                flap = {}
+                qmp_path = os.path.join(d, "qmp-%s.sock" % be)
                 try:
                     if be == "qemu-user":
                         net = ["-netdev", "user,id=n0,tftp=%s" % d,
@@ -108,10 +118,11 @@ def main():
                                "-netdev", "vhost-user,id=n0,chardev=c0",
                                "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56" + props]
                         shared = True
-                    vm, times[be] = lg.run_vm(ck, impl, "linux/" + be,
-                                              lg.qemu_argv(vmlinuz, initrd, append, net, shared_mem=shared),
-                                              dproc, VM_TIMEOUT)
+                    argv = lg.qemu_argv(vmlinuz, initrd, append, net, shared_mem=shared, qmp=qmp_path)
+                    vm, times[be] = lg.run_vm(ck, impl, "linux/" + be, argv, dproc, VM_TIMEOUT,
+                                              lg.link_flapper(qmp_path, "n0", flap))
                     results[be] = check_run(ck, impl, vm, args.variant, crc, sha, nsteps)
+                    lg.check_link_flap(ck, impl, results[be], flap)
                 finally:
                     lg.stop(vm, dproc)
 
