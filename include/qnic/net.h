@@ -236,5 +236,13 @@ int qnic_nic_netdev_queues(QnicOpts *dev_opts);
 size_t qnic_iov_size(const struct iovec *iov, int iovcnt);
 size_t qnic_iov_to_buf(const struct iovec *iov, int iovcnt, size_t offset, void *buf, size_t len);
 size_t qnic_iov_from_buf(const struct iovec *iov, int iovcnt, size_t offset, const void *buf, size_t len);
+/* Copy up to len bytes from src (from byte src_off) to dst (from byte
+ * dst_off); returns the bytes copied, bounded by both. */
+size_t qnic_iov_copy(const struct iovec *dst, int dst_cnt, size_t dst_off,
+                     const struct iovec *src, int src_cnt, size_t src_off, size_t len);
+/* Fill dst (at most dst_cap entries) with src minus its first skip bytes,
+ * pointing into src's buffers (no copy); returns the entries used. */
+int qnic_iov_tail(struct iovec *dst, int dst_cap, const struct iovec *src, int src_cnt,
+                  size_t skip);
 
 #endif
