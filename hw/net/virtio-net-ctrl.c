@@ -1,0 +1,485 @@
+/*
+ * virtio-net's control queue (virtio 1.2 5.1.6.5) and the state it
+ * programs: receive modes, the MAC table and the VLAN filter that decide
+ * which frames the data plane delivers, the number of queue pairs, guest
+ * offloads, and RSS (Toeplitz hash over addresses and ports, indirection
+ * table, hash reports). It is apart from the device and the data plane
+ * because it is a parser of guest-written commands with rules of its own:
+ * every length is checked against the command's layout before a field is
+ * read, and a command either applies whole or answers VIRTIO_NET_ERR with
+ * no state changed. The same state answers QMP's query-rx-filter.
+ */
+#include "virtio-net-internal.h"
+#include "qnic/device.h"
+#include "qnic/log.h"
+
+/* ---- RX filter ---- */
+
+bool virtio_net_rx_filter(VirtioNet *n, const uint8_t *eth, size_t len)
+{
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+    if (n->promisc) {
+        return true;
+    }
+    if (len < ETH_HLEN) {
+        return false;
+    }
+    if (qnic_ld16be(eth + 12) == 0x8100 && len >= ETH_HLEN + 4) {
+        uint16_t vid = qnic_ld16be(eth + 14) & 0xfff;
+        if (!(n->vlans[vid >> 5] & (1u << (vid & 31)))) {
+            return false;
+        }
+    }
+    if (eth[0] & 1) {
+        if (!memcmp(eth, bcast, 6)) {
+            return !n->nobcast;
+        }
+        if (n->nomulti) {
+            return false;
+        }
+        if (n->allmulti || n->mac_table.multi_overflow) {
+            return true;
+        }
+        for (unsigned i = n->mac_table.first_multi; i < n->mac_table.in_use; i++) {
+            if (!memcmp(eth, n->mac_table.macs[i], 6)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    if (n->nouni) {
+        return false;
+    }
+    if (n->alluni || n->mac_table.uni_overflow || !memcmp(eth, n->mac, 6)) {
+        return true;
+    }
+    for (unsigned i = 0; i < n->mac_table.first_multi; i++) {
+        if (!memcmp(eth, n->mac_table.macs[i], 6)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- RSS: Toeplitz hash over the flow's addresses and ports ---- */
+
+static uint32_t toeplitz(const uint8_t *key, unsigned key_len, const uint8_t *in, unsigned len)
+{
+    uint32_t result = 0, v = 0;
+    unsigned kbit = 0;
+
+    if (key_len < 4) {
+        return 0;
+    }
+    v = qnic_ld32be(key);
+    for (unsigned i = 0; i < len; i++) {
+        for (int b = 7; b >= 0; b--) {
+            if (in[i] & (1u << b)) {
+                result ^= v;
+            }
+            /* shift the 32-bit key window left by one bit */
+            unsigned next = kbit + 32;
+            uint8_t nb = next / 8 < key_len ? (key[next / 8] >> (7 - next % 8)) & 1 : 0;
+            v = (v << 1) | nb;
+            kbit++;
+        }
+    }
+    return result;
+}
+
+/* Compute the hash of a frame; returns the report type (0 = none). */
+unsigned virtio_net_rss_hash(VirtioNet *n, const uint8_t *eth, size_t len, uint32_t *hash)
+{
+    uint8_t in[36];
+    unsigned l3 = ETH_HLEN, inlen = 0, report = VIRTIO_NET_HASH_REPORT_NONE;
+    uint16_t type;
+    uint32_t types = n->rss_hash_types;
+
+    if (len < ETH_HLEN) {
+        return 0;
+    }
+    type = qnic_ld16be(eth + 12);
+    if (type == 0x8100 && len >= ETH_HLEN + 4) {
+        type = qnic_ld16be(eth + 16);
+        l3 += 4;
+    }
+    if (type == 0x0800 && len >= l3 + 20) {
+        const uint8_t *ip = eth + l3;
+        unsigned ihl = (ip[0] & 0xf) * 4, proto = ip[9];
+        bool frag = qnic_ld16be(ip + 6) & 0x3fff;
+        memcpy(in, ip + 12, 8);
+        inlen = 8;
+        if (!frag && ihl >= 20 && len >= l3 + ihl + 4 &&
+            ((proto == 6 && (types & VIRTIO_NET_RSS_HASH_TYPE_TCPv4)) ||
+             (proto == 17 && (types & VIRTIO_NET_RSS_HASH_TYPE_UDPv4)))) {
+            memcpy(in + 8, ip + ihl, 4);
+            inlen = 12;
+            report = proto == 6 ? VIRTIO_NET_HASH_REPORT_TCPv4 : VIRTIO_NET_HASH_REPORT_UDPv4;
+        } else if (types & VIRTIO_NET_RSS_HASH_TYPE_IPv4) {
+            report = VIRTIO_NET_HASH_REPORT_IPv4;
+        } else {
+            return 0;
+        }
+    } else if (type == 0x86dd && len >= l3 + 40) {
+        const uint8_t *ip = eth + l3;
+        unsigned proto = ip[6];
+        memcpy(in, ip + 8, 32);
+        inlen = 32;
+        if (len >= l3 + 44 &&
+            ((proto == 6 && (types & VIRTIO_NET_RSS_HASH_TYPE_TCPv6)) ||
+             (proto == 17 && (types & VIRTIO_NET_RSS_HASH_TYPE_UDPv6)))) {
+            memcpy(in + 32, ip + 40, 4);
+            inlen = 36;
+            report = proto == 6 ? VIRTIO_NET_HASH_REPORT_TCPv6 : VIRTIO_NET_HASH_REPORT_UDPv6;
+        } else if (types & VIRTIO_NET_RSS_HASH_TYPE_IPv6) {
+            report = VIRTIO_NET_HASH_REPORT_IPv6;
+        } else {
+            return 0;
+        }
+    } else {
+        return 0;
+    }
+    *hash = toeplitz(n->rss_key, n->rss_key_len, in, inlen);
+    return report;
+}
+
+/* ---- control queue ---- */
+
+static uint8_t ctrl_rx(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len)
+{
+    bool on;
+
+    if (len != 1) {
+        return VIRTIO_NET_ERR;
+    }
+    on = d[0];
+    if (cmd > VIRTIO_NET_CTRL_RX_ALLMULTI && !has_f(n, VIRTIO_NET_F_CTRL_RX_EXTRA)) {
+        return VIRTIO_NET_ERR;
+    }
+    switch (cmd) {
+    case VIRTIO_NET_CTRL_RX_PROMISC: n->promisc = on; break;
+    case VIRTIO_NET_CTRL_RX_ALLMULTI: n->allmulti = on; break;
+    case VIRTIO_NET_CTRL_RX_ALLUNI: n->alluni = on; break;
+    case VIRTIO_NET_CTRL_RX_NOMULTI: n->nomulti = on; break;
+    case VIRTIO_NET_CTRL_RX_NOUNI: n->nouni = on; break;
+    case VIRTIO_NET_CTRL_RX_NOBCAST: n->nobcast = on; break;
+    default: return VIRTIO_NET_ERR;
+    }
+    return VIRTIO_NET_OK;
+}
+
+static uint8_t ctrl_mac(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len)
+{
+    if (cmd == VIRTIO_NET_CTRL_MAC_ADDR_SET) {
+        if (len != 6 || !has_f(n, VIRTIO_NET_F_CTRL_MAC_ADDR)) {
+            return VIRTIO_NET_ERR;
+        }
+        memcpy(n->mac, d, 6);
+        return VIRTIO_NET_OK;
+    }
+    if (cmd == VIRTIO_NET_CTRL_MAC_TABLE_SET) {
+        size_t off = 0;
+        uint32_t uni, multi;
+        unsigned in_use = 0, first_multi;
+        bool uni_over = false, multi_over = false;
+        uint8_t macs[MAC_TABLE_ENTRIES][6];
+
+        if (len < 4) {
+            return VIRTIO_NET_ERR;
+        }
+        uni = qnic_ld32(d);
+        off = 4;
+        if ((uint64_t)uni * 6 > len - off) {
+            return VIRTIO_NET_ERR;
+        }
+        if (uni <= MAC_TABLE_ENTRIES) {
+            memcpy(macs, d + off, uni * 6);
+            in_use = uni;
+        } else {
+            uni_over = true;
+        }
+        off += (size_t)uni * 6;
+        first_multi = in_use;
+        if (len - off < 4) {
+            return VIRTIO_NET_ERR;
+        }
+        multi = qnic_ld32(d + off);
+        off += 4;
+        if ((uint64_t)multi * 6 != len - off) {
+            return VIRTIO_NET_ERR;
+        }
+        if (multi <= MAC_TABLE_ENTRIES - in_use) {
+            memcpy(macs[in_use], d + off, multi * 6);
+            in_use += multi;
+        } else {
+            multi_over = true;
+        }
+        memcpy(n->mac_table.macs, macs, in_use * 6);
+        n->mac_table.in_use = in_use;
+        n->mac_table.first_multi = first_multi;
+        n->mac_table.uni_overflow = uni_over;
+        n->mac_table.multi_overflow = multi_over;
+        return VIRTIO_NET_OK;
+    }
+    return VIRTIO_NET_ERR;
+}
+
+static uint8_t ctrl_vlan(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len)
+{
+    uint16_t vid;
+
+    if (len != 2) {
+        return VIRTIO_NET_ERR;
+    }
+    vid = qnic_ld16(d);
+    if (vid >= MAX_VLAN) {
+        return VIRTIO_NET_ERR;
+    }
+    if (cmd == VIRTIO_NET_CTRL_VLAN_ADD) {
+        n->vlans[vid >> 5] |= 1u << (vid & 31);
+    } else if (cmd == VIRTIO_NET_CTRL_VLAN_DEL) {
+        n->vlans[vid >> 5] &= ~(1u << (vid & 31));
+    } else {
+        return VIRTIO_NET_ERR;
+    }
+    return VIRTIO_NET_OK;
+}
+
+static uint8_t ctrl_rss(VirtioNet *n, bool do_rss, const uint8_t *d, size_t len)
+{
+    uint32_t types;
+    uint16_t mask = 0, deflt = 0, table_len = 1, max_tx;
+    size_t off;
+    uint8_t key_len;
+
+    if (len < 4) {
+        return VIRTIO_NET_ERR;
+    }
+    types = qnic_ld32(d);
+    if (do_rss) {
+        if (len < 8) {
+            return VIRTIO_NET_ERR;
+        }
+        mask = qnic_ld16(d + 4);
+        deflt = qnic_ld16(d + 6);
+        table_len = mask + 1;
+        if (!QNIC_IS_POW2(table_len) || table_len > RSS_MAX_TABLE) {
+            return VIRTIO_NET_ERR;
+        }
+        off = 8 + 2u * table_len;
+        if (len < off + 3) {
+            return VIRTIO_NET_ERR;
+        }
+        max_tx = qnic_ld16(d + off);
+        if (max_tx == 0 || max_tx > n->max_pairs || deflt >= n->max_pairs) {
+            return VIRTIO_NET_ERR;
+        }
+        for (unsigned i = 0; i < table_len; i++) {
+            uint16_t t = qnic_ld16(d + 8 + 2 * i);
+            if (t >= n->max_pairs) {
+                return VIRTIO_NET_ERR;
+            }
+            n->rss_table[i] = t;
+        }
+        off += 2;
+    } else {
+        /* hash config: hash_types, reserved[4] (le16), key length, key */
+        off = 12;
+        if (len < off + 1) {
+            return VIRTIO_NET_ERR;
+        }
+        max_tx = n->curr_pairs;
+    }
+    key_len = d[off];
+    off++;
+    if (key_len > RSS_MAX_KEY || len - off < key_len) {
+        return VIRTIO_NET_ERR;
+    }
+    memcpy(n->rss_key, d + off, key_len);
+    n->rss_key_len = key_len;
+    n->rss_hash_types = types & SUPPORTED_HASH_TYPES;
+    n->rss_table_len = table_len;
+    n->rss_default = deflt;
+    n->rss_enabled = do_rss && types != 0;
+    n->hash_report = has_f(n, VIRTIO_NET_F_HASH_REPORT) && types != 0;
+    if (do_rss) {
+        virtio_net_set_pairs(n, max_tx);
+    }
+    return VIRTIO_NET_OK;
+}
+
+static uint8_t ctrl_mq(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len)
+{
+    switch (cmd) {
+    case VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET: {
+        uint16_t pairs;
+        if (len != 2 || !has_f(n, VIRTIO_NET_F_MQ)) {
+            return VIRTIO_NET_ERR;
+        }
+        pairs = qnic_ld16(d);
+        if (pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > n->max_pairs) {
+            return VIRTIO_NET_ERR;
+        }
+        n->rss_enabled = false;
+        virtio_net_set_pairs(n, pairs);
+        return VIRTIO_NET_OK;
+    }
+    case VIRTIO_NET_CTRL_MQ_RSS_CONFIG:
+        if (!has_f(n, VIRTIO_NET_F_RSS)) {
+            return VIRTIO_NET_ERR;
+        }
+        return ctrl_rss(n, true, d, len);
+    case VIRTIO_NET_CTRL_MQ_HASH_CONFIG:
+        if (!has_f(n, VIRTIO_NET_F_HASH_REPORT)) {
+            return VIRTIO_NET_ERR;
+        }
+        return ctrl_rss(n, false, d, len);
+    }
+    return VIRTIO_NET_ERR;
+}
+
+void virtio_net_apply_offloads(VirtioNet *n)
+{
+    uint64_t o = n->curr_guest_offloads;
+
+    if (!n->has_vnet_hdr) {
+        return;
+    }
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        if (n->q[i].nc && n->q[i].nc->peer) {
+            qnic_net_peer_set_offload(n->q[i].nc,
+                                      o & (1ull << VIRTIO_NET_F_GUEST_CSUM),
+                                      o & (1ull << VIRTIO_NET_F_GUEST_TSO4),
+                                      o & (1ull << VIRTIO_NET_F_GUEST_TSO6),
+                                      o & (1ull << VIRTIO_NET_F_GUEST_ECN),
+                                      o & (1ull << VIRTIO_NET_F_GUEST_UFO), false, false);
+        }
+    }
+}
+
+static uint8_t ctrl_offloads(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len)
+{
+    uint64_t o;
+
+    if (cmd != VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET || len != 8 ||
+        !has_f(n, VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) || !n->has_vnet_hdr) {
+        /* Without a vnet-header peer there is nothing to switch (QEMU
+         * answers ERR too). */
+        return VIRTIO_NET_ERR;
+    }
+    o = qnic_ld64(d);
+    if (o & ~(n->vdev.guest_features & VIRTIO_NET_GUEST_OFFLOADS)) {
+        return VIRTIO_NET_ERR;
+    }
+    n->curr_guest_offloads = o;
+    virtio_net_apply_offloads(n);
+    return VIRTIO_NET_OK;
+}
+
+void virtio_net_handle_ctrl(VirtioNet *n)
+{
+    QnicVqElem *e = &n->ctrl_elem;
+    unsigned done = 0;
+
+    while (done < n->ctrl->num) {
+        QnicVqPopResult r = qnic_vq_pop(n->ctrl, e);
+        uint8_t hdr[2], status = VIRTIO_NET_ERR;
+        size_t len;
+
+        if (r != QNIC_VQ_POP_OK) {
+            break;
+        }
+        done++;
+        if (e->out_len < 2 || e->in_len < 1) {
+            qnic_virtio_error(&n->vdev, "control queue request without headers");
+            break;
+        }
+        qnic_iov_to_buf(qnic_vq_elem_out(e), e->out_num, 0, hdr, 2);
+        len = e->out_len - 2;
+        if (len <= sizeof(n->ctrl_buf)) {
+            qnic_iov_to_buf(qnic_vq_elem_out(e), e->out_num, 2, n->ctrl_buf, len);
+            switch (hdr[0]) {
+            case VIRTIO_NET_CTRL_RX:
+                status = has_f(n, VIRTIO_NET_F_CTRL_RX) ? ctrl_rx(n, hdr[1], n->ctrl_buf, len)
+                                                        : VIRTIO_NET_ERR;
+                break;
+            case VIRTIO_NET_CTRL_MAC:
+                status = ctrl_mac(n, hdr[1], n->ctrl_buf, len);
+                break;
+            case VIRTIO_NET_CTRL_VLAN:
+                status = has_f(n, VIRTIO_NET_F_CTRL_VLAN) ? ctrl_vlan(n, hdr[1], n->ctrl_buf, len)
+                                                          : VIRTIO_NET_ERR;
+                break;
+            case VIRTIO_NET_CTRL_ANNOUNCE:
+                if (hdr[1] == VIRTIO_NET_CTRL_ANNOUNCE_ACK && (n->status & VIRTIO_NET_S_ANNOUNCE)) {
+                    n->status &= ~VIRTIO_NET_S_ANNOUNCE;
+                    status = VIRTIO_NET_OK;
+                }
+                break;
+            case VIRTIO_NET_CTRL_MQ:
+                status = ctrl_mq(n, hdr[1], n->ctrl_buf, len);
+                break;
+            case VIRTIO_NET_CTRL_GUEST_OFFLOADS:
+                status = ctrl_offloads(n, hdr[1], n->ctrl_buf, len);
+                break;
+            }
+            /* QMP's NIC_RX_FILTER_CHANGED, as QEMU reports it */
+            if (status == VIRTIO_NET_OK && (hdr[0] == VIRTIO_NET_CTRL_RX ||
+                                            hdr[0] == VIRTIO_NET_CTRL_MAC ||
+                                            hdr[0] == VIRTIO_NET_CTRL_VLAN)) {
+                qnic_net_rx_filter_changed(n->nic->ncs[0]);
+            }
+        }
+        qnic_iov_from_buf(qnic_vq_elem_in(e), e->in_num, 0, &status, 1);
+        qnic_vq_push(n->ctrl, e, 1);
+    }
+    if (done) {
+        qnic_virtio_notify(&n->vdev, n->ctrl);
+    }
+}
+
+static QnicRxState rx_state(bool none, bool all)
+{
+    return none ? QNIC_RX_STATE_NONE : all ? QNIC_RX_STATE_ALL : QNIC_RX_STATE_NORMAL;
+}
+
+void virtio_net_query_rx_filter(QnicNetClient *nc, QnicRxFilterInfo *info)
+{
+    VirtioNet *n = nc->opaque;
+    char *dev_path = qnic_device_path(n->vdev.dev);
+
+    info->path = g_strconcat(dev_path, "/virtio-backend", NULL);
+    g_free(dev_path);
+    info->promiscuous = n->promisc;
+    info->unicast = rx_state(n->nouni, n->alluni);
+    info->multicast = rx_state(n->nomulti, n->allmulti);
+    /* QEMU 7.2 reports its nobcast flag here (true = broadcast refused);
+     * clients written against it read it that way. */
+    info->broadcast_allowed = n->nobcast;
+    info->unicast_overflow = n->mac_table.uni_overflow;
+    info->multicast_overflow = n->mac_table.multi_overflow;
+    memcpy(info->main_mac, n->mac, 6);
+    info->unicast_table = g_array_new(FALSE, FALSE, 6);
+    info->multicast_table = g_array_new(FALSE, FALSE, 6);
+    info->vlan_table = g_array_new(FALSE, FALSE, sizeof(uint16_t));
+    for (unsigned i = 0; i < n->mac_table.in_use; i++) {
+        g_array_append_vals(i < n->mac_table.first_multi ? info->unicast_table
+                                                           : info->multicast_table,
+                            n->mac_table.macs[i], 1);
+    }
+    /* QEMU lists the VLANs that pass, highest first: all of them while
+     * VLAN filtering is not agreed, and calls the state all / none /
+     * normal from how many do. */
+    unsigned count = 0;
+    for (int vid = MAX_VLAN - 1; vid >= 0; vid--) {
+        if (!has_f(n, VIRTIO_NET_F_CTRL_VLAN) || (n->vlans[vid >> 5] & (1u << (vid & 31)))) {
+            uint16_t v = (uint16_t)vid;
+            g_array_append_val(info->vlan_table, v);
+            count++;
+        }
+    }
+    info->vlan = count == MAX_VLAN ? QNIC_RX_STATE_ALL :
+                 count == 0 ? QNIC_RX_STATE_NONE : QNIC_RX_STATE_NORMAL;
+}
+

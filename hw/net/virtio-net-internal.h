@@ -1,0 +1,150 @@
+/*
+ * What the three files of the virtio-net model share: the device state
+ * (VirtioNet) and its queue pairs (VirtioNetQueue), and the calls each file
+ * makes into the others. hw/net/virtio-net.c is the device itself (config
+ * space, features, queue layout, vhost hand-over, realize and the bus
+ * types), virtio-net-dataplane.c moves frames between the rings and the
+ * netdev, and virtio-net-ctrl.c serves the control queue and keeps the
+ * receive filter and RSS state it programs. Not a public header: only
+ * these files include it; embedders use qnic/virtio-net.h.
+ */
+#ifndef HW_NET_VIRTIO_NET_INTERNAL_H
+#define HW_NET_VIRTIO_NET_INTERNAL_H
+
+#include "qnic/virtio-net.h"
+#include "qnic/net.h"
+#include "qnic/mainloop.h"
+#include "qnic/clock.h"
+#include "qnic/vhost.h"
+#include <linux/virtio_net.h>
+
+#define MAC_TABLE_ENTRIES 64
+#define MAX_VLAN 4096
+#define RSS_MAX_KEY 40
+#define RSS_MAX_TABLE 128
+#define CTRL_BUF_MAX (8 + 2 * (4 + 6 * 1024))
+#define ETH_HLEN 14
+
+typedef struct VirtioNet VirtioNet;
+
+typedef struct VirtioNetQueue {
+    VirtioNet *n;
+    unsigned index;
+    QnicVirtQueue *rx, *tx;
+    QnicNetClient *nc;
+    QnicBH *tx_bh;
+    QnicTimer *tx_timer;
+    bool tx_waiting;            /* timer armed / bh scheduled */
+    bool tx_async;              /* backend queued a frame: wait for sent cb */
+    QnicVqElem tx_elem;
+    struct iovec tx_iov[QNIC_VQ_MAX_SG];
+    struct iovec tx_send[QNIC_VQ_MAX_SG];
+    uint8_t tx_hdr[sizeof(struct virtio_net_hdr_mrg_rxbuf)];
+    QnicVqElem rx_elem;
+    struct iovec rx_iov[QNIC_VQ_MAX_SG];
+} VirtioNetQueue;
+
+struct VirtioNet {
+    QnicVirtioDevice vdev;
+    QnicDevice *dev;
+    QnicNic *nic;
+    unsigned max_pairs, curr_pairs;
+    VirtioNetQueue *q;
+    QnicVirtQueue *ctrl;
+    unsigned ctrl_index;
+    QnicVqElem ctrl_elem;
+    struct iovec ctrl_iov[64];
+    uint8_t ctrl_buf[CTRL_BUF_MAX];
+
+    uint8_t perm_mac[6], mac[6];
+    uint16_t status;
+    bool promisc, allmulti, alluni, nomulti, nouni, nobcast;
+    struct {
+        unsigned in_use, first_multi;
+        bool uni_overflow, multi_overflow;
+        uint8_t macs[MAC_TABLE_ENTRIES][6];
+    } mac_table;
+    uint32_t vlans[MAX_VLAN / 32];
+
+    /* configuration */
+    uint16_t host_mtu;
+    int32_t speed;
+    uint8_t duplex;
+    uint16_t rx_queue_size, tx_queue_size;
+    bool tx_timer_mode;
+    uint32_t tx_timeout;
+    int32_t tx_burst;
+
+    /* negotiated */
+    bool has_vnet_hdr;          /* the peer takes/gives vnet headers */
+    bool mergeable;
+    unsigned guest_hdr_len, host_hdr_len;
+    uint64_t curr_guest_offloads;
+
+    /* RSS / hash report */
+    bool rss_enabled, hash_report;
+    uint32_t rss_hash_types;
+    uint16_t rss_table_len, rss_default;
+    uint16_t rss_table[RSS_MAX_TABLE];
+    uint8_t rss_key_len;
+    uint8_t rss_key[RSS_MAX_KEY];
+
+    uint64_t stat_rx_dropped, stat_rx_filtered;
+
+    /* vhost peer: the data plane is elsewhere while vhost_started */
+    QnicVhostDev *vhost;
+    bool vhost_started;
+};
+
+#define VIRTIO_NET_GUEST_OFFLOADS                                               \
+    ((1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_GUEST_TSO4) |     \
+     (1ull << VIRTIO_NET_F_GUEST_TSO6) | (1ull << VIRTIO_NET_F_GUEST_ECN) |      \
+     (1ull << VIRTIO_NET_F_GUEST_UFO))
+
+#define SUPPORTED_HASH_TYPES                                                    \
+    (VIRTIO_NET_RSS_HASH_TYPE_IPv4 | VIRTIO_NET_RSS_HASH_TYPE_TCPv4 |            \
+     VIRTIO_NET_RSS_HASH_TYPE_UDPv4 | VIRTIO_NET_RSS_HASH_TYPE_IPv6 |            \
+     VIRTIO_NET_RSS_HASH_TYPE_TCPv6 | VIRTIO_NET_RSS_HASH_TYPE_UDPv6)
+
+static inline bool has_f(VirtioNet *n, unsigned bit)
+{
+    return qnic_virtio_has_feature(&n->vdev, bit);
+}
+
+/* ---- virtio-net.c: the device ---- */
+
+/* Queue pairs the driver uses (MQ, RSS): the vhost rings and the
+ * backend's queues follow. */
+void virtio_net_set_pairs(VirtioNet *n, unsigned pairs);
+
+/* ---- virtio-net-dataplane.c: rings <-> netdev, one queue pair each ---- */
+
+/* Set up / tear down pair i's TX scheduling (bottom half, timer) and its
+ * preallocated element storage. */
+void virtio_net_queue_init(VirtioNet *n, unsigned i);
+void virtio_net_queue_cleanup(VirtioNetQueue *q);
+/* The NIC client's receive side (QnicNetClientOps). */
+bool virtio_net_can_receive(QnicNetClient *nc);
+ssize_t virtio_net_receive_iov(QnicNetClient *nc, const struct iovec *iov, int iovcnt);
+/* The guest kicked the pair's TX queue. */
+void virtio_net_handle_tx(VirtioNet *n, VirtioNetQueue *q);
+/* Run the pair's TX soon (bottom half or timer, per tx=). */
+void virtio_net_tx_schedule(VirtioNetQueue *q);
+/* Stop TX work in flight and drop what the backend still holds from the
+ * ring (reset, queue reset, vhost taking the rings). */
+void virtio_net_tx_stop(VirtioNetQueue *q);
+
+/* ---- virtio-net-ctrl.c: control queue, receive filter, RSS ---- */
+
+/* Serve every request on the control queue. */
+void virtio_net_handle_ctrl(VirtioNet *n);
+/* Whether the rx mode, MAC table and VLAN filter let this frame in. */
+bool virtio_net_rx_filter(VirtioNet *n, const uint8_t *eth, size_t len);
+/* The RSS hash of a frame; returns the hash report type (0 = none). */
+unsigned virtio_net_rss_hash(VirtioNet *n, const uint8_t *eth, size_t len, uint32_t *hash);
+/* Tell a vnet-header peer the guest offloads now in force. */
+void virtio_net_apply_offloads(VirtioNet *n);
+/* QMP query-rx-filter (QnicNetClientOps). */
+void virtio_net_query_rx_filter(QnicNetClient *nc, QnicRxFilterInfo *info);
+
+#endif
