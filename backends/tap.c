@@ -344,11 +344,13 @@ static int tap_set_queue_enabled(QnicNetClient *nc, bool enable)
     return 0;
 }
 
-QnicVhostDev *qnic_tap_vhost_dev(QnicNetClient *nc)
+/* vhost=on: the one vhost-net device (every queue pair) behind each
+ * client; NULL without vhost=on. */
+static QnicVhostDev *tap_get_vhost(QnicNetClient *nc)
 {
-    TapQueue *q = nc ? nc->opaque : NULL;
+    TapQueue *q = nc->opaque;
 
-    if (!q || nc->ops->kind != QNIC_NET_CLIENT_TAP || !q->ts->vhost) {
+    if (!q || !q->ts->vhost) {
         return NULL;
     }
     return qnic_vhost_kernel_dev(q->ts->vhost);
@@ -386,6 +388,7 @@ static const QnicNetClientOps tap_ops = {
     .using_vnet_hdr = tap_using_vnet_hdr,
     .set_vnet_hdr_len = tap_set_vnet_hdr_len,
     .set_offload = tap_set_offload,
+    .get_vhost = tap_get_vhost,
 };
 
 /* Run an ifup/ifdown script with the interface name as its argument. */

@@ -36,12 +36,19 @@ static ssize_t vhu_nc_receive(QnicNetClient *nc, const struct iovec *iov, int io
 static bool vhu_nc_true(QnicNetClient *nc) { return true; }
 static bool vhu_nc_hdr_len(QnicNetClient *nc, int len) { return true; }
 
+/* Every client of the netdev stands for the one vhost-user device. */
+static QnicVhostDev *vhu_nc_get_vhost(QnicNetClient *nc)
+{
+    return nc->opaque;
+}
+
 static const QnicNetClientOps vhu_nc_ops = {
     .kind = QNIC_NET_CLIENT_VHOST_USER,
     .receive_iov = vhu_nc_receive,
     .has_vnet_hdr = vhu_nc_true,
     .has_vnet_hdr_len = vhu_nc_hdr_len,
     .has_ufo = vhu_nc_true,
+    .get_vhost = vhu_nc_get_vhost,
 };
 
 static void set_link(VhostUserNetdev *s, bool up)

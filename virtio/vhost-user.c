@@ -354,6 +354,7 @@ static const QnicVhostOps vhost_user_ops = {
     .set_vring_call = op_set_vring_call,
     .set_vring_enable = op_set_vring_enable,
     .set_mtu = op_set_mtu,
+    .max_tx_queue_size = QNIC_VQ_MAX_SIZE,
 };
 
 /* ---- connection ---- */

@@ -357,14 +357,16 @@ void qnic_vhost_backend_lost(QnicVhostDev *hd)
 
 QnicVhostDev *qnic_vhost_net_get(QnicNetClient *nc)
 {
-    if (!nc || !nc->ops) {
+    if (!nc || !nc->ops || !nc->ops->get_vhost) {
         return NULL;
     }
-    if (nc->ops->kind == QNIC_NET_CLIENT_VHOST_USER || nc->ops->kind == QNIC_NET_CLIENT_VHOST_VDPA) {
-        return nc->opaque;
+    return nc->ops->get_vhost(nc);
+}
+
+unsigned qnic_vhost_max_tx_queue_size(const QnicVhostDev *hd)
+{
+    if (!hd || !hd->ops->max_tx_queue_size) {
+        return QNIC_VHOST_TX_QUEUE_SIZE;
     }
-    if (nc->ops->kind == QNIC_NET_CLIENT_TAP) {
-        return qnic_tap_vhost_dev(nc);      /* vhost=on, else NULL */
-    }
-    return NULL;
+    return hd->ops->max_tx_queue_size;
 }

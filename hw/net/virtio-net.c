@@ -556,8 +556,8 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
                                 "between 256 and 1024.", n->tx_queue_size);
         return false;
     }
-    /* Without vhost-user QEMU caps TX at 256 entries; so do we (the cap is
-     * lifted below for a vhost-user peer). */
+    /* QEMU caps TX at 256 entries unless the vhost backend takes more; so
+     * do we (below, once the peer is known). */
     n->tx_timer_mode = tx && !strcmp(tx, "timer");
     if (tx && !n->tx_timer_mode && strcmp(tx, "bh")) {
         qnic_warn("virtio-net: Unknown option tx=%s, valid options: \"timer\" \"bh\"", tx);
@@ -584,9 +584,7 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
     memcpy(n->perm_mac, n->nic->mac, 6);
     memcpy(n->mac, n->nic->mac, 6);
     n->vhost = qnic_vhost_net_get(n->nic->ncs[0]->peer);
-    if (!n->vhost || n->nic->ncs[0]->peer->ops->kind != QNIC_NET_CLIENT_VHOST_USER) {
-        n->tx_queue_size = MIN(n->tx_queue_size, 256);
-    }
+    n->tx_queue_size = MIN(n->tx_queue_size, qnic_vhost_max_tx_queue_size(n->vhost));
     n->has_vnet_hdr = n->nic->ncs[0]->peer && qnic_net_peer_has_vnet_hdr(n->nic->ncs[0]);
     if (!n->has_vnet_hdr) {
         /* Offloads need a peer that speaks vnet headers, as in QEMU. */

@@ -19,6 +19,7 @@
 
 typedef struct QnicNetClient QnicNetClient;
 typedef struct QnicNetQueue QnicNetQueue;
+typedef struct QnicVhostDev QnicVhostDev;   /* qnic/vhost.h */
 
 /* Completion of an asynchronous send that was queued (ret = bytes or <0). */
 typedef void QnicNetSentFunc(QnicNetClient *sender, ssize_t ret);
@@ -82,6 +83,10 @@ typedef struct QnicNetClientOps {
     /* NICs with receive filters: fill info (zeroed by the caller; free it
      * with qnic_rx_filter_info_clear). */
     void (*query_rx_filter)(QnicNetClient *nc, QnicRxFilterInfo *info);
+    /* Backends whose data plane can run elsewhere (vhost-user, a tap with
+     * vhost=on, vhost-vdpa): the vhost device standing behind nc, or NULL
+     * when there is none now. Absent: never one. */
+    QnicVhostDev *(*get_vhost)(QnicNetClient *nc);
 } QnicNetClientOps;
 
 struct QnicNetClient {

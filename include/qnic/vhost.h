@@ -31,9 +31,32 @@
 typedef struct QnicVhostDev QnicVhostDev;
 typedef struct QnicNetClient QnicNetClient;
 
-/* One backend kind. Every call returns false with errp set when the
- * backend refused or is gone; the backend then also reports the loss
- * through qnic_vhost_backend_lost(). idx is the device's queue index. */
+/*
+ * The contract between the generic layer (virtio/vhost.c) and one backend
+ * kind: vhost-user (virtio/vhost-user.c) and vhost-net (virtio/vhost-kernel.c)
+ * today, vhost-vdpa as one more table. The generic layer decides what is
+ * handed over and when; a table only carries each request to its backend.
+ *
+ * - Order: set_features, set_mem_table once per start; then per ring
+ *   set_vring_num, set_vring_base, set_vring_addr, set_vring_kick,
+ *   set_vring_call, and set_vring_enable(true) once the device enables the
+ *   ring. Taking a ring back: set_vring_enable(false), get_vring_base.
+ *   set_vring_call may come again at any time while a ring runs (the
+ *   transport's irqfd came or went).
+ * - idx is the device's queue index (2 * pair for RX, 2 * pair + 1 for TX).
+ *   Addresses are this process's virtual addresses inside the shared
+ *   memfd mapping of guest RAM. The kick and call fds stay the generic
+ *   layer's: a table passes them on (or dups them) and never closes them.
+ * - Every call returns false with errp set when the backend refused or is
+ *   gone; a gone backend also reports the loss through
+ *   qnic_vhost_backend_lost() (from a BH, never inside a call). The generic
+ *   layer then takes the rings back from the used ring in guest memory.
+ * - The table's owner creates the QnicVhostDev (qnic_vhost_dev_new), sets
+ *   backend_features and max_queue_pairs once it negotiated, and marks it
+ *   connected (qnic_vhost_backend_ready() for a backend that comes later).
+ *   A device finds the QnicVhostDev behind its peer through the netdev
+ *   clients' get_vhost op (qnic/net.h), never by the netdev's kind.
+ */
 typedef struct QnicVhostOps {
     const char *name;
     bool (*set_features)(QnicVhostDev *hd, uint64_t features, GError **errp);
@@ -49,7 +72,14 @@ typedef struct QnicVhostOps {
     bool (*set_vring_enable)(QnicVhostDev *hd, unsigned idx, bool enable, GError **errp);
     /* Tell the backend the device MTU (optional). */
     bool (*set_mtu)(QnicVhostDev *hd, unsigned mtu, GError **errp);
+    /* The largest TX ring the backend takes; 0: QNIC_VHOST_TX_QUEUE_SIZE,
+     * the cap of qnic's own data path (QEMU lifts it for vhost-user and
+     * vhost-vdpa only). */
+    unsigned max_tx_queue_size;
 } QnicVhostOps;
+
+/* virtio-net's TX ring cap unless the backend takes more (QEMU's). */
+#define QNIC_VHOST_TX_QUEUE_SIZE 256
 
 typedef struct QnicVhostVq {
     QnicVhostDev *hd;
@@ -123,11 +153,12 @@ void qnic_vhost_vq_update_call(QnicVhostDev *hd, unsigned idx);
 void qnic_vhost_backend_ready(QnicVhostDev *hd);
 void qnic_vhost_backend_lost(QnicVhostDev *hd);
 
-/* The vhost device behind a netdev client (vhost-user, vhost-vdpa, a tap
- * with vhost=on), or NULL for any other kind of peer. */
+/* The vhost device behind a netdev client (its get_vhost op: vhost-user,
+ * vhost-vdpa, a tap with vhost=on), or NULL for any other peer. */
 QnicVhostDev *qnic_vhost_net_get(QnicNetClient *nc);
-/* The vhost-net device of a tap client, or NULL (backends/tap.c). */
-QnicVhostDev *qnic_tap_vhost_dev(QnicNetClient *nc);
+/* The largest TX ring hd's backend takes (QNIC_VHOST_TX_QUEUE_SIZE when
+ * hd is NULL: qnic's own data path). */
+unsigned qnic_vhost_max_tx_queue_size(const QnicVhostDev *hd);
 
 /* ---- the vhost-user frontend (virtio/vhost-user.c) ---- */
 
