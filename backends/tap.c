@@ -15,7 +15,7 @@
 #include "tap-int.h"
 #include "qnic/log.h"
 #include "qnic/mainloop.h"
-#include "qnic/vhost.h"
+#include "qnic/vhost-kernel.h"
 
 #include <fcntl.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
  */
 #include "qnic/net.h"
 #include "qnic/chardev.h"
-#include "qnic/vhost.h"
+#include "qnic/vhost-user-frontend.h"
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
 #include <stdio.h>

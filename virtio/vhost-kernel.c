@@ -13,7 +13,7 @@
  * Every system call goes through a small ops table so tests can put a
  * fake kernel under it.
  */
-#include "qnic/vhost.h"
+#include "qnic/vhost-kernel.h"
 #include "qnic/log.h"
 
 #include <errno.h>

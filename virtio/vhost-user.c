@@ -9,7 +9,7 @@
  * declared broken (no further I/O on it) and the owner is told from a
  * bottom half, so no caller ever sees the connection vanish under it.
  */
-#include "qnic/vhost.h"
+#include "qnic/vhost-user-frontend.h"
 #include "qnic/vhost-user.h"
 #include "qnic/mainloop.h"
 #include "qnic/log.h"

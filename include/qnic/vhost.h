@@ -1,7 +1,8 @@
 /*
- * vhost: a virtio device's data queues handed to another data plane (a
- * vhost-user backend process today; vhost-kernel and vhost-vdpa plug in
- * through the same ops table later). qnic keeps the transport, the feature
+ * vhost, the generic layer: a virtio device's data queues handed to another
+ * data plane through one ops table per backend kind (vhost-user:
+ * qnic/vhost-user-frontend.h; the kernel's vhost-net: qnic/vhost-kernel.h;
+ * vhost-vdpa later). qnic keeps the transport, the feature
  * negotiation with the driver, the configuration space and the control
  * queue; the backend gets the guest memory table, each data ring's size,
  * base index and addresses (this process's virtual addresses of the rings,
@@ -159,66 +160,5 @@ QnicVhostDev *qnic_vhost_net_get(QnicNetClient *nc);
 /* The largest TX ring hd's backend takes (QNIC_VHOST_TX_QUEUE_SIZE when
  * hd is NULL: qnic's own data path). */
 unsigned qnic_vhost_max_tx_queue_size(const QnicVhostDev *hd);
-
-/* ---- the vhost-user frontend (virtio/vhost-user.c) ---- */
-
-typedef struct QnicVhostUser QnicVhostUser;
-
-/* How long qnic waits for any one reply (ms). Default 10000, or
- * $QNIC_VHOST_USER_TIMEOUT_MS when set (tests of silent backends). */
-unsigned qnic_vhost_user_timeout_ms(void);
-
-/* A frontend for `queue_pairs` queue pairs of a net device. `failed` runs
- * (from a BH, never inside a request) once a connection broke: malformed
- * reply, timeout, EOF; the owner then disconnects. */
-QnicVhostUser *qnic_vhost_user_new(const char *name, unsigned queue_pairs,
-                                   void (*failed)(void *opaque), void *opaque);
-void qnic_vhost_user_free(QnicVhostUser *u);
-QnicVhostDev *qnic_vhost_user_dev(QnicVhostUser *u);
-/* Negotiate on a connected socket (not taken over): GET_FEATURES,
- * GET/SET_PROTOCOL_FEATURES, GET_QUEUE_NUM, SET_OWNER. */
-bool qnic_vhost_user_connect(QnicVhostUser *u, int fd, GError **errp);
-/* Forget the socket (the owner closes it); rings are taken back without
- * messages. */
-void qnic_vhost_user_disconnect(QnicVhostUser *u);
-/* The socket is readable outside a request: EOF or an unsolicited
- * message. Returns false (logged) when the connection must go. */
-bool qnic_vhost_user_readable(QnicVhostUser *u);
-uint64_t qnic_vhost_user_protocol_features(QnicVhostUser *u);
-
-/* ---- vhost-net, the kernel's data path (virtio/vhost-kernel.c) ---- */
-
-/* Every system call vhost-kernel makes goes through this table: the real
- * calls by default, a fake kernel in tests. Each returns what the system
- * call does (-1 with errno set on failure). */
-typedef struct QnicVhostKernelOps {
-    int (*open)(const char *path, int flags);
-    int (*ioctl)(int fd, unsigned long request, void *arg);
-    int (*close)(int fd);
-} QnicVhostKernelOps;
-
-#define QNIC_VHOST_NET_PATH "/dev/vhost-net"
-
-/* NULL restores the real system calls. */
-void qnic_vhost_kernel_set_ops(const QnicVhostKernelOps *ops);
-
-typedef struct QnicVhostKernel QnicVhostKernel;
-
-/* The tap's queue pair `pair` is handed to the kernel (attached) or given
- * back to qnic's own reader. */
-typedef void QnicVhostKernelAttachFunc(void *opaque, unsigned pair, bool attached);
-
-/* One vhost-net fd per queue pair: vhost_fds[i] when given (>= 0, taken
- * over), else a new open of /dev/vhost-net; then VHOST_SET_OWNER and
- * VHOST_GET_FEATURES. tap_fds[i] is the tap queue the kernel moves the
- * pair's frames through (not taken over). */
-QnicVhostKernel *qnic_vhost_kernel_new(unsigned pairs, const int *tap_fds, const int *vhost_fds,
-                                       QnicVhostKernelAttachFunc *attach, void *opaque,
-                                       GError **errp);
-/* Takes the rings back if needed and closes the vhost-net fds. */
-void qnic_vhost_kernel_free(QnicVhostKernel *k);
-QnicVhostDev *qnic_vhost_kernel_dev(QnicVhostKernel *k);
-/* What VHOST_GET_FEATURES answered. */
-uint64_t qnic_vhost_kernel_features(QnicVhostKernel *k);
 
 #endif

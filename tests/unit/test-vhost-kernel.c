@@ -20,7 +20,7 @@
 #include "qnic/machine.h"
 #include "qnic/pci.h"
 #include "qnic/virtio.h"
-#include "qnic/vhost.h"
+#include "qnic/vhost-kernel.h"
 
 #include <errno.h>
 #include <fcntl.h>
