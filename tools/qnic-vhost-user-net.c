@@ -4,9 +4,9 @@
  * `-netdev vhost-user` or DPDK's net_virtio_user, as a vhost-user-net
  * device backend. The netdev takes the same -netdev syntax as qnic-vmm and
  * QEMU; the device side is qnic's virtio-net model (see
- * include/qnic/vhost-user-dev.h and docs/vhost-user-dev.md).
+ * include/qnic/vhost-user-device.h and docs/vhost-user-dev.md).
  */
-#include "qnic/vhost-user-dev.h"
+#include "qnic/vhost-user-device.h"
 #include "qnic/net.h"
 #include "qnic/mainloop.h"
 #include "qnic/log.h"

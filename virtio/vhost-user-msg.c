@@ -1,8 +1,8 @@
 /*
  * vhost-user message codec: framing, descriptor passing and payload size
- * checks shared by qnic's frontend and backend. See qnic/vhost-user.h.
+ * checks shared by qnic's frontend and backend. See qnic/vhost-user-msg.h.
  */
-#include "qnic/vhost-user.h"
+#include "qnic/vhost-user-msg.h"
 
 #include <errno.h>
 #include <limits.h>

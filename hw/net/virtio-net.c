@@ -172,7 +172,7 @@ static void vhost_stop(VirtioNet *n)
     }
 }
 
-/* A backend came or went (see backends/vhost-user.c). */
+/* A backend came or went (see backends/vhost-user-netdev.c). */
 static void vhost_event(void *opaque, bool connected)
 {
     VirtioNet *n = opaque;

@@ -1,5 +1,5 @@
 /*
- * The vhost-user frontend (virtio/vhost-user.c): the vhost ops table of
+ * The vhost-user frontend (virtio/vhost-user-frontend.c): the vhost ops table of
  * qnic/vhost.h carried as vhost-user messages to a backend process over a
  * connected Unix socket, plus the connection handshake. The socket, its
  * chardev and reconnection belong to the owner (the `-netdev vhost-user`

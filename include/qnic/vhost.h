@@ -34,7 +34,7 @@ typedef struct QnicNetClient QnicNetClient;
 
 /*
  * The contract between the generic layer (virtio/vhost.c) and one backend
- * kind: vhost-user (virtio/vhost-user.c) and vhost-net (virtio/vhost-kernel.c)
+ * kind: vhost-user (virtio/vhost-user-frontend.c) and vhost-net (virtio/vhost-kernel.c)
  * today, vhost-vdpa as one more table. The generic layer decides what is
  * handed over and when; a table only carries each request to its backend.
  *

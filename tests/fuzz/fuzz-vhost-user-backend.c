@@ -1,5 +1,5 @@
 /*
- * Fuzz target for qnic's vhost-user-net device side (virtio/vhost-user-dev.c):
+ * Fuzz target for qnic's vhost-user-net device side (virtio/vhost-user-device.c):
  * the input plays a hostile frontend. A fresh device per input serves a
  * hubport netdev whose hub has a recording sink (frames the device sends)
  * and an injector (frames the device receives). The harness owns a 64 KiB
@@ -27,7 +27,7 @@
  *   5 DROP   the connection ends (device reset)
  *   6 LOOP   run the main loop and bottom halves once
  */
-#include "qnic/vhost-user-dev.h"
+#include "qnic/vhost-user-device.h"
 #include "qnic/net.h"
 #include "qnic/mainloop.h"
 #include "qnic/log.h"

@@ -20,7 +20,7 @@
 #include "qnic/pci.h"
 #include "qnic/net.h"
 #include "qnic/chardev.h"
-#include "qnic/vhost-user.h"
+#include "qnic/vhost-user-msg.h"
 #include "qnic/mainloop.h"
 #include "qnic/clock.h"
 #include "qnic/log.h"

@@ -1,5 +1,5 @@
 /*
- * Unit tests of qnic's vhost-user-net device side (virtio/vhost-user-dev.c).
+ * Unit tests of qnic's vhost-user-net device side (virtio/vhost-user-device.c).
  * The test plays the frontend: a memfd is the guest RAM, split and packed
  * rings are built in it by hand, requests go straight to
  * qnic_vhu_dev_handle() (and once over a real socket through the server),
@@ -8,7 +8,7 @@
  * frames injected. Every malformed-request class is checked to be refused
  * with the ring state untouched and no descriptor leaked.
  */
-#include "qnic/vhost-user-dev.h"
+#include "qnic/vhost-user-device.h"
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
 #include "test-net-common.h"

@@ -7,7 +7,7 @@
  * eventfds are taken, and their I/O never blocks, even when the peer
  * clears the O_NONBLOCK it shares with us.
  */
-#include "qnic/vhost-user.h"
+#include "qnic/vhost-user-msg.h"
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>

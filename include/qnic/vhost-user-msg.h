@@ -1,8 +1,8 @@
 /*
  * The vhost-user protocol: numbers, payload layouts and one message codec
- * shared by both ends qnic implements, the frontend (virtio/vhost-user.c:
+ * shared by both ends qnic implements, the frontend (virtio/vhost-user-frontend.c:
  * a virtio-net queue pair's data plane handed to another process) and the
- * backend (virtio/vhost-user-dev.c: qnic's own netdevs served as a
+ * backend (virtio/vhost-user-device.c: qnic's own netdevs served as a
  * vhost-user-net device to QEMU, DPDK or another qnic).
  *
  * Wire format (native byte order, little-endian on every host qnic runs on):
@@ -16,8 +16,8 @@
  * descriptors it cannot hand over, and qnic_vhu_msg_check() tells whether
  * a request's payload has the size its type needs before anyone reads it.
  */
-#ifndef QNIC_VHOST_USER_H
-#define QNIC_VHOST_USER_H
+#ifndef QNIC_VHOST_USER_MSG_H
+#define QNIC_VHOST_USER_MSG_H
 
 #include "qnic/common.h"
 

@@ -16,10 +16,10 @@
  * an error that names it, the ring state stays as it was and no descriptor
  * is leaked.
  */
-#ifndef QNIC_VHOST_USER_DEV_H
-#define QNIC_VHOST_USER_DEV_H
+#ifndef QNIC_VHOST_USER_DEVICE_H
+#define QNIC_VHOST_USER_DEVICE_H
 
-#include "qnic/vhost-user.h"
+#include "qnic/vhost-user-msg.h"
 
 typedef struct QnicVhuDev QnicVhuDev;
 typedef struct QnicVhuServer QnicVhuServer;

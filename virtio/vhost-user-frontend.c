@@ -10,7 +10,7 @@
  * bottom half, so no caller ever sees the connection vanish under it.
  */
 #include "qnic/vhost-user-frontend.h"
-#include "qnic/vhost-user.h"
+#include "qnic/vhost-user-msg.h"
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
 

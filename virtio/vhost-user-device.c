@@ -11,7 +11,7 @@
  * refused requests leave the ring state untouched, and every descriptor
  * that arrives is either kept (and closed on reset) or closed at once.
  */
-#include "qnic/vhost-user-dev.h"
+#include "qnic/vhost-user-device.h"
 #include "qnic/virtio-net.h"
 #include "qnic/net.h"
 #include "qnic/mainloop.h"
