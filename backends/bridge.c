@@ -10,6 +10,7 @@
  */
 #include "tap-int.h"
 #include "qnic/log.h"
+#include "qnic/fd-passing.h"
 #include "backends/bridge-helper-path.h"
 
 #include <fcntl.h>
@@ -44,19 +45,10 @@ char *qnic_bridge_default_helper(void)
 static int recv_fd(int sock, int timeout_ms, GError **errp)
 {
     char data[16];
-    union {
-        struct cmsghdr hdr;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } control;
     struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-    };
     struct pollfd pfd = { .fd = sock, .events = POLLIN };
-    struct cmsghdr *cmsg;
     ssize_t ret;
-    int r;
+    int r, fd, nfds;
 
     do {
         r = poll(&pfd, 1, timeout_ms);
@@ -65,9 +57,7 @@ static int recv_fd(int sock, int timeout_ms, GError **errp)
         qnic_error_setg(errp, "timed out after %d s", timeout_ms / 1000);
         return -1;
     }
-    do {
-        ret = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    } while (ret < 0 && errno == EINTR);
+    ret = qnic_recv_fds(sock, &iov, 1, &fd, 1, &nfds, NULL, 0);
     if (ret < 0) {
         qnic_error_setg_errno(errp, errno, "receiving the tap fd failed");
         return -1;
@@ -76,16 +66,11 @@ static int recv_fd(int sock, int timeout_ms, GError **errp)
         qnic_error_setg(errp, "it exited without sending a tap fd");
         return -1;
     }
-    for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
-            cmsg->cmsg_len == CMSG_LEN(sizeof(int))) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(cmsg), sizeof(fd));
-            return fd;
-        }
+    if (!nfds) {
+        qnic_error_setg(errp, "its message carried no file descriptor");
+        return -1;
     }
-    qnic_error_setg(errp, "its message carried no file descriptor");
-    return -1;
+    return fd;
 }
 
 /* What the helper printed, for the error message. */

@@ -15,6 +15,7 @@
  * Plain libc only: a setuid/capability program should pull in as little as
  * possible.
  */
+#include "qnic/fd-passing.h"
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -133,28 +134,9 @@ static bool has_vnet_hdr_support(int fd)
 static bool send_fd(int sock, int fd)
 {
     char data[1] = { 0 };
-    union {
-        struct cmsghdr hdr;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } control;
     struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-    };
-    struct cmsghdr *cmsg;
-    ssize_t ret;
 
-    memset(&control, 0, sizeof(control));
-    cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-    do {
-        ret = sendmsg(sock, &msg, 0);
-    } while (ret < 0 && errno == EINTR);
-    return ret > 0;
+    return qnic_send_fds(sock, &iov, 1, &fd, 1, 0) > 0;
 }
 
 int main(int argc, char **argv)

@@ -3,6 +3,7 @@
  * checks shared by qnic's frontend and backend. See qnic/vhost-user-msg.h.
  */
 #include "qnic/vhost-user-msg.h"
+#include "qnic/fd-passing.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -158,52 +159,23 @@ static bool read_full(int sock, void *buf, size_t len, gint64 deadline, GError *
 /* The first piece of a message, with its descriptors, into m. */
 static ssize_t recv_first(int sock, QnicVhuMsg *m, gint64 deadline, int *ctrunc)
 {
-    union {
-        struct cmsghdr align;
-        uint8_t buf[CMSG_SPACE(sizeof(int) * QNIC_VHU_MAX_FDS)];
-    } ctl;
     struct iovec iov = { .iov_base = &m->hdr, .iov_len = sizeof(m->hdr) };
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
-    };
+    bool truncated;
+    int nfds;
     ssize_t n;
 
-    memset(&ctl, 0, sizeof(ctl));
     for (;;) {
-        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+        n = qnic_recv_fds(sock, &iov, 1, m->fds, QNIC_VHU_MAX_FDS, &nfds, &truncated,
+                          MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
             wait_until(sock, POLLIN, deadline)) {
             continue;
         }
         break;
     }
-    if (n <= 0) {
-        /* Nothing was received: the control buffer holds no descriptors
-         * (the kernel may leave msg_controllen untouched). */
-        mh.msg_controllen = 0;
-    }
-    /* Collect descriptors first so that every error path closes them. */
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-            continue;
-        }
-        size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        const uint8_t *data = CMSG_DATA(c);
-        for (size_t i = 0; i < cnt; i++) {
-            int fd;
-            memcpy(&fd, data + i * sizeof(int), sizeof(int));
-            if (m->nfds < QNIC_VHU_MAX_FDS) {
-                m->fds[m->nfds++] = fd;
-            } else {
-                close(fd);
-            }
-        }
-    }
-    *ctrunc = n > 0 && (mh.msg_flags & MSG_CTRUNC);
+    /* every descriptor is in m now, so every error path closes it */
+    m->nfds = (unsigned)nfds;
+    *ctrunc = n > 0 && truncated;
     return n;
 }
 
@@ -267,17 +239,16 @@ int qnic_vhu_msg_recv(int sock, QnicVhuMsg *m, GError **errp)
     return qnic_vhu_msg_recv_until(sock, m, qnic_vhu_deadline(QNIC_VHU_MSG_TIMEOUT_MS), errp);
 }
 
-/* sendmsg/send of what is left, waiting for room until the deadline. */
-static bool send_rest(int sock, struct msghdr *mh, gint64 deadline, size_t *sent)
+/* sendmsg of what is left (with fds, if any), waiting for room until the
+ * deadline. */
+static bool send_rest(int sock, const struct iovec *iov, const int *fds, int nfds,
+                      gint64 deadline, size_t *sent)
 {
     for (;;) {
-        ssize_t n = sendmsg(sock, mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = qnic_send_fds(sock, iov, 1, fds, nfds, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) {
             *sent = (size_t)n;
             return true;
-        }
-        if (errno == EINTR) {
-            continue;
         }
         if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wait_until(sock, POLLOUT, deadline)) {
             return false;
@@ -292,31 +263,16 @@ bool qnic_vhu_msg_send_until(int sock, const QnicVhuMsg *m, gint64 deadline, GEr
                         qnic_vhu_request_name(m->hdr.request));
         return false;
     }
-    union {
-        struct cmsghdr align;
-        uint8_t buf[CMSG_SPACE(sizeof(int) * QNIC_VHU_MAX_FDS)];
-    } ctl;
     uint8_t all[sizeof(m->hdr) + sizeof(m->p)];
     size_t total = sizeof(m->hdr) + m->hdr.size, done = 0, n;
     struct iovec iov = { .iov_base = all, .iov_len = total };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
     memcpy(all, &m->hdr, sizeof(m->hdr));
     memcpy(all + sizeof(m->hdr), &m->p, m->hdr.size);
-    if (m->nfds) {
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * m->nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * m->nfds);
-        memcpy(CMSG_DATA(c), m->fds, sizeof(int) * m->nfds);
-    }
     /* Descriptors ride on the first byte that goes; the rest (rare on a
      * Unix stream socket) follows without them. */
     while (done < total) {
-        if (!send_rest(sock, &mh, deadline, &n)) {
+        if (!send_rest(sock, &iov, m->fds, done ? 0 : (int)m->nfds, deadline, &n)) {
             qnic_error_setg(errp, "vhost-user: sending %s: %s",
                             qnic_vhu_request_name(m->hdr.request),
                             errno == EAGAIN || errno == EWOULDBLOCK
@@ -326,8 +282,6 @@ bool qnic_vhu_msg_send_until(int sock, const QnicVhuMsg *m, gint64 deadline, GEr
         done += n;
         iov.iov_base = all + done;
         iov.iov_len = total - done;
-        mh.msg_control = NULL;
-        mh.msg_controllen = 0;
     }
     return true;
 }

@@ -21,6 +21,7 @@
 #include "qnic/net.h"
 #include "qnic/chardev.h"
 #include "qnic/vhost-user-msg.h"
+#include "qnic/fd-passing.h"
 #include "qnic/mainloop.h"
 #include "qnic/clock.h"
 #include "qnic/log.h"
@@ -56,9 +57,7 @@ static void send_segments(Ctx *c, FuzzIn *in)
         uint8_t buf[4096];
         size_t got = fuzz_bytes(in, buf, MIN(len, sizeof(buf)));
         int fds[4];
-        union { struct cmsghdr a; char b[CMSG_SPACE(sizeof(int) * 4)]; } ctl;
         struct iovec iov = { buf, got };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
         if (!got) {
             continue;
@@ -66,17 +65,7 @@ static void send_segments(Ctx *c, FuzzIn *in)
         for (unsigned i = 0; i < nfds; i++) {
             fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         }
-        if (nfds) {
-            memset(&ctl, 0, sizeof(ctl));
-            mh.msg_control = ctl.b;
-            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-            cm->cmsg_level = SOL_SOCKET;
-            cm->cmsg_type = SCM_RIGHTS;
-            cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-            memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-        }
-        ssize_t n = sendmsg(c->be, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = qnic_send_fds(c->be, &iov, 1, fds, nfds, MSG_DONTWAIT | MSG_NOSIGNAL);
         for (unsigned i = 0; i < nfds; i++) {
             close(fds[i]);
         }

@@ -16,6 +16,7 @@
  */
 #include "libqtest.h"
 #include "virtio-driver.h"
+#include "qnic/fd-passing.h"
 #include <glib.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -119,20 +120,8 @@ static void send_msg(int fd, uint32_t req, uint32_t flags, const void *p, uint32
 {
     uint32_t hdr[3] = { req, flags, size };
     struct iovec iov[2] = { { hdr, 12 }, { (void *)p, size } };
-    union { struct cmsghdr a; char b[CMSG_SPACE(sizeof(int) * 8)]; } ctl;
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
 
-    if (nfds) {
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.b;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
-    if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0) {
+    if (qnic_send_fds(fd, iov, size ? 2 : 1, fds, nfds, MSG_NOSIGNAL) < 0) {
         /* the frontend may be gone already */
     }
 }
@@ -346,10 +335,7 @@ static gpointer fake_thread(gpointer opaque)
         for (;;) {
             struct pollfd cp = { .fd = cfd, .events = POLLIN };
             uint32_t hdr[3];
-            union { struct cmsghdr a; char b[CMSG_SPACE(sizeof(int) * 8)]; } ctl;
             struct iovec iov = { hdr, 12 };
-            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
-                                 .msg_controllen = sizeof(ctl.b) };
             int fds[8], nfds = 0;
             bool keep;
 
@@ -362,13 +348,7 @@ static gpointer fake_thread(gpointer opaque)
                 }
                 continue;
             }
-            ssize_t n = recvmsg(cfd, &mh, MSG_CMSG_CLOEXEC);
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                int cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (int i = 0; i < cnt && nfds < 8; i++) {
-                    memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                }
-            }
+            ssize_t n = qnic_recv_fds(cfd, &iov, 1, fds, 8, &nfds, NULL, 0);
             if (n != 12 || hdr[2] > 512) {
                 for (int i = 0; i < nfds; i++) {
                     close(fds[i]);
