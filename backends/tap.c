@@ -531,228 +531,289 @@ static void close_setups(QnicTapQueueSetup *qs, int n, bool close_fds)
     g_free(qs);
 }
 
+/* The tap queues tap_init opened or was handed, while it checks options. */
+typedef struct TapSetup {
+    QnicOpts *opts;
+    QnicTapQueueSetup *qs;
+    int n;                  /* queues in qs */
+    bool user_fds;          /* fd=/fds=: the caller's, never closed here */
+    char name[IFNAMSIZ];    /* the interface */
+    const char *downscript; /* NULL: none */
+} TapSetup;
+
+/* Undo a setup that failed: close what tap_init opened itself. */
+static bool tap_setup_fail(TapSetup *t)
+{
+    close_setups(t->qs, t->n, !t->user_fds);
+    t->qs = NULL;
+    return false;
+}
+
+static bool tap_opts_invalid(GError **errp, const char *msg)
+{
+    g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID, "%s", msg);
+    return false;
+}
+
+/* Options that open the tap another way are refused with fd= and fds=. */
+static bool tap_opts_set(QnicOpts *opts)
+{
+    return qnic_opts_is_set(opts, "ifname") || qnic_opts_is_set(opts, "script") ||
+           qnic_opts_is_set(opts, "downscript") || qnic_opts_is_set(opts, "vnet_hdr") ||
+           qnic_opts_get(opts, "helper");
+}
+
+/* vhost=, vhostfd= and vhostfds= against each other and fd=/fds=. */
+static bool tap_check_vhost_opts(QnicOpts *opts, GError **errp)
+{
+    bool has_vhostfd = qnic_opts_get(opts, "vhostfd") != NULL;
+    bool has_vhostfds = qnic_opts_get(opts, "vhostfds") != NULL;
+    bool vhost_off = qnic_opts_is_set(opts, "vhost") && !qnic_opts_get_bool(opts, "vhost", false);
+
+    if (vhost_off && (has_vhostfd || has_vhostfds)) {
+        return tap_opts_invalid(errp, "vhostfd= and vhostfds= are invalid with vhost=off");
+    }
+    if (has_vhostfd && has_vhostfds) {
+        return tap_opts_invalid(errp, "vhostfd= and vhostfds= are mutually exclusive");
+    }
+    if (has_vhostfd && qnic_opts_get(opts, "fds")) {
+        return tap_opts_invalid(errp, "vhostfd= is for one queue; use vhostfds= with fds=");
+    }
+    if (has_vhostfds && qnic_opts_get(opts, "fd")) {
+        return tap_opts_invalid(errp, "vhostfds= is for several queues; use vhostfd= with fd=");
+    }
+    return true;
+}
+
+/* fd=N: one tap queue the caller opened. */
+static bool tap_setup_fd(TapSetup *t, const char *fd_str, GError **errp)
+{
+    if (tap_opts_set(t->opts) || qnic_opts_is_set(t->opts, "queues") ||
+        qnic_opts_get(t->opts, "fds")) {
+        return tap_opts_invalid(errp, "ifname=, script=, downscript=, vnet_hdr=, helper=, "
+                                "queues= and fds= are invalid with fd=");
+    }
+    t->user_fds = true;
+    t->qs = g_new0(QnicTapQueueSetup, 1);
+    if (!parse_fd(fd_str, &t->qs[0].fd, errp) ||
+        !qnic_tap_fd_info(t->qs[0].fd, t->name, sizeof(t->name), &t->qs[0].vnet_hdr, errp)) {
+        return tap_setup_fail(t);
+    }
+    t->n = 1;
+    return true;
+}
+
+/* fds=N:M:...: the queues of one multiqueue tap the caller opened. */
+static bool tap_setup_fds(TapSetup *t, const char *fds_str, GError **errp)
+{
+    g_auto(GStrv) parts = g_strsplit(fds_str, ":", 0);
+    int count = g_strv_length(parts);
+    uint64_t nqueues = qnic_opts_get_uint(t->opts, "queues", 1);
+
+    if (tap_opts_set(t->opts)) {
+        return tap_opts_invalid(errp, "ifname=, script=, downscript=, vnet_hdr= and helper= "
+                                "are invalid with fds=");
+    }
+    if (count < 1 || count > TAP_MAX_QUEUES) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "fds= needs 1 to %d file descriptors", TAP_MAX_QUEUES);
+        return false;
+    }
+    if (qnic_opts_is_set(t->opts, "queues") && nqueues != (uint64_t)count) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "queues=%" G_GUINT64_FORMAT " does not match the %d fds of fds=",
+                    nqueues, count);
+        return false;
+    }
+    t->user_fds = true;
+    t->qs = g_new0(QnicTapQueueSetup, count);
+    for (int i = 0; i < count; i++) {
+        QnicTapQueueSetup *q = &t->qs[i];
+        char qname[IFNAMSIZ];
+
+        if (!parse_fd(parts[i], &q->fd, errp) ||
+            !qnic_tap_fd_info(q->fd, qname, sizeof(qname), &q->vnet_hdr, errp)) {
+            return tap_setup_fail(t);
+        }
+        if (i == 0) {
+            g_strlcpy(t->name, qname, sizeof(t->name));
+        } else if (strcmp(t->name, qname) || q->vnet_hdr != t->qs[0].vnet_hdr) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                        "fds= must be queues of one tap with the same vnet_hdr "
+                        "(fd %d is %s, fd %d is %s)", t->qs[0].fd, t->name, q->fd, qname);
+            return tap_setup_fail(t);
+        }
+    }
+    t->n = count;
+    return true;
+}
+
+/* helper=PATH: a bridge helper opens the tap and hands it over. */
+static bool tap_setup_helper(TapSetup *t, const char *helper, GError **errp)
+{
+    const char *br = qnic_opts_get(t->opts, "br");
+    bool vnet_want = qnic_opts_get_bool(t->opts, "vnet_hdr", false);
+    int fd;
+
+    if (qnic_opts_is_set(t->opts, "ifname") || qnic_opts_is_set(t->opts, "script") ||
+        qnic_opts_is_set(t->opts, "downscript") ||
+        (qnic_opts_is_set(t->opts, "queues") && qnic_opts_get_uint(t->opts, "queues", 1) > 1)) {
+        return tap_opts_invalid(errp, "ifname=, script=, downscript= and queues= are invalid "
+                                "with helper=");
+    }
+    fd = qnic_bridge_run_helper(helper, br ? br : QNIC_BRIDGE_DEFAULT_BR, errp);
+    if (fd < 0) {
+        return false;
+    }
+    t->qs = g_new0(QnicTapQueueSetup, 1);
+    t->qs[0].fd = fd;
+    t->n = 1;
+    if (!qnic_tap_fd_info(fd, t->name, sizeof(t->name), &t->qs[0].vnet_hdr, errp)) {
+        return tap_setup_fail(t);
+    }
+    if (qnic_opts_is_set(t->opts, "vnet_hdr") && vnet_want && !t->qs[0].vnet_hdr) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_UNSUPPORTED,
+                    "vnet_hdr=on requested, but the helper's tap has no vnet header");
+        return tap_setup_fail(t);
+    }
+    return true;
+}
+
+/* ifname= (or a name the kernel picks), queues=, then the up script. */
+static bool tap_setup_open(TapSetup *t, const char *script, GError **errp)
+{
+    const char *ifname = qnic_opts_get(t->opts, "ifname");
+    uint64_t nqueues = qnic_opts_get_uint(t->opts, "queues", 1);
+    bool vnet;
+
+    if (nqueues < 1 || nqueues > TAP_MAX_QUEUES) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "Parameter 'queues' expects a value between 1 and %d", TAP_MAX_QUEUES);
+        return false;
+    }
+    if (qnic_opts_is_set(t->opts, "vnet_hdr")) {
+        /* on when unsupported fails in qnic_tap_open */
+        vnet = qnic_opts_get_bool(t->opts, "vnet_hdr", false);
+    } else {
+        vnet = qnic_tap_kernel_has_vnet_hdr();
+    }
+    t->qs = g_new0(QnicTapQueueSetup, nqueues);
+    for (uint64_t i = 0; i < nqueues; i++) {
+        t->qs[i].fd = qnic_tap_open(i == 0 ? (ifname ? ifname : "") : t->name, vnet,
+                                    nqueues > 1, t->name, sizeof(t->name), errp);
+        if (t->qs[i].fd < 0) {
+            return tap_setup_fail(t);
+        }
+        t->qs[i].vnet_hdr = vnet;
+        t->n++;
+    }
+    if (!script_is_none(script) && !tap_run_script(script, t->name, errp)) {
+        return tap_setup_fail(t);
+    }
+    return true;
+}
+
+static bool tap_setup_sndbuf(TapSetup *t, GError **errp)
+{
+    uint64_t sndbuf = qnic_opts_get_uint(t->opts, "sndbuf", 0);
+
+    if (!qnic_opts_is_set(t->opts, "sndbuf") && t->user_fds) {
+        return true;    /* the caller's fds keep their own */
+    }
+    for (int i = 0; i < t->n; i++) {
+        if (!qnic_tap_set_sndbuf(t->qs[i].fd, sndbuf, errp)) {
+            return tap_setup_fail(t);
+        }
+    }
+    return true;
+}
+
+/* vhost=on: a vhost-net device for the queues (*vk stays NULL without). */
+static bool tap_setup_vhost(QnicNetdev *nd, TapSetup *t, QnicVhostKernel **vk, GError **errp)
+{
+    const char *vhostfd_str = qnic_opts_get(t->opts, "vhostfd");
+    const char *vhostfds_str = qnic_opts_get(t->opts, "vhostfds");
+    bool vhost_off = qnic_opts_is_set(t->opts, "vhost") &&
+                     !qnic_opts_get_bool(t->opts, "vhost", false);
+    bool vhost = qnic_opts_get_bool(t->opts, "vhost", false) ||
+                 qnic_opts_get_bool(t->opts, "vhostforce", false) || vhostfd_str || vhostfds_str;
+    g_autofree int *vhost_fds = NULL;
+    g_autofree int *tap_fds = NULL;
+
+    *vk = NULL;
+    if (!vhost || vhost_off) {
+        return true;
+    }
+    if (vhostfd_str || vhostfds_str) {
+        g_auto(GStrv) parts = g_strsplit(vhostfd_str ? vhostfd_str : vhostfds_str, ":", 0);
+        int count = g_strv_length(parts);
+
+        if (count != t->n || (vhostfd_str && count != 1)) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                        "%s= has %d file descriptors but the tap has %d queues",
+                        vhostfd_str ? "vhostfd" : "vhostfds", count, t->n);
+            return tap_setup_fail(t);
+        }
+        vhost_fds = g_new(int, t->n);
+        for (int i = 0; i < t->n; i++) {
+            if (!parse_fd(parts[i], &vhost_fds[i], errp)) {
+                return tap_setup_fail(t);
+            }
+        }
+    }
+    tap_fds = g_new(int, t->n);
+    for (int i = 0; i < t->n; i++) {
+        /* the tap carries the header the kernel reads and writes */
+        if (!t->qs[i].vnet_hdr) {
+            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_UNSUPPORTED,
+                        "vhost-net needs a tap with a virtio-net header (vnet_hdr)");
+            return tap_setup_fail(t);
+        }
+        tap_fds[i] = t->qs[i].fd;
+    }
+    *vk = qnic_vhost_kernel_new(t->n, tap_fds, vhost_fds, tap_vhost_attach, nd, errp);
+    return *vk ? true : tap_setup_fail(t);
+}
+
+/* The ways to get the tap's queues (fd=, fds=, helper=, or open them),
+ * then the options that apply to all of them. */
 static bool tap_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
 {
     const char *fd_str = qnic_opts_get(opts, "fd");
     const char *fds_str = qnic_opts_get(opts, "fds");
     const char *helper = qnic_opts_get(opts, "helper");
-    const char *ifname = qnic_opts_get(opts, "ifname");
     const char *script = qnic_opts_get(opts, "script");
-    const char *downscript = qnic_opts_get(opts, "downscript");
-    bool vnet_set = qnic_opts_is_set(opts, "vnet_hdr");
-    bool vnet_want = qnic_opts_get_bool(opts, "vnet_hdr", false);
-    bool queues_set = qnic_opts_is_set(opts, "queues");
-    uint64_t nqueues = qnic_opts_get_uint(opts, "queues", 1);
-    bool user_fds = false;
-    QnicTapQueueSetup *qs = NULL;
-    char name[IFNAMSIZ] = "";
-    int n = 0;
+    TapSetup t = { .opts = opts, .downscript = qnic_opts_get(opts, "downscript") };
+    QnicVhostKernel *vk;
+    bool ok;
 
-    const char *vhostfd_str = qnic_opts_get(opts, "vhostfd");
-    const char *vhostfds_str = qnic_opts_get(opts, "vhostfds");
-    bool vhost_off = qnic_opts_is_set(opts, "vhost") && !qnic_opts_get_bool(opts, "vhost", false);
-    bool vhost = qnic_opts_get_bool(opts, "vhost", false) ||
-                 qnic_opts_get_bool(opts, "vhostforce", false) || vhostfd_str || vhostfds_str;
-    g_autofree int *vhost_fds = NULL;
-    QnicVhostKernel *vk = NULL;
-
-    if (vhost_off && (vhostfd_str || vhostfds_str)) {
-        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                    "vhostfd= and vhostfds= are invalid with vhost=off");
-        return false;
-    }
-    if (vhostfd_str && vhostfds_str) {
-        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                    "vhostfd= and vhostfds= are mutually exclusive");
-        return false;
-    }
-    if (vhostfd_str && fds_str) {
-        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                    "vhostfd= is for one queue; use vhostfds= with fds=");
-        return false;
-    }
-    if (vhostfds_str && fd_str) {
-        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                    "vhostfds= is for several queues; use vhostfd= with fd=");
+    if (!tap_check_vhost_opts(opts, errp)) {
         return false;
     }
     if (!qnic_opts_is_set(opts, "script")) {
         script = QNIC_TAP_DEFAULT_SCRIPT;
     }
     if (!qnic_opts_is_set(opts, "downscript")) {
-        downscript = QNIC_TAP_DEFAULT_DOWNSCRIPT;
+        t.downscript = QNIC_TAP_DEFAULT_DOWNSCRIPT;
     }
-
     if (fd_str) {
-        if (qnic_opts_is_set(opts, "ifname") || qnic_opts_is_set(opts, "script") ||
-            qnic_opts_is_set(opts, "downscript") || vnet_set || helper || queues_set ||
-            fds_str) {
-            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                        "ifname=, script=, downscript=, vnet_hdr=, helper=, queues= "
-                        "and fds= are invalid with fd=");
-            return false;
-        }
-        qs = g_new0(QnicTapQueueSetup, 1);
-        if (!parse_fd(fd_str, &qs[0].fd, errp) ||
-            !qnic_tap_fd_info(qs[0].fd, name, sizeof(name), &qs[0].vnet_hdr, errp)) {
-            g_free(qs);
-            return false;
-        }
-        n = 1;
-        user_fds = true;
-        downscript = NULL;
+        ok = tap_setup_fd(&t, fd_str, errp);
     } else if (fds_str) {
-        g_auto(GStrv) parts = g_strsplit(fds_str, ":", 0);
-        int count = g_strv_length(parts);
-
-        if (qnic_opts_is_set(opts, "ifname") || qnic_opts_is_set(opts, "script") ||
-            qnic_opts_is_set(opts, "downscript") || vnet_set || helper) {
-            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                        "ifname=, script=, downscript=, vnet_hdr= and helper= are invalid with fds=");
-            return false;
-        }
-        if (count < 1 || count > TAP_MAX_QUEUES) {
-            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                        "fds= needs 1 to %d file descriptors", TAP_MAX_QUEUES);
-            return false;
-        }
-        if (queues_set && nqueues != (uint64_t)count) {
-            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                        "queues=%" G_GUINT64_FORMAT " does not match the %d fds of fds=",
-                        nqueues, count);
-            return false;
-        }
-        qs = g_new0(QnicTapQueueSetup, count);
-        for (int i = 0; i < count; i++) {
-            char qname[IFNAMSIZ];
-            if (!parse_fd(parts[i], &qs[i].fd, errp) ||
-                !qnic_tap_fd_info(qs[i].fd, qname, sizeof(qname), &qs[i].vnet_hdr, errp)) {
-                g_free(qs);
-                return false;
-            }
-            if (i == 0) {
-                g_strlcpy(name, qname, sizeof(name));
-            } else if (strcmp(name, qname) || qs[i].vnet_hdr != qs[0].vnet_hdr) {
-                g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                            "fds= must be queues of one tap with the same vnet_hdr "
-                            "(fd %d is %s, fd %d is %s)", qs[0].fd, name, qs[i].fd, qname);
-                g_free(qs);
-                return false;
-            }
-        }
-        n = count;
-        user_fds = true;
-        downscript = NULL;
+        ok = tap_setup_fds(&t, fds_str, errp);
     } else if (helper) {
-        const char *br = qnic_opts_get(opts, "br");
-        int fd;
-
-        if (qnic_opts_is_set(opts, "ifname") || qnic_opts_is_set(opts, "script") ||
-            qnic_opts_is_set(opts, "downscript") || (queues_set && nqueues > 1)) {
-            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                        "ifname=, script=, downscript= and queues= are invalid with helper=");
-            return false;
-        }
-        fd = qnic_bridge_run_helper(helper, br ? br : QNIC_BRIDGE_DEFAULT_BR, errp);
-        if (fd < 0) {
-            return false;
-        }
-        qs = g_new0(QnicTapQueueSetup, 1);
-        qs[0].fd = fd;
-        if (!qnic_tap_fd_info(fd, name, sizeof(name), &qs[0].vnet_hdr, errp)) {
-            close_setups(qs, 1, true);
-            return false;
-        }
-        if (vnet_set && vnet_want && !qs[0].vnet_hdr) {
-            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_UNSUPPORTED,
-                        "vnet_hdr=on requested, but the helper's tap has no vnet header");
-            close_setups(qs, 1, true);
-            return false;
-        }
-        n = 1;
-        downscript = NULL;
+        ok = tap_setup_helper(&t, helper, errp);
     } else {
-        bool vnet;
-
-        if (nqueues < 1 || nqueues > TAP_MAX_QUEUES) {
-            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                        "Parameter 'queues' expects a value between 1 and %d", TAP_MAX_QUEUES);
-            return false;
-        }
-        if (vnet_set) {
-            vnet = vnet_want;   /* on when unsupported fails in qnic_tap_open */
-        } else {
-            vnet = qnic_tap_kernel_has_vnet_hdr();
-        }
-        qs = g_new0(QnicTapQueueSetup, nqueues);
-        for (uint64_t i = 0; i < nqueues; i++) {
-            qs[i].fd = qnic_tap_open(i == 0 ? (ifname ? ifname : "") : name, vnet,
-                                     nqueues > 1, name, sizeof(name), errp);
-            if (qs[i].fd < 0) {
-                close_setups(qs, i, true);
-                return false;
-            }
-            qs[i].vnet_hdr = vnet;
-            n++;
-        }
-        if (!script_is_none(script) && !tap_run_script(script, name, errp)) {
-            close_setups(qs, n, true);
-            return false;
-        }
+        ok = tap_setup_open(&t, script, errp);
     }
-
-    if (qnic_opts_is_set(opts, "sndbuf") || !user_fds) {
-        uint64_t sndbuf = qnic_opts_get_uint(opts, "sndbuf", 0);
-        for (int i = 0; i < n; i++) {
-            if (!qnic_tap_set_sndbuf(qs[i].fd, sndbuf, errp)) {
-                close_setups(qs, n, !user_fds);
-                return false;
-            }
-        }
+    if (fd_str || fds_str || helper) {
+        t.downscript = NULL;    /* qnic did not bring the interface up */
     }
-
-    if (vhost && !vhost_off) {
-        g_autofree int *tap_fds = g_new(int, n);
-
-        if (vhostfd_str || vhostfds_str) {
-            g_auto(GStrv) parts = g_strsplit(vhostfd_str ? vhostfd_str : vhostfds_str, ":", 0);
-            int count = g_strv_length(parts);
-
-            if (count != n || (vhostfd_str && count != 1)) {
-                g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                            "%s= has %d file descriptors but the tap has %d queues",
-                            vhostfd_str ? "vhostfd" : "vhostfds", count, n);
-                close_setups(qs, n, !user_fds);
-                return false;
-            }
-            vhost_fds = g_new(int, n);
-            for (int i = 0; i < n; i++) {
-                if (!parse_fd(parts[i], &vhost_fds[i], errp)) {
-                    close_setups(qs, n, !user_fds);
-                    return false;
-                }
-            }
-        }
-        for (int i = 0; i < n; i++) {
-            /* the tap carries the header the kernel reads and writes */
-            if (!qs[i].vnet_hdr) {
-                g_set_error(errp, QNIC_ERROR, QNIC_ERROR_UNSUPPORTED,
-                            "vhost-net needs a tap with a virtio-net header (vnet_hdr)");
-                close_setups(qs, n, !user_fds);
-                return false;
-            }
-            tap_fds[i] = qs[i].fd;
-        }
-        vk = qnic_vhost_kernel_new(n, tap_fds, vhost_fds, tap_vhost_attach, nd, errp);
-        if (!vk) {
-            close_setups(qs, n, !user_fds);
-            return false;
-        }
+    if (!ok || !tap_setup_sndbuf(&t, errp) || !tap_setup_vhost(nd, &t, &vk, errp)) {
+        return false;
     }
-
-    qnic_tap_netdev_setup(nd, "tap", qs, n, name, downscript, errp);
+    qnic_tap_netdev_setup(nd, "tap", t.qs, t.n, t.name, t.downscript, errp);
     ((TapState *)nd->state)->vhost = vk;
-    g_free(qs);
+    g_free(t.qs);
     return true;
 }
 

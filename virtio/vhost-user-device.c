@@ -577,7 +577,7 @@ static bool vring_fd_msg(QnicVhuDev *d, QnicVhuMsg *msg, unsigned *idx, int *fd,
     return true;
 }
 
-static bool handle_mem_table(QnicVhuDev *d, QnicVhuMsg *msg, GError **errp)
+static bool handle_mem_table(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
 {
     VhuRegion fresh[QNIC_VHU_MAX_REGIONS];
     unsigned n = msg->p.memory.nregions;
@@ -611,7 +611,7 @@ static bool handle_mem_table(QnicVhuDev *d, QnicVhuMsg *msg, GError **errp)
     return true;
 }
 
-static bool handle_vring_addr(QnicVhuDev *d, QnicVhuMsg *msg, GError **errp)
+static bool handle_vring_addr(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
 {
     const QnicVhuVringAddr *a = &msg->p.addr;
     VhuVring *vr;
@@ -735,213 +735,294 @@ static bool has_own_reply(uint32_t req)
     }
 }
 
-static void reply_u64(QnicVhuMsg *reply, uint64_t v, bool *send_reply)
+static void reply_u64(QnicVhuMsg *reply, uint64_t v)
 {
     reply->hdr.size = sizeof(uint64_t);
     reply->p.u64 = v;
-    *send_reply = true;
 }
+
+/* The vring a {index, num} request names, or NULL (errp set). */
+static VhuVring *state_vring(QnicVhuDev *d, QnicVhuMsg *msg, GError **errp)
+{
+    return vring_index(d, msg, msg->p.state.index, errp) ? &d->vr[msg->p.state.index] : NULL;
+}
+
+static bool handle_get_features(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    reply_u64(reply, d->offered);
+    return true;
+}
+
+static bool handle_set_features(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    uint64_t f = msg->p.u64;
+
+    if (f & ~d->offered) {
+        qnic_error_setg(errp, "vhost-user: SET_FEATURES 0x%" PRIx64 " has bits never "
+                        "offered (0x%" PRIx64 ")", f, f & ~d->offered);
+        return false;
+    }
+    /* The ring layout (packed, event index) follows the features:
+     * restart running rings under the new ones. */
+    for (unsigned i = 0; i < d->nvrings; i++) {
+        vring_suspend(d, i);
+    }
+    d->acked = f;
+    d->features_set = true;
+    apply_features(d);
+    vring_try_start_all(d);
+    vring_update_pairs_force(d, d->max_pairs > 1 || d->pairs != 1);
+    return true;
+}
+
+static bool handle_get_protocol_features(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply,
+                                         GError **errp)
+{
+    reply_u64(reply, d->protocol_offered);
+    return true;
+}
+
+static bool handle_set_protocol_features(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply,
+                                         GError **errp)
+{
+    if (msg->p.u64 & ~d->protocol_offered) {
+        qnic_error_setg(errp, "vhost-user: SET_PROTOCOL_FEATURES 0x%" PRIx64 " has bits "
+                        "never offered (0x%" PRIx64 ")", msg->p.u64,
+                        msg->p.u64 & ~d->protocol_offered);
+        return false;
+    }
+    d->protocol_acked = msg->p.u64;
+    return true;
+}
+
+static bool handle_set_owner(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    d->owner = true;
+    return true;
+}
+
+/* RESET_OWNER and RESET_DEVICE: back to a fresh device on this connection. */
+static bool handle_reset(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    reset_state(d, true);
+    return true;
+}
+
+static bool handle_get_queue_num(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    reply_u64(reply, d->max_pairs);
+    return true;
+}
+
+static bool handle_set_vring_num(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    const QnicVhuVringState *s = &msg->p.state;
+    VhuVring *vr = state_vring(d, msg, errp);
+
+    if (!vr) {
+        return false;
+    }
+    if (s->num == 0 || s->num > QNIC_VQ_MAX_SIZE ||
+        (!packed_negotiated(d) && !QNIC_IS_POW2(s->num))) {
+        qnic_error_setg(errp, "vhost-user: SET_VRING_NUM vring %u size %u (must be %s up "
+                        "to %u)", s->index, s->num,
+                        packed_negotiated(d) ? "1" : "a power of two", QNIC_VQ_MAX_SIZE);
+        return false;
+    }
+    if (vr->started) {
+        qnic_error_setg(errp, "vhost-user: SET_VRING_NUM for running vring %u", s->index);
+        return false;
+    }
+    vr->num = s->num;
+    return true;
+}
+
+static bool handle_set_vring_base(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    const QnicVhuVringState *s = &msg->p.state;
+    VhuVring *vr = state_vring(d, msg, errp);
+
+    if (!vr) {
+        return false;
+    }
+    if (vr->started) {
+        qnic_error_setg(errp, "vhost-user: SET_VRING_BASE for running vring %u", s->index);
+        return false;
+    }
+    /* Packed: bits 0-14 last_avail_idx, bit 15 its wrap counter; QEMU
+     * also puts the used index and wrap counter in bits 16-31. */
+    if (packed_negotiated(d)
+        ? (vr->num && ((s->num & 0x7fff) >= vr->num || ((s->num >> 16) & 0x7fff) >= vr->num))
+        : s->num > 0xffff) {
+        qnic_error_setg(errp, "vhost-user: SET_VRING_BASE vring %u base 0x%x out of range",
+                        s->index, s->num);
+        return false;
+    }
+    if (packed_negotiated(d)) {
+        vr->base_idx = s->num & 0x7fff;
+        vr->base_wrap = (s->num >> 15) & 1;
+        /* Without the upper half the used side starts where avail is. */
+        vr->have_used = (s->num >> 16) != 0;
+        vr->used_idx = (s->num >> 16) & 0x7fff;
+        vr->used_wrap = s->num >> 31;
+        return true;
+    }
+    vr->base_idx = s->num;
+    vr->base_wrap = true;
+    vr->have_used = false;
+    return true;
+}
+
+static bool handle_get_vring_base(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    const QnicVhuVringState *s = &msg->p.state;
+    VhuVring *vr = state_vring(d, msg, errp);
+
+    if (!vr) {
+        return false;
+    }
+    vring_suspend(d, s->index);
+    /* A stopped ring restarts only with a new kick descriptor. */
+    close_fd(&vr->kick_fd);
+    vr->kick_set = false;
+    if (!protocol_negotiated(d)) {
+        vr->enabled = false;
+    }
+    vring_update_pairs(d);
+    reply->hdr.size = sizeof(QnicVhuVringState);
+    reply->p.state.index = s->index;
+    reply->p.state.num = packed_negotiated(d)
+        ? (uint32_t)(vr->base_idx & 0x7fff) | ((uint32_t)vr->base_wrap << 15) |
+          ((uint32_t)(vr->used_idx & 0x7fff) << 16) | ((uint32_t)vr->used_wrap << 31)
+        : vr->base_idx;
+    return true;
+}
+
+static bool handle_set_vring_kick(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    VhuVring *vr;
+    unsigned idx;
+    int fd;
+
+    if (!vring_fd_msg(d, msg, &idx, &fd, errp)) {
+        return false;
+    }
+    vr = &d->vr[idx];
+    close_fd(&vr->kick_fd);
+    vr->kick_fd = fd;
+    vr->kick_set = true;
+    if (!protocol_negotiated(d)) {
+        /* Without protocol features a ring is enabled by its kick. */
+        vr->enabled = true;
+        vring_update_pairs(d);
+    }
+    if (vr->started) {
+        vring_watch_kick(vr);
+        qnic_vhu_dev_kick(d, idx);
+    } else {
+        vring_try_start(d, idx);
+    }
+    return true;
+}
+
+/* SET_VRING_CALL / SET_VRING_ERR: replace the vring's descriptor. */
+static bool set_vring_fd(QnicVhuDev *d, QnicVhuMsg *msg, bool call, GError **errp)
+{
+    unsigned idx;
+    int fd, *slot;
+
+    if (!vring_fd_msg(d, msg, &idx, &fd, errp)) {
+        return false;
+    }
+    slot = call ? &d->vr[idx].call_fd : &d->vr[idx].err_fd;
+    close_fd(slot);
+    *slot = fd;
+    return true;
+}
+
+static bool handle_set_vring_call(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    return set_vring_fd(d, msg, true, errp);
+}
+
+static bool handle_set_vring_err(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    return set_vring_fd(d, msg, false, errp);
+}
+
+static bool handle_set_vring_enable(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply,
+                                    GError **errp)
+{
+    const QnicVhuVringState *s = &msg->p.state;
+    VhuVring *vr = state_vring(d, msg, errp);
+
+    if (!vr) {
+        return false;
+    }
+    if (s->num > 1) {
+        qnic_error_setg(errp, "vhost-user: SET_VRING_ENABLE vring %u with %u (0 or 1)",
+                        s->index, s->num);
+        return false;
+    }
+    vr->enabled = s->num;
+    if (vr->started) {
+        d->vdev->vqs[s->index].enabled = vr->enabled;
+    }
+    vring_update_pairs(d);
+    qnic_vhu_dev_kick(d, s->index);
+    return true;
+}
+
+static bool handle_send_rarp(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    uint8_t mac[8];
+
+    memcpy(mac, &msg->p.u64, sizeof(mac));
+    send_rarp(d, mac);
+    return true;
+}
+
+/* One handler per request the device implements (its payload size was
+ * checked by qnic_vhu_msg_check before); any other request is refused. A
+ * handler that answers fills reply's payload (hdr.size > 0). */
+typedef bool VhuHandler(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp);
+
+static VhuHandler *const handlers[QNIC_VHU_REQUEST_MAX] = {
+    [QNIC_VHU_GET_FEATURES] = handle_get_features,
+    [QNIC_VHU_SET_FEATURES] = handle_set_features,
+    [QNIC_VHU_GET_PROTOCOL_FEATURES] = handle_get_protocol_features,
+    [QNIC_VHU_SET_PROTOCOL_FEATURES] = handle_set_protocol_features,
+    [QNIC_VHU_SET_OWNER] = handle_set_owner,
+    [QNIC_VHU_RESET_OWNER] = handle_reset,
+    [QNIC_VHU_RESET_DEVICE] = handle_reset,
+    [QNIC_VHU_GET_QUEUE_NUM] = handle_get_queue_num,
+    [QNIC_VHU_SET_MEM_TABLE] = handle_mem_table,
+    [QNIC_VHU_SET_VRING_NUM] = handle_set_vring_num,
+    [QNIC_VHU_SET_VRING_ADDR] = handle_vring_addr,
+    [QNIC_VHU_SET_VRING_BASE] = handle_set_vring_base,
+    [QNIC_VHU_GET_VRING_BASE] = handle_get_vring_base,
+    [QNIC_VHU_SET_VRING_KICK] = handle_set_vring_kick,
+    [QNIC_VHU_SET_VRING_CALL] = handle_set_vring_call,
+    [QNIC_VHU_SET_VRING_ERR] = handle_set_vring_err,
+    [QNIC_VHU_SET_VRING_ENABLE] = handle_set_vring_enable,
+    [QNIC_VHU_SEND_RARP] = handle_send_rarp,
+};
 
 static bool dispatch(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, bool *send_reply,
                      GError **errp)
 {
     uint32_t req = msg->hdr.request;
-    unsigned idx;
-    int fd;
 
-    switch (req) {
-    case QNIC_VHU_GET_FEATURES:
-        reply_u64(reply, d->offered, send_reply);
-        return true;
-    case QNIC_VHU_SET_FEATURES: {
-        uint64_t f = msg->p.u64;
-        if (f & ~d->offered) {
-            qnic_error_setg(errp, "vhost-user: SET_FEATURES 0x%" PRIx64 " has bits never "
-                            "offered (0x%" PRIx64 ")", f, f & ~d->offered);
-            return false;
-        }
-        /* The ring layout (packed, event index) follows the features:
-         * restart running rings under the new ones. */
-        for (unsigned i = 0; i < d->nvrings; i++) {
-            vring_suspend(d, i);
-        }
-        d->acked = f;
-        d->features_set = true;
-        apply_features(d);
-        vring_try_start_all(d);
-        vring_update_pairs_force(d, d->max_pairs > 1 || d->pairs != 1);
-        return true;
-    }
-    case QNIC_VHU_GET_PROTOCOL_FEATURES:
-        reply_u64(reply, d->protocol_offered, send_reply);
-        return true;
-    case QNIC_VHU_SET_PROTOCOL_FEATURES:
-        if (msg->p.u64 & ~d->protocol_offered) {
-            qnic_error_setg(errp, "vhost-user: SET_PROTOCOL_FEATURES 0x%" PRIx64 " has bits "
-                            "never offered (0x%" PRIx64 ")", msg->p.u64,
-                            msg->p.u64 & ~d->protocol_offered);
-            return false;
-        }
-        d->protocol_acked = msg->p.u64;
-        return true;
-    case QNIC_VHU_SET_OWNER:
-        d->owner = true;
-        return true;
-    case QNIC_VHU_RESET_OWNER:
-    case QNIC_VHU_RESET_DEVICE:
-        reset_state(d, true);
-        return true;
-    case QNIC_VHU_GET_QUEUE_NUM:
-        reply_u64(reply, d->max_pairs, send_reply);
-        return true;
-    case QNIC_VHU_SET_MEM_TABLE:
-        return handle_mem_table(d, msg, errp);
-    case QNIC_VHU_SET_VRING_NUM: {
-        const QnicVhuVringState *s = &msg->p.state;
-        if (!vring_index(d, msg, s->index, errp)) {
-            return false;
-        }
-        if (s->num == 0 || s->num > QNIC_VQ_MAX_SIZE ||
-            (!packed_negotiated(d) && !QNIC_IS_POW2(s->num))) {
-            qnic_error_setg(errp, "vhost-user: SET_VRING_NUM vring %u size %u (must be %s up "
-                            "to %u)", s->index, s->num,
-                            packed_negotiated(d) ? "1" : "a power of two", QNIC_VQ_MAX_SIZE);
-            return false;
-        }
-        if (d->vr[s->index].started) {
-            qnic_error_setg(errp, "vhost-user: SET_VRING_NUM for running vring %u", s->index);
-            return false;
-        }
-        d->vr[s->index].num = s->num;
-        return true;
-    }
-    case QNIC_VHU_SET_VRING_ADDR:
-        return handle_vring_addr(d, msg, errp);
-    case QNIC_VHU_SET_VRING_BASE: {
-        const QnicVhuVringState *s = &msg->p.state;
-        VhuVring *vr;
-        if (!vring_index(d, msg, s->index, errp)) {
-            return false;
-        }
-        vr = &d->vr[s->index];
-        if (vr->started) {
-            qnic_error_setg(errp, "vhost-user: SET_VRING_BASE for running vring %u", s->index);
-            return false;
-        }
-        /* Packed: bits 0-14 last_avail_idx, bit 15 its wrap counter; QEMU
-         * also puts the used index and wrap counter in bits 16-31. */
-        if (packed_negotiated(d)
-            ? (vr->num && ((s->num & 0x7fff) >= vr->num || ((s->num >> 16) & 0x7fff) >= vr->num))
-            : s->num > 0xffff) {
-            qnic_error_setg(errp, "vhost-user: SET_VRING_BASE vring %u base 0x%x out of range",
-                            s->index, s->num);
-            return false;
-        }
-        if (packed_negotiated(d)) {
-            vr->base_idx = s->num & 0x7fff;
-            vr->base_wrap = (s->num >> 15) & 1;
-            /* Without the upper half the used side starts where avail is. */
-            vr->have_used = (s->num >> 16) != 0;
-            vr->used_idx = (s->num >> 16) & 0x7fff;
-            vr->used_wrap = s->num >> 31;
-            return true;
-        }
-        vr->base_idx = s->num;
-        vr->base_wrap = true;
-        vr->have_used = false;
-        return true;
-    }
-    case QNIC_VHU_GET_VRING_BASE: {
-        const QnicVhuVringState *s = &msg->p.state;
-        VhuVring *vr;
-        if (!vring_index(d, msg, s->index, errp)) {
-            return false;
-        }
-        vr = &d->vr[s->index];
-        vring_suspend(d, s->index);
-        /* A stopped ring restarts only with a new kick descriptor. */
-        close_fd(&vr->kick_fd);
-        vr->kick_set = false;
-        if (!protocol_negotiated(d)) {
-            vr->enabled = false;
-        }
-        vring_update_pairs(d);
-        reply->hdr.size = sizeof(QnicVhuVringState);
-        reply->p.state.index = s->index;
-        reply->p.state.num = packed_negotiated(d)
-            ? (uint32_t)(vr->base_idx & 0x7fff) | ((uint32_t)vr->base_wrap << 15) |
-              ((uint32_t)(vr->used_idx & 0x7fff) << 16) | ((uint32_t)vr->used_wrap << 31)
-            : vr->base_idx;
-        *send_reply = true;
-        return true;
-    }
-    case QNIC_VHU_SET_VRING_KICK: {
-        VhuVring *vr;
-        if (!vring_fd_msg(d, msg, &idx, &fd, errp)) {
-            return false;
-        }
-        vr = &d->vr[idx];
-        close_fd(&vr->kick_fd);
-        vr->kick_fd = fd;
-        vr->kick_set = true;
-        if (!protocol_negotiated(d)) {
-            /* Without protocol features a ring is enabled by its kick. */
-            vr->enabled = true;
-            vring_update_pairs(d);
-        }
-        if (vr->started) {
-            vring_watch_kick(vr);
-            qnic_vhu_dev_kick(d, idx);
-        } else {
-            vring_try_start(d, idx);
-        }
-        return true;
-    }
-    case QNIC_VHU_SET_VRING_CALL:
-        if (!vring_fd_msg(d, msg, &idx, &fd, errp)) {
-            return false;
-        }
-        close_fd(&d->vr[idx].call_fd);
-        d->vr[idx].call_fd = fd;
-        return true;
-    case QNIC_VHU_SET_VRING_ERR:
-        if (!vring_fd_msg(d, msg, &idx, &fd, errp)) {
-            return false;
-        }
-        close_fd(&d->vr[idx].err_fd);
-        d->vr[idx].err_fd = fd;
-        return true;
-    case QNIC_VHU_SET_VRING_ENABLE: {
-        const QnicVhuVringState *s = &msg->p.state;
-        VhuVring *vr;
-        if (!vring_index(d, msg, s->index, errp)) {
-            return false;
-        }
-        if (s->num > 1) {
-            qnic_error_setg(errp, "vhost-user: SET_VRING_ENABLE vring %u with %u (0 or 1)",
-                            s->index, s->num);
-            return false;
-        }
-        vr = &d->vr[s->index];
-        vr->enabled = s->num;
-        if (vr->started) {
-            d->vdev->vqs[s->index].enabled = vr->enabled;
-        }
-        vring_update_pairs(d);
-        qnic_vhu_dev_kick(d, s->index);
-        return true;
-    }
-    case QNIC_VHU_SEND_RARP: {
-        uint8_t mac[8];
-        memcpy(mac, &msg->p.u64, sizeof(mac));
-        send_rarp(d, mac);
-        return true;
-    }
-    default:
+    if (req >= G_N_ELEMENTS(handlers) || !handlers[req]) {
         qnic_error_setg(errp, "vhost-user: request %u (%s) is not supported by qnic's "
                         "vhost-user-net device", req, qnic_vhu_request_name(req));
         return false;
     }
+    if (!handlers[req](d, msg, reply, errp)) {
+        return false;
+    }
+    *send_reply = reply->hdr.size > 0;
+    return true;
 }
 
 bool qnic_vhu_dev_handle(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, bool *send_reply,
@@ -966,7 +1047,8 @@ bool qnic_vhu_dev_handle(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, bool
         reply->hdr.size = 0;
     }
     if ((msg->hdr.flags & QNIC_VHU_FLAG_NEED_REPLY) && !has_own_reply(req)) {
-        reply_u64(reply, ok ? 0 : 1, send_reply);
+        reply_u64(reply, ok ? 0 : 1);
+        *send_reply = true;
     }
     return ok;
 }
