@@ -65,6 +65,25 @@ static void add_signal(int sig)
     g_source_unref(src);
 }
 
+/* --device's properties, with the netdev's id and packed=on unless given:
+ * the device offers packed rings too by default, and a frontend that does
+ * not want them simply does not accept the feature. */
+static char *device_opts(const char *device_str, const char *netdev_id)
+{
+    GString *o = g_string_new(NULL);
+
+    if (!strstr(device_str, "netdev=")) {
+        g_string_append_printf(o, "netdev=%s", netdev_id);
+    }
+    if (!strstr(device_str, "packed=")) {
+        g_string_append_printf(o, "%spacked=on", o->len ? "," : "");
+    }
+    if (*device_str) {
+        g_string_append_printf(o, "%s%s", o->len ? "," : "", device_str);
+    }
+    return g_string_free(o, FALSE);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -152,21 +171,7 @@ int main(int argc, char **argv)
         g_error_free(err);
         goto out;
     }
-    /* The device defaults to offering packed rings too: a frontend that
-     * does not want them simply does not accept the feature. */
-    {
-        GString *o = g_string_new(NULL);
-        if (!strstr(device_str, "netdev=")) {
-            g_string_append_printf(o, "netdev=%s", nd->id);
-        }
-        if (!strstr(device_str, "packed=")) {
-            g_string_append_printf(o, "%spacked=on", o->len ? "," : "");
-        }
-        if (*device_str) {
-            g_string_append_printf(o, "%s%s", o->len ? "," : "", device_str);
-        }
-        devopts = g_string_free(o, FALSE);
-    }
+    devopts = device_opts(device_str, nd->id);
     dev = qnic_vhu_dev_new(devopts, &err);
     if (!dev) {
         qnic_report("--device %s: %s", device_str, err->message);
