@@ -11,6 +11,13 @@ files, resolves `base` inheritance and aliases, and writes:
 A malformed schema fails the build with a message naming the file, the type
 and the property at fault.
 
+A bool property may name the device feature bit it offers ("feature": a C
+constant, from the headers the file lists in "c_include"), so the device's
+realize reads the bit from the table instead of a table of its own. A type
+(or base) with "sort": true lists its own options and those of its sorted
+bases in name order, after the options of its other bases, as QEMU's
+`-device MODEL,help` lists them.
+
 Usage: qapi-gen.py --output-dir DIR [scripts/qapi-gen.py] FILE.json...
 """
 
@@ -31,9 +38,11 @@ PROP_TYPES = {
     "enum": "QNIC_PROP_ENUM",
     "onoffauto": "QNIC_PROP_ONOFFAUTO",
 }
-TYPE_KEYS = {"kind", "name", "alias_of", "bus", "category", "help", "base", "props"}
+TYPE_KEYS = {"kind", "name", "alias_of", "bus", "category", "help", "base", "props", "sort"}
 PROP_KEYS = {"name", "type", "default", "help", "values", "min", "max",
-             "required", "repeat"}
+             "required", "repeat", "feature"}
+C_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+INCLUDE_RE = re.compile(r"^[A-Za-z0-9_./-]+\.h$")
 BOOL_WORDS = {"on": "on", "yes": "on", "true": "on", "off": "off", "no": "off",
               "false": "off"}
 SIZE_RE = re.compile(r"^(\d+)([bkmgtpe]?)$", re.IGNORECASE)
@@ -154,10 +163,15 @@ def check_prop(where, p):
                 fail(where, "%s is outside the int64 range" % lim)
     if p.get("required") and p.get("default") is not None:
         fail(where, "a required property cannot have a default")
+    if "feature" in p:
+        if t != "bool":
+            fail(where, "'feature' only applies to bool properties")
+        if not isinstance(p["feature"], str) or not C_IDENT_RE.match(p["feature"]):
+            fail(where, "'feature' must name a C constant, not %r" % (p["feature"],))
     p["default"] = normalize_default(where, p)
 
 
-def load(paths):
+def load(paths, includes):
     types = []
     for path in paths:
         try:
@@ -167,9 +181,14 @@ def load(paths):
             raise SchemaError("%s: cannot read schema: %s" % (path, e))
         if not isinstance(doc, dict) or not isinstance(doc.get("types"), list):
             raise SchemaError('%s: expected an object {"types": [...]}' % path)
-        extra = set(doc) - {"types"}
+        extra = set(doc) - {"types", "c_include"}
         if extra:
             raise SchemaError("%s: unknown top-level key(s) %s" % (path, ", ".join(sorted(extra))))
+        inc = doc.get("c_include", [])
+        if not isinstance(inc, list) or not all(isinstance(h, str) and INCLUDE_RE.match(h)
+                                                for h in inc):
+            raise SchemaError("%s: c_include must be a list of header names" % path)
+        includes += [h for h in inc if h not in includes]
         for i, t in enumerate(doc["types"]):
             where = "%s: types[%d]" % (path, i)
             if not isinstance(t, dict):
@@ -192,6 +211,8 @@ def load(paths):
             if not isinstance(base, list) or not all(isinstance(b, str) for b in base):
                 fail(where, "'base' must be a list of base type names")
             t["base"] = base
+            if not isinstance(t.get("sort", False), bool):
+                fail(where, "'sort' must be true or false")
             props = t.get("props", [])
             if not isinstance(props, list):
                 fail(where, "'props' must be a list")
@@ -221,6 +242,7 @@ def resolve(types):
         if t["name"] in stack:
             fail(t["where"], "base inheritance loop: %s" % " -> ".join(stack + [t["name"]]))
         out = []
+        sorted_ids = set(id(p) for p in t["props"])
         for b in t["base"]:
             bt = by_kind.get(("base", b))
             if bt is None:
@@ -228,9 +250,14 @@ def resolve(types):
                      "see qapi/common.json)" % b)
             for p in flatten(bt, stack + [t["name"]]):
                 out = [q for q in out if q["name"] != p["name"]] + [p]
+                if bt.get("sort"):
+                    sorted_ids.add(id(p))
         for p in t["props"]:
             # a type's own property overrides an inherited one of the same name
             out = [q for q in out if q["name"] != p["name"]] + [p]
+        if t.get("sort"):
+            out = ([p for p in out if id(p) not in sorted_ids] +
+                   sorted((p for p in out if id(p) in sorted_ids), key=lambda p: p["name"]))
         t["resolved"] = out
         return out
 
@@ -272,7 +299,7 @@ def c_ident(s):
     return re.sub(r"[^A-Za-z0-9]", "_", s)
 
 
-def gen_c(types, inputs):
+def gen_c(types, inputs, includes):
     lines = [
         "/*",
         " * The option schema of every -netdev, -device and -object type, generated",
@@ -280,6 +307,7 @@ def gen_c(types, inputs):
         " * Do not edit: change the JSON and rebuild.",
         " */",
         '#include "qnic/schema.h"',
+    ] + ["#include <%s>" % h for h in includes] + [
         "",
     ]
     kinds = {"device": "QNIC_SCHEMA_DEVICE", "netdev": "QNIC_SCHEMA_NETDEV",
@@ -313,6 +341,8 @@ def gen_c(types, inputs):
                 fields.append(".required = true")
             if p.get("repeat"):
                 fields.append(".repeat = true")
+            if p.get("feature"):
+                fields.append(".has_feature = true, .feature = %s" % p["feature"])
             lines.append("    { %s }," % ", ".join(fields))
         lines.append("    { .name = NULL },")
         lines.append("};")
@@ -417,13 +447,14 @@ def main():
     me = os.path.abspath(__file__)
     inputs = [p for p in args.inputs
               if os.path.abspath(p) != me and not p.endswith(".py")]
+    includes = []
     try:
-        types = resolve(load(inputs))
+        types = resolve(load(inputs, includes))
     except SchemaError as e:
         sys.stderr.write("qapi-gen: error: %s\n" % e)
         return 1
     os.makedirs(args.output_dir, exist_ok=True)
-    write_if_changed(os.path.join(args.output_dir, "qapi-schema.c"), gen_c(types, inputs))
+    write_if_changed(os.path.join(args.output_dir, "qapi-schema.c"), gen_c(types, inputs, includes))
     write_if_changed(os.path.join(args.output_dir, "options.md"), gen_md(types))
     return 0
 

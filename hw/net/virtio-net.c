@@ -465,59 +465,25 @@ static bool prop_dep(QnicOpts *opts, const char *a, const char *b, GError **errp
     return true;
 }
 
-static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, const char *model,
-                               GError **errp)
+/* The feature bits the properties offer: each bool property with a
+ * "feature" in qapi/device-virtio.json offers that bit when on. */
+static uint64_t prop_features(QnicOpts *opts)
 {
-    static const struct { const char *prop; unsigned bit; } bits[] = {
-        { "csum", VIRTIO_NET_F_CSUM },
-        { "guest_csum", VIRTIO_NET_F_GUEST_CSUM },
-        { "gso", VIRTIO_NET_F_GSO },
-        { "guest_tso4", VIRTIO_NET_F_GUEST_TSO4 },
-        { "guest_tso6", VIRTIO_NET_F_GUEST_TSO6 },
-        { "guest_ecn", VIRTIO_NET_F_GUEST_ECN },
-        { "guest_ufo", VIRTIO_NET_F_GUEST_UFO },
-        { "guest_announce", VIRTIO_NET_F_GUEST_ANNOUNCE },
-        { "host_tso4", VIRTIO_NET_F_HOST_TSO4 },
-        { "host_tso6", VIRTIO_NET_F_HOST_TSO6 },
-        { "host_ecn", VIRTIO_NET_F_HOST_ECN },
-        { "host_ufo", VIRTIO_NET_F_HOST_UFO },
-        { "mrg_rxbuf", VIRTIO_NET_F_MRG_RXBUF },
-        { "status", VIRTIO_NET_F_STATUS },
-        { "ctrl_vq", VIRTIO_NET_F_CTRL_VQ },
-        { "ctrl_rx", VIRTIO_NET_F_CTRL_RX },
-        { "ctrl_vlan", VIRTIO_NET_F_CTRL_VLAN },
-        { "ctrl_rx_extra", VIRTIO_NET_F_CTRL_RX_EXTRA },
-        { "ctrl_mac_addr", VIRTIO_NET_F_CTRL_MAC_ADDR },
-        { "ctrl_guest_offloads", VIRTIO_NET_F_CTRL_GUEST_OFFLOADS },
-        { "mq", VIRTIO_NET_F_MQ },
-        { "rss", VIRTIO_NET_F_RSS },
-        { "hash", VIRTIO_NET_F_HASH_REPORT },
-        { "notify_on_empty", VIRTIO_F_NOTIFY_ON_EMPTY },
-        { "any_layout", VIRTIO_F_ANY_LAYOUT },
-        { "indirect_desc", VIRTIO_RING_F_INDIRECT_DESC },
-        { "event_idx", VIRTIO_RING_F_EVENT_IDX },
-        { "packed", VIRTIO_F_RING_PACKED },
-        { "queue_reset", VIRTIO_F_RING_RESET },
-    };
-    const char *duplex = qnic_opts_get(opts, "duplex");
-    const char *tx = qnic_opts_get(opts, "tx");
     uint64_t f = 1ull << VIRTIO_NET_F_MAC;
-    int netdev_queues = qnic_nic_netdev_queues(opts);
-    unsigned nq;
-    uint16_t *sizes;
 
-    n->dev = dev;
-    for (size_t i = 0; i < QNIC_ARRAY_SIZE(bits); i++) {
-        if (qnic_opts_get_bool(opts, bits[i].prop, false)) {
-            f |= 1ull << bits[i].bit;
+    for (const QnicPropDesc *p = opts->schema->props; p->name; p++) {
+        if (p->has_feature && qnic_opts_get_bool(opts, p->name, false)) {
+            f |= 1ull << p->feature;
         }
     }
-    if (!prop_dep(opts, "ctrl_rx", "ctrl_vq", errp) || !prop_dep(opts, "ctrl_vlan", "ctrl_vq", errp) ||
-        !prop_dep(opts, "guest_announce", "ctrl_vq", errp) || !prop_dep(opts, "mq", "ctrl_vq", errp) ||
-        !prop_dep(opts, "rss", "ctrl_vq", errp) || !prop_dep(opts, "ctrl_mac_addr", "ctrl_vq", errp) ||
-        !prop_dep(opts, "ctrl_rx_extra", "ctrl_rx", errp)) {
-        return false;
-    }
+    return f;
+}
+
+/* speed, duplex and host_mtu: the link as the configuration space tells it. */
+static bool realize_link_props(VirtioNet *n, QnicOpts *opts, uint64_t *f, GError **errp)
+{
+    const char *duplex = qnic_opts_get(opts, "duplex");
+
     n->speed = qnic_opts_get_int(opts, "speed", -1);
     if (n->speed < -1) {
         qnic_error_setg_invalid(errp, "'speed' must be between 0 and INT_MAX");
@@ -533,15 +499,24 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
             qnic_error_setg_invalid(errp, "'duplex' must be 'half' or 'full'");
             return false;
         }
-        f |= 1ull << VIRTIO_NET_F_SPEED_DUPLEX;
+        *f |= 1ull << VIRTIO_NET_F_SPEED_DUPLEX;
     }
     if (n->speed >= 0) {
-        f |= 1ull << VIRTIO_NET_F_SPEED_DUPLEX;
+        *f |= 1ull << VIRTIO_NET_F_SPEED_DUPLEX;
     }
     n->host_mtu = qnic_opts_get_uint(opts, "host_mtu", 0);
     if (n->host_mtu) {
-        f |= 1ull << VIRTIO_NET_F_MTU;
+        *f |= 1ull << VIRTIO_NET_F_MTU;
     }
+    return true;
+}
+
+/* Ring sizes, TX mitigation and the number of queue pairs. */
+static bool realize_queue_props(VirtioNet *n, QnicOpts *opts, GError **errp)
+{
+    const char *tx = qnic_opts_get(opts, "tx");
+    int netdev_queues = qnic_nic_netdev_queues(opts);
+
     n->rx_queue_size = qnic_opts_get_uint(opts, "rx_queue_size", 256);
     if (n->rx_queue_size < 256 || n->rx_queue_size > QNIC_VQ_MAX_SIZE ||
         !QNIC_IS_POW2(n->rx_queue_size)) {
@@ -557,7 +532,7 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
         return false;
     }
     /* QEMU caps TX at 256 entries unless the vhost backend takes more; so
-     * do we (below, once the peer is known). */
+     * do we (realize_peer, once the peer is known). */
     n->tx_timer_mode = tx && !strcmp(tx, "timer");
     if (tx && !n->tx_timer_mode && strcmp(tx, "bh")) {
         qnic_warn("virtio-net: Unknown option tx=%s, valid options: \"timer\" \"bh\"", tx);
@@ -576,13 +551,13 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
                                 (QNIC_VIRTIO_MAX_QUEUES - 1) / 2);
         return false;
     }
+    return true;
+}
 
-    n->nic = qnic_nic_new(&vn_client_ops, opts, model, n->max_pairs, n, errp);
-    if (!n->nic) {
-        return false;
-    }
-    memcpy(n->perm_mac, n->nic->mac, 6);
-    memcpy(n->mac, n->nic->mac, 6);
+/* What the netdev (the NIC's peer) can take decides the rest: vnet
+ * headers for the offloads, UFO, and a vhost backend's features. */
+static uint64_t realize_peer(VirtioNet *n, uint64_t f)
+{
     n->vhost = qnic_vhost_net_get(n->nic->ncs[0]->peer);
     n->tx_queue_size = MIN(n->tx_queue_size, qnic_vhost_max_tx_queue_size(n->vhost));
     n->has_vnet_hdr = n->nic->ncs[0]->peer && qnic_net_peer_has_vnet_hdr(n->nic->ncs[0]);
@@ -606,9 +581,15 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
         f = qnic_vhost_get_features(n->vhost, vhost_net_feature_bits, f);
         qnic_vhost_set_event_handler(n->vhost, vhost_event, n);
     }
+    return f;
+}
 
-    nq = 2 * n->max_pairs + 1;
-    sizes = g_new(uint16_t, nq);
+/* The virtio device with its queues, link status and queue pairs. */
+static void realize_device(VirtioNet *n, QnicDevice *dev, uint64_t f)
+{
+    unsigned nq = 2 * n->max_pairs + 1;
+    uint16_t *sizes = g_new(uint16_t, nq);
+
     for (unsigned i = 0; i < n->max_pairs; i++) {
         sizes[2 * i] = n->rx_queue_size;
         sizes[2 * i + 1] = n->tx_queue_size;
@@ -640,6 +621,31 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
     n->ctrl_elem.iov = n->ctrl_iov;
     n->ctrl_elem.iov_cap = QNIC_ARRAY_SIZE(n->ctrl_iov);
     vn_reset_layout(&n->vdev);
+}
+
+static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, const char *model,
+                               GError **errp)
+{
+    uint64_t f = prop_features(opts);
+
+    n->dev = dev;
+    if (!prop_dep(opts, "ctrl_rx", "ctrl_vq", errp) || !prop_dep(opts, "ctrl_vlan", "ctrl_vq", errp) ||
+        !prop_dep(opts, "guest_announce", "ctrl_vq", errp) || !prop_dep(opts, "mq", "ctrl_vq", errp) ||
+        !prop_dep(opts, "rss", "ctrl_vq", errp) || !prop_dep(opts, "ctrl_mac_addr", "ctrl_vq", errp) ||
+        !prop_dep(opts, "ctrl_rx_extra", "ctrl_rx", errp)) {
+        return false;
+    }
+    if (!realize_link_props(n, opts, &f, errp) || !realize_queue_props(n, opts, errp)) {
+        return false;
+    }
+    n->nic = qnic_nic_new(&vn_client_ops, opts, model, n->max_pairs, n, errp);
+    if (!n->nic) {
+        return false;
+    }
+    memcpy(n->perm_mac, n->nic->mac, 6);
+    memcpy(n->mac, n->nic->mac, 6);
+    f = realize_peer(n, f);
+    realize_device(n, dev, f);
     return true;
 }
 

@@ -31,6 +31,8 @@ typedef struct QnicPropDesc {
     int64_t min, max;             /* for INT/UINT/SIZE (max 0 = unbounded) */
     bool required;
     bool repeat;                  /* may be given more than once (hostfwd) */
+    bool has_feature;             /* a bool that offers a device feature bit: */
+    uint8_t feature;              /* that bit (the schema's "feature") */
 } QnicPropDesc;
 
 typedef enum {
