@@ -99,9 +99,6 @@ static uint64_t mmio_read(void *opaque, uint64_t addr, unsigned size)
     return 0;
 }
 
-static void set_lo(uint64_t *v, uint32_t lo) { *v = (*v & ~0xffffffffull) | lo; }
-static void set_hi(uint64_t *v, uint32_t hi) { *v = (*v & 0xffffffffull) | ((uint64_t)hi << 32); }
-
 static void mmio_reset_state(QnicVirtioMmio *m)
 {
     qnic_virtio_reset(m->vdev);
@@ -111,77 +108,39 @@ static void mmio_reset_state(QnicVirtioMmio *m)
     m->queue_align = 4096;
 }
 
-static void mmio_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
+/* A write to one of the registers of the selected queue; false when the
+ * register does not exist in this version or no queue is selected. */
+static bool mmio_write_queue(QnicVirtioMmio *m, QnicVirtQueue *vq, uint64_t addr, uint64_t val)
 {
-    QnicVirtioMmio *m = opaque;
     QnicVirtioDevice *vdev = m->vdev;
-    QnicVirtQueue *vq = vm_vq(m);
 
-    if (addr >= VIRTIO_MMIO_CONFIG) {
-        qnic_virtio_config_write(vdev, addr - VIRTIO_MMIO_CONFIG, size, val);
-        return;
-    }
-    if (size != 4) {
-        qnic_guest_error("virtio-mmio: %u-byte register write at 0x%" PRIx64, size, addr);
-        return;
+    if (!vq) {
+        return false;
     }
     switch (addr) {
-    case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
-        m->host_features_sel = val;
-        return;
-    case VIRTIO_MMIO_DRIVER_FEATURES:
-        if (m->legacy) {
-            if (m->guest_features_sel == 0) {
-                qnic_virtio_set_legacy_features(vdev, val);
-            }
-        } else {
-            qnic_virtio_set_driver_features(vdev, m->guest_features_sel, val);
-        }
-        return;
-    case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
-        m->guest_features_sel = val;
-        return;
-    case VIRTIO_MMIO_GUEST_PAGE_SIZE:
-        if (m->legacy) {
-            if (!QNIC_IS_POW2(val) || val < 512) {
-                qnic_guest_error("virtio-mmio: guest page size %" PRIu64, val);
-                return;
-            }
-            m->guest_page_size = val;
-            return;
-        }
-        break;
-    case VIRTIO_MMIO_QUEUE_SEL:
-        m->queue_sel = val;
-        return;
     case VIRTIO_MMIO_QUEUE_NUM:
-        if (!vq) {
-            break;
-        }
         if (val == 0 || val > vq->num_max ||
             (!QNIC_IS_POW2(val) && !qnic_virtio_has_feature(vdev, VIRTIO_F_RING_PACKED))) {
             qnic_guest_error("virtio-mmio: invalid queue size %" PRIu64, val);
-            return;
-        }
-        if (vq->enabled) {
+        } else if (vq->enabled) {
             qnic_guest_error("virtio-mmio: queue size changed while enabled");
-            return;
+        } else {
+            vq->num = val;
         }
-        vq->num = val;
-        return;
+        return true;
     case VIRTIO_MMIO_QUEUE_ALIGN:
-        if (m->legacy && vq) {
-            if (!QNIC_IS_POW2(val) || val > 0x10000) {
-                qnic_guest_error("virtio-mmio: queue align %" PRIu64, val);
-                return;
-            }
-            m->queue_align = val;
-            return;
+        if (!m->legacy) {
+            return false;
         }
-        break;
+        if (!QNIC_IS_POW2(val) || val > 0x10000) {
+            qnic_guest_error("virtio-mmio: queue align %" PRIu64, val);
+        } else {
+            m->queue_align = val;
+        }
+        return true;
     case VIRTIO_MMIO_QUEUE_PFN:
-        if (!m->legacy || !vq) {
-            break;
+        if (!m->legacy) {
+            return false;
         }
         if (val == 0) {
             qnic_vq_reset(vq);
@@ -194,10 +153,10 @@ static void mmio_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
             vq->enabled = true;
             qnic_virtio_queue_start(vdev, vq->index);
         }
-        return;
+        return true;
     case VIRTIO_MMIO_QUEUE_READY:
-        if (m->legacy || !vq) {
-            break;
+        if (m->legacy) {
+            return false;
         }
         if (val & 1) {
             vq->enabled = true;
@@ -207,14 +166,73 @@ static void mmio_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
         } else {
             qnic_virtio_queue_reset(vdev, vq->index);
         }
-        return;
+        return true;
+    case VIRTIO_MMIO_QUEUE_DESC_LOW:
+    case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+    case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+    case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+    case VIRTIO_MMIO_QUEUE_USED_LOW:
+    case VIRTIO_MMIO_QUEUE_USED_HIGH:
+        if (m->legacy) {
+            return false;
+        }
+        if (vq->enabled) {
+            qnic_guest_error("virtio-mmio: queue address written while ready");
+            return true;
+        }
+        switch (addr) {
+        case VIRTIO_MMIO_QUEUE_DESC_LOW: qnic_set_lo32(&vq->desc_gpa, val); break;
+        case VIRTIO_MMIO_QUEUE_DESC_HIGH: qnic_set_hi32(&vq->desc_gpa, val); break;
+        case VIRTIO_MMIO_QUEUE_AVAIL_LOW: qnic_set_lo32(&vq->avail_gpa, val); break;
+        case VIRTIO_MMIO_QUEUE_AVAIL_HIGH: qnic_set_hi32(&vq->avail_gpa, val); break;
+        case VIRTIO_MMIO_QUEUE_USED_LOW: qnic_set_lo32(&vq->used_gpa, val); break;
+        default: qnic_set_hi32(&vq->used_gpa, val); break;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* A write to a device-wide register; false when it is not one (or does
+ * not exist in this version). */
+static bool mmio_write_device(QnicVirtioMmio *m, uint64_t addr, uint64_t val)
+{
+    QnicVirtioDevice *vdev = m->vdev;
+
+    switch (addr) {
+    case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+        m->host_features_sel = val;
+        return true;
+    case VIRTIO_MMIO_DRIVER_FEATURES:
+        if (!m->legacy) {
+            qnic_virtio_set_driver_features(vdev, m->guest_features_sel, val);
+        } else if (m->guest_features_sel == 0) {
+            qnic_virtio_set_legacy_features(vdev, val);
+        }
+        return true;
+    case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+        m->guest_features_sel = val;
+        return true;
+    case VIRTIO_MMIO_GUEST_PAGE_SIZE:
+        if (!m->legacy) {
+            return false;
+        }
+        if (!QNIC_IS_POW2(val) || val < 512) {
+            qnic_guest_error("virtio-mmio: guest page size %" PRIu64, val);
+        } else {
+            m->guest_page_size = val;
+        }
+        return true;
+    case VIRTIO_MMIO_QUEUE_SEL:
+        m->queue_sel = val;
+        return true;
     case VIRTIO_MMIO_QUEUE_NOTIFY:
         qnic_virtio_queue_kick(vdev, val & 0xffff);
-        return;
+        return true;
     case VIRTIO_MMIO_INTERRUPT_ACK:
         vdev->isr &= ~val;
         vm_update_irq(vdev);
-        return;
+        return true;
     case VIRTIO_MMIO_STATUS:
         if ((val & 0xff) == 0) {
             mmio_reset_state(m);
@@ -224,31 +242,27 @@ static void mmio_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
             }
             qnic_virtio_set_status(vdev, val & 0xff);
         }
-        return;
-    case VIRTIO_MMIO_QUEUE_DESC_LOW:
-    case VIRTIO_MMIO_QUEUE_DESC_HIGH:
-    case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
-    case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
-    case VIRTIO_MMIO_QUEUE_USED_LOW:
-    case VIRTIO_MMIO_QUEUE_USED_HIGH:
-        if (m->legacy || !vq) {
-            break;
-        }
-        if (vq->enabled) {
-            qnic_guest_error("virtio-mmio: queue address written while ready");
-            return;
-        }
-        switch (addr) {
-        case VIRTIO_MMIO_QUEUE_DESC_LOW: set_lo(&vq->desc_gpa, val); break;
-        case VIRTIO_MMIO_QUEUE_DESC_HIGH: set_hi(&vq->desc_gpa, val); break;
-        case VIRTIO_MMIO_QUEUE_AVAIL_LOW: set_lo(&vq->avail_gpa, val); break;
-        case VIRTIO_MMIO_QUEUE_AVAIL_HIGH: set_hi(&vq->avail_gpa, val); break;
-        case VIRTIO_MMIO_QUEUE_USED_LOW: set_lo(&vq->used_gpa, val); break;
-        default: set_hi(&vq->used_gpa, val); break;
-        }
+        return true;
+    }
+    return false;
+}
+
+static void mmio_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
+{
+    QnicVirtioMmio *m = opaque;
+
+    if (addr >= VIRTIO_MMIO_CONFIG) {
+        qnic_virtio_config_write(m->vdev, addr - VIRTIO_MMIO_CONFIG, size, val);
         return;
     }
-    qnic_guest_error("virtio-mmio: write to read-only or unknown register 0x%" PRIx64, addr);
+    if (size != 4) {
+        qnic_guest_error("virtio-mmio: %u-byte register write at 0x%" PRIx64, size, addr);
+        return;
+    }
+    if (!mmio_write_device(m, addr, val) && !mmio_write_queue(m, vm_vq(m), addr, val)) {
+        qnic_guest_error("virtio-mmio: write to read-only or unknown register 0x%" PRIx64,
+                         addr);
+    }
 }
 
 static const QnicMemOps mmio_ops = {

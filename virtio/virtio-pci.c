@@ -412,9 +412,6 @@ static uint64_t common_read(QnicVirtioPci *p, uint64_t addr, unsigned size)
     }
 }
 
-static void set_lo(uint64_t *v, uint32_t lo) { *v = (*v & ~0xffffffffull) | lo; }
-static void set_hi(uint64_t *v, uint32_t hi) { *v = (*v & 0xffffffffull) | ((uint64_t)hi << 32); }
-
 static void common_write(QnicVirtioPci *p, uint64_t addr, uint64_t val, unsigned size)
 {
     QnicVirtioDevice *vdev = p->vdev;
@@ -487,12 +484,12 @@ static void common_write(QnicVirtioPci *p, uint64_t addr, uint64_t val, unsigned
             }
         }
         break;
-    case VIRTIO_PCI_COMMON_Q_DESCLO: set_lo(&vq->desc_gpa, val); break;
-    case VIRTIO_PCI_COMMON_Q_DESCHI: set_hi(&vq->desc_gpa, val); break;
-    case VIRTIO_PCI_COMMON_Q_AVAILLO: set_lo(&vq->avail_gpa, val); break;
-    case VIRTIO_PCI_COMMON_Q_AVAILHI: set_hi(&vq->avail_gpa, val); break;
-    case VIRTIO_PCI_COMMON_Q_USEDLO: set_lo(&vq->used_gpa, val); break;
-    case VIRTIO_PCI_COMMON_Q_USEDHI: set_hi(&vq->used_gpa, val); break;
+    case VIRTIO_PCI_COMMON_Q_DESCLO: qnic_set_lo32(&vq->desc_gpa, val); break;
+    case VIRTIO_PCI_COMMON_Q_DESCHI: qnic_set_hi32(&vq->desc_gpa, val); break;
+    case VIRTIO_PCI_COMMON_Q_AVAILLO: qnic_set_lo32(&vq->avail_gpa, val); break;
+    case VIRTIO_PCI_COMMON_Q_AVAILHI: qnic_set_hi32(&vq->avail_gpa, val); break;
+    case VIRTIO_PCI_COMMON_Q_USEDLO: qnic_set_lo32(&vq->used_gpa, val); break;
+    case VIRTIO_PCI_COMMON_Q_USEDHI: qnic_set_hi32(&vq->used_gpa, val); break;
     case VIRTIO_PCI_COMMON_Q_RESET:
         if (val == 1) {
             if (!qnic_virtio_has_feature(vdev, VIRTIO_F_RING_RESET)) {

@@ -117,6 +117,13 @@ static inline bool qnic_virtio_host_has_feature(const QnicVirtioDevice *v, unsig
 static inline bool qnic_virtio_driver_ok(const QnicVirtioDevice *v)
 { return (v->status & VIRTIO_CONFIG_S_DRIVER_OK) && !v->broken; }
 
+/* Transports expose 64-bit queue addresses as two 32-bit registers: a
+ * write to one replaces its half of *v. */
+static inline void qnic_set_lo32(uint64_t *v, uint32_t lo)
+{ *v = (*v & ~0xffffffffull) | lo; }
+static inline void qnic_set_hi32(uint64_t *v, uint32_t hi)
+{ *v = (*v & 0xffffffffull) | ((uint64_t)hi << 32); }
+
 /* Features offered to the modern / legacy interface. */
 uint64_t qnic_virtio_modern_features(const QnicVirtioDevice *vdev);
 uint32_t qnic_virtio_legacy_features(const QnicVirtioDevice *vdev);
