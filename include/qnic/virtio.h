@@ -188,7 +188,6 @@ typedef struct QnicVirtioPci {
     /* modern common config state */
     uint32_t dfselect, gfselect;
     uint16_t queue_sel;
-    /* pending 64-bit queue addresses written in halves (modern) */
     /* legacy */
     uint16_t legacy_queue_sel;
     /* ioeventfds (one per queue), -1 when off; a queue whose fd is taken
