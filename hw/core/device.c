@@ -87,8 +87,6 @@ QnicDevice *qnic_device_create(QnicMachine *m, QnicOpts *opts, GError **errp)
     const char *driver = qnic_opts_get(opts, "driver");
     const QnicSchemaType *t;
     const QnicDeviceClass *cls;
-    QnicDevice *dev;
-    const char *id;
 
     if (!driver) {
         qnic_error_setg_invalid(errp, "Parameter 'driver' is missing");
@@ -100,6 +98,19 @@ QnicDevice *qnic_device_create(QnicMachine *m, QnicOpts *opts, GError **errp)
         qnic_error_setg_invalid(errp, "'%s' is not a valid device model name", driver);
         goto fail;
     }
+    return qnic_device_create_class(m, cls, t, opts, errp);
+
+fail:
+    qnic_opts_free(opts);
+    return NULL;
+}
+
+QnicDevice *qnic_device_create_class(QnicMachine *m, const QnicDeviceClass *cls,
+                                     const QnicSchemaType *t, QnicOpts *opts, GError **errp)
+{
+    QnicDevice *dev;
+    const char *id;
+
     if (!qnic_schema_check(opts, t, errp)) {
         goto fail;
     }

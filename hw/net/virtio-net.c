@@ -820,16 +820,23 @@ typedef struct VirtioNetBare {
     VirtioNet net;
 } VirtioNetBare;
 
+static bool vn_bare_realize(QnicDevice *dev, QnicOpts *opts, GError **errp)
+{
+    return virtio_net_realize(&((VirtioNetBare *)dev)->net, dev, opts, dev->cls->name, errp);
+}
+
 static void vn_bare_unrealize(QnicDevice *dev)
 {
     virtio_net_unrealize(&((VirtioNetBare *)dev)->net);
 }
 
-/* Not registered: only qnic_virtio_net_new_bare() creates it. */
+/* Not registered: only qnic_virtio_net_new_bare() creates it, with
+ * virtio-net-device's properties. */
 static const QnicDeviceClass virtio_net_bare_class = {
     .name = "virtio-net-device",
     .bus = "none",
     .instance_size = sizeof(VirtioNetBare),
+    .realize = vn_bare_realize,
     .unrealize = vn_bare_unrealize,
 };
 
@@ -837,32 +844,15 @@ QnicVirtioDevice *qnic_virtio_net_new_bare(QnicMachine *m, const char *opts_str,
 {
     g_autofree char *full = g_strconcat("virtio-net-device", *opts_str ? "," : "", opts_str, NULL);
     QnicOpts *opts = qnic_opts_parse("device", full, "driver", errp);
-    const QnicSchemaType *t = qnic_schema_lookup(QNIC_SCHEMA_DEVICE, "virtio-net-device");
-    VirtioNetBare *s;
+    QnicDevice *dev;
 
     if (!opts) {
         return NULL;
     }
-    if (!qnic_schema_check(opts, t, errp)) {
-        qnic_opts_free(opts);
-        return NULL;
-    }
-    s = g_new0(VirtioNetBare, 1);
-    s->dev.cls = &virtio_net_bare_class;
-    s->dev.id = g_strdup(qnic_opts_get(opts, "id"));
-    s->dev.machine = m;
-    s->dev.opts = opts;
-    s->dev.dma_enabled = true;
-    g_ptr_array_add(m->devices, &s->dev);
-    if (!virtio_net_realize(&s->net, &s->dev, opts, "virtio-net-device", errp)) {
-        g_ptr_array_remove(m->devices, &s->dev);
-        qnic_opts_free(opts);
-        g_free(s->dev.id);
-        g_free(s);
-        return NULL;
-    }
-    s->dev.realized = true;
-    return &s->net.vdev;
+    dev = qnic_device_create_class(m, &virtio_net_bare_class,
+                                   qnic_schema_lookup(QNIC_SCHEMA_DEVICE, "virtio-net-device"),
+                                   opts, errp);
+    return dev ? &((VirtioNetBare *)dev)->net.vdev : NULL;
 }
 
 void qnic_virtio_net_free_bare(QnicVirtioDevice *vdev)

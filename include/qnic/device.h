@@ -51,6 +51,11 @@ const QnicDeviceClass **qnic_device_class_list(size_t *n);
  * and create a realized device on m. */
 QnicDevice *qnic_device_create_str(QnicMachine *m, const char *str, GError **errp);
 QnicDevice *qnic_device_create(QnicMachine *m, QnicOpts *opts, GError **errp);
+/* The same for a class found by the caller, registered or not (a device
+ * an embedder builds for itself, as qnic_virtio_net_new_bare() does): opts
+ * (taken over) are checked against schema type t. */
+QnicDevice *qnic_device_create_class(QnicMachine *m, const QnicDeviceClass *cls,
+                                     const QnicSchemaType *t, QnicOpts *opts, GError **errp);
 void qnic_device_reset(QnicDevice *dev);
 void qnic_device_destroy(QnicDevice *dev);   /* unplug + unrealize + free */
 QnicDevice *qnic_device_find(QnicMachine *m, const char *id);
