@@ -8,6 +8,11 @@
  * writes become KVM_SIGNAL_MSI. Shutdown is cooperative: isa-debug-exit, a
  * signal or a fatal vCPU error requests an exit, the main thread then kicks
  * every vCPU out of KVM_RUN (immediate_exit + SIGUSR1) and joins it.
+ *
+ * Only the accelerator lives here: the pc board (pc.c) holds the serial
+ * port, port 0x61 (reading and gating the in-kernel PIT's channel 2 through
+ * the pit_ch2 ops) and firmware's duties. All state is one KvmState per
+ * machine, which init returns and cleanup frees.
  */
 #include "vmm/vmm.h"
 #include "vmm/boot.h"
@@ -16,8 +21,6 @@
 #include "qnic/mainloop.h"
 #include "qnic/clock.h"
 #include "qnic/log.h"
-#include "qnic/pci.h"
-#include "qnic/virtio.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -27,7 +30,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
-#include <time.h>
 #include <linux/kvm.h>
 
 #define KVM_KICK_SIGNAL SIGUSR1
@@ -107,17 +109,31 @@ struct KvmState {
     int sig_pipe[2];
     QnicFdWatch *sig_watch;
     bool msi_warned;
-    /* port 0x61 (system control port B) when the kernel does not serve it */
-    QnicRegion port61;
-    uint8_t port61_val;
 };
 
-static KvmState kvm = {
-    .kvm_fd = -1, .vm_fd = -1, .sig_pipe = { -1, -1 },
-    .pause_lock = PTHREAD_MUTEX_INITIALIZER,
-    .pause_cond = PTHREAD_COND_INITIALIZER,
-    .parked_cond = PTHREAD_COND_INITIALIZER,
-};
+/* Signals are the process's: the handler forwards them to the pipe of the
+ * accelerator that installed it last. */
+static int kvm_sig_pipe_wr = -1;
+
+static KvmState *kvm_state_new(void)
+{
+    KvmState *k = g_new0(KvmState, 1);
+
+    k->kvm_fd = k->vm_fd = -1;
+    k->sig_pipe[0] = k->sig_pipe[1] = -1;
+    pthread_mutex_init(&k->pause_lock, NULL);
+    pthread_cond_init(&k->pause_cond, NULL);
+    pthread_cond_init(&k->parked_cond, NULL);
+    return k;
+}
+
+static void kvm_state_free(KvmState *k)
+{
+    pthread_mutex_destroy(&k->pause_lock);
+    pthread_cond_destroy(&k->pause_cond);
+    pthread_cond_destroy(&k->parked_cond);
+    g_free(k);
+}
 
 static int kvm_ioctl_retry(int fd, unsigned long req, void *arg)
 {
@@ -388,70 +404,35 @@ static void kvm_ioeventfd_del(QnicAsListener *l, QnicRegion *r, const QnicIoEven
     }
 }
 
-/* ---- port 0x61: PIT channel 2 gate and output ----
- * The in-kernel PIT counts, but on some hosts (this PVM one) port 0x61 is
- * not served in the kernel, and guests calibrate their TSC by gating PIT
- * channel 2 from it and polling its output bit (5). So, like QEMU's pcspk,
- * read the channel's state from the kernel and compute the output here. */
-#define PIT_FREQ 1193182ull
+/* ---- the in-kernel PIT's channel 2, for the board's port 0x61 ---- */
 
-static unsigned pit_out(const struct kvm_pit_channel_state *c, int64_t now_ns)
-{
-    uint64_t count = c->count ? c->count : 0x10000;
-    int64_t dt = now_ns - c->count_load_time;
-    uint64_t ticks = dt > 0 ? (uint64_t)((__uint128_t)dt * PIT_FREQ / 1000000000ull) : 0;
-
-    switch (c->mode) {
-    case 0:         /* interrupt on terminal count */
-    case 1:         /* one-shot */
-        return ticks >= count;
-    case 2:         /* rate generator: low for the last tick of a period */
-    case 6:
-        return ticks == 0 || (ticks % count) != count - 1;
-    case 3:         /* square wave */
-    case 7:
-        return (ticks % count) < ((count + 1) >> 1);
-    default:        /* 4, 5: strobes, low for one tick at terminal count */
-        return ticks != count;
-    }
-}
-
-static uint64_t port61_read(void *opaque, uint64_t addr, unsigned size)
+static bool kvm_pit_ch2_get(void *opaque, QnicPitChannel *c)
 {
     KvmState *k = opaque;
     struct kvm_pit_state2 st;
-    struct timespec ts;
-    uint8_t val = k->port61_val & 3;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = ts.tv_sec * 1000000000ll + ts.tv_nsec;
-    if (ioctl(k->vm_fd, KVM_GET_PIT2, &st) == 0 && st.channels[2].gate) {
-        val |= pit_out(&st.channels[2], now) << 5;
+    if (ioctl(k->vm_fd, KVM_GET_PIT2, &st) != 0) {
+        return false;
     }
-    /* bit 4: DRAM refresh toggles every 15.085 us; delay loops poll it */
-    val |= ((now / 15085) & 1) << 4;
-    return val;
+    *c = (QnicPitChannel){
+        .gate = st.channels[2].gate, .mode = st.channels[2].mode,
+        .count = st.channels[2].count, .count_load_time = st.channels[2].count_load_time,
+    };
+    return true;
 }
 
-static void port61_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
+static void kvm_pit_ch2_set_gate(void *opaque, bool gate)
 {
     KvmState *k = opaque;
     struct kvm_pit_state2 st;
-    bool gate = val & 1;
 
-    if (gate != (k->port61_val & 1) && ioctl(k->vm_fd, KVM_GET_PIT2, &st) == 0) {
+    if (ioctl(k->vm_fd, KVM_GET_PIT2, &st) == 0) {
         st.channels[2].gate = gate;
         if (ioctl(k->vm_fd, KVM_SET_PIT2, &st) < 0) {
             qnic_warn("KVM_SET_PIT2: %s", g_strerror(errno));
         }
     }
-    k->port61_val = val & 3;
 }
-
-static const QnicMemOps port61_ops = {
-    .read = port61_read, .write = port61_write,
-    .valid_min = 1, .valid_max = 1, .impl_min = 1, .impl_max = 1,
-};
 
 /* ---- accelerator: init ---- */
 
@@ -479,25 +460,28 @@ static void kvm_signal_handler(int signo)
     int saved = errno;
     uint8_t b = signo;
 
-    if (signo != KVM_KICK_SIGNAL && kvm.sig_pipe[1] >= 0) {
-        if (write(kvm.sig_pipe[1], &b, 1) < 0) {
+    if (signo != KVM_KICK_SIGNAL && kvm_sig_pipe_wr >= 0) {
+        if (write(kvm_sig_pipe_wr, &b, 1) < 0) {
             /* pipe full: a request is already queued */
         }
     }
     errno = saved;
 }
 
-static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, GError **errp)
+static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, void **state,
+                     GError **errp)
 {
-    KvmState *k = &kvm;
+    KvmState *k;
     int r;
 
     if (!kvm_check_ram(cfg->ram_size, errp)) {
         return false;
     }
+    k = kvm_state_new();
     k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (k->kvm_fd < 0) {
         qnic_error_setg_errno(errp, errno, "Could not access KVM kernel module");
+        kvm_state_free(k);
         return false;
     }
     r = ioctl(k->kvm_fd, KVM_GET_API_VERSION, 0);
@@ -564,6 +548,7 @@ static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, GError **errp)
         qnic_error_setg_errno(errp, errno, "pipe");
         goto fail;
     }
+    kvm_sig_pipe_wr = k->sig_pipe[1];
     struct sigaction sa = { .sa_handler = kvm_signal_handler };
     sigemptyset(&sa.sa_mask);
     /* No SA_RESTART: the kick must interrupt KVM_RUN. */
@@ -581,6 +566,7 @@ static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, GError **errp)
     mcfg->msi = kvm_msi;
     mcfg->msi_irqfd = kvm_msi_irqfd_hook;
     mcfg->opaque = k;
+    *state = k;
     return true;
 
 fail:
@@ -590,6 +576,11 @@ fail:
     }
     close(k->kvm_fd);
     k->kvm_fd = -1;
+    g_clear_pointer(&k->slots, g_free);
+    if (k->ioeventfds) {
+        g_array_free(k->ioeventfds, TRUE);
+    }
+    kvm_state_free(k);
     return false;
 }
 
@@ -726,31 +717,10 @@ static bool kvm_vcpu_set_boot_state(KvmVcpu *v, const QnicBootEntry *b, GError *
     return true;
 }
 
-static bool kvm_create_serial(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
+static bool kvm_machine_ready(void *state, QnicVmmConfig *cfg, QnicMachine *m,
+                              const char *cmdline, GError **errp)
 {
-    if (!cfg->serial || g_str_equal(cfg->serial, "none")) {
-        return true;
-    }
-    for (guint i = 0; i < m->devices->len; i++) {
-        QnicDevice *d = g_ptr_array_index(m->devices, i);
-        if (g_str_equal(d->cls->name, "isa-serial")) {
-            return true;        /* the command line code made it already */
-        }
-    }
-    /* ',' in a file name must survive the option lexer: double it. */
-    g_auto(GStrv) parts = g_strsplit(cfg->serial, ",", -1);
-    g_autofree char *escaped = g_strjoinv(",,", parts);
-    g_autofree char *str = g_strdup_printf("isa-serial,chardev=%s", escaped);
-    if (!qnic_device_create_str(m, str, errp)) {
-        qnic_error_prefix(errp, "-serial %s: ", cfg->serial);
-        return false;
-    }
-    return true;
-}
-
-static bool kvm_machine_ready(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
-{
-    KvmState *k = &kvm;
+    KvmState *k = state;
 
     k->m = m;
     k->mem_listener = (QnicAsListener){
@@ -770,32 +740,13 @@ static bool kvm_machine_ready(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
         return false;
     }
 
-    if (!qnic_as_find(&m->io, 0x61, NULL)) {
-        qnic_region_init_io(&k->port61, NULL, &port61_ops, k, "pit-speaker", 1);
-        qnic_as_map(&m->io, &k->port61, 0x61, 0);
-    }
-    if (!kvm_create_serial(cfg, m, errp)) {
-        return false;
-    }
-
     if (!cfg->kernel) {
         qnic_error_setg_invalid(errp, "no -kernel given: qnic-vmm has no firmware, boot a "
                                 "PVH ELF or a bzImage with -kernel");
         return false;
     }
-    /* No firmware: tell each PCI function where its INTx lands, as a
-     * BIOS would, and describe virtio-mmio transports to the kernel the
-     * way QEMU's microvm does (virtio_mmio.device=SIZE@ADDR:IRQ). */
-    qnic_pci_bus_fill_interrupt_lines(m->pci);
-    g_autofree char *mmio_args = qnic_virtio_mmio_cmdline_all(m);
-    g_autofree char *cmdline = NULL;
-    if (mmio_args && *mmio_args) {
-        cmdline = g_strjoin(" ", cfg->append ? cfg->append : "", mmio_args, NULL);
-        g_strstrip(cmdline);
-    }
     QnicBootRam ram = { .host = m->ram, .below_4g = m->below_4g, .above_4g = m->above_4g };
-    if (!qnic_boot_load(&ram, cfg->kernel, cfg->initrd, cmdline ? cmdline : cfg->append,
-                        &k->boot, errp)) {
+    if (!qnic_boot_load(&ram, cfg->kernel, cfg->initrd, cmdline, &k->boot, errp)) {
         return false;
     }
 
@@ -1055,24 +1006,25 @@ static void kvm_pause(KvmState *k)
     }
 }
 
-static void kvm_set_running(bool running)
+static void kvm_set_running(void *state, bool running)
 {
     if (running) {
-        kvm_resume(&kvm);
+        kvm_resume(state);
     } else {
-        kvm_pause(&kvm);
+        kvm_pause(state);
     }
 }
 
 static void kvm_signal_read(void *opaque, int fd, GIOCondition cond)
 {
+    KvmState *k = opaque;
     uint8_t sigs[16];
     ssize_t n = read(fd, sigs, sizeof(sigs));
 
     for (ssize_t i = 0; i < n; i++) {
         if (sigs[i] == SIGCONT) {
             /* qnic's own way out of -S (QEMU has only QMP cont) */
-            kvm_resume(&kvm);
+            kvm_resume(k);
             qnic_vmm_set_runstate(QNIC_RUNSTATE_RUNNING);
         } else {
             /* QEMU ends cleanly with status 0 on these. */
@@ -1105,9 +1057,9 @@ static void kvm_stop_vcpus(KvmState *k)
     }
 }
 
-static int kvm_run(QnicVmmConfig *cfg, QnicMachine *m)
+static int kvm_run(void *state, QnicVmmConfig *cfg, QnicMachine *m)
 {
-    KvmState *k = &kvm;
+    KvmState *k = state;
     int status = 0;
     bool had_bql = qnic_bql_locked();
     sigset_t set, old;
@@ -1149,16 +1101,16 @@ static int kvm_run(QnicVmmConfig *cfg, QnicMachine *m)
     return status;
 }
 
-static void kvm_cleanup(QnicMachine *m)
+static void kvm_cleanup(void *state, QnicMachine *m)
 {
-    KvmState *k = &kvm;
+    KvmState *k = state;
 
+    if (!k) {
+        return;
+    }
     kvm_stop_vcpus(k);
     qnic_fd_watch_remove(k->sig_watch);
     k->sig_watch = NULL;
-    if (k->port61.as) {
-        qnic_as_unmap(&k->port61);
-    }
     if (k->listening && k->m) {
         qnic_as_remove_listener(&k->m->mem, &k->mem_listener);
         qnic_as_remove_listener(&k->m->io, &k->io_listener);
@@ -1200,6 +1152,9 @@ static void kvm_cleanup(QnicMachine *m)
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     signal(SIGCONT, SIG_DFL);
+    if (kvm_sig_pipe_wr == k->sig_pipe[1]) {
+        kvm_sig_pipe_wr = -1;
+    }
     for (int i = 0; i < 2; i++) {
         if (k->sig_pipe[i] >= 0) {
             close(k->sig_pipe[i]);
@@ -1207,13 +1162,17 @@ static void kvm_cleanup(QnicMachine *m)
         }
     }
     k->m = NULL;
+    kvm_state_free(k);
 }
 
 const QnicAccel qnic_accel_kvm = {
     .name = "kvm",
+    .boots_kernel = true,
     .init = kvm_init,
     .machine_ready = kvm_machine_ready,
     .run = kvm_run,
     .cleanup = kvm_cleanup,
     .set_running = kvm_set_running,
+    .pit_ch2_get = kvm_pit_ch2_get,
+    .pit_ch2_set_gate = kvm_pit_ch2_set_gate,
 };

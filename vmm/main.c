@@ -11,6 +11,7 @@
  * layouts, KVM and the qtest protocol live elsewhere.
  */
 #include "vmm/vmm.h"
+#include "vmm/pc.h"
 #include "qnic/log.h"
 #include "qnic/schema.h"
 #include "qnic/net.h"
@@ -933,6 +934,8 @@ int main(int argc, char **argv)
 {
     Cmdline c;
     const QnicAccel *accel;
+    void *accel_state = NULL;
+    QnicPcBoard board = { 0 };
     QnicMachineConfig mcfg = { 0 };
     QnicMachine *m = NULL;
     GError *err = NULL;
@@ -950,7 +953,7 @@ int main(int argc, char **argv)
 
     accel = strcmp(c.cfg.accel, "qtest") == 0 ? &qnic_accel_qtest : &qnic_accel_kvm;
     mcfg.ram_size = c.cfg.ram_size;
-    if (!accel->init(&c.cfg, &mcfg, &err)) {
+    if (!accel->init(&c.cfg, &mcfg, &accel_state, &err)) {
         qnic_report_err(err);
         goto out;
     }
@@ -962,21 +965,23 @@ int main(int argc, char **argv)
     if (!create_all(&c, m)) {
         goto out_accel;
     }
-    if (!accel->machine_ready(&c.cfg, m, &err)) {
+    if (!qnic_pc_board_ready(&board, accel, accel_state, &c.cfg, m, &err) ||
+        !accel->machine_ready(accel_state, &c.cfg, m, board.cmdline, &err)) {
         qnic_report_err(err);
         goto out_accel;
     }
-    qnic_vmm_runstate_init(accel, c.cfg.start_paused);
+    qnic_vmm_runstate_init(accel, accel_state, c.cfg.start_paused);
     if (!add_monitors(&c, m)) {
         goto out_accel;
     }
-    status = accel->run(&c.cfg, m);
+    status = accel->run(accel_state, &c.cfg, m);
 
 out_accel:
     /* devices hold netdev clients: free the machine's devices, then the rest */
     if (accel->cleanup) {
-        accel->cleanup(m);
+        accel->cleanup(accel_state, m);
     }
+    qnic_pc_board_cleanup(&board);
     if (m) {
         qnic_machine_free(m);
     }

@@ -472,7 +472,9 @@ static void qa_readable(void *opaque, int fd, GIOCondition cond)
     }
 }
 
-static bool qa_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, GError **errp)
+/* One qtest connection per process: the state is this file's qa. */
+static bool qa_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, void **state,
+                    GError **errp)
 {
     const char *chr = cfg->qtest;
 
@@ -517,10 +519,12 @@ static bool qa_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, GError **errp)
     }
     mcfg->set_gsi = qa_set_gsi;
     qnic_clock_set_mode(QNIC_CLOCK_MANUAL);
+    *state = &qa;
     return true;
 }
 
-static bool qa_machine_ready(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
+static bool qa_machine_ready(void *state, QnicVmmConfig *cfg, QnicMachine *m,
+                             const char *cmdline, GError **errp)
 {
     qa.server = qnic_qtest_server_new(m, qa_output, NULL);
     qnic_qtest_server_set_log(qa.server, qa.log);
@@ -530,7 +534,7 @@ static bool qa_machine_ready(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
     return true;
 }
 
-static int qa_run(QnicVmmConfig *cfg, QnicMachine *m)
+static int qa_run(void *state, QnicVmmConfig *cfg, QnicMachine *m)
 {
     int status = 0;
 
@@ -542,7 +546,7 @@ static int qa_run(QnicVmmConfig *cfg, QnicMachine *m)
     return status;
 }
 
-static void qa_cleanup(QnicMachine *m)
+static void qa_cleanup(void *state, QnicMachine *m)
 {
     qnic_fd_watch_remove(qa.watch);
     qa.watch = NULL;

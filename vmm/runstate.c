@@ -41,11 +41,13 @@ bool qnic_vmm_exit_requested(int *status)
 
 /* Main loop only (QMP, signals), so no atomics. */
 static const QnicAccel *run_accel;
+static void *run_accel_state;
 static QnicRunState runstate = QNIC_RUNSTATE_RUNNING;
 
-void qnic_vmm_runstate_init(const QnicAccel *accel, bool start_paused)
+void qnic_vmm_runstate_init(const QnicAccel *accel, void *accel_state, bool start_paused)
 {
     run_accel = accel;
+    run_accel_state = accel_state;
     runstate = start_paused ? QNIC_RUNSTATE_PRELAUNCH : QNIC_RUNSTATE_RUNNING;
     qnic_net_set_vm_running(!start_paused);
 }
@@ -78,13 +80,13 @@ void qnic_vmm_set_running(bool running)
     if (!running) {
         /* the guest stops first, then frames wait */
         if (run_accel && run_accel->set_running) {
-            run_accel->set_running(false);
+            run_accel->set_running(run_accel_state, false);
         }
         qnic_vmm_set_runstate(QNIC_RUNSTATE_PAUSED);
         return;
     }
     qnic_vmm_set_runstate(QNIC_RUNSTATE_RUNNING);
     if (run_accel && run_accel->set_running) {
-        run_accel->set_running(true);
+        run_accel->set_running(run_accel_state, true);
     }
 }

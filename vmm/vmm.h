@@ -32,18 +32,38 @@ typedef struct QnicVmmConfig {
     GPtrArray *objects;         /* char *: -object strings */
 } QnicVmmConfig;
 
+/* A PIT (i8254) channel as the board's port 0x61 needs it. */
+typedef struct QnicPitChannel {
+    bool gate;
+    uint8_t mode;               /* 0..7 */
+    uint32_t count;             /* reload value, 0 = 65536 */
+    int64_t count_load_time;    /* CLOCK_MONOTONIC ns of the last load */
+} QnicPitChannel;
+
+/* An accelerator keeps its state (one per machine) behind the void * its
+ * init returns; the caller hands it back to every other op and owns it
+ * until cleanup, which frees it. */
 typedef struct QnicAccel {
     const char *name;
+    /* Runs a guest kernel: the board (pc.c) then does firmware's part. */
+    bool boots_kernel;
     /* Before the machine exists: set the machine's interrupt/MSI hooks. */
-    bool (*init)(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, GError **errp);
-    /* Machine and devices exist: create vCPUs, load the kernel, etc. */
-    bool (*machine_ready)(QnicVmmConfig *cfg, QnicMachine *m, GError **errp);
+    bool (*init)(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, void **state, GError **errp);
+    /* Machine, devices and board exist: create vCPUs, load the kernel with
+     * the board's command line (NULL: none), etc. */
+    bool (*machine_ready)(void *state, QnicVmmConfig *cfg, QnicMachine *m,
+                          const char *cmdline, GError **errp);
     /* Run until the guest or a signal ends it; returns the exit status. */
-    int (*run)(QnicVmmConfig *cfg, QnicMachine *m);
-    void (*cleanup)(QnicMachine *m);
+    int (*run)(void *state, QnicVmmConfig *cfg, QnicMachine *m);
+    /* Stop everything and free the state (NULL state: init failed). */
+    void (*cleanup)(void *state, QnicMachine *m);
     /* Optional: stop the guest's CPUs (returning once none runs) or let
      * them run again (QMP stop/cont, -S). */
-    void (*set_running)(bool running);
+    void (*set_running)(void *state, bool running);
+    /* Optional: PIT channel 2 of the accelerator's PIT, for the board's
+     * port 0x61: read its state (false: unavailable), or change its gate. */
+    bool (*pit_ch2_get)(void *state, QnicPitChannel *c);
+    void (*pit_ch2_set_gate)(void *state, bool gate);
 } QnicAccel;
 
 extern const QnicAccel qnic_accel_kvm;
@@ -62,9 +82,9 @@ typedef enum {
     QNIC_RUNSTATE_PAUSED,
 } QnicRunState;
 
-/* The accelerator that runs the machine (its set_running), and whether it
- * starts paused (-S). */
-void qnic_vmm_runstate_init(const QnicAccel *accel, bool start_paused);
+/* The accelerator that runs the machine (its set_running) with its state,
+ * and whether it starts paused (-S). */
+void qnic_vmm_runstate_init(const QnicAccel *accel, void *accel_state, bool start_paused);
 QnicRunState qnic_vmm_runstate(void);
 const char *qnic_vmm_runstate_name(QnicRunState st);
 void qnic_vmm_set_runstate(QnicRunState st);

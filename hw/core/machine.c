@@ -33,6 +33,12 @@ int qnic_machine_msi_irqfd(QnicMachine *m, uint64_t addr, uint32_t data)
     return m->cfg.msi_irqfd(m->cfg.opaque, addr, data);
 }
 
+/* The PCI host's INTx lines are the machine's GSIs. */
+static void machine_set_gsi(void *opaque, unsigned gsi, int level)
+{
+    qnic_machine_set_gsi(opaque, gsi, level);
+}
+
 static const QnicMemOps msi_ops = {
     .read = msi_read, .write = msi_write,
     .valid_min = 4, .valid_max = 4, .impl_min = 4, .impl_max = 4,
@@ -52,7 +58,7 @@ QnicMachine *qnic_machine_new(const QnicMachineConfig *cfg, GError **errp)
         qnic_region_init_io(&m->msi_region, NULL, &msi_ops, m, "msi", QNIC_MSI_ADDR_SIZE);
         qnic_as_map(&m->mem, &m->msi_region, QNIC_MSI_ADDR_BASE, 1);
         m->devices = g_ptr_array_new();
-        m->pci = qnic_pci_bus_new(m);
+        m->pci = qnic_pci_bus_new(m, machine_set_gsi, m);
         return m;
     }
     m->ram_size = m->cfg.ram_size ? m->cfg.ram_size : 128 * 1024 * 1024;
@@ -97,7 +103,7 @@ QnicMachine *qnic_machine_new(const QnicMachineConfig *cfg, GError **errp)
     qnic_region_init_io(&m->msi_region, NULL, &msi_ops, m, "msi", QNIC_MSI_ADDR_SIZE);
     qnic_as_map(&m->mem, &m->msi_region, QNIC_MSI_ADDR_BASE, 1);
     m->devices = g_ptr_array_new();
-    m->pci = qnic_pci_bus_new(m);
+    m->pci = qnic_pci_bus_new(m, machine_set_gsi, m);
     return m;
 }
 

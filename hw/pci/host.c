@@ -8,10 +8,12 @@
  * the PIIX3 PIRQ route register of that link (0x60..0x63) is enabled, the
  * link drives that ISA IRQ, as on QEMU; while it is disabled (reset state,
  * no firmware), the link drives IOAPIC pin 16 + link: the fixed routing
- * qnic-vmm documents and reports in PCI_INTERRUPT_LINE.
+ * qnic-vmm documents and reports in PCI_INTERRUPT_LINE. Line levels leave
+ * through the set_irq callback whoever creates the bus installs; the host
+ * knows nothing of what lies behind them.
  */
 #include "qnic/pci.h"
-#include "qnic/machine.h"
+#include "qnic/machine.h"   /* the address spaces the bus maps into */
 #include "qnic/log.h"
 #include "pci-internal.h"
 
@@ -29,6 +31,13 @@ typedef struct PciBusPriv {
 static PciBusPriv *priv(QnicPciBus *bus)
 {
     return qnic_container_of(bus, PciBusPriv, bus);
+}
+
+static void bus_set_irq(QnicPciBus *bus, unsigned gsi, int level)
+{
+    if (bus->set_irq) {
+        bus->set_irq(bus->irq_opaque, gsi, level);
+    }
 }
 
 unsigned qnic_pci_intx_gsi(int devfn, int pin)
@@ -118,17 +127,17 @@ static void route_links(QnicPciBus *bus)
         uint8_t route = p->isa ? p->isa->config[PIIX_PIRQRC + l] : 0x80;
         int level = p->link_count[l] > 0;
         if (route & 0x80) {
-            qnic_machine_set_gsi(bus->machine, 16 + l, level);
+            bus_set_irq(bus, 16 + l, level);
         } else {
             unsigned irq = route & 0x0f;
             isa_routed[irq] = true;
             isa_level[irq] |= level;
-            qnic_machine_set_gsi(bus->machine, 16 + l, 0);
+            bus_set_irq(bus, 16 + l, 0);
         }
     }
     for (int irq = 0; irq < 16; irq++) {
         if (isa_routed[irq] || p->isa_driven[irq]) {
-            qnic_machine_set_gsi(bus->machine, irq, isa_level[irq]);
+            bus_set_irq(bus, irq, isa_level[irq]);
             p->isa_driven[irq] = isa_routed[irq];
         }
     }
@@ -260,7 +269,7 @@ static QnicPciDevice *builtin_new(QnicPciBus *bus, const char *addr, const QnicP
     return d;
 }
 
-QnicPciBus *qnic_pci_bus_new(QnicMachine *m)
+QnicPciBus *qnic_pci_bus_new(QnicMachine *m, QnicPciSetIrq *set_irq, void *irq_opaque)
 {
     PciBusPriv *p = g_new0(PciBusPriv, 1);
     QnicPciBus *bus = &p->bus;
@@ -282,6 +291,8 @@ QnicPciBus *qnic_pci_bus_new(QnicMachine *m)
     };
 
     bus->machine = m;
+    bus->set_irq = set_irq;
+    bus->irq_opaque = irq_opaque;
     m->pci = bus;
     qnic_region_init_io(&bus->cf8_region, NULL, &cf8_ops, bus, "pci-conf-idx", 4);
     qnic_region_init_io(&bus->cfc_region, NULL, &cfc_ops, bus, "pci-conf-data", 4);

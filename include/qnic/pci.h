@@ -168,14 +168,22 @@ void qnic_msix_clear_pending(QnicPciDevice *d, unsigned vector);
 void qnic_msix_message(const QnicPciDevice *d, unsigned vector, uint64_t *addr, uint32_t *data);
 
 /* ---- the bus and host bridge ---- */
+/* The level of an interrupt line the host drives changed: a PIRQ link's
+ * IOAPIC pin (16..19) or the ISA IRQ (0..15) a PIIX route register sends
+ * it to. */
+typedef void QnicPciSetIrq(void *opaque, unsigned gsi, int level);
+
 struct QnicPciBus {
     QnicMachine *machine;
+    QnicPciSetIrq *set_irq;     /* NULL: lines go nowhere */
+    void *irq_opaque;
     QnicPciDevice *devices[256];
     uint32_t config_address;     /* 0xcf8 latch */
     QnicRegion cf8_region, cfc_region;
 };
 
-QnicPciBus *qnic_pci_bus_new(QnicMachine *m);
+/* The bus on m's address spaces; INTx leaves through set_irq. */
+QnicPciBus *qnic_pci_bus_new(QnicMachine *m, QnicPciSetIrq *set_irq, void *irq_opaque);
 void qnic_pci_bus_free(QnicPciBus *bus);
 /* INTx routing: pin (1..4) of a device at slot -> GSI 16 + ((slot + pin - 1) & 3),
  * i.e. IOAPIC pins 16..19, the fixed map qnic-vmm documents. */

@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     qnic_log_mask = 0;
     qnic_clock_set_mode(QNIC_CLOCK_MANUAL);
-    qnic_vmm_runstate_init(NULL, false);
+    qnic_vmm_runstate_init(NULL, NULL, false);
     pending = g_string_new(NULL);
     answers = 0;
     m = qnic_machine_new(&cfg, NULL);

@@ -9,6 +9,7 @@
  */
 #include "vmm/vmm.h"
 #include "vmm/boot.h"
+#include "vmm/pc.h"
 #include "qnic/machine.h"
 #include "qnic/device.h"
 
@@ -135,15 +136,18 @@ static void run_guest(const Run *r)
         .serial = serial,
     };
     QnicMachineConfig mcfg = { .ram_size = cfg.ram_size };
+    QnicPcBoard board = { 0 };
+    void *k = NULL;
     GError *err = NULL;
 
-    g_assert_true(qnic_accel_kvm.init(&cfg, &mcfg, &err));
+    g_assert_true(qnic_accel_kvm.init(&cfg, &mcfg, &k, &err));
     g_assert_no_error(err);
     QnicMachine *m = qnic_machine_new(&mcfg, &err);
     g_assert_no_error(err);
     g_assert_nonnull(qnic_device_create_str(m, "isa-debug-exit,iobase=0xf4,iosize=4", &err));
     g_assert_no_error(err);
-    g_assert_true(qnic_accel_kvm.machine_ready(&cfg, m, &err));
+    g_assert_true(qnic_pc_board_ready(&board, &qnic_accel_kvm, k, &cfg, m, &err));
+    g_assert_true(qnic_accel_kvm.machine_ready(k, &cfg, m, board.cmdline, &err));
     g_assert_no_error(err);
 
     Helper h = { .signo = r->helper_signal, .serial_path = serial_path };
@@ -151,11 +155,12 @@ static void run_guest(const Run *r)
     if (r->helper_signal) {
         g_assert_cmpint(pthread_create(&t, NULL, helper_thread, &h), ==, 0);
     }
-    int status = qnic_accel_kvm.run(&cfg, m);
+    int status = qnic_accel_kvm.run(k, &cfg, m);
     if (r->helper_signal) {
         pthread_join(t, NULL);
     }
-    qnic_accel_kvm.cleanup(m);
+    qnic_accel_kvm.cleanup(k, m);
+    qnic_pc_board_cleanup(&board);
     qnic_machine_free(m);
 
     g_autofree char *out = NULL;
@@ -228,21 +233,22 @@ static void test_no_kernel(void)
     }
     QnicVmmConfig cfg = { .accel = "kvm", .ram_size = 64 << 20, .smp = 1 };
     QnicMachineConfig mcfg = { .ram_size = cfg.ram_size };
+    void *k = NULL;
     GError *err = NULL;
 
-    g_assert_true(qnic_accel_kvm.init(&cfg, &mcfg, &err));
+    g_assert_true(qnic_accel_kvm.init(&cfg, &mcfg, &k, &err));
     QnicMachine *m = qnic_machine_new(&mcfg, &err);
     g_assert_nonnull(m);
-    g_assert_false(qnic_accel_kvm.machine_ready(&cfg, m, &err));
+    g_assert_false(qnic_accel_kvm.machine_ready(k, &cfg, m, NULL, &err));
     g_assert_nonnull(err);
     g_assert_nonnull(strstr(err->message, "-kernel"));
     g_clear_error(&err);
-    qnic_accel_kvm.cleanup(m);
+    qnic_accel_kvm.cleanup(k, m);
     qnic_machine_free(m);
 
     /* -m beyond the host's memory is refused before anything is built */
     cfg.ram_size = 1ull << 50;
-    g_assert_false(qnic_accel_kvm.init(&cfg, &mcfg, &err));
+    g_assert_false(qnic_accel_kvm.init(&cfg, &mcfg, &k, &err));
     g_assert_nonnull(strstr(err->message, "exceeds the host"));
     g_clear_error(&err);
 }

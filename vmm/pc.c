@@ -1,0 +1,144 @@
+/*
+ * The pc board of qnic-vmm (see pc.h): the ISA and firmware pieces of QEMU's
+ * pc machine that the generic machine and the accelerator do not hold, so
+ * that kvm.c is only the accelerator and machine.c knows no command line.
+ */
+#include "vmm/pc.h"
+#include "qnic/machine.h"
+#include "qnic/pci.h"
+#include "qnic/virtio.h"
+#include "qnic/log.h"
+
+#include <time.h>
+
+/* ---- port 0x61: PIT channel 2 gate and output ----
+ * The in-kernel PIT counts, but on some hosts (this PVM one) port 0x61 is
+ * not served in the kernel, and guests calibrate their TSC by gating PIT
+ * channel 2 from it and polling its output bit (5). So, like QEMU's pcspk,
+ * read the channel's state from the accelerator and compute the output
+ * here. */
+#define PIT_FREQ 1193182ull             /* Hz, the i8254's input clock */
+#define PIT_MAX_COUNT 0x10000ull        /* a count of 0 means 65536 */
+/* DRAM refresh requests come every 15.085 us on the pc (port 0x61 bit 4
+ * toggles with each); delay loops poll it. */
+#define PC_REFRESH_PERIOD_NS 15085
+
+static unsigned pit_out(const QnicPitChannel *c, int64_t now_ns)
+{
+    uint64_t count = c->count ? c->count : PIT_MAX_COUNT;
+    int64_t dt = now_ns - c->count_load_time;
+    uint64_t ticks = dt > 0 ? (uint64_t)((__uint128_t)dt * PIT_FREQ / 1000000000ull) : 0;
+
+    switch (c->mode) {
+    case 0:         /* interrupt on terminal count */
+    case 1:         /* one-shot */
+        return ticks >= count;
+    case 2:         /* rate generator: low for the last tick of a period */
+    case 6:
+        return ticks == 0 || (ticks % count) != count - 1;
+    case 3:         /* square wave */
+    case 7:
+        return (ticks % count) < ((count + 1) >> 1);
+    default:        /* 4, 5: strobes, low for one tick at terminal count */
+        return ticks != count;
+    }
+}
+
+static uint64_t port61_read(void *opaque, uint64_t addr, unsigned size)
+{
+    QnicPcBoard *b = opaque;
+    QnicPitChannel ch2;
+    struct timespec ts;
+    uint8_t val = b->port61_val & (QNIC_PC_PORT61_GATE2 | QNIC_PC_PORT61_SPEAKER);
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = ts.tv_sec * 1000000000ll + ts.tv_nsec;
+    if (b->accel->pit_ch2_get(b->accel_state, &ch2) && ch2.gate) {
+        val |= pit_out(&ch2, now) << 5;
+    }
+    val |= ((now / PC_REFRESH_PERIOD_NS) & 1) << 4;
+    return val;
+}
+
+static void port61_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
+{
+    QnicPcBoard *b = opaque;
+    bool gate = val & QNIC_PC_PORT61_GATE2;
+
+    if (gate != (b->port61_val & QNIC_PC_PORT61_GATE2)) {
+        b->accel->pit_ch2_set_gate(b->accel_state, gate);
+    }
+    b->port61_val = val & (QNIC_PC_PORT61_GATE2 | QNIC_PC_PORT61_SPEAKER);
+}
+
+static const QnicMemOps port61_ops = {
+    .read = port61_read, .write = port61_write,
+    .valid_min = 1, .valid_max = 1, .impl_min = 1, .impl_max = 1,
+};
+
+/* ---- COM1 from -serial ---- */
+
+static bool pc_create_serial(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
+{
+    if (!cfg->serial || g_str_equal(cfg->serial, "none")) {
+        return true;
+    }
+    for (guint i = 0; i < m->devices->len; i++) {
+        QnicDevice *d = g_ptr_array_index(m->devices, i);
+        if (g_str_equal(d->cls->name, "isa-serial")) {
+            return true;        /* the command line code made it already */
+        }
+    }
+    /* ',' in a file name must survive the option lexer: double it. */
+    g_auto(GStrv) parts = g_strsplit(cfg->serial, ",", -1);
+    g_autofree char *escaped = g_strjoinv(",,", parts);
+    g_autofree char *str = g_strdup_printf("isa-serial,chardev=%s", escaped);
+    if (!qnic_device_create_str(m, str, errp)) {
+        qnic_error_prefix(errp, "-serial %s: ", cfg->serial);
+        return false;
+    }
+    return true;
+}
+
+/* ---- what firmware would do ---- */
+
+/* No firmware: tell each PCI function where its INTx lands, as a BIOS
+ * would, and describe virtio-mmio transports to the kernel the way QEMU's
+ * microvm does (virtio_mmio.device=SIZE@ADDR:IRQ). */
+static char *pc_firmware_setup(QnicVmmConfig *cfg, QnicMachine *m)
+{
+    qnic_pci_bus_fill_interrupt_lines(m->pci);
+    g_autofree char *mmio_args = qnic_virtio_mmio_cmdline_all(m);
+    if (mmio_args && *mmio_args) {
+        char *cmdline = g_strjoin(" ", cfg->append ? cfg->append : "", mmio_args, NULL);
+        return g_strstrip(cmdline);
+    }
+    return g_strdup(cfg->append);
+}
+
+bool qnic_pc_board_ready(QnicPcBoard *b, const QnicAccel *accel, void *accel_state,
+                         QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
+{
+    b->accel = accel;
+    b->accel_state = accel_state;
+    if (!accel->boots_kernel) {
+        return true;
+    }
+    if (accel->pit_ch2_get && !qnic_as_find(&m->io, QNIC_PC_PORT61, NULL)) {
+        qnic_region_init_io(&b->port61, NULL, &port61_ops, b, "pit-speaker", 1);
+        qnic_as_map(&m->io, &b->port61, QNIC_PC_PORT61, 0);
+    }
+    if (!pc_create_serial(cfg, m, errp)) {
+        return false;
+    }
+    b->cmdline = pc_firmware_setup(cfg, m);
+    return true;
+}
+
+void qnic_pc_board_cleanup(QnicPcBoard *b)
+{
+    if (b->port61.as) {
+        qnic_as_unmap(&b->port61);
+    }
+    g_clear_pointer(&b->cmdline, g_free);
+}
