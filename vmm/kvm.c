@@ -31,20 +31,49 @@
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
 #include <linux/kvm.h>
+#include <asm/processor-flags.h>    /* X86_CR0_*, X86_CR4_*, X86_EFLAGS_FIXED */
 
 #define KVM_KICK_SIGNAL SIGUSR1
 /* LAPIC registers and delivery modes (Intel SDM vol. 3, 10.5.1). */
 #define APIC_LVT_LINT0 0x350
 #define APIC_LVT_LINT1 0x360
+#define APIC_LVT_DM_SHIFT 8             /* LVT bits 10:8: delivery mode */
+#define APIC_LVT_DM_MASK  (7u << APIC_LVT_DM_SHIFT)
 #define APIC_DM_NMI    4
 #define APIC_DM_EXTINT 7
 
-#define X86_CR0_PE   (1ull << 0)
-#define X86_CR0_ET   (1ull << 4)
-#define X86_CR0_PG   (1ull << 31)
-#define X86_CR4_PAE  (1ull << 5)
+/* IA32_EFER bits (Intel SDM vol. 3, 2.2.1; the kernel's msr-index.h is not
+ * UAPI). */
 #define X86_EFER_LME (1ull << 8)
 #define X86_EFER_LMA (1ull << 10)
+
+/* CPUID leaves and fields qnic sets per vCPU (Intel SDM vol. 2A, CPUID). */
+#define CPUID_LEAF_FEATURES        0x1
+#define CPUID_LEAF_EXT_TOPOLOGY    0xb
+#define CPUID_LEAF_V2_EXT_TOPOLOGY 0x1f
+#define CPUID_1_EBX_LOW_MASK       0x0000ffffu  /* brand index, CLFLUSH size */
+#define CPUID_1_EBX_COUNT_SHIFT    16   /* max logical processor IDs, 23:16 */
+#define CPUID_1_EBX_APIC_ID_SHIFT  24   /* initial APIC ID, 31:24 */
+#define CPUID_1_EBX_MAX_COUNT      255u
+#define CPUID_1_EDX_HTT            (1u << 28)
+
+/* x87 and SSE state after FNINIT / reset (Intel SDM vol. 1, 8.1.5 and
+ * 10.2.3.1): every exception masked, 64-bit precision, round to nearest. */
+#define X86_FPU_FCW_DEFAULT 0x37f
+#define X86_MXCSR_DEFAULT   0x1f80
+
+/* Segment descriptor types (Intel SDM vol. 3, 3.4.5.1 and 3.5): the flat
+ * boot segments and the task register, and the 32-bit TSS's size - 1. */
+#define X86_SEG_TYPE_CODE_XRA   0xb     /* code, execute/read, accessed */
+#define X86_SEG_TYPE_DATA_RWA   0x3     /* data, read/write, accessed */
+#define X86_SEG_TYPE_TSS32_BUSY 0xb     /* system: 32-bit TSS, busy */
+#define X86_SEG_LIMIT_FLAT      0xffffffffu
+#define X86_TSS32_LIMIT         0x67
+
+/* The in-kernel irqchip: 16 ISA IRQs on the two 8259 PICs (8 pins each)
+ * and the IOAPIC's KVM_IOAPIC_NUM_PINS (asm/kvm.h). */
+#define KVM_PIC_PINS      8
+#define KVM_ISA_IRQS      (2 * KVM_PIC_PINS)
 
 typedef struct KvmState KvmState;
 
@@ -72,7 +101,7 @@ typedef struct KvmIoeventfd {
 /* An MSI message with its own GSI route and irqfd: the first time a
  * message is seen it gets a route; every later one is an eventfd write. */
 #define KVM_MSI_ROUTES 64
-#define KVM_MSI_GSI_BASE 24     /* after the IOAPIC's 24 pins */
+#define KVM_MSI_GSI_BASE KVM_IOAPIC_NUM_PINS    /* after the IOAPIC's pins */
 
 typedef struct KvmMsiRoute {
     uint64_t addr;
@@ -162,17 +191,18 @@ static void kvm_set_gsi(void *opaque, unsigned gsi, int level)
  * cached message. */
 static bool kvm_set_routes(KvmState *k)
 {
-    unsigned n = 16 + 24 + k->nr_msi_routes;
+    unsigned n = KVM_ISA_IRQS + KVM_IOAPIC_NUM_PINS + k->nr_msi_routes;
     g_autofree struct kvm_irq_routing *t =
         g_malloc0(sizeof(*t) + n * sizeof(struct kvm_irq_routing_entry));
     struct kvm_irq_routing_entry *e = t->entries;
 
-    for (unsigned gsi = 0; gsi < 24; gsi++) {
-        if (gsi < 16) {
+    for (unsigned gsi = 0; gsi < KVM_IOAPIC_NUM_PINS; gsi++) {
+        if (gsi < KVM_ISA_IRQS) {
             *e++ = (struct kvm_irq_routing_entry){
                 .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
-                .u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
-                                                  : KVM_IRQCHIP_PIC_SLAVE, .pin = gsi % 8 },
+                .u.irqchip = { .irqchip = gsi < KVM_PIC_PINS ? KVM_IRQCHIP_PIC_MASTER
+                                                             : KVM_IRQCHIP_PIC_SLAVE,
+                               .pin = gsi % KVM_PIC_PINS },
             };
         }
         *e++ = (struct kvm_irq_routing_entry){
@@ -613,16 +643,17 @@ static bool kvm_vcpu_setup_cpuid(KvmState *k, KvmVcpu *v, GError **errp)
     for (unsigned i = 0; i < c->nent; i++) {
         struct kvm_cpuid_entry2 *e = &c->entries[i];
         switch (e->function) {
-        case 1:
+        case CPUID_LEAF_FEATURES:
             /* initial APIC ID and logical processor count */
-            e->ebx = (e->ebx & 0x0000ffff) | (MIN(k->nr_vcpus, 255u) << 16) |
-                     (v->index << 24);
+            e->ebx = (e->ebx & CPUID_1_EBX_LOW_MASK) |
+                     (MIN(k->nr_vcpus, CPUID_1_EBX_MAX_COUNT) << CPUID_1_EBX_COUNT_SHIFT) |
+                     (v->index << CPUID_1_EBX_APIC_ID_SHIFT);
             if (k->nr_vcpus > 1) {
-                e->edx |= 1u << 28;     /* HTT: the count above is valid */
+                e->edx |= CPUID_1_EDX_HTT;      /* the count above is valid */
             }
             break;
-        case 0xb:
-        case 0x1f:
+        case CPUID_LEAF_EXT_TOPOLOGY:
+        case CPUID_LEAF_V2_EXT_TOPOLOGY:
             e->edx = v->index;          /* x2APIC ID */
             break;
         }
@@ -647,15 +678,15 @@ static bool kvm_vcpu_setup_lapic(KvmVcpu *v, GError **errp)
      * the guest programs its LAPIC. */
     uint32_t lint0 = qnic_ld32(&lapic.regs[APIC_LVT_LINT0]);
     uint32_t lint1 = qnic_ld32(&lapic.regs[APIC_LVT_LINT1]);
-    lint0 = (lint0 & ~0x700u) | (APIC_DM_EXTINT << 8);
-    lint1 = (lint1 & ~0x700u) | (APIC_DM_NMI << 8);
+    lint0 = (lint0 & ~APIC_LVT_DM_MASK) | (APIC_DM_EXTINT << APIC_LVT_DM_SHIFT);
+    lint1 = (lint1 & ~APIC_LVT_DM_MASK) | (APIC_DM_NMI << APIC_LVT_DM_SHIFT);
     qnic_st32(&lapic.regs[APIC_LVT_LINT0], lint0);
     qnic_st32(&lapic.regs[APIC_LVT_LINT1], lint1);
     if (ioctl(v->fd, KVM_SET_LAPIC, &lapic) < 0) {
         qnic_error_setg_errno(errp, errno, "KVM_SET_LAPIC failed");
         return false;
     }
-    struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+    struct kvm_fpu fpu = { .fcw = X86_FPU_FCW_DEFAULT, .mxcsr = X86_MXCSR_DEFAULT };
     if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0) {
         qnic_error_setg_errno(errp, errno, "KVM_SET_FPU failed");
         return false;
@@ -666,7 +697,7 @@ static bool kvm_vcpu_setup_lapic(KvmVcpu *v, GError **errp)
 static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code64)
 {
     *s = (struct kvm_segment){
-        .base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
+        .base = 0, .limit = X86_SEG_LIMIT_FLAT, .selector = sel, .type = type,
         .present = 1, .dpl = 0, .db = code64 ? 0 : 1, .s = 1, .l = code64, .g = 1,
     };
 }
@@ -674,18 +705,19 @@ static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool
 static bool kvm_vcpu_set_boot_state(KvmVcpu *v, const QnicBootEntry *b, GError **errp)
 {
     struct kvm_sregs sregs;
-    struct kvm_regs regs = { .rflags = 2 };   /* bit 1 is always set */
+    struct kvm_regs regs = { .rflags = X86_EFLAGS_FIXED };   /* bit 1 is always set */
     bool lm = b->mode == QNIC_BOOT_LINUX64;
 
     if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
         qnic_error_setg_errno(errp, errno, "KVM_GET_SREGS failed");
         return false;
     }
-    flat_segment(&sregs.cs, QNIC_BOOT_CS, 0xb, lm);
-    flat_segment(&sregs.ds, QNIC_BOOT_DS, 0x3, false);
+    flat_segment(&sregs.cs, QNIC_BOOT_CS, X86_SEG_TYPE_CODE_XRA, lm);
+    flat_segment(&sregs.ds, QNIC_BOOT_DS, X86_SEG_TYPE_DATA_RWA, false);
     sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
     sregs.tr = (struct kvm_segment){
-        .base = 0, .limit = 0x67, .selector = QNIC_BOOT_TSS, .type = 0xb, .present = 1,
+        .base = 0, .limit = X86_TSS32_LIMIT, .selector = QNIC_BOOT_TSS,
+        .type = X86_SEG_TYPE_TSS32_BUSY, .present = 1,
     };
     sregs.gdt.base = b->gdt_addr;
     sregs.gdt.limit = b->gdt_limit;

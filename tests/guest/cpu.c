@@ -169,17 +169,25 @@ bool ioapic_route(unsigned gsi, int vector)
     return true;
 }
 
+/* System control port B (as QEMU's pcspk and qnic-vmm's vmm/pc.c serve
+ * it): bit 0 gates PIT channel 2, bit 1 drives the speaker, bit 5 is the
+ * channel's output. */
+#define PORT61 0x61
+#define PORT61_GATE2 0x01
+#define PORT61_SPEAKER 0x02
+#define PORT61_OUT2 0x20
+
 /* One 10 ms PIT channel 2 countdown (mode 0, gated by port 0x61; bit 5
  * rises at terminal count); returns TSC ticks, or 0 if it never ended. */
 static uint64_t pit_measure(void)
 {
-    outb(0x61, (inb(0x61) & ~0x02) | 0x01);
+    outb(PORT61, (inb(PORT61) & ~PORT61_SPEAKER) | PORT61_GATE2);
     outb(0x43, 0xb0);
     outb(0x42, 11932 & 0xff);
     outb(0x42, 11932 >> 8);
     uint64_t t0 = rdtsc();
     for (uint64_t i = 0; i < 200000000ull; i++) {
-        if (inb(0x61) & 0x20) {
+        if (inb(PORT61) & PORT61_OUT2) {
             return rdtsc() - t0;
         }
     }
