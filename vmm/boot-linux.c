@@ -28,12 +28,24 @@ bool qnic_linux_is_bzimage(const uint8_t *img, size_t len)
     return len >= BZ_HDR_MAGIC_OFF + 4 && memcmp(img + BZ_HDR_MAGIC_OFF, "HdrS", 4) == 0;
 }
 
-bool qnic_linux_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
-                     const uint8_t *initrd, size_t initrd_len, const char *cmdline,
-                     QnicBootEntry *entry, GError **errp)
-{
+/* What the loader learns from the image and decides before writing. */
+typedef struct BzImage {
     struct setup_header hdr;
+    uint16_t version;
+    size_t hdr_end;             /* end of the setup header to copy */
+    const uint8_t *kernel;      /* the protected-mode kernel */
+    size_t kernel_len;
+    uint64_t kernel_end;        /* end of what it needs at 1 MiB */
+    size_t cmdlen;
+    uint64_t initrd_addr;       /* 0: none */
+    bool use64;                 /* enter at the 64-bit entry point */
+    uint64_t code32;            /* else here, in flat 32-bit mode */
+} BzImage;
 
+/* The setup header: signature, boot flag, protocol version, and where the
+ * setup code ends and the protected-mode kernel starts. */
+static bool bz_parse_header(BzImage *b, const uint8_t *img, size_t len, GError **errp)
+{
     if (!qnic_linux_is_bzimage(img, len)) {
         qnic_error_setg(errp, "not a Linux bzImage (no 'HdrS' signature)");
         return false;
@@ -42,22 +54,22 @@ bool qnic_linux_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
         qnic_error_setg(errp, "bzImage truncated in its setup header");
         return false;
     }
-    memcpy(&hdr, img + 0x1f1, sizeof(hdr));
-    if (GUINT16_FROM_LE(hdr.boot_flag) != 0xaa55) {
+    memcpy(&b->hdr, img + 0x1f1, sizeof(b->hdr));
+    if (GUINT16_FROM_LE(b->hdr.boot_flag) != 0xaa55) {
         qnic_error_setg(errp, "bzImage has no 0xAA55 boot flag");
         return false;
     }
-    uint16_t version = GUINT16_FROM_LE(hdr.version);
-    if (version < BZ_MIN_VERSION) {
+    b->version = GUINT16_FROM_LE(b->hdr.version);
+    if (b->version < BZ_MIN_VERSION) {
         qnic_error_setg(errp, "boot protocol %u.%02u is too old (qnic-vmm needs 2.06)",
-                        version >> 8, version & 0xff);
+                        b->version >> 8, b->version & 0xff);
         return false;
     }
-    if (!(hdr.loadflags & LOADED_HIGH)) {
+    if (!(b->hdr.loadflags & LOADED_HIGH)) {
         qnic_error_setg(errp, "zImage (loaded low) is not supported, only bzImage");
         return false;
     }
-    unsigned setup_sects = hdr.setup_sects ? hdr.setup_sects : 4;
+    unsigned setup_sects = b->hdr.setup_sects ? b->hdr.setup_sects : 4;
     size_t setup_size = (size_t)(setup_sects + 1) * 512;
     if (setup_size >= len) {
         qnic_error_setg(errp, "bzImage truncated: no protected-mode kernel after "
@@ -70,15 +82,22 @@ bool qnic_linux_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
         qnic_error_setg(errp, "bzImage setup header is longer than its setup code");
         return false;
     }
-    hdr_end = MIN(hdr_end, BZ_HDR_END);
+    b->hdr_end = MIN(hdr_end, BZ_HDR_END);
+    b->kernel = img + setup_size;
+    b->kernel_len = len - setup_size;
+    return true;
+}
 
-    const uint8_t *kernel = img + setup_size;
-    size_t kernel_len = len - setup_size;
-    uint64_t need = kernel_len;
-    if (version >= 0x020a) {
+/* Where the kernel, command line and initrd go, and how the CPU enters:
+ * every check that can fail, before anything is written. */
+static bool bz_place(BzImage *b, const QnicBootRam *ram, bool has_initrd, size_t initrd_len,
+                     const char *cmdline, GError **errp)
+{
+    uint64_t need = b->kernel_len;
+    if (b->version >= 0x020a) {
         /* init_size: what the kernel needs from its load address while it
          * decompresses itself. */
-        need = MAX(need, (uint64_t)GUINT32_FROM_LE(hdr.init_size));
+        need = MAX(need, (uint64_t)GUINT32_FROM_LE(b->hdr.init_size));
     }
     if (ram->below_4g < QNIC_BOOT_MIN_RAM ||
         need > ram->below_4g - BZ_KERNEL_LOAD) {
@@ -87,62 +106,60 @@ bool qnic_linux_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
                         need >> 10, ram->below_4g >> 10);
         return false;
     }
-    uint64_t kernel_end = BZ_KERNEL_LOAD + need;
+    b->kernel_end = BZ_KERNEL_LOAD + need;
 
-    size_t cmdlen = cmdline ? strlen(cmdline) : 0;
-    uint32_t cmdline_size = GUINT32_FROM_LE(hdr.cmdline_size);
-    if (cmdlen > cmdline_size || cmdlen + 1 > QNIC_BOOT_CMDLINE_MAX) {
+    b->cmdlen = cmdline ? strlen(cmdline) : 0;
+    uint32_t cmdline_size = GUINT32_FROM_LE(b->hdr.cmdline_size);
+    if (b->cmdlen > cmdline_size || b->cmdlen + 1 > QNIC_BOOT_CMDLINE_MAX) {
         qnic_error_setg(errp, "command line of %zu bytes is longer than the kernel's "
-                        "limit of %u", cmdlen, MIN(cmdline_size,
+                        "limit of %u", b->cmdlen, MIN(cmdline_size,
                         (uint32_t)QNIC_BOOT_CMDLINE_MAX - 1));
         return false;
     }
 
-    uint64_t initrd_addr = 0;
-    if (initrd) {
-        uint64_t max = GUINT32_FROM_LE(hdr.initrd_addr_max);
+    b->initrd_addr = 0;
+    if (has_initrd) {
+        uint64_t max = GUINT32_FROM_LE(b->hdr.initrd_addr_max);
         max = MIN(max, ram->below_4g - 1);
         /* Highest page-aligned place ending at or below initrd_addr_max. */
-        if (max + 1 >= kernel_end && initrd_len <= max + 1 - kernel_end) {
-            initrd_addr = (max + 1 - initrd_len) & ~0xfffull;
+        if (max + 1 >= b->kernel_end && initrd_len <= max + 1 - b->kernel_end) {
+            b->initrd_addr = (max + 1 - initrd_len) & ~0xfffull;
         }
-        if (initrd_addr < kernel_end) {
+        if (b->initrd_addr < b->kernel_end) {
             qnic_error_setg(errp, "initrd of %zu bytes does not fit between the kernel "
                             "and 0x%" G_GINT64_MODIFIER "x", initrd_len, max);
             return false;
         }
     }
 
-    bool use64 = version >= 0x020c &&
-                 (GUINT16_FROM_LE(hdr.xloadflags) & XLF_KERNEL_64);
-    uint64_t code32 = GUINT32_FROM_LE(hdr.code32_start);
-    if (!use64 && (code32 < BZ_KERNEL_LOAD || code32 >= BZ_KERNEL_LOAD + kernel_len)) {
+    b->use64 = b->version >= 0x020c &&
+               (GUINT16_FROM_LE(b->hdr.xloadflags) & XLF_KERNEL_64);
+    b->code32 = GUINT32_FROM_LE(b->hdr.code32_start);
+    if (!b->use64 &&
+        (b->code32 < BZ_KERNEL_LOAD || b->code32 >= BZ_KERNEL_LOAD + b->kernel_len)) {
         qnic_error_setg(errp, "code32_start 0x%" G_GINT64_MODIFIER "x is outside the "
-                        "kernel loaded at 1 MiB", code32);
+                        "kernel loaded at 1 MiB", b->code32);
         return false;
     }
-    if (use64 && kernel_len <= BZ_64BIT_ENTRY_OFF) {
+    if (b->use64 && b->kernel_len <= BZ_64BIT_ENTRY_OFF) {
         qnic_error_setg(errp, "bzImage too short for its 64-bit entry");
         return false;
     }
+    return true;
+}
 
-    /* Nothing can fail from here on. */
-    memcpy(ram->host + BZ_KERNEL_LOAD, kernel, kernel_len);
-    if (initrd) {
-        memcpy(ram->host + initrd_addr, initrd, initrd_len);
-    }
-    memset(ram->host + QNIC_BOOT_CMDLINE_ADDR, 0, cmdlen + 1);
-    if (cmdlen) {
-        memcpy(ram->host + QNIC_BOOT_CMDLINE_ADDR, cmdline, cmdlen);
-    }
-
+/* The zero page: the image's setup header, the loader's answers in it
+ * (command line, initrd) and the e820 map. */
+static void bz_write_zero_page(const BzImage *b, const QnicBootRam *ram, const uint8_t *img,
+                               bool has_initrd, size_t initrd_len)
+{
     struct boot_params *bp = g_new0(struct boot_params, 1);
-    memcpy((uint8_t *)bp + 0x1f1, img + 0x1f1, hdr_end - 0x1f1);
+    memcpy((uint8_t *)bp + 0x1f1, img + 0x1f1, b->hdr_end - 0x1f1);
     bp->hdr.type_of_loader = 0xff;
     bp->hdr.cmd_line_ptr = GUINT32_TO_LE((uint32_t)QNIC_BOOT_CMDLINE_ADDR);
     bp->ext_cmd_line_ptr = 0;
-    bp->hdr.ramdisk_image = GUINT32_TO_LE((uint32_t)initrd_addr);
-    bp->hdr.ramdisk_size = GUINT32_TO_LE((uint32_t)(initrd ? initrd_len : 0));
+    bp->hdr.ramdisk_image = GUINT32_TO_LE((uint32_t)b->initrd_addr);
+    bp->hdr.ramdisk_size = GUINT32_TO_LE((uint32_t)(has_initrd ? initrd_len : 0));
     QnicBootMemRange map[E820_MAX_ENTRIES_ZEROPAGE];
     unsigned n = qnic_boot_memmap(ram, map, QNIC_ARRAY_SIZE(map));
     for (unsigned i = 0; i < n; i++) {
@@ -153,18 +170,41 @@ bool qnic_linux_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
     bp->e820_entries = n;
     memcpy(ram->host + QNIC_BOOT_ZERO_PAGE_ADDR, bp, sizeof(*bp));
     g_free(bp);
+}
+
+bool qnic_linux_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
+                     const uint8_t *initrd, size_t initrd_len, const char *cmdline,
+                     QnicBootEntry *entry, GError **errp)
+{
+    BzImage b = { 0 };
+
+    if (!bz_parse_header(&b, img, len, errp) ||
+        !bz_place(&b, ram, initrd != NULL, initrd_len, cmdline, errp)) {
+        return false;
+    }
+
+    /* Nothing can fail from here on. */
+    memcpy(ram->host + BZ_KERNEL_LOAD, b.kernel, b.kernel_len);
+    if (initrd) {
+        memcpy(ram->host + b.initrd_addr, initrd, initrd_len);
+    }
+    memset(ram->host + QNIC_BOOT_CMDLINE_ADDR, 0, b.cmdlen + 1);
+    if (b.cmdlen) {
+        memcpy(ram->host + QNIC_BOOT_CMDLINE_ADDR, cmdline, b.cmdlen);
+    }
+    bz_write_zero_page(&b, ram, img, initrd != NULL, initrd_len);
 
     memset(entry, 0, sizeof(*entry));
     entry->arg = QNIC_BOOT_ZERO_PAGE_ADDR;
-    if (use64) {
+    if (b.use64) {
         entry->mode = QNIC_BOOT_LINUX64;
         entry->entry = BZ_KERNEL_LOAD + BZ_64BIT_ENTRY_OFF;
         entry->cr3 = QNIC_BOOT_PML4_ADDR;
         qnic_boot_write_page_tables(ram);
     } else {
         entry->mode = QNIC_BOOT_LINUX32;
-        entry->entry = code32;
+        entry->entry = b.code32;
     }
-    qnic_boot_write_gdt(ram, use64, entry);
+    qnic_boot_write_gdt(ram, b.use64, entry);
     return true;
 }
