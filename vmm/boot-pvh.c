@@ -193,33 +193,15 @@ bool qnic_pvh_find_entry(const uint8_t *img, size_t len, uint64_t *entry, GError
     return elf_open(&e, img, len, errp) && pvh_entry(&e, entry, errp);
 }
 
-bool qnic_pvh_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
-                   const uint8_t *initrd, size_t initrd_len, const char *cmdline,
-                   QnicBootEntry *entry, GError **errp)
+/* Check every segment before copying any, so a refused image leaves RAM
+ * untouched; *kernel_end is where the highest one ends. */
+static bool pvh_check_segments(const ElfImage *e, size_t len, const QnicBootRam *ram,
+                               uint64_t *kernel_end, GError **errp)
 {
-    ElfImage e;
-    uint64_t pvh_start, kernel_end = 0;
-
-    if (ram->below_4g < QNIC_BOOT_MIN_RAM) {
-        qnic_error_setg(errp, "guest RAM of %" G_GUINT64_FORMAT " KiB is too small "
-                        "(at least %llu MiB)", ram->below_4g >> 10, QNIC_BOOT_MIN_RAM >> 20);
-        return false;
-    }
-    if (!elf_open(&e, img, len, errp) || !pvh_entry(&e, &pvh_start, errp)) {
-        return false;
-    }
-    size_t cmdlen = cmdline ? strlen(cmdline) : 0;
-    if (cmdlen + 1 > QNIC_BOOT_CMDLINE_MAX) {
-        qnic_error_setg(errp, "command line of %zu bytes is too long (max %llu)",
-                        cmdlen, QNIC_BOOT_CMDLINE_MAX - 1);
-        return false;
-    }
-
-    /* Check every segment before copying any, so a refused image leaves
-     * RAM untouched. */
-    for (unsigned i = 0; i < e.phnum; i++) {
+    *kernel_end = 0;
+    for (unsigned i = 0; i < e->phnum; i++) {
         ElfSeg s;
-        elf_seg(&e, i, &s);
+        elf_seg(e, i, &s);
         if (s.type != PT_LOAD || s.memsz == 0) {
             continue;
         }
@@ -245,40 +227,21 @@ bool qnic_pvh_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
                             QNIC_BOOT_DATA_END);
             return false;
         }
-        kernel_end = MAX(kernel_end, s.paddr + s.memsz);
+        *kernel_end = MAX(*kernel_end, s.paddr + s.memsz);
     }
-    if (kernel_end == 0) {
+    if (*kernel_end == 0) {
         qnic_error_setg(errp, "ELF has no loadable segment");
         return false;
     }
-    if (pvh_start >= ram->below_4g) {
-        qnic_error_setg(errp, "PVH entry 0x%" G_GINT64_MODIFIER "x is outside guest RAM",
-                        pvh_start);
-        return false;
-    }
-    uint64_t initrd_addr = 0;
-    if (initrd) {
-        /* At the top of low RAM, page aligned, as QEMU places it. */
-        if (initrd_len <= ram->below_4g - kernel_end) {
-            initrd_addr = (ram->below_4g - initrd_len) & ~0xfffull;
-        }
-        if (initrd_addr < kernel_end) {
-            qnic_error_setg(errp, "initrd of %zu bytes does not fit in guest RAM "
-                            "above the kernel", initrd_len);
-            return false;
-        }
-    }
+    return true;
+}
 
-    /* Nothing can fail from here on. */
-    for (unsigned i = 0; i < e.phnum; i++) {
-        ElfSeg s;
-        elf_seg(&e, i, &s);
-        if (s.type == PT_LOAD && s.memsz != 0) {
-            memcpy(ram->host + s.paddr, img + s.offset, s.filesz);
-            memset(ram->host + s.paddr + s.filesz, 0, s.memsz - s.filesz);
-        }
-    }
-
+/* hvm_start_info with the initrd module, the memory map and the command
+ * line, in low RAM where the loader's data lives. */
+static void pvh_write_start_info(const QnicBootRam *ram, const uint8_t *initrd,
+                                 size_t initrd_len, uint64_t initrd_addr,
+                                 const char *cmdline, size_t cmdlen)
+{
     memset(ram->host + QNIC_BOOT_START_INFO_ADDR, 0,
            QNIC_BOOT_ZERO_PAGE_ADDR - QNIC_BOOT_START_INFO_ADDR);
     struct qnic_hvm_start_info info = {
@@ -310,6 +273,62 @@ bool qnic_pvh_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
     if (cmdlen) {
         memcpy(ram->host + QNIC_BOOT_CMDLINE_ADDR, cmdline, cmdlen);
     }
+}
+
+bool qnic_pvh_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
+                   const uint8_t *initrd, size_t initrd_len, const char *cmdline,
+                   QnicBootEntry *entry, GError **errp)
+{
+    ElfImage e;
+    uint64_t pvh_start, kernel_end;
+
+    if (ram->below_4g < QNIC_BOOT_MIN_RAM) {
+        qnic_error_setg(errp, "guest RAM of %" G_GUINT64_FORMAT " KiB is too small "
+                        "(at least %llu MiB)", ram->below_4g >> 10, QNIC_BOOT_MIN_RAM >> 20);
+        return false;
+    }
+    if (!elf_open(&e, img, len, errp) || !pvh_entry(&e, &pvh_start, errp)) {
+        return false;
+    }
+    size_t cmdlen = cmdline ? strlen(cmdline) : 0;
+    if (cmdlen + 1 > QNIC_BOOT_CMDLINE_MAX) {
+        qnic_error_setg(errp, "command line of %zu bytes is too long (max %llu)",
+                        cmdlen, QNIC_BOOT_CMDLINE_MAX - 1);
+        return false;
+    }
+
+    if (!pvh_check_segments(&e, len, ram, &kernel_end, errp)) {
+        return false;
+    }
+    if (pvh_start >= ram->below_4g) {
+        qnic_error_setg(errp, "PVH entry 0x%" G_GINT64_MODIFIER "x is outside guest RAM",
+                        pvh_start);
+        return false;
+    }
+    uint64_t initrd_addr = 0;
+    if (initrd) {
+        /* At the top of low RAM, page aligned, as QEMU places it. */
+        if (initrd_len <= ram->below_4g - kernel_end) {
+            initrd_addr = (ram->below_4g - initrd_len) & ~0xfffull;
+        }
+        if (initrd_addr < kernel_end) {
+            qnic_error_setg(errp, "initrd of %zu bytes does not fit in guest RAM "
+                            "above the kernel", initrd_len);
+            return false;
+        }
+    }
+
+    /* Nothing can fail from here on. */
+    for (unsigned i = 0; i < e.phnum; i++) {
+        ElfSeg s;
+        elf_seg(&e, i, &s);
+        if (s.type == PT_LOAD && s.memsz != 0) {
+            memcpy(ram->host + s.paddr, img + s.offset, s.filesz);
+            memset(ram->host + s.paddr + s.filesz, 0, s.memsz - s.filesz);
+        }
+    }
+
+    pvh_write_start_info(ram, initrd, initrd_len, initrd_addr, cmdline, cmdlen);
 
     memset(entry, 0, sizeof(*entry));
     entry->mode = QNIC_BOOT_PVH;

@@ -498,6 +498,49 @@ static void kvm_signal_handler(int signo)
     errno = saved;
 }
 
+/* The capabilities qnic-vmm cannot do without. */
+static bool kvm_check_caps(int kvm_fd, GError **errp)
+{
+    static const struct { int cap; const char *name; } needed[] = {
+        { KVM_CAP_IRQCHIP, "in-kernel irqchip" },
+        { KVM_CAP_USER_MEMORY, "user memory" },
+        { KVM_CAP_IOEVENTFD, "ioeventfd" },
+        { KVM_CAP_SIGNAL_MSI, "KVM_SIGNAL_MSI" },
+        { KVM_CAP_PIT2, "in-kernel PIT" },
+        { KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" },
+    };
+    for (unsigned i = 0; i < QNIC_ARRAY_SIZE(needed); i++) {
+        if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
+            qnic_error_setg(errp, "KVM lacks %s, which qnic-vmm needs", needed[i].name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The vCPU kick and the terminating signals, which reach the main loop
+ * through k's pipe. */
+static bool kvm_install_signals(KvmState *k, GError **errp)
+{
+    if (pipe2(k->sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        qnic_error_setg_errno(errp, errno, "pipe");
+        return false;
+    }
+    kvm_sig_pipe_wr = k->sig_pipe[1];
+    struct sigaction sa = { .sa_handler = kvm_signal_handler };
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: the kick must interrupt KVM_RUN. */
+    sigaction(KVM_KICK_SIGNAL, &sa, NULL);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGCONT, &sa, NULL);
+    /* A closed stdout (serial) or peer socket is an I/O error, not death. */
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+}
+
 static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, void **state,
                      GError **errp)
 {
@@ -519,19 +562,8 @@ static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, void **state,
         qnic_error_setg(errp, "KVM API version %d, qnic-vmm needs %d", r, KVM_API_VERSION);
         goto fail;
     }
-    static const struct { int cap; const char *name; } needed[] = {
-        { KVM_CAP_IRQCHIP, "in-kernel irqchip" },
-        { KVM_CAP_USER_MEMORY, "user memory" },
-        { KVM_CAP_IOEVENTFD, "ioeventfd" },
-        { KVM_CAP_SIGNAL_MSI, "KVM_SIGNAL_MSI" },
-        { KVM_CAP_PIT2, "in-kernel PIT" },
-        { KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" },
-    };
-    for (unsigned i = 0; i < QNIC_ARRAY_SIZE(needed); i++) {
-        if (ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
-            qnic_error_setg(errp, "KVM lacks %s, which qnic-vmm needs", needed[i].name);
-            goto fail;
-        }
+    if (!kvm_check_caps(k->kvm_fd, errp)) {
+        goto fail;
     }
     do {
         k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
@@ -574,22 +606,9 @@ static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, void **state,
         goto fail;
     }
 
-    if (pipe2(k->sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-        qnic_error_setg_errno(errp, errno, "pipe");
+    if (!kvm_install_signals(k, errp)) {
         goto fail;
     }
-    kvm_sig_pipe_wr = k->sig_pipe[1];
-    struct sigaction sa = { .sa_handler = kvm_signal_handler };
-    sigemptyset(&sa.sa_mask);
-    /* No SA_RESTART: the kick must interrupt KVM_RUN. */
-    sigaction(KVM_KICK_SIGNAL, &sa, NULL);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGCONT, &sa, NULL);
-    /* A closed stdout (serial) or peer socket is an I/O error, not death. */
-    signal(SIGPIPE, SIG_IGN);
 
     qnic_clock_set_mode(QNIC_CLOCK_REALTIME);
     mcfg->set_gsi = kvm_set_gsi;
