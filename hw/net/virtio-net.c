@@ -293,23 +293,38 @@ static void update_hdr_len(VirtioNet *n)
     }
 }
 
+/* Features that need another (virtio 1.2 5.1.3.1): a driver may not accept
+ * one without the other. The `prop` ones are also rules on the properties
+ * ("Property 'mq' requires 'ctrl_vq=on'"), as QEMU checks them. */
+static const struct {
+    unsigned feature, needs;
+    const char *name, *needs_name;
+    bool prop;
+} feature_deps[] = {
+#define DEP(a, b, prop) { a, b, #a, #b, prop }
+    DEP(VIRTIO_NET_F_CTRL_RX, VIRTIO_NET_F_CTRL_VQ, true),
+    DEP(VIRTIO_NET_F_CTRL_VLAN, VIRTIO_NET_F_CTRL_VQ, true),
+    DEP(VIRTIO_NET_F_GUEST_ANNOUNCE, VIRTIO_NET_F_CTRL_VQ, true),
+    DEP(VIRTIO_NET_F_MQ, VIRTIO_NET_F_CTRL_VQ, true),
+    DEP(VIRTIO_NET_F_RSS, VIRTIO_NET_F_CTRL_VQ, true),
+    DEP(VIRTIO_NET_F_CTRL_MAC_ADDR, VIRTIO_NET_F_CTRL_VQ, true),
+    DEP(VIRTIO_NET_F_CTRL_RX_EXTRA, VIRTIO_NET_F_CTRL_RX, true),
+    DEP(VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_CSUM, false),
+    DEP(VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_GUEST_CSUM, false),
+    DEP(VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_CSUM, false),
+    DEP(VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_CSUM, false),
+#undef DEP
+};
+
 static bool vn_validate_features(QnicVirtioDevice *vdev, uint64_t f)
 {
-#define NEEDS(a, b) \
-    if ((f & (1ull << (a))) && !(f & (1ull << (b)))) { \
-        qnic_guest_error("virtio-net: feature %s without %s", #a, #b); return false; }
-    NEEDS(VIRTIO_NET_F_CTRL_RX, VIRTIO_NET_F_CTRL_VQ)
-    NEEDS(VIRTIO_NET_F_CTRL_VLAN, VIRTIO_NET_F_CTRL_VQ)
-    NEEDS(VIRTIO_NET_F_GUEST_ANNOUNCE, VIRTIO_NET_F_CTRL_VQ)
-    NEEDS(VIRTIO_NET_F_MQ, VIRTIO_NET_F_CTRL_VQ)
-    NEEDS(VIRTIO_NET_F_CTRL_MAC_ADDR, VIRTIO_NET_F_CTRL_VQ)
-    NEEDS(VIRTIO_NET_F_RSS, VIRTIO_NET_F_CTRL_VQ)
-    NEEDS(VIRTIO_NET_F_CTRL_RX_EXTRA, VIRTIO_NET_F_CTRL_RX)
-    NEEDS(VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_CSUM)
-    NEEDS(VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_GUEST_CSUM)
-    NEEDS(VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_CSUM)
-    NEEDS(VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_CSUM)
-#undef NEEDS
+    for (size_t i = 0; i < QNIC_ARRAY_SIZE(feature_deps); i++) {
+        if ((f & (1ull << feature_deps[i].feature)) && !(f & (1ull << feature_deps[i].needs))) {
+            qnic_guest_error("virtio-net: feature %s without %s", feature_deps[i].name,
+                             feature_deps[i].needs_name);
+            return false;
+        }
+    }
     {
         VirtioNet *n = vdev->opaque;
         uint64_t lack = n->vhost ? vhost_data_features(f) & ~n->vhost->backend_features : 0;
@@ -455,12 +470,34 @@ static const QnicNetClientOps vn_client_ops = {
 
 /* ---- realize: properties -> features, queues, config ---- */
 
-static bool prop_dep(QnicOpts *opts, const char *a, const char *b, GError **errp)
+/* The property that offers feature bit `bit` (the schema's "feature"),
+ * NULL if none does. */
+static const char *feature_prop(QnicOpts *opts, unsigned bit)
 {
-    if (qnic_opts_is_set(opts, a) && qnic_opts_get_bool(opts, a, false) &&
-        !qnic_opts_get_bool(opts, b, true)) {
-        qnic_error_setg_invalid(errp, "Property '%s' requires '%s=on'", a, b);
-        return false;
+    for (const QnicPropDesc *p = opts->schema->props; p->name; p++) {
+        if (p->has_feature && p->feature == bit) {
+            return p->name;
+        }
+    }
+    return NULL;
+}
+
+/* A feature property set on whose feature needs one set off. */
+static bool prop_deps(QnicOpts *opts, GError **errp)
+{
+    for (size_t i = 0; i < QNIC_ARRAY_SIZE(feature_deps); i++) {
+        const char *a, *b;
+
+        if (!feature_deps[i].prop) {
+            continue;
+        }
+        a = feature_prop(opts, feature_deps[i].feature);
+        b = feature_prop(opts, feature_deps[i].needs);
+        if (a && b && qnic_opts_is_set(opts, a) && qnic_opts_get_bool(opts, a, false) &&
+            !qnic_opts_get_bool(opts, b, true)) {
+            qnic_error_setg_invalid(errp, "Property '%s' requires '%s=on'", a, b);
+            return false;
+        }
     }
     return true;
 }
@@ -629,13 +666,8 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
     uint64_t f = prop_features(opts);
 
     n->dev = dev;
-    if (!prop_dep(opts, "ctrl_rx", "ctrl_vq", errp) || !prop_dep(opts, "ctrl_vlan", "ctrl_vq", errp) ||
-        !prop_dep(opts, "guest_announce", "ctrl_vq", errp) || !prop_dep(opts, "mq", "ctrl_vq", errp) ||
-        !prop_dep(opts, "rss", "ctrl_vq", errp) || !prop_dep(opts, "ctrl_mac_addr", "ctrl_vq", errp) ||
-        !prop_dep(opts, "ctrl_rx_extra", "ctrl_rx", errp)) {
-        return false;
-    }
-    if (!realize_link_props(n, opts, &f, errp) || !realize_queue_props(n, opts, errp)) {
+    if (!prop_deps(opts, errp) || !realize_link_props(n, opts, &f, errp) ||
+        !realize_queue_props(n, opts, errp)) {
         return false;
     }
     n->nic = qnic_nic_new(&vn_client_ops, opts, model, n->max_pairs, n, errp);
