@@ -397,6 +397,30 @@ static void test_iov(void)
     g_assert_cmpuint(b[1], ==, 9);
     g_assert_cmpuint(b[2], ==, 6);
     g_assert_cmpuint(qnic_iov_from_buf(iov, 2, 5, in, 4), ==, 2);
+
+    /* iovec to iovec at offsets on both sides, bounded by the shorter */
+    uint8_t e[3] = { 1, 2, 3 }, f[4] = { 4, 5, 6, 7 }, c[2] = { 0 }, d[5] = { 0 };
+    struct iovec src[2] = { { e, 3 }, { f, 4 } }, dst[2] = { { c, 2 }, { d, 5 } };
+    g_assert_cmpuint(qnic_iov_copy(dst, 2, 1, src, 2, 2, 100), ==, 5);   /* src has 5 left */
+    g_assert_cmpuint(c[0], ==, 0);
+    g_assert_cmpuint(c[1], ==, 3);
+    g_assert_cmpuint(d[0], ==, 4);
+    g_assert_cmpuint(d[3], ==, 7);
+    g_assert_cmpuint(d[4], ==, 0);
+    g_assert_cmpuint(qnic_iov_copy(dst, 2, 7, src, 2, 0, 4), ==, 0);    /* dst exhausted */
+    g_assert_cmpuint(qnic_iov_copy(dst, 2, 0, src, 2, 0, 2), ==, 2);    /* len bounds */
+    g_assert_cmpuint(c[1], ==, 2);
+    g_assert_cmpuint(d[0], ==, 4);
+
+    /* a view of the iovec minus its first 4 bytes: no copy, bounded by cap */
+    struct iovec tail[2];
+    g_assert_cmpint(qnic_iov_tail(tail, 2, iov, 2, 4), ==, 1);
+    g_assert_true(tail[0].iov_base == (void *)(b + 1));
+    g_assert_cmpuint(tail[0].iov_len, ==, 3);
+    g_assert_cmpint(qnic_iov_tail(tail, 2, iov, 2, 0), ==, 2);
+    g_assert_cmpint(qnic_iov_tail(tail, 1, iov, 2, 1), ==, 1);
+    g_assert_cmpuint(tail[0].iov_len, ==, 2);
+    g_assert_cmpint(qnic_iov_tail(tail, 2, iov, 2, 7), ==, 0);
 }
 
 static void test_queue_bound(void)

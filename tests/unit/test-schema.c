@@ -6,6 +6,7 @@
  * the real one.
  */
 #include "qnic/schema.h"
+#include <linux/virtio_net.h>
 
 static const char *const tx_values[] = { "timer", "bh", NULL };
 
@@ -180,6 +181,45 @@ static void test_repeat(void)
     assert_ok("testdev,id=a,any=9223372036854775807");
 }
 
+/* The four virtio-net models share one declaration of each property and
+ * its feature bit (qapi/device-virtio.json's virtio-net-common), and keep
+ * listing their options in name order after the generic ones. */
+static void test_virtio_net_features(void)
+{
+    static const char *const models[] = {
+        "virtio-net-pci", "virtio-net-pci-transitional", "virtio-net-pci-non-transitional",
+        "virtio-net-device",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        const QnicSchemaType *t = qnic_schema_lookup(QNIC_SCHEMA_DEVICE, models[i]);
+        const QnicPropDesc *csum, *mq, *tx, *prev = NULL;
+        unsigned features = 0;
+
+        g_assert_nonnull(t);
+        csum = qnic_schema_prop(t, "csum");
+        mq = qnic_schema_prop(t, "mq");
+        tx = qnic_schema_prop(t, "tx");
+        g_assert_true(csum->has_feature);
+        g_assert_cmpuint(csum->feature, ==, VIRTIO_NET_F_CSUM);
+        g_assert_true(mq->has_feature);
+        g_assert_cmpuint(mq->feature, ==, VIRTIO_NET_F_MQ);
+        g_assert_false(tx->has_feature);
+        for (const QnicPropDesc *p = t->props; p->name; p++) {
+            features += p->has_feature;
+            g_assert_true(!p->has_feature || p->type == QNIC_PROP_BOOL);
+            /* from any_layout on, name order (the generic options come first) */
+            if (prev && strcmp(models[i], "virtio-net-device") != 0) {
+                g_assert_cmpint(strcmp(prev->name, p->name), <, 0);
+            }
+            if (prev || !strcmp(p->name, "any_layout")) {
+                prev = p;
+            }
+        }
+        g_assert_cmpuint(features, ==, 29);
+    }
+}
+
 static void test_real_schema(void)
 {
     const QnicSchemaType *tap = qnic_schema_lookup(QNIC_SCHEMA_NETDEV, "tap");
@@ -307,6 +347,7 @@ int main(int argc, char **argv)
     g_test_add_func("/schema/accepts", test_accepts);
     g_test_add_func("/schema/repeat", test_repeat);
     g_test_add_func("/schema/real-schema", test_real_schema);
+    g_test_add_func("/schema/virtio-net-features", test_virtio_net_features);
     g_test_add_func("/schema/help", test_help);
     return g_test_run();
 }
