@@ -8,6 +8,7 @@
 #include "qnic/machine.h"
 #include "qnic/device.h"
 #include "qnic/memory.h"
+#include "test-isa-io.h"
 
 #include <unistd.h>
 #include <linux/serial_reg.h>
@@ -35,24 +36,10 @@ static QnicMachine *new_machine(void)
     return m;
 }
 
-static uint8_t inb(QnicMachine *m, uint16_t port)
-{
-    uint64_t v = 0;
-    g_assert_true(qnic_as_load(&m->io, port, 1, &v));
-    return v;
-}
-
-static void outb(QnicMachine *m, uint16_t port, uint8_t v)
-{
-    g_assert_true(qnic_as_store(&m->io, port, 1, v));
-}
-
 static void test_serial_output_and_thre_irq(void)
 {
     QnicMachine *m = new_machine();
-    g_autofree char *path = NULL;
-    int fd = g_file_open_tmp("qnic-serial-XXXXXX", &path, NULL);
-    close(fd);
+    g_autofree char *path = tmp_file();
     g_autofree char *dev = g_strdup_printf("isa-serial,chardev=file:%s", path);
     GError *err = NULL;
 
