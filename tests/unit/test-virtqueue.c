@@ -1,9 +1,9 @@
 /*
  * Unit tests of the device side of virtqueues (virtio/virtqueue.c) with no
  * transport: a machine gives guest RAM, a bare QnicDevice does the DMA, and
- * the test plays the driver by writing descriptors and ring indices straight
- * into RAM. They cover split and packed pop/push, indirect tables, EVENT_IDX
- * arithmetic (used_event / avail_event, including 16-bit wrap-around),
+ * the test plays the driver through the driver-side ring library
+ * (tests/lib/vring-driver.h) over that RAM. They cover split and packed
+ * pop/push, indirect tables, EVENT_IDX arithmetic (used_event / avail_event, including 16-bit wrap-around),
  * in-order completion, batch publication (what mergeable RX relies on for
  * num_buffers), and every malformed-driver rule the queue enforces: loops,
  * chains longer than the queue, nested indirect tables, avail idx running
@@ -12,6 +12,7 @@
 #include "qnic/machine.h"
 #include "qnic/virtqueue.h"
 #include "qnic/log.h"
+#include "vring-driver.h"
 #include <linux/virtio_ring.h>
 #include <linux/virtio_config.h>
 
@@ -31,8 +32,8 @@ typedef struct {
     struct iovec iov[64];
     QnicVqElem e;
     unsigned broken_calls, notify_calls;
-    /* driver side */
-    uint16_t avail_idx;
+    VringMem mem;               /* the machine's RAM as the driver sees it */
+    VringDriver drv;            /* the driver side */
 } Fx;
 
 static void on_broken(QnicVirtQueue *vq, void *opaque)
@@ -54,6 +55,24 @@ static uint8_t *ram(Fx *f, uint64_t gpa)
     uint8_t *p = qnic_machine_ram_ptr(f->m, gpa, 1);
     g_assert_nonnull(p);
     return p;
+}
+
+static void ram_read(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+    Fx *f = opaque;
+    void *p = qnic_machine_ram_ptr(f->m, gpa, len);
+
+    g_assert_nonnull(p);
+    memcpy(buf, p, len);
+}
+
+static void ram_write(void *opaque, uint64_t gpa, const void *buf, size_t len)
+{
+    Fx *f = opaque;
+    void *p = qnic_machine_ram_ptr(f->m, gpa, len);
+
+    g_assert_nonnull(p);
+    memcpy(p, buf, len);
 }
 
 /* Set up a queue of `num` entries with the given feature bits. */
@@ -78,63 +97,14 @@ static void fx_init(Fx *f, uint16_t num, uint64_t features)
     f->e.iov = f->iov;
     f->e.iov_cap = G_N_ELEMENTS(f->iov);
     g_assert_true(qnic_vq_start(&f->vq, features));
+    f->mem = (VringMem){ .read = ram_read, .write = ram_write, .opaque = f };
+    vring_driver_init(&f->drv, &f->mem, num, features & (1ull << VIRTIO_F_RING_PACKED), DESC_GPA,
+                      AVAIL_GPA, USED_GPA);
 }
 
 static void fx_free(Fx *f)
 {
     qnic_machine_free(f->m);
-}
-
-/* ---- split ring driver helpers ---- */
-
-static void desc_at(uint8_t *table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-                    uint16_t next)
-{
-    uint8_t *d = table + 16 * i;
-    qnic_st64(d, addr);
-    qnic_st32(d + 8, len);
-    qnic_st16(d + 12, flags);
-    qnic_st16(d + 14, next);
-}
-
-static void sdesc(Fx *f, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-    desc_at(ram(f, DESC_GPA), i, addr, len, flags, next);
-}
-
-static void avail_publish(Fx *f, uint16_t head)
-{
-    qnic_st16(ram(f, AVAIL_GPA + 4 + 2 * (f->avail_idx % f->vq.num)), head);
-    f->avail_idx++;
-    qnic_st16(ram(f, AVAIL_GPA + 2), f->avail_idx);
-}
-
-static void set_avail_idx(Fx *f, uint16_t idx)
-{
-    f->avail_idx = idx;
-    qnic_st16(ram(f, AVAIL_GPA + 2), idx);
-}
-
-static uint16_t used_idx(Fx *f)
-{
-    return qnic_ld16(ram(f, USED_GPA + 2));
-}
-
-static void used_elem(Fx *f, uint16_t i, uint32_t *id, uint32_t *len)
-{
-    uint8_t *e = ram(f, USED_GPA + 4 + 8 * (i % f->vq.num));
-    *id = qnic_ld32(e);
-    *len = qnic_ld32(e + 4);
-}
-
-static void set_used_event(Fx *f, uint16_t v)
-{
-    qnic_st16(ram(f, AVAIL_GPA + 4 + 2 * f->vq.num), v);
-}
-
-static uint16_t avail_event(Fx *f)
-{
-    return qnic_ld16(ram(f, USED_GPA + 4 + 8 * f->vq.num));
 }
 
 static QnicVqPopResult pop(Fx *f)
@@ -154,10 +124,10 @@ static void test_split_pop_push(void)
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_EMPTY);
 
     /* head 3: 10 readable bytes then 100 writable ones */
-    sdesc(&f, 3, BUF_GPA, 10, VRING_DESC_F_NEXT, 5);
-    sdesc(&f, 5, BUF_GPA + 0x1000, 100, VRING_DESC_F_WRITE, 0);
+    vring_split_write_desc(&f.drv, 3, BUF_GPA, 10, VRING_DESC_F_NEXT, 5);
+    vring_split_write_desc(&f.drv, 5, BUF_GPA + 0x1000, 100, VRING_DESC_F_WRITE, 0);
     memcpy(ram(&f, BUF_GPA), "0123456789", 10);
-    avail_publish(&f, 3);
+    vring_split_publish(&f.drv, 3);
     g_assert_false(qnic_vq_empty(&f.vq));
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     g_assert_cmpuint(f.e.index, ==, 3);
@@ -172,8 +142,8 @@ static void test_split_pop_push(void)
 
     /* push: a length past the writable part is capped to it */
     qnic_vq_push(&f.vq, &f.e, 500);
-    g_assert_cmpuint(used_idx(&f), ==, 1);
-    used_elem(&f, 0, &id, &len);
+    g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, 1);
+    vring_split_used_elem(&f.drv, 0, &id, &len);
     g_assert_cmpuint(id, ==, 3);
     g_assert_cmpuint(len, ==, 100);
     g_assert_cmpuint(f.vq.inuse, ==, 0);
@@ -192,13 +162,13 @@ static void test_split_ring_wrap(void)
     fx_init(&f, 4, 0);
     for (unsigned i = 0; i < 50; i++) {
         uint16_t head = i % 4;
-        sdesc(&f, head, BUF_GPA + 64 * head, 64, VRING_DESC_F_WRITE, 0);
-        avail_publish(&f, head);
+        vring_split_write_desc(&f.drv, head, BUF_GPA + 64 * head, 64, VRING_DESC_F_WRITE, 0);
+        vring_split_publish(&f.drv, head);
         g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
         g_assert_cmpuint(f.e.index, ==, head);
         qnic_vq_push(&f.vq, &f.e, i);
-        g_assert_cmpuint(used_idx(&f), ==, i + 1);
-        used_elem(&f, i, &id, &len);
+        g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, i + 1);
+        vring_split_used_elem(&f.drv, i, &id, &len);
         g_assert_cmpuint(id, ==, head);
         g_assert_cmpuint(len, ==, i);
     }
@@ -212,8 +182,8 @@ static void test_split_mark_rollback(void)
 
     fx_init(&f, 8, 0);
     for (unsigned i = 0; i < 3; i++) {
-        sdesc(&f, i, BUF_GPA + 64 * i, 64, VRING_DESC_F_WRITE, 0);
-        avail_publish(&f, i);
+        vring_split_write_desc(&f.drv, i, BUF_GPA + 64 * i, 64, VRING_DESC_F_WRITE, 0);
+        vring_split_publish(&f.drv, i);
     }
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     mark = qnic_vq_mark(&f.vq);
@@ -231,15 +201,13 @@ static void test_split_mark_rollback(void)
 static void test_split_indirect(void)
 {
     Fx f;
-    uint8_t *t;
 
     fx_init(&f, 8, 1ull << VIRTIO_RING_F_INDIRECT_DESC);
-    t = ram(&f, IND_GPA);
-    desc_at(t, 0, BUF_GPA, 12, VRING_DESC_F_NEXT, 2);
-    desc_at(t, 2, BUF_GPA + 0x100, 20, VRING_DESC_F_NEXT, 1);
-    desc_at(t, 1, BUF_GPA + 0x200, 300, VRING_DESC_F_WRITE, 0);
-    sdesc(&f, 6, IND_GPA, 3 * 16, VRING_DESC_F_INDIRECT, 0);
-    avail_publish(&f, 6);
+    vring_write_split_desc_at(&f.mem, IND_GPA, 0, BUF_GPA, 12, VRING_DESC_F_NEXT, 2);
+    vring_write_split_desc_at(&f.mem, IND_GPA, 2, BUF_GPA + 0x100, 20, VRING_DESC_F_NEXT, 1);
+    vring_write_split_desc_at(&f.mem, IND_GPA, 1, BUF_GPA + 0x200, 300, VRING_DESC_F_WRITE, 0);
+    vring_split_write_desc(&f.drv, 6, IND_GPA, 3 * 16, VRING_DESC_F_INDIRECT, 0);
+    vring_split_publish(&f.drv, 6);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     g_assert_cmpuint(f.e.index, ==, 6);
     g_assert_cmpuint(f.e.out_num, ==, 2);
@@ -248,7 +216,7 @@ static void test_split_indirect(void)
     g_assert_cmpuint(f.e.in_len, ==, 300);
     g_assert_true(f.iov[1].iov_base == ram(&f, BUF_GPA + 0x100));
     qnic_vq_push(&f.vq, &f.e, 7);
-    g_assert_cmpuint(used_idx(&f), ==, 1);
+    g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, 1);
     fx_free(&f);
 }
 
@@ -258,9 +226,9 @@ static void test_split_indirect_unnegotiated(void)
     Fx f;
 
     fx_init(&f, 8, 0);
-    desc_at(ram(&f, IND_GPA), 0, BUF_GPA, 12, 0, 0);
-    sdesc(&f, 0, IND_GPA, 16, VRING_DESC_F_INDIRECT, 0);
-    avail_publish(&f, 0);
+    vring_write_split_desc_at(&f.mem, IND_GPA, 0, BUF_GPA, 12, 0, 0);
+    vring_split_write_desc(&f.drv, 0, IND_GPA, 16, VRING_DESC_F_INDIRECT, 0);
+    vring_split_publish(&f.drv, 0);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_ERROR);
     g_assert_true(f.vq.broken);
     fx_free(&f);
@@ -284,95 +252,93 @@ static void test_split_malformed(gconstpointer data)
 {
     BadKind k = GPOINTER_TO_INT(data);
     uint64_t before = qnic_log_count(QNIC_LOG_GUEST_ERROR);
-    uint8_t *t;
     Fx f;
 
     fx_init(&f, 8, 1ull << VIRTIO_RING_F_INDIRECT_DESC);
-    t = ram(&f, IND_GPA);
     switch (k) {
     case BAD_LOOP:              /* 0 -> 1 -> 2 -> 0 */
-        sdesc(&f, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
-        sdesc(&f, 1, BUF_GPA, 64, VRING_DESC_F_NEXT, 2);
-        sdesc(&f, 2, BUF_GPA, 64, VRING_DESC_F_NEXT, 0);
-        avail_publish(&f, 0);
+        vring_split_write_desc(&f.drv, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
+        vring_split_write_desc(&f.drv, 1, BUF_GPA, 64, VRING_DESC_F_NEXT, 2);
+        vring_split_write_desc(&f.drv, 2, BUF_GPA, 64, VRING_DESC_F_NEXT, 0);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_LONG_INDIRECT:     /* a 4-entry table whose chain loops: longer than the table */
         for (unsigned i = 0; i < 4; i++) {
-            desc_at(t, i, BUF_GPA, 64, VRING_DESC_F_NEXT, (i + 1) % 4);
+            vring_write_split_desc_at(&f.mem, IND_GPA, i, BUF_GPA, 64, VRING_DESC_F_NEXT, (i + 1) % 4);
         }
-        sdesc(&f, 0, IND_GPA, 64, VRING_DESC_F_INDIRECT, 0);
-        avail_publish(&f, 0);
+        vring_split_write_desc(&f.drv, 0, IND_GPA, 64, VRING_DESC_F_INDIRECT, 0);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_NESTED:
-        desc_at(t, 0, IND_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
-        desc_at(t + 0x100, 0, BUF_GPA, 64, 0, 0);
-        sdesc(&f, 0, IND_GPA, 16, VRING_DESC_F_INDIRECT, 0);
-        avail_publish(&f, 0);
+        vring_write_split_desc_at(&f.mem, IND_GPA, 0, IND_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
+        vring_write_split_desc_at(&f.mem, IND_GPA + 0x100, 0, BUF_GPA, 64, 0, 0);
+        vring_split_write_desc(&f.drv, 0, IND_GPA, 16, VRING_DESC_F_INDIRECT, 0);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_AVAIL_AHEAD:
-        sdesc(&f, 0, BUF_GPA, 64, 0, 0);
-        set_avail_idx(&f, 9);   /* 9 new buffers in an 8-entry queue */
+        vring_split_write_desc(&f.drv, 0, BUF_GPA, 64, 0, 0);
+        vring_split_set_avail_idx(&f.drv, 9);   /* 9 new buffers in an 8-entry queue */
         break;
     case BAD_ZERO_LEN:
-        sdesc(&f, 0, BUF_GPA, 0, 0, 0);
-        avail_publish(&f, 0);
+        vring_split_write_desc(&f.drv, 0, BUF_GPA, 0, 0, 0);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_NOT_RAM:
-        sdesc(&f, 0, NOT_RAM, 64, 0, 0);
-        avail_publish(&f, 0);
+        vring_split_write_desc(&f.drv, 0, NOT_RAM, 64, 0, 0);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_NOT_RAM_PARTIAL:   /* starts in RAM, runs off its end (16 MiB) */
-        sdesc(&f, 0, 16 * 1024 * 1024 - 32, 64, 0, 0);
-        avail_publish(&f, 0);
+        vring_split_write_desc(&f.drv, 0, 16 * 1024 * 1024 - 32, 64, 0, 0);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_HEAD_RANGE:
-        avail_publish(&f, 8);
+        vring_split_publish(&f.drv, 8);
         break;
     case BAD_NEXT_RANGE:
-        sdesc(&f, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 200);
-        avail_publish(&f, 0);
+        vring_split_write_desc(&f.drv, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 200);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_READ_AFTER_WRITE:
-        sdesc(&f, 0, BUF_GPA, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
-        sdesc(&f, 1, BUF_GPA, 64, 0, 0);
-        avail_publish(&f, 0);
+        vring_split_write_desc(&f.drv, 0, BUF_GPA, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+        vring_split_write_desc(&f.drv, 1, BUF_GPA, 64, 0, 0);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_INDIRECT_SIZE:
-        sdesc(&f, 0, IND_GPA, 24, VRING_DESC_F_INDIRECT, 0);
-        avail_publish(&f, 0);
+        vring_split_write_desc(&f.drv, 0, IND_GPA, 24, VRING_DESC_F_INDIRECT, 0);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_INDIRECT_NEXT:
-        desc_at(t, 0, BUF_GPA, 64, 0, 0);
-        sdesc(&f, 0, IND_GPA, 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
-        avail_publish(&f, 0);
+        vring_write_split_desc_at(&f.mem, IND_GPA, 0, BUF_GPA, 64, 0, 0);
+        vring_split_write_desc(&f.drv, 0, IND_GPA, 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
+        vring_split_publish(&f.drv, 0);
         break;
     case BAD_TOO_MANY_INUSE:
         /* 8 popped and never returned, then 8 more published: 16 in flight */
         for (unsigned i = 0; i < 8; i++) {
-            sdesc(&f, i, BUF_GPA, 64, 0, 0);
-            avail_publish(&f, i);
+            vring_split_write_desc(&f.drv, i, BUF_GPA, 64, 0, 0);
+            vring_split_publish(&f.drv, i);
         }
         for (unsigned i = 0; i < 8; i++) {
             g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
         }
         g_assert_cmpuint(f.broken_calls, ==, 0);
         for (unsigned i = 0; i < 8; i++) {
-            avail_publish(&f, i);
+            vring_split_publish(&f.drv, i);
         }
         break;
     case BAD_SEGMENTS:
         /* a 4-descriptor chain into a 2-entry iovec */
         for (unsigned i = 0; i < 4; i++) {
-            sdesc(&f, i, BUF_GPA + 64 * i, 64, i < 3 ? VRING_DESC_F_NEXT : 0, i + 1);
+            vring_split_write_desc(&f.drv, i, BUF_GPA + 64 * i, 64, i < 3 ? VRING_DESC_F_NEXT : 0, i + 1);
         }
-        avail_publish(&f, 0);
+        vring_split_publish(&f.drv, 0);
         f.e.iov_cap = 2;
         break;
     case BAD_INDIRECT_IN_CHAIN:
-        desc_at(t, 0, BUF_GPA, 64, 0, 0);
-        sdesc(&f, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
-        sdesc(&f, 1, IND_GPA, 16, VRING_DESC_F_INDIRECT, 0);
-        avail_publish(&f, 0);
+        vring_write_split_desc_at(&f.mem, IND_GPA, 0, BUF_GPA, 64, 0, 0);
+        vring_split_write_desc(&f.drv, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
+        vring_split_write_desc(&f.drv, 1, IND_GPA, 16, VRING_DESC_F_INDIRECT, 0);
+        vring_split_publish(&f.drv, 0);
         break;
     }
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_ERROR);
@@ -384,7 +350,7 @@ static void test_split_malformed(gconstpointer data)
     g_assert_cmpuint(f.broken_calls, ==, 1);
     g_assert_true(qnic_vq_empty(&f.vq));
     /* nothing was returned to the driver */
-    g_assert_cmpuint(used_idx(&f), ==, 0);
+    g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, 0);
 
     /* a reset makes the queue usable again */
     qnic_vq_reset(&f.vq);
@@ -395,11 +361,11 @@ static void test_split_malformed(gconstpointer data)
     f.vq.used_gpa = USED_GPA;
     memset(ram(&f, AVAIL_GPA), 0, 0x100);
     memset(ram(&f, USED_GPA), 0, 0x100);
-    f.avail_idx = 0;
+    vring_driver_init(&f.drv, &f.mem, 8, false, DESC_GPA, AVAIL_GPA, USED_GPA);
     f.e.iov_cap = G_N_ELEMENTS(f.iov);
     g_assert_true(qnic_vq_start(&f.vq, 0));
-    sdesc(&f, 0, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
-    avail_publish(&f, 0);
+    vring_split_write_desc(&f.drv, 0, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
+    vring_split_publish(&f.drv, 0);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     fx_free(&f);
 }
@@ -412,9 +378,9 @@ static void test_split_full_length_chain(void)
 
     fx_init(&f, 8, 0);
     for (unsigned i = 0; i < 8; i++) {
-        sdesc(&f, i, BUF_GPA + 64 * i, 64, i < 7 ? VRING_DESC_F_NEXT : 0, i < 7 ? i + 1 : 0);
+        vring_split_write_desc(&f.drv, i, BUF_GPA + 64 * i, 64, i < 7 ? VRING_DESC_F_NEXT : 0, i < 7 ? i + 1 : 0);
     }
-    avail_publish(&f, 0);
+    vring_split_publish(&f.drv, 0);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     g_assert_cmpuint(f.e.out_num, ==, 8);
     g_assert_cmpuint(f.e.out_len, ==, 8 * 64);
@@ -478,8 +444,8 @@ static bool push_one(Fx *f, uint16_t head)
 {
     unsigned before = f->notify_calls;
 
-    sdesc(f, head, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
-    avail_publish(f, head);
+    vring_split_write_desc(&f->drv, head, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
+    vring_split_publish(&f->drv, head);
     g_assert_cmpint(pop(f), ==, QNIC_VQ_POP_OK);
     qnic_vq_push(&f->vq, &f->e, 1);
     qnic_vq_notify(&f->vq);
@@ -491,29 +457,29 @@ static void test_event_idx_used_event(void)
     Fx f;
 
     fx_init(&f, 8, 1ull << VIRTIO_RING_F_EVENT_IDX);
-    set_used_event(&f, 0);
+    vring_split_set_used_event(&f.drv, 0);
     g_assert_true(push_one(&f, 0));          /* used 0 -> 1 crosses event 0 */
-    set_used_event(&f, 3);
+    vring_split_set_used_event(&f.drv, 3);
     g_assert_false(push_one(&f, 1));         /* 1 -> 2 */
     g_assert_false(push_one(&f, 2));         /* 2 -> 3 */
     g_assert_true(push_one(&f, 3));          /* 3 -> 4 crosses 3 */
     g_assert_false(push_one(&f, 4));         /* event already passed */
     /* a batch of 3 that steps over the event in the middle */
-    set_used_event(&f, 6);
+    vring_split_set_used_event(&f.drv, 6);
     for (unsigned i = 0; i < 3; i++) {
-        sdesc(&f, i, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
-        avail_publish(&f, i);
+        vring_split_write_desc(&f.drv, i, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
+        vring_split_publish(&f.drv, i);
     }
     for (unsigned i = 0; i < 3; i++) {
         g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
         qnic_vq_fill(&f.vq, &f.e, 1, i);
     }
     qnic_vq_flush(&f.vq, 3);               /* 5 -> 8 */
-    g_assert_cmpuint(used_idx(&f), ==, 8);
+    g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, 8);
     g_assert_true(qnic_vq_should_notify(&f.vq));
     /* NO_INTERRUPT flag is ignored when EVENT_IDX is negotiated */
-    qnic_st16(ram(&f, AVAIL_GPA), VRING_AVAIL_F_NO_INTERRUPT);
-    set_used_event(&f, 8);
+    vring_split_set_avail_flags(&f.drv, VRING_AVAIL_F_NO_INTERRUPT);
+    vring_split_set_used_event(&f.drv, 8);
     g_assert_true(push_one(&f, 5));
     fx_free(&f);
 }
@@ -529,38 +495,38 @@ static void test_event_idx_wrap(void)
     f.vq.signalled_used = 0xfffe;
     f.vq.signalled_used_valid = true;
     qnic_st16(ram(&f, USED_GPA + 2), 0xfffe);
-    set_avail_idx(&f, 0xfffe);
+    vring_split_set_avail_idx(&f.drv, 0xfffe);
 
-    set_used_event(&f, 0xffff);
+    vring_split_set_used_event(&f.drv, 0xffff);
     g_assert_false(push_one(&f, 0));         /* 0xfffe -> 0xffff */
-    g_assert_cmpuint(avail_event(&f), ==, 0xffff);
+    g_assert_cmpuint(vring_split_avail_event(&f.drv), ==, 0xffff);
     g_assert_true(push_one(&f, 1));          /* 0xffff -> 0x0000 crosses 0xffff */
-    g_assert_cmpuint(used_idx(&f), ==, 0);
-    g_assert_cmpuint(avail_event(&f), ==, 0);
-    set_used_event(&f, 1);
+    g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, 0);
+    g_assert_cmpuint(vring_split_avail_event(&f.drv), ==, 0);
+    vring_split_set_used_event(&f.drv, 1);
     g_assert_false(push_one(&f, 2));         /* 0 -> 1 */
     g_assert_true(push_one(&f, 3));          /* 1 -> 2 crosses 1 */
-    g_assert_cmpuint(avail_event(&f), ==, 2);
+    g_assert_cmpuint(vring_split_avail_event(&f.drv), ==, 2);
 
     /* a batch across the wrap: 0xfffd -> 0x0001 with event 0xffff */
     f.vq.last_avail_idx = f.vq.shadow_avail_idx = 0xfffd;
     f.vq.used_idx = 0xfffd;
     f.vq.signalled_used = 0xfffd;
-    set_avail_idx(&f, 0xfffd);
+    vring_split_set_avail_idx(&f.drv, 0xfffd);
     for (unsigned i = 0; i < 4; i++) {
-        sdesc(&f, i, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
-        avail_publish(&f, i);
+        vring_split_write_desc(&f.drv, i, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
+        vring_split_publish(&f.drv, i);
     }
     for (unsigned i = 0; i < 4; i++) {
         g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
         qnic_vq_fill(&f.vq, &f.e, 1, i);
     }
     qnic_vq_flush(&f.vq, 4);
-    g_assert_cmpuint(used_idx(&f), ==, 1);
-    set_used_event(&f, 0xffff);
+    g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, 1);
+    vring_split_set_used_event(&f.drv, 0xffff);
     g_assert_true(qnic_vq_should_notify(&f.vq));
     /* and one whose event lies behind the batch: no interrupt */
-    set_used_event(&f, 0xfff0);
+    vring_split_set_used_event(&f.drv, 0xfff0);
     g_assert_false(push_one(&f, 4));
     fx_free(&f);
 }
@@ -572,17 +538,17 @@ static void test_event_idx_avail_event(void)
     Fx f;
 
     fx_init(&f, 8, 1ull << VIRTIO_RING_F_EVENT_IDX);
-    set_avail_idx(&f, 0);
-    sdesc(&f, 0, BUF_GPA, 64, 0, 0);
-    avail_publish(&f, 0);
-    avail_publish(&f, 0);
+    vring_split_set_avail_idx(&f.drv, 0);
+    vring_split_write_desc(&f.drv, 0, BUF_GPA, 64, 0, 0);
+    vring_split_publish(&f.drv, 0);
+    vring_split_publish(&f.drv, 0);
     qnic_vq_set_notification(&f.vq, true);
-    g_assert_cmpuint(avail_event(&f), ==, 2);
+    g_assert_cmpuint(vring_split_avail_event(&f.drv), ==, 2);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
-    g_assert_cmpuint(avail_event(&f), ==, 1);
+    g_assert_cmpuint(vring_split_avail_event(&f.drv), ==, 1);
     qnic_vq_set_notification(&f.vq, false);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
-    g_assert_cmpuint(avail_event(&f), ==, 1);     /* not moved while suppressed */
+    g_assert_cmpuint(vring_split_avail_event(&f.drv), ==, 1);     /* not moved while suppressed */
     fx_free(&f);
 }
 
@@ -593,13 +559,13 @@ static void test_flags_suppression(void)
 
     fx_init(&f, 8, 0);
     qnic_vq_set_notification(&f.vq, false);
-    g_assert_cmphex(qnic_ld16(ram(&f, USED_GPA)) & VRING_USED_F_NO_NOTIFY, ==, VRING_USED_F_NO_NOTIFY);
+    g_assert_cmphex(vring_split_used_flags(&f.drv) & VRING_USED_F_NO_NOTIFY, ==, VRING_USED_F_NO_NOTIFY);
     qnic_vq_set_notification(&f.vq, true);
-    g_assert_cmphex(qnic_ld16(ram(&f, USED_GPA)) & VRING_USED_F_NO_NOTIFY, ==, 0);
+    g_assert_cmphex(vring_split_used_flags(&f.drv) & VRING_USED_F_NO_NOTIFY, ==, 0);
     g_assert_true(push_one(&f, 0));
-    qnic_st16(ram(&f, AVAIL_GPA), VRING_AVAIL_F_NO_INTERRUPT);
+    vring_split_set_avail_flags(&f.drv, VRING_AVAIL_F_NO_INTERRUPT);
     g_assert_false(push_one(&f, 1));
-    qnic_st16(ram(&f, AVAIL_GPA), 0);
+    vring_split_set_avail_flags(&f.drv, 0);
     g_assert_true(push_one(&f, 2));
     g_assert_cmpuint(f.vq.stat_notifies, ==, 2);
     fx_free(&f);
@@ -616,8 +582,8 @@ static void test_batch_publish(void)
 
     fx_init(&f, 8, 0);
     for (unsigned i = 0; i < 3; i++) {
-        sdesc(&f, i, BUF_GPA + 0x1000 * i, 512, VRING_DESC_F_WRITE, 0);
-        avail_publish(&f, i);
+        vring_split_write_desc(&f.drv, i, BUF_GPA + 0x1000 * i, 512, VRING_DESC_F_WRITE, 0);
+        vring_split_publish(&f.drv, i);
     }
     for (unsigned i = 0; i < 3; i++) {
         g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
@@ -627,16 +593,16 @@ static void test_batch_publish(void)
             first.iov = first_iov;
         }
         qnic_vq_fill(&f.vq, &f.e, 512, i);
-        g_assert_cmpuint(used_idx(&f), ==, 0);
+        g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, 0);
     }
     /* num_buffers goes into the header of the first buffer now */
     qnic_st16((uint8_t *)qnic_vq_elem_in(&first)[0].iov_base + 10, 3);
-    g_assert_cmpuint(used_idx(&f), ==, 0);
+    g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, 0);
     qnic_vq_flush(&f.vq, 3);
-    g_assert_cmpuint(used_idx(&f), ==, 3);
+    g_assert_cmpuint(vring_split_used_idx(&f.drv), ==, 3);
     g_assert_cmpuint(qnic_ld16(ram(&f, BUF_GPA + 10)), ==, 3);
     for (unsigned i = 0; i < 3; i++) {
-        used_elem(&f, i, &id, &len);
+        vring_split_used_elem(&f.drv, i, &id, &len);
         g_assert_cmpuint(id, ==, i);
         g_assert_cmpuint(len, ==, 512);
     }
@@ -653,8 +619,8 @@ static void test_in_order(void)
     fx_init(&f, 8, (1ull << VIRTIO_F_IN_ORDER) | (1ull << VIRTIO_F_VERSION_1));
     g_assert_true(f.vq.in_order);
     for (unsigned i = 0; i < 4; i++) {
-        sdesc(&f, heads[i], BUF_GPA + 64 * i, 64, VRING_DESC_F_WRITE, 0);
-        avail_publish(&f, heads[i]);
+        vring_split_write_desc(&f.drv, heads[i], BUF_GPA + 64 * i, 64, VRING_DESC_F_WRITE, 0);
+        vring_split_publish(&f.drv, heads[i]);
     }
     for (unsigned i = 0; i < 4; i++) {
         g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
@@ -662,7 +628,7 @@ static void test_in_order(void)
         qnic_vq_push(&f.vq, &f.e, 10 + i);
     }
     for (unsigned i = 0; i < 4; i++) {
-        used_elem(&f, i, &id, &len);
+        vring_split_used_elem(&f.drv, i, &id, &len);
         g_assert_cmpuint(id, ==, heads[i]);
         g_assert_cmpuint(len, ==, 10 + i);
     }
@@ -674,49 +640,22 @@ static void test_in_order(void)
 #define PF_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
 #define PF_USED  (1u << VRING_PACKED_DESC_F_USED)
 
-typedef struct {
-    uint16_t next;      /* slot */
-    bool wrap;
-} PDrv;
-
-static void pdesc_raw(Fx *f, unsigned slot, uint64_t addr, uint32_t len, uint16_t id, uint16_t flags)
+/* Make a chain of n descriptors of len bytes at addr, addr + 64, ...
+ * available as buffer `id`, each with the `extra` flags. */
+static void padd(Fx *f, unsigned n, uint64_t addr, uint32_t len, uint16_t extra, uint16_t id)
 {
-    uint8_t *d = ram(f, DESC_GPA + 16 * slot);
-    qnic_st64(d, addr);
-    qnic_st32(d + 8, len);
-    qnic_st16(d + 12, id);
-    qnic_st16(d + 14, flags);
-}
+    VringBuf b[8];
 
-/* Make a chain of n descriptors available with buffer id `id`. The head's
- * flags are written last, as a driver must. */
-static void pdrv_add(Fx *f, PDrv *p, unsigned n, uint64_t addr, uint32_t len, uint16_t extra,
-                     uint16_t id)
-{
-    unsigned head = p->next;
-    uint16_t head_flags = 0;
-
+    g_assert_cmpuint(n, <=, G_N_ELEMENTS(b));
     for (unsigned i = 0; i < n; i++) {
-        uint16_t fl = (p->wrap ? PF_AVAIL : PF_USED) | extra | (i + 1 < n ? VRING_DESC_F_NEXT : 0);
-        if (i == 0) {
-            head_flags = fl;
-            /* flags 0 reads as "not available" whatever the wrap counter */
-            pdesc_raw(f, p->next, addr + 64 * i, len, id, 0);
-        } else {
-            pdesc_raw(f, p->next, addr + 64 * i, len, id, fl);
-        }
-        if (++p->next == f->vq.num) {
-            p->next = 0;
-            p->wrap = !p->wrap;
-        }
+        b[i] = (VringBuf){ .addr = addr + 64 * i, .len = len, .flags = extra };
     }
-    qnic_st16(ram(f, DESC_GPA + 16 * head + 14), head_flags);
+    vring_add_at(&f->drv, id, b, n);
 }
 
 static void test_packed_pop_push(void)
 {
     Fx f;
-    PDrv p = { 0, true };
 
     fx_init(&f, 4, 1ull << VIRTIO_F_RING_PACKED);
     g_assert_true(f.vq.packed);
@@ -725,11 +664,13 @@ static void test_packed_pop_push(void)
      * both wrap counters roll over. */
     for (unsigned round = 0; round < 12; round++) {
         uint16_t id = 100 + round;
-        unsigned slot = p.next;
-        bool wrap = p.wrap;
-        uint16_t fl;
+        unsigned slot = f.drv.next_avail;
+        bool wrap = f.drv.avail_wrap;
+        uint64_t addr;
+        uint32_t len;
+        uint16_t fl, used_id;
 
-        pdrv_add(&f, &p, 2, BUF_GPA, 64, VRING_DESC_F_WRITE, id);
+        padd(&f, 2, BUF_GPA, 64, VRING_DESC_F_WRITE, id);
         g_assert_false(qnic_vq_empty(&f.vq));
         g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
         g_assert_cmpuint(f.e.index, ==, id);
@@ -739,9 +680,9 @@ static void test_packed_pop_push(void)
         qnic_vq_push(&f.vq, &f.e, 77);
         g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_EMPTY);
         /* the used descriptor goes in the head slot, AVAIL == USED == wrap */
-        fl = qnic_ld16(ram(&f, DESC_GPA + 16 * slot + 14));
-        g_assert_cmpuint(qnic_ld16(ram(&f, DESC_GPA + 16 * slot + 12)), ==, id);
-        g_assert_cmpuint(qnic_ld32(ram(&f, DESC_GPA + 16 * slot + 8)), ==, 77);
+        vring_packed_read_desc(&f.drv, slot, &addr, &len, &used_id, &fl);
+        g_assert_cmpuint(used_id, ==, id);
+        g_assert_cmpuint(len, ==, 77);
         g_assert_cmphex(fl & (PF_AVAIL | PF_USED), ==, wrap ? (PF_AVAIL | PF_USED) : 0);
         g_assert_cmphex(fl & VRING_DESC_F_WRITE, ==, VRING_DESC_F_WRITE);
     }
@@ -752,26 +693,23 @@ static void test_packed_pop_push(void)
 static void test_packed_indirect(void)
 {
     Fx f;
-    PDrv p = { 0, true };
-    uint8_t *t;
+    uint64_t addr;
+    uint32_t len;
+    uint16_t id, fl;
 
     fx_init(&f, 8, (1ull << VIRTIO_F_RING_PACKED) | (1ull << VIRTIO_RING_F_INDIRECT_DESC));
-    t = ram(&f, IND_GPA);
-    desc_at(t, 0, BUF_GPA, 12, 0, 0);
-    desc_at(t, 1, BUF_GPA + 0x100, 1000, 0, 0);
-    /* packed table entries have flags at +14: rewrite them */
-    qnic_st16(t + 12, 0);
-    qnic_st16(t + 14, 0);
-    qnic_st16(t + 16 + 12, 0);
-    qnic_st16(t + 16 + 14, VRING_DESC_F_WRITE);
-    pdrv_add(&f, &p, 1, IND_GPA, 32, VRING_DESC_F_INDIRECT, 9);
+    /* packed table entries: id at +12 (ignored), flags at +14 */
+    vring_write_packed_desc_at(&f.mem, IND_GPA, 0, BUF_GPA, 12, 0, 0);
+    vring_write_packed_desc_at(&f.mem, IND_GPA, 1, BUF_GPA + 0x100, 1000, 0, VRING_DESC_F_WRITE);
+    padd(&f, 1, IND_GPA, 32, VRING_DESC_F_INDIRECT, 9);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     g_assert_cmpuint(f.e.index, ==, 9);
     g_assert_cmpuint(f.e.ndescs, ==, 1);
     g_assert_cmpuint(f.e.out_len, ==, 12);
     g_assert_cmpuint(f.e.in_len, ==, 1000);
     qnic_vq_push(&f.vq, &f.e, 5);
-    g_assert_cmphex(qnic_ld16(ram(&f, DESC_GPA + 14)) & (PF_AVAIL | PF_USED), ==, PF_AVAIL | PF_USED);
+    vring_packed_read_desc(&f.drv, 0, &addr, &len, &id, &fl);
+    g_assert_cmphex(fl & (PF_AVAIL | PF_USED), ==, PF_AVAIL | PF_USED);
     fx_free(&f);
 }
 
@@ -779,32 +717,27 @@ static void test_packed_malformed(gconstpointer data)
 {
     int k = GPOINTER_TO_INT(data);
     Fx f;
-    PDrv p = { 0, true };
-    uint8_t *t;
 
     fx_init(&f, 8, (1ull << VIRTIO_F_RING_PACKED) | (1ull << VIRTIO_RING_F_INDIRECT_DESC));
-    t = ram(&f, IND_GPA);
     switch (k) {
     case 0:     /* every slot says NEXT: the chain is longer than the queue */
         for (unsigned i = 0; i < 8; i++) {
-            pdesc_raw(&f, i, BUF_GPA, 64, 1, PF_AVAIL | VRING_DESC_F_NEXT);
+            vring_packed_write_desc(&f.drv, i, BUF_GPA, 64, 1, PF_AVAIL | VRING_DESC_F_NEXT);
         }
         break;
     case 1:     /* nested indirect */
-        qnic_st64(t, IND_GPA + 0x100);
-        qnic_st32(t + 8, 16);
-        qnic_st16(t + 14, VRING_DESC_F_INDIRECT);
-        pdrv_add(&f, &p, 1, IND_GPA, 16, VRING_DESC_F_INDIRECT, 1);
+        vring_write_packed_desc_at(&f.mem, IND_GPA, 0, IND_GPA + 0x100, 16, 0, VRING_DESC_F_INDIRECT);
+        padd(&f, 1, IND_GPA, 16, VRING_DESC_F_INDIRECT, 1);
         break;
     case 2:     /* zero length */
-        pdrv_add(&f, &p, 1, BUF_GPA, 0, 0, 1);
+        padd(&f, 1, BUF_GPA, 0, 0, 1);
         break;
     case 3:     /* out of RAM */
-        pdrv_add(&f, &p, 1, NOT_RAM, 64, 0, 1);
+        padd(&f, 1, NOT_RAM, 64, 0, 1);
         break;
     case 4:     /* indirect inside a chain */
-        pdrv_add(&f, &p, 1, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
-        pdesc_raw(&f, 1, IND_GPA, 16, 1, PF_AVAIL | VRING_DESC_F_INDIRECT);
+        padd(&f, 1, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
+        vring_packed_write_desc(&f.drv, 1, IND_GPA, 16, 1, PF_AVAIL | VRING_DESC_F_INDIRECT);
         break;
     }
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_ERROR);
@@ -818,38 +751,34 @@ static void test_packed_malformed(gconstpointer data)
 static void test_packed_event(void)
 {
     Fx f;
-    PDrv p = { 0, true };
-    uint8_t *drv_ev, *dev_ev;
 
     fx_init(&f, 4, (1ull << VIRTIO_F_RING_PACKED) | (1ull << VIRTIO_RING_F_EVENT_IDX));
-    drv_ev = ram(&f, AVAIL_GPA);
-    dev_ev = ram(&f, USED_GPA);
 
     qnic_vq_set_notification(&f.vq, false);
-    g_assert_cmpuint(qnic_ld16(dev_ev + 2), ==, VRING_PACKED_EVENT_FLAG_DISABLE);
+    g_assert_cmpuint(vring_packed_device_event_flags(&f.drv), ==, VRING_PACKED_EVENT_FLAG_DISABLE);
     qnic_vq_set_notification(&f.vq, true);
-    g_assert_cmpuint(qnic_ld16(dev_ev + 2), ==, VRING_PACKED_EVENT_FLAG_DESC);
+    g_assert_cmpuint(vring_packed_device_event_flags(&f.drv), ==, VRING_PACKED_EVENT_FLAG_DESC);
 
-    qnic_st16(drv_ev + 2, VRING_PACKED_EVENT_FLAG_DISABLE);
-    pdrv_add(&f, &p, 1, BUF_GPA, 64, VRING_DESC_F_WRITE, 1);
+    vring_packed_set_driver_event(&f.drv, 0, VRING_PACKED_EVENT_FLAG_DISABLE);
+    padd(&f, 1, BUF_GPA, 64, VRING_DESC_F_WRITE, 1);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     qnic_vq_push(&f.vq, &f.e, 1);
     g_assert_false(qnic_vq_should_notify(&f.vq));
 
-    qnic_st16(drv_ev + 2, VRING_PACKED_EVENT_FLAG_ENABLE);
-    pdrv_add(&f, &p, 1, BUF_GPA, 64, VRING_DESC_F_WRITE, 2);
+    vring_packed_set_driver_event(&f.drv, 0, VRING_PACKED_EVENT_FLAG_ENABLE);
+    padd(&f, 1, BUF_GPA, 64, VRING_DESC_F_WRITE, 2);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     qnic_vq_push(&f.vq, &f.e, 1);
     g_assert_true(qnic_vq_should_notify(&f.vq));    /* used slot now 2, wrap 1 */
 
     /* DESC: interrupt when the used slot passes offset 3 (wrap 1) */
-    qnic_st16(drv_ev, 3 | (1u << VRING_PACKED_EVENT_F_WRAP_CTR));
-    qnic_st16(drv_ev + 2, VRING_PACKED_EVENT_FLAG_DESC);
-    pdrv_add(&f, &p, 1, BUF_GPA, 64, VRING_DESC_F_WRITE, 3);
+    vring_packed_set_driver_event(&f.drv, 3 | (1u << VRING_PACKED_EVENT_F_WRAP_CTR),
+                                  VRING_PACKED_EVENT_FLAG_DESC);
+    padd(&f, 1, BUF_GPA, 64, VRING_DESC_F_WRITE, 3);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     qnic_vq_push(&f.vq, &f.e, 1);                  /* slot 2 -> 3 */
     g_assert_false(qnic_vq_should_notify(&f.vq));
-    pdrv_add(&f, &p, 1, BUF_GPA, 64, VRING_DESC_F_WRITE, 4);
+    padd(&f, 1, BUF_GPA, 64, VRING_DESC_F_WRITE, 4);
     g_assert_cmpint(pop(&f), ==, QNIC_VQ_POP_OK);
     qnic_vq_push(&f.vq, &f.e, 1);                  /* slot 3 -> 0, wrap flips */
     g_assert_true(qnic_vq_should_notify(&f.vq));
