@@ -22,6 +22,7 @@
  */
 #include "libqtest.h"
 #include "virtio-driver.h"
+#include "qtest-net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,34 +41,8 @@
 #define STRIDE 2048u
 #define RX_CHUNK 64u
 
-typedef struct {
-    int fd, dev_port;
-} Peer;
-
-static Peer peer;
+static QtestUdpPeer peer;
 static unsigned long long peer_rx;
-
-static int udp_bind_any(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    int big = 8 << 20;
-
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        perror("udp socket");
-        exit(1);
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-    return fd;
-}
-
-static int port_of(int fd)
-{
-    struct sockaddr_in a;
-    socklen_t l = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    return ntohs(a.sin_port);
-}
 
 /* Count (and discard) what the device sent; never blocks. */
 static void peer_drain(void)
@@ -78,24 +53,6 @@ static void peer_drain(void)
     }
 }
 
-static void make_frame(uint8_t *f, size_t len, unsigned tag)
-{
-    static const uint8_t dst[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
-    static const uint8_t src[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
-
-    memcpy(f, dst, 6);
-    memcpy(f + 6, src, 6);
-    f[12] = 0x88;
-    f[13] = 0xb5;           /* local experimental ethertype */
-    for (size_t i = 14; i < len; i++) {
-        f[i] = (uint8_t)(i + tag);
-    }
-}
-
-static void le16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
-static void le32(uint8_t *p, uint32_t v) { le16(p, v); le16(p + 2, v >> 16); }
-static void le64(uint8_t *p, uint64_t v) { le32(p, v); le32(p + 4, v >> 32); }
-
 /* One descriptor table image: split (16 bytes: addr len flags next) or
  * packed (16 bytes: addr len id flags) for the given wrap counter. */
 static void build_descs(uint8_t *t, unsigned n, uint64_t bufs, uint32_t len, bool write, bool packed,
@@ -103,16 +60,13 @@ static void build_descs(uint8_t *t, unsigned n, uint64_t bufs, uint32_t len, boo
 {
     for (unsigned i = 0; i < n; i++) {
         uint8_t *d = t + 16 * i;
-        le64(d, bufs + (uint64_t)i * STRIDE);
-        le32(d + 8, len);
+        uint64_t a = bufs + (uint64_t)i * STRIDE;
+        uint16_t fl = write ? VRING_DESC_F_WRITE : 0;
+
         if (packed) {
-            uint16_t fl = (write ? VRING_DESC_F_WRITE : 0) |
-                          (wrap ? 1u << VRING_PACKED_DESC_F_AVAIL : 1u << VRING_PACKED_DESC_F_USED);
-            le16(d + 12, i);
-            le16(d + 14, fl);
+            vring_encode_packed_desc(d, a, len, i, fl | vring_packed_avail_bits(wrap));
         } else {
-            le16(d + 12, write ? VRING_DESC_F_WRITE : 0);
-            le16(d + 14, 0);
+            vring_encode_split_desc(d, a, len, fl, 0);
         }
     }
 }
@@ -123,19 +77,22 @@ static gint64 now_us(void)
 }
 
 /* Buffers the device has used so far in this round (0..n). */
-static unsigned used_count(VDev *d, VdQueue *q, uint16_t round_start, bool wrap, unsigned n)
+static unsigned used_count(VringDriver *q, uint16_t round_start, bool wrap, unsigned n)
 {
     if (!q->packed) {
-        return (uint16_t)(qtest_readw(d->qts, q->used + 2) - round_start);
+        return (uint16_t)(vring_split_used_idx(q) - round_start);
     }
     /* Packed: the device writes used descriptors in ring order from slot 0;
      * binary search for the last slot whose flags say used in this wrap. */
     unsigned lo = 0, hi = n;
     while (lo < hi) {
         unsigned mid = (lo + hi) / 2;
-        uint16_t fl = qtest_readw(d->qts, q->desc + 16ull * mid + 14);
-        bool av = fl & (1u << VRING_PACKED_DESC_F_AVAIL), us = fl & (1u << VRING_PACKED_DESC_F_USED);
-        if (av == us && us == wrap) {
+        uint64_t addr;
+        uint32_t len;
+        uint16_t id, fl;
+
+        vring_packed_read_desc(q, mid, &addr, &len, &id, &fl);
+        if (vring_packed_flags_used(fl, wrap)) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -160,14 +117,8 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    peer.fd = udp_bind_any();
-    int dev_fd = udp_bind_any();
-    peer.dev_port = port_of(dev_fd);
-    close(dev_fd);
-    QTestState *qts = qtest_initf(QTEST_FLAG_RUNNING,
-                                  "-netdev socket,id=n0,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d "
-                                  "-device virtio-net-pci,netdev=n0,addr=4%s",
-                                  port_of(peer.fd), peer.dev_port,
+    g_autofree char *nd = qtest_udp_peer_open(&peer);
+    QTestState *qts = qtest_initf(QTEST_FLAG_RUNNING, "%s -device virtio-net-pci,netdev=n0,addr=4%s", nd,
                                   legacy ? ",disable-modern=on" : packed ? ",packed=on" : "");
     VDev d;
     int devfn = vd_pci_find(qts, 0x1000);
@@ -186,7 +137,7 @@ int main(int argc, char **argv)
     vd_driver_ok(&d);
     unsigned hl = legacy ? 10 : 12;
     unsigned qi = tx ? 1 : 0;
-    VdQueue *q = &d.q[qi];
+    VringDriver *q = &d.q[qi].vr;
     unsigned n = q->num;
     if (packed != q->packed) {
         fprintf(stderr, "ring type mismatch\n");
@@ -200,7 +151,7 @@ int main(int argc, char **argv)
     uint32_t dlen = tx ? (uint32_t)(hl + size) : STRIDE;
     if (tx) {
         for (unsigned i = 0; i < n; i++) {
-            make_frame(img + (size_t)i * STRIDE + hl, size, i);
+            qtest_net_make_frame(img + (size_t)i * STRIDE + hl, size, i);
         }
         qtest_bufwrite(qts, bufs, img, (size_t)n * STRIDE);
     }
@@ -210,11 +161,12 @@ int main(int argc, char **argv)
         build_descs(descs, n, bufs, dlen, !tx, false, false);
         qtest_bufwrite(qts, q->desc, descs, 16 * n);
         for (unsigned i = 0; i < n; i++) {
-            le16(descs + 2 * i, i);
+            descs[2 * i] = (uint8_t)i;              /* avail ring entry i: head i */
+            descs[2 * i + 1] = (uint8_t)(i >> 8);
         }
         qtest_bufwrite(qts, q->avail + 4, descs, 2 * n);
     }
-    make_frame(frame, size, 0);
+    qtest_net_make_frame(frame, size, 0);
 
     bool wrap = true;
     uint16_t avail = 0;
@@ -229,7 +181,7 @@ int main(int argc, char **argv)
             qtest_bufwrite(qts, q->desc, descs, 16 * n);
         } else {
             avail += n;
-            qtest_writew(qts, q->avail + 2, avail);
+            vring_split_set_avail_idx(q, avail);
         }
         vd_kick(&d, qi);
         unsigned got = 0;
@@ -238,20 +190,14 @@ int main(int argc, char **argv)
             if (!tx) {
                 /* keep at most two chunks in flight */
                 while (sent - done - got < 2 * chunk && sent < done + n) {
-                    struct sockaddr_in a = { .sin_family = AF_INET,
-                                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                                             .sin_port = htons(peer.dev_port) };
                     for (unsigned k = 0; k < chunk && sent < done + n; k++, sent++) {
-                        if (sendto(peer.fd, frame, size, 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
-                            perror("sendto");
-                            return 1;
-                        }
+                        qtest_udp_peer_send(&peer, frame, size);
                     }
                 }
             } else {
                 peer_drain();
             }
-            unsigned u = used_count(&d, q, start, wrap, n);
+            unsigned u = used_count(q, start, wrap, n);
             if (u != got) {
                 got = u;
                 last_progress = now_us();

@@ -17,6 +17,7 @@
 #include "libqtest.h"
 #include "virtio-driver.h"
 #include "qnic/fd-passing.h"
+#include "qtest-net.h"
 #include <glib.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -544,12 +545,12 @@ static void check_ring_addr(Fake *f, VDev *d, unsigned ring)
     memcpy(&avail, m.p + 24, 8);
     /* this process's addresses of the driver's rings, inside the memfd */
     g_mutex_lock(&f->lock);
-    g_assert_cmphex(uaddr_to_gpa(f, desc), ==, d->q[ring].desc);
-    g_assert_cmphex(uaddr_to_gpa(f, avail), ==, d->q[ring].avail);
-    g_assert_cmphex(uaddr_to_gpa(f, used), ==, d->q[ring].used);
+    g_assert_cmphex(uaddr_to_gpa(f, desc), ==, d->q[ring].vr.desc);
+    g_assert_cmphex(uaddr_to_gpa(f, avail), ==, d->q[ring].vr.avail);
+    g_assert_cmphex(uaddr_to_gpa(f, used), ==, d->q[ring].vr.used);
     g_mutex_unlock(&f->lock);
     g_assert(fake_find(f, SET_VRING_NUM, ring, -1, 0, &m, 1000));
-    g_assert_cmpuint(msg_num(&m), ==, d->q[ring].num);
+    g_assert_cmpuint(msg_num(&m), ==, d->q[ring].vr.num);
 }
 
 /* The fake backend completes one TX buffer: read it through its own
@@ -643,16 +644,14 @@ static bool wait_link(VDev *d, bool up, unsigned ms)
     return false;
 }
 
+/* The common test frame, from the guest to 02:00:00:00:00:02. */
 static void make_frame(uint8_t *fr, size_t len, uint8_t tag)
 {
     static const uint8_t dst[6] = { 0x02, 0, 0, 0, 0, 0x02 }, src[6] = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 };
+
+    qtest_net_make_frame(fr, len, tag);
     memcpy(fr, dst, 6);
     memcpy(fr + 6, src, 6);
-    fr[12] = 0x88;
-    fr[13] = 0xb5;
-    for (size_t i = 14; i < len; i++) {
-        fr[i] = (uint8_t)(i * 13 + tag);
-    }
 }
 
 static uint16_t tx_frame(VDev *d, QTestState *qts, unsigned q, const uint8_t *fr, size_t len)

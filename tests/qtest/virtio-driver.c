@@ -1,16 +1,40 @@
 /*
  * The qtest virtio driver (see virtio-driver.h): PCI capability walking,
  * legacy/modern/MMIO register access, feature negotiation, split and packed
- * rings in guest RAM from qtest_guest_alloc, and polling the used ring.
+ * rings (tests/lib/vring-driver.c) in guest RAM from qtest_guest_alloc, and
+ * polling the used ring.
  */
 #include "virtio-driver.h"
 #include <glib.h>
 #include <string.h>
 #include <linux/virtio_pci.h>
-#include <linux/virtio_ring.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_mmio.h>
 #include <linux/pci_regs.h>
+
+static void qmem_read(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+    qtest_memread(opaque, gpa, buf, len);
+}
+
+static void qmem_write(void *opaque, uint64_t gpa, const void *buf, size_t len)
+{
+    qtest_memwrite(opaque, gpa, buf, len);
+}
+
+/* qtest commands are serialised with the device: no fences needed. */
+static void vd_reset_struct(VDev *d, QTestState *qts, VdTransport t)
+{
+    memset(d, 0, sizeof(*d));
+    d->qts = qts;
+    d->t = t;
+    d->mem = (VringMem){ .read = qmem_read, .write = qmem_write, .opaque = qts };
+}
+
+const VringMem *vd_mem(VDev *d)
+{
+    return &d->mem;
+}
 
 int vd_pci_find(QTestState *qts, uint16_t device_id)
 {
@@ -25,9 +49,7 @@ int vd_pci_find(QTestState *qts, uint16_t device_id)
 
 void vd_pci_init(VDev *d, QTestState *qts, int devfn, VdTransport t)
 {
-    memset(d, 0, sizeof(*d));
-    d->qts = qts;
-    d->t = t;
+    vd_reset_struct(d, qts, t);
     d->devfn = devfn;
     qtest_pci_enable(qts, devfn, d->bars);
     d->io = d->bars[0];
@@ -61,9 +83,7 @@ void vd_pci_init(VDev *d, QTestState *qts, int devfn, VdTransport t)
 
 void vd_mmio_init(VDev *d, QTestState *qts, uint64_t base)
 {
-    memset(d, 0, sizeof(*d));
-    d->qts = qts;
-    d->t = VD_MMIO;
+    vd_reset_struct(d, qts, VD_MMIO);
     d->mmio = base;
     g_assert_cmphex(qtest_readl(qts, base + VIRTIO_MMIO_MAGIC_VALUE), ==, 0x74726976);
     d->mmio_version = qtest_readl(qts, base + VIRTIO_MMIO_VERSION);
@@ -169,27 +189,86 @@ bool vd_negotiate_raw(VDev *d, uint64_t f)
     return vd_get_status(d) & VIRTIO_CONFIG_S_FEATURES_OK;
 }
 
+/* A modern transport's queue registers: size, the three ring addresses
+ * (low word, high word 4 bytes on) and enable. Size and enable are 16-bit
+ * on PCI, 32-bit on MMIO. */
+typedef struct {
+    uint64_t size, desc, avail, used, enable;
+    bool wide;
+} QueueRegs;
+
+static void write_queue_regs(VDev *d, VdQueue *q, uint64_t base, const QueueRegs *r)
+{
+    QTestState *qts = d->qts;
+    const uint64_t addr[3][2] = { { r->desc, q->vr.desc }, { r->avail, q->vr.avail },
+                                  { r->used, q->vr.used } };
+
+    if (r->wide) {
+        qtest_writel(qts, base + r->size, q->vr.num);
+    } else {
+        qtest_writew(qts, base + r->size, q->vr.num);
+    }
+    for (int i = 0; i < 3; i++) {
+        qtest_writel(qts, base + addr[i][0], (uint32_t)addr[i][1]);
+        qtest_writel(qts, base + addr[i][0] + 4, addr[i][1] >> 32);
+    }
+    if (r->wide) {
+        qtest_writel(qts, base + r->enable, 1);
+    } else {
+        qtest_writew(qts, base + r->enable, 1);
+    }
+}
+
+static const QueueRegs pci_queue_regs = {
+    VIRTIO_PCI_COMMON_Q_SIZE, VIRTIO_PCI_COMMON_Q_DESCLO, VIRTIO_PCI_COMMON_Q_AVAILLO,
+    VIRTIO_PCI_COMMON_Q_USEDLO, VIRTIO_PCI_COMMON_Q_ENABLE, false,
+};
+static const QueueRegs mmio_queue_regs = {
+    VIRTIO_MMIO_QUEUE_NUM, VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_AVAIL_LOW,
+    VIRTIO_MMIO_QUEUE_USED_LOW, VIRTIO_MMIO_QUEUE_READY, true,
+};
+
+/* Legacy layout (PCI legacy, MMIO v1): one block, used ring page-aligned. */
+static void alloc_legacy_ring(VDev *d, VdQueue *q, unsigned num, bool packed)
+{
+    uint64_t base = qtest_guest_alloc(d->qts, vring_legacy_size(num, 4096), 4096);
+
+    qtest_memset(d->qts, base, 0, vring_legacy_size(num, 4096));
+    vring_driver_init(&q->vr, &d->mem, num, packed, base, base + 16ull * num,
+               base + vring_legacy_used_offset(num, 4096));
+}
+
+/* Modern layout: three separate areas (the packed event areas fit in the
+ * split rings' sizes). */
+static void alloc_modern_ring(VDev *d, VdQueue *q, unsigned num, bool packed)
+{
+    QTestState *qts = d->qts;
+    uint64_t desc = qtest_guest_alloc(qts, 16ull * num, 4096);
+    uint64_t avail = qtest_guest_alloc(qts, vring_split_avail_size(num), 4096);
+    uint64_t used = qtest_guest_alloc(qts, vring_split_used_size(num), 4096);
+
+    qtest_memset(qts, desc, 0, 16ull * num);
+    qtest_memset(qts, avail, 0, vring_split_avail_size(num));
+    qtest_memset(qts, used, 0, vring_split_used_size(num));
+    vring_driver_init(&q->vr, &d->mem, num, packed, desc, avail, used);
+}
+
 static void setup_one(VDev *d, unsigned i, unsigned size)
 {
     QTestState *qts = d->qts;
     VdQueue *q = &d->q[i];
+    bool packed = d->features & (1ull << VIRTIO_F_RING_PACKED);
     unsigned num;
 
     memset(q, 0, sizeof(*q));
     q->index = i;
-    q->packed = d->features & (1ull << VIRTIO_F_RING_PACKED);
-    q->avail_wrap = q->used_wrap = true;
     switch (d->t) {
     case VD_PCI_LEGACY:
         qtest_outw(qts, d->io + VIRTIO_PCI_QUEUE_SEL, i);
         num = qtest_inw(qts, d->io + VIRTIO_PCI_QUEUE_NUM);
         g_assert_cmpuint(num, >, 0);
-        q->num = num;
-        q->desc = qtest_guest_alloc(qts, vring_size(num, 4096), 4096);
-        qtest_memset(qts, q->desc, 0, vring_size(num, 4096));
-        q->avail = q->desc + 16ull * num;
-        q->used = (q->avail + 6 + 2ull * num + 4095) & ~4095ull;
-        qtest_outl(qts, d->io + VIRTIO_PCI_QUEUE_PFN, q->desc >> 12);
+        alloc_legacy_ring(d, q, num, packed);
+        qtest_outl(qts, d->io + VIRTIO_PCI_QUEUE_PFN, q->vr.desc >> 12);
         return;
     case VD_PCI_MODERN:
         qtest_writew(qts, d->common + VIRTIO_PCI_COMMON_Q_SELECT, i);
@@ -204,44 +283,19 @@ static void setup_one(VDev *d, unsigned i, unsigned size)
     if (size && size < num) {
         num = size;
     }
-    q->num = num;
     if (d->t == VD_MMIO && d->mmio_version == 1) {
         qtest_writel(qts, d->mmio + VIRTIO_MMIO_GUEST_PAGE_SIZE, 4096);
         qtest_writel(qts, d->mmio + VIRTIO_MMIO_QUEUE_NUM, num);
         qtest_writel(qts, d->mmio + VIRTIO_MMIO_QUEUE_ALIGN, 4096);
-        q->desc = qtest_guest_alloc(qts, vring_size(num, 4096), 4096);
-        qtest_memset(qts, q->desc, 0, vring_size(num, 4096));
-        q->avail = q->desc + 16ull * num;
-        q->used = (q->avail + 6 + 2ull * num + 4095) & ~4095ull;
-        qtest_writel(qts, d->mmio + VIRTIO_MMIO_QUEUE_PFN, q->desc >> 12);
+        alloc_legacy_ring(d, q, num, packed);
+        qtest_writel(qts, d->mmio + VIRTIO_MMIO_QUEUE_PFN, q->vr.desc >> 12);
         return;
     }
-    q->desc = qtest_guest_alloc(qts, 16ull * num, 4096);
-    q->avail = qtest_guest_alloc(qts, 6 + 2ull * num, 4096);
-    q->used = qtest_guest_alloc(qts, 6 + 8ull * num, 4096);
-    qtest_memset(qts, q->desc, 0, 16ull * num);
-    qtest_memset(qts, q->avail, 0, 6 + 2ull * num);
-    qtest_memset(qts, q->used, 0, 6 + 8ull * num);
+    alloc_modern_ring(d, q, num, packed);
     if (d->t == VD_PCI_MODERN) {
-        uint64_t c = d->common;
-        qtest_writew(qts, c + VIRTIO_PCI_COMMON_Q_SIZE, num);
-        qtest_writel(qts, c + VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)q->desc);
-        qtest_writel(qts, c + VIRTIO_PCI_COMMON_Q_DESCHI, q->desc >> 32);
-        qtest_writel(qts, c + VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)q->avail);
-        qtest_writel(qts, c + VIRTIO_PCI_COMMON_Q_AVAILHI, q->avail >> 32);
-        qtest_writel(qts, c + VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)q->used);
-        qtest_writel(qts, c + VIRTIO_PCI_COMMON_Q_USEDHI, q->used >> 32);
-        qtest_writew(qts, c + VIRTIO_PCI_COMMON_Q_ENABLE, 1);
+        write_queue_regs(d, q, d->common, &pci_queue_regs);
     } else {
-        uint64_t m = d->mmio;
-        qtest_writel(qts, m + VIRTIO_MMIO_QUEUE_NUM, num);
-        qtest_writel(qts, m + VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)q->desc);
-        qtest_writel(qts, m + VIRTIO_MMIO_QUEUE_DESC_HIGH, q->desc >> 32);
-        qtest_writel(qts, m + VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)q->avail);
-        qtest_writel(qts, m + VIRTIO_MMIO_QUEUE_AVAIL_HIGH, q->avail >> 32);
-        qtest_writel(qts, m + VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)q->used);
-        qtest_writel(qts, m + VIRTIO_MMIO_QUEUE_USED_HIGH, q->used >> 32);
-        qtest_writel(qts, m + VIRTIO_MMIO_QUEUE_READY, 1);
+        write_queue_regs(d, q, d->mmio, &mmio_queue_regs);
     }
 }
 
@@ -315,122 +369,14 @@ uint16_t vd_num_queues(VDev *d)
     return qtest_readw(d->qts, d->common + VIRTIO_PCI_COMMON_NUMQ);
 }
 
-void vd_write_desc(VDev *d, unsigned qi, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-                   uint16_t next)
-{
-    uint8_t b[16];
-    VdQueue *q = &d->q[qi];
-
-    memcpy(b, &addr, 8);
-    memcpy(b + 8, &len, 4);
-    memcpy(b + 12, &flags, 2);
-    memcpy(b + 14, &next, 2);
-    qtest_memwrite(d->qts, q->desc + 16ull * i, b, 16);
-}
-
-void vd_set_avail_idx(VDev *d, unsigned qi, uint16_t idx)
-{
-    qtest_writew(d->qts, d->q[qi].avail + 2, idx);
-}
-
-void vd_publish_avail(VDev *d, unsigned qi, uint16_t head)
-{
-    VdQueue *q = &d->q[qi];
-
-    qtest_writew(d->qts, q->avail + 4 + 2ull * (q->avail_idx % q->num), head);
-    q->avail_idx++;
-    vd_set_avail_idx(d, qi, q->avail_idx);
-}
-
-static void write_packed_desc(QTestState *qts, uint64_t a, uint64_t addr, uint32_t len,
-                              uint16_t id, uint16_t flags)
-{
-    uint8_t b[16];
-
-    memcpy(b, &addr, 8);
-    memcpy(b + 8, &len, 4);
-    memcpy(b + 12, &id, 2);
-    memcpy(b + 14, &flags, 2);
-    qtest_memwrite(qts, a, b, 16);
-}
-
 uint16_t vd_add(VDev *d, unsigned qi, const VdBuf *bufs, unsigned n, bool indirect)
 {
-    VdQueue *q = &d->q[qi];
-    QTestState *qts = d->qts;
+    VringDriver *r = &d->q[qi].vr;
 
-    if (q->packed) {
-        uint16_t id = q->next_id++ % q->num;
-        uint16_t av = (q->avail_wrap ? 1u << VRING_PACKED_DESC_F_AVAIL : 0) |
-                      (q->avail_wrap ? 0 : 1u << VRING_PACKED_DESC_F_USED);
-        unsigned head = q->last_used, slots;
-        (void)head;
-        if (indirect) {
-            uint64_t t = qtest_guest_alloc(qts, 16ull * n, 16);
-            for (unsigned i = 0; i < n; i++) {
-                write_packed_desc(qts, t + 16ull * i, bufs[i].addr, bufs[i].len, 0,
-                                  bufs[i].write ? VRING_DESC_F_WRITE : 0);
-            }
-            write_packed_desc(qts, q->desc + 16ull * q->next_desc, t, 16 * n, id,
-                              VRING_DESC_F_INDIRECT | av);
-            slots = 1;
-        } else {
-            /* Write the tail first and the head's flags last. */
-            unsigned start = q->next_desc;
-            bool wrap = q->avail_wrap;
-            for (unsigned i = n; i-- > 0;) {
-                unsigned s = start + i;
-                bool w = wrap;
-                uint16_t a;
-                if (s >= q->num) {
-                    s -= q->num;
-                    w = !w;
-                }
-                a = (w ? 1u << VRING_PACKED_DESC_F_AVAIL : 0) | (w ? 0 : 1u << VRING_PACKED_DESC_F_USED);
-                write_packed_desc(qts, q->desc + 16ull * s, bufs[i].addr, bufs[i].len, id,
-                                  (bufs[i].write ? VRING_DESC_F_WRITE : 0) |
-                                  (i + 1 < n ? VRING_DESC_F_NEXT : 0) | a);
-            }
-            slots = n;
-        }
-        q->chain_len[id] = slots;
-        q->next_desc += slots;
-        if (q->next_desc >= q->num) {
-            q->next_desc -= q->num;
-            q->avail_wrap = !q->avail_wrap;
-        }
-        return id;
+    if (indirect) {
+        return vring_add_indirect(r, qtest_guest_alloc(d->qts, 16ull * n, 16), bufs, n);
     }
-    {
-        uint16_t head = q->next_desc % q->num;
-        if (indirect) {
-            uint64_t t = qtest_guest_alloc(qts, 16ull * n, 16);
-            for (unsigned i = 0; i < n; i++) {
-                uint8_t b[16];
-                uint16_t fl = (bufs[i].write ? VRING_DESC_F_WRITE : 0) |
-                              (i + 1 < n ? VRING_DESC_F_NEXT : 0);
-                uint16_t nx = i + 1;
-                memcpy(b, &bufs[i].addr, 8);
-                memcpy(b + 8, &bufs[i].len, 4);
-                memcpy(b + 12, &fl, 2);
-                memcpy(b + 14, &nx, 2);
-                qtest_memwrite(qts, t + 16ull * i, b, 16);
-            }
-            vd_write_desc(d, qi, head, t, 16 * n, VRING_DESC_F_INDIRECT, 0);
-            q->next_desc++;
-        } else {
-            for (unsigned i = 0; i < n; i++) {
-                unsigned cur = (q->next_desc + i) % q->num;
-                unsigned nx = (q->next_desc + i + 1) % q->num;
-                vd_write_desc(d, qi, cur, bufs[i].addr, bufs[i].len,
-                              (bufs[i].write ? VRING_DESC_F_WRITE : 0) |
-                              (i + 1 < n ? VRING_DESC_F_NEXT : 0), nx);
-            }
-            q->next_desc += n;
-        }
-        vd_publish_avail(d, qi, head);
-        return head;
-    }
+    return vring_add(r, bufs, n);
 }
 
 void vd_kick(VDev *d, unsigned qi)
@@ -452,45 +398,12 @@ void vd_kick(VDev *d, unsigned qi)
     }
 }
 
-static bool try_used(VDev *d, VdQueue *q, uint16_t *id, uint32_t *len)
-{
-    QTestState *qts = d->qts;
-
-    if (q->packed) {
-        uint64_t a = q->desc + 16ull * q->last_used;
-        uint16_t flags = qtest_readw(qts, a + 14);
-        bool av = flags & (1u << VRING_PACKED_DESC_F_AVAIL);
-        bool us = flags & (1u << VRING_PACKED_DESC_F_USED);
-        if (av != us || us != q->used_wrap) {
-            return false;
-        }
-        *id = qtest_readw(qts, a + 12);
-        *len = qtest_readl(qts, a + 8);
-        q->last_used += q->chain_len[*id % q->num] ? q->chain_len[*id % q->num] : 1;
-        if (q->last_used >= q->num) {
-            q->last_used -= q->num;
-            q->used_wrap = !q->used_wrap;
-        }
-        return true;
-    }
-    if (qtest_readw(qts, q->used + 2) == q->last_used) {
-        return false;
-    }
-    {
-        uint64_t e = q->used + 4 + 8ull * (q->last_used % q->num);
-        *id = qtest_readl(qts, e);
-        *len = qtest_readl(qts, e + 4);
-        q->last_used++;
-        return true;
-    }
-}
-
 bool vd_get_used(VDev *d, unsigned qi, uint16_t *id, uint32_t *len, unsigned timeout_ms)
 {
     gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
     do {
-        if (try_used(d, &d->q[qi], id, len)) {
+        if (vring_get_used(&d->q[qi].vr, id, len)) {
             return true;
         }
         g_usleep(1000);

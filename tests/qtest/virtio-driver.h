@@ -9,6 +9,7 @@
 #define QNIC_TESTS_VIRTIO_DRIVER_H
 
 #include "libqtest.h"
+#include "vring-driver.h"
 #include <stdint.h>
 #include <stdbool.h>
 
@@ -20,22 +21,14 @@ typedef enum {
 
 #define VD_MAX_QUEUES 16
 
-typedef struct VdBuf {
-    uint64_t addr;
-    uint32_t len;
-    bool write;
-} VdBuf;
+/* One segment of a buffer (vring-driver.h): { addr, len, device-writable }. */
+typedef VringBuf VdBuf;
 
+/* A queue: the driver-side ring (tests/lib/vring-driver.h) over this
+ * device's guest RAM through qtest memread/memwrite. */
 typedef struct VdQueue {
-    unsigned index, num;
-    uint64_t desc, avail, used;
-    bool packed;
-    uint16_t next_desc;        /* split: next descriptor slot to fill */
-    uint16_t avail_idx;        /* split: driver's avail idx */
-    uint16_t last_used;        /* split: next used idx to reap; packed: slot */
-    bool avail_wrap, used_wrap;   /* packed */
-    uint16_t next_id;          /* packed buffer ids */
-    uint16_t chain_len[1024];  /* packed: slots per buffer id */
+    unsigned index;
+    VringDriver vr;
 } VdQueue;
 
 typedef struct VDev {
@@ -48,6 +41,7 @@ typedef struct VDev {
     uint32_t notify_mult;
     unsigned mmio_version;
     uint64_t features;          /* negotiated */
+    VringMem mem;               /* guest RAM through this qtest connection */
     unsigned nq;
     VdQueue q[VD_MAX_QUEUES];
 } VDev;
@@ -80,10 +74,8 @@ uint16_t vd_add(VDev *d, unsigned q, const VdBuf *bufs, unsigned n, bool indirec
 void vd_kick(VDev *d, unsigned q);
 /* Reap one used buffer: true with id/len, false after timeout_ms. */
 bool vd_get_used(VDev *d, unsigned q, uint16_t *id, uint32_t *len, unsigned timeout_ms);
-/* Raw access for malformed-driver tests. */
-void vd_write_desc(VDev *d, unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-                   uint16_t next);
-void vd_publish_avail(VDev *d, unsigned q, uint16_t head);
-void vd_set_avail_idx(VDev *d, unsigned q, uint16_t idx);
+/* Raw ring access (malformed-driver tests) is the vring_* API on
+ * d->q[q].vr; this is its memory accessor, for tables outside the rings. */
+const VringMem *vd_mem(VDev *d);
 
 #endif

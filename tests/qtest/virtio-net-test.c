@@ -13,6 +13,7 @@
  */
 #include "libqtest.h"
 #include "virtio-driver.h"
+#include "qtest-net.h"
 #include <glib.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -144,55 +145,6 @@ static void test_layout(gconstpointer data)
     qtest_quit(qts);
 }
 
-/* ---- a UDP peer for -netdev socket,udp= ---- */
-
-typedef struct {
-    int fd;
-    int dev_port;             /* where the device listens */
-} Peer;
-
-static int free_udp_port(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t l = sizeof(a);
-
-    g_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static char *peer_open(Peer *p)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t l = sizeof(a);
-
-    p->fd = socket(AF_INET, SOCK_DGRAM, 0);
-    g_assert(bind(p->fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    getsockname(p->fd, (struct sockaddr *)&a, &l);
-    p->dev_port = free_udp_port();
-    return g_strdup_printf("-netdev socket,id=n0,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d",
-                           ntohs(a.sin_port), p->dev_port);
-}
-
-static void peer_send(Peer *p, const void *buf, size_t len)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                             .sin_port = htons(p->dev_port) };
-    g_assert_cmpint(sendto(p->fd, buf, len, 0, (struct sockaddr *)&a, sizeof(a)), ==, len);
-}
-
-static ssize_t peer_recv(Peer *p, void *buf, size_t len, int timeout_ms)
-{
-    struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
-
-    if (poll(&pfd, 1, timeout_ms) <= 0) {
-        return -1;
-    }
-    return recv(p->fd, buf, len, 0);
-}
-
 /* ---- traffic ---- */
 
 typedef struct {
@@ -206,20 +158,6 @@ typedef struct {
 
 #define F(x) (1ull << (x))
 #define BASE_F (F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS) | F(VIRTIO_F_VERSION_1))
-
-static void make_frame(uint8_t *f, size_t len, uint8_t tag)
-{
-    static const uint8_t dst[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
-    static const uint8_t src[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
-
-    memcpy(f, dst, 6);
-    memcpy(f + 6, src, 6);
-    f[12] = 0x88;
-    f[13] = 0xb5;   /* local experimental ethertype */
-    for (size_t i = 14; i < len; i++) {
-        f[i] = (uint8_t)(i * 7 + tag);
-    }
-}
 
 static unsigned hdr_len(VDev *d)
 {
@@ -252,7 +190,7 @@ static void post_rx(VDev *d, QTestState *qts, unsigned count, uint32_t size, uin
 }
 
 /* Send one frame guest->peer; check it arrives intact. */
-static void check_tx(VDev *d, QTestState *qts, Peer *p, size_t len, bool indirect, uint8_t tag)
+static void check_tx(VDev *d, QTestState *qts, QtestUdpPeer *p, size_t len, bool indirect, uint8_t tag)
 {
     uint8_t frame[BUFSZ], got[BUFSZ];
     unsigned hl = hdr_len(d);
@@ -262,20 +200,20 @@ static void check_tx(VDev *d, QTestState *qts, Peer *p, size_t len, bool indirec
     uint32_t ulen;
     ssize_t n;
 
-    make_frame(frame, len, tag);
+    qtest_net_make_frame(frame, len, tag);
     qtest_memset(qts, hdr, 0, 16);
     qtest_memwrite(qts, data, frame, len);
     head = vd_add(d, 1, b, 2, indirect);
     vd_kick(d, 1);
     g_assert(vd_get_used(d, 1, &id, &ulen, 5000));
     g_assert_cmpuint(id, ==, head);
-    n = peer_recv(p, got, sizeof(got), 5000);
+    n = qtest_udp_peer_recv(p, got, sizeof(got), 5000);
     g_assert_cmpint(n, ==, len);
     g_assert(memcmp(got, frame, len) == 0);
 }
 
 /* Send one frame peer->guest; return the used length, check contents. */
-static bool check_rx(VDev *d, QTestState *qts, Peer *p, uint64_t *bufs, size_t len, uint8_t tag,
+static bool check_rx(VDev *d, QTestState *qts, QtestUdpPeer *p, uint64_t *bufs, size_t len, uint8_t tag,
                      int timeout_ms)
 {
     uint8_t frame[BUFSZ], got[BUFSZ + 12];
@@ -284,8 +222,8 @@ static bool check_rx(VDev *d, QTestState *qts, Peer *p, uint64_t *bufs, size_t l
     uint32_t ulen;
     unsigned slot;
 
-    make_frame(frame, len, tag);
-    peer_send(p, frame, len);
+    qtest_net_make_frame(frame, len, tag);
+    qtest_udp_peer_send(p, frame, len);
     if (!vd_get_used(d, 0, &id, &ulen, timeout_ms)) {
         return false;
     }
@@ -305,7 +243,7 @@ static void test_traffic(gconstpointer data)
 {
     const TrafficCase *c = data;
     QTestState *qts;
-    Peer p;
+    QtestUdpPeer p;
     VDev d;
     uint64_t bufs[16];
     g_autofree char *nd = NULL;
@@ -314,7 +252,7 @@ static void test_traffic(gconstpointer data)
         g_test_skip("QEMU's pc machine has no virtio-mmio transport (see docs/virtio.md)");
         return;
     }
-    nd = peer_open(&p);
+    nd = qtest_udp_peer_open(&p);
     qts = qtest_initf(QTEST_FLAG_RUNNING, "%s -device %s,netdev=n0%s", nd, c->dev,
                       c->mmio ? "" : ",addr=4");
     bring_up(&d, qts, c);
@@ -358,19 +296,19 @@ static void test_mergeable(void)
 {
     TrafficCase c = { "virtio-net-pci", VD_PCI_MODERN, 0x1000, BASE_F | F(VIRTIO_NET_F_MRG_RXBUF) };
     QTestState *qts;
-    Peer p;
+    QtestUdpPeer p;
     VDev d;
     uint64_t bufs[8];
     uint8_t frame[1400], got[3 * 512];
     uint16_t id;
     uint32_t len, total = 0;
-    g_autofree char *nd = peer_open(&p);
+    g_autofree char *nd = qtest_udp_peer_open(&p);
 
     qts = qtest_initf(QTEST_FLAG_RUNNING, "%s -device virtio-net-pci,netdev=n0,addr=4", nd);
     bring_up(&d, qts, &c);
     post_rx(&d, qts, 8, 512, bufs, false);
-    make_frame(frame, sizeof(frame), 9);
-    peer_send(&p, frame, sizeof(frame));
+    qtest_net_make_frame(frame, sizeof(frame), 9);
+    qtest_udp_peer_send(&p, frame, sizeof(frame));
     for (int i = 0; i < 3; i++) {
         g_assert(vd_get_used(&d, 0, &id, &len, 5000));
         g_assert_cmpuint(id, ==, i);
@@ -418,11 +356,11 @@ static uint8_t ctrl_cmd(VDev *d, QTestState *qts, uint8_t cls, uint8_t cmd, cons
     return ctrl_cmd_q(d, qts, 2, cls, cmd, data, len);
 }
 
-static void send_tagged(Peer *p, const uint8_t dst[6], int vid, uint8_t tag)
+static void send_tagged(QtestUdpPeer *p, const uint8_t dst[6], int vid, uint8_t tag)
 {
     uint8_t f[64] = { 0 };
 
-    make_frame(f, sizeof(f), tag);
+    qtest_net_make_frame(f, sizeof(f), tag);
     memcpy(f, dst, 6);
     if (vid >= 0) {
         f[12] = 0x81;
@@ -432,7 +370,7 @@ static void send_tagged(Peer *p, const uint8_t dst[6], int vid, uint8_t tag)
         f[16] = 0x88;
         f[17] = 0xb5;
     }
-    peer_send(p, f, sizeof(f));
+    qtest_udp_peer_send(p, f, sizeof(f));
 }
 
 static bool rx_tag(VDev *d, QTestState *qts, uint64_t *bufs, uint8_t *tag_out, int timeout)
@@ -461,14 +399,14 @@ static void test_ctrl(void)
     static const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
     static const uint8_t newmac[6] = { 0x52, 0x54, 0x00, 0x99, 0x88, 0x77 };
     QTestState *qts;
-    Peer p;
+    QtestUdpPeer p;
     VDev d;
     uint64_t bufs[32];
     uint8_t off = 0, on = 1, tag;
     uint16_t vid;
     uint8_t table[4 + 4 + 6];
     uint64_t offl = 0;
-    g_autofree char *nd = peer_open(&p);
+    g_autofree char *nd = qtest_udp_peer_open(&p);
 
     qts = qtest_initf(QTEST_FLAG_RUNNING, "%s -device virtio-net-pci,netdev=n0,addr=4", nd);
     bring_up(&d, qts, &c);
@@ -752,45 +690,40 @@ static void test_malformed(gconstpointer data)
     BadKind k = GPOINTER_TO_INT(data);
     TrafficCase c = { "virtio-net-pci", VD_PCI_MODERN, 0x1000, BASE_F | F(VIRTIO_RING_F_INDIRECT_DESC) };
     QTestState *qts;
-    Peer p;
+    QtestUdpPeer p;
     VDev d;
     uint64_t buf, bufs[8];
-    g_autofree char *nd = peer_open(&p);
+    g_autofree char *nd = qtest_udp_peer_open(&p);
     uint8_t st = 0;
+    VringDriver *tx;
 
     qts = qtest_initf(QTEST_FLAG_RUNNING, "%s -device virtio-net-pci,netdev=n0,addr=4", nd);
     bring_up(&d, qts, &c);
     buf = qtest_guest_alloc(qts, 256, 64);
+    tx = &d.q[1].vr;
     switch (k) {
     case BAD_LOOP:
-        vd_write_desc(&d, 1, 0, buf, 64, VRING_DESC_F_NEXT, 1);
-        vd_write_desc(&d, 1, 1, buf, 64, VRING_DESC_F_NEXT, 0);
-        vd_publish_avail(&d, 1, 0);
+        vring_split_write_desc(tx, 0, buf, 64, VRING_DESC_F_NEXT, 1);
+        vring_split_write_desc(tx, 1, buf, 64, VRING_DESC_F_NEXT, 0);
+        vring_split_publish(tx, 0);
         break;
     case BAD_OOR:
-        vd_write_desc(&d, 1, 0, 0x3f0000000ull, 64, 0, 0);
-        vd_publish_avail(&d, 1, 0);
+        vring_split_write_desc(tx, 0, 0x3f0000000ull, 64, 0, 0);
+        vring_split_publish(tx, 0);
         break;
     case BAD_ZERO:
-        vd_write_desc(&d, 1, 0, buf, 0, 0, 0);
-        vd_publish_avail(&d, 1, 0);
+        vring_split_write_desc(tx, 0, buf, 0, 0, 0);
+        vring_split_publish(tx, 0);
         break;
     case BAD_AVAIL_JUMP:
-        vd_write_desc(&d, 1, 0, buf, 64, 0, 0);
-        vd_set_avail_idx(&d, 1, 1000);
+        vring_split_write_desc(tx, 0, buf, 64, 0, 0);
+        vring_split_set_avail_idx(tx, 1000);
         break;
     case BAD_NESTED: {
         uint64_t t = qtest_guest_alloc(qts, 32, 16);
-        uint8_t e[16] = { 0 };
-        uint64_t a = buf;
-        uint32_t l = 16;
-        uint16_t fl = VRING_DESC_F_INDIRECT;
-        memcpy(e, &a, 8);
-        memcpy(e + 8, &l, 4);
-        memcpy(e + 12, &fl, 2);
-        qtest_memwrite(qts, t, e, 16);
-        vd_write_desc(&d, 1, 0, t, 16, VRING_DESC_F_INDIRECT, 0);
-        vd_publish_avail(&d, 1, 0);
+        vring_write_split_desc_at(vd_mem(&d), t, 0, buf, 16, VRING_DESC_F_INDIRECT, 0);
+        vring_split_write_desc(tx, 0, t, 16, VRING_DESC_F_INDIRECT, 0);
+        vring_split_publish(tx, 0);
         break;
     }
     }
@@ -814,7 +747,7 @@ static void test_malformed(gconstpointer data)
         g_assert_cmphex(st & VIRTIO_CONFIG_S_NEEDS_RESET, ==, VIRTIO_CONFIG_S_NEEDS_RESET);
     }
     /* drain whatever QEMU sent for the bad buffer */
-    while (peer_recv(&p, (uint8_t[2048]){ 0 }, 2048, 100) > 0) {
+    while (qtest_udp_peer_recv(&p, (uint8_t[2048]){ 0 }, 2048, 100) > 0) {
     }
     /* after a reset the device works again */
     bring_up(&d, qts, &c);
