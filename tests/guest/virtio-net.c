@@ -4,9 +4,12 @@
  * capabilities, and virtio-mmio version 1 or 2) and both ring layouts
  * (split and packed). One receive and one transmit queue, single-descriptor
  * buffers of 2 KiB, no offloads: enough to check that a device moves frames
- * correctly, with MSI-X, INTx or polling.
+ * correctly, with MSI-X, INTx or polling. The rings themselves are the
+ * shared driver-side library (tests/lib/vring-driver.c) over identity-mapped
+ * RAM.
  */
 #include "guest.h"
+#include "vring-driver.h"
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_pci.h>
@@ -20,16 +23,8 @@
 enum vt_kind { VT_LEGACY, VT_MODERN, VT_MMIO };
 
 struct vq {
-    uint16_t index, size;
-    bool packed;
-    struct vring_desc *desc;
-    struct vring_avail *avail;
-    struct vring_used *used;
-    uint16_t avail_idx, last_used;
-    struct vring_packed_desc *pdesc;
-    struct vring_packed_desc_event *driver_event, *device_event;
-    uint16_t next_avail, next_used;
-    bool avail_wrap, used_wrap;
+    uint16_t index;
+    VringDriver vr;     /* the ring; vr.num is the queue size */
     uint8_t *bufs;
     uint16_t free_ids[QSIZE_MAX];
     uint16_t nfree;
@@ -160,10 +155,48 @@ static void vt_notify(struct vnet *v, struct vq *q)
 
 /* ---- rings ---- */
 
+/* Guest-physical addresses are pointers here. Ring fields the device reads
+ * or writes concurrently (2 bytes: avail idx, packed flags, used idx) are
+ * single volatile accesses; whole descriptors and used entries are read
+ * only after the fence that follows such a field. */
+static void gmem_read(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+    uint8_t *b = buf;
+
+    if (len == 2) {
+        uint16_t v = *(volatile uint16_t *)gpa;
+        b[0] = (uint8_t)v;
+        b[1] = (uint8_t)(v >> 8);
+        return;
+    }
+    memcpy(buf, (const void *)gpa, len);
+}
+
+static void gmem_write(void *opaque, uint64_t gpa, const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+
+    if (len == 2) {
+        *(volatile uint16_t *)gpa = (uint16_t)(b[0] | (b[1] << 8));
+        return;
+    }
+    memcpy((void *)gpa, buf, len);
+}
+
+static void gmem_fence(void *opaque, VringFence kind)
+{
+    switch (kind) {
+    case VRING_FENCE_WRITE: wmb(); break;
+    case VRING_FENCE_READ: rmb(); break;
+    default: mb(); break;
+    }
+}
+
+static const VringMem guest_mem = { .read = gmem_read, .write = gmem_write, .fence = gmem_fence };
+
 static bool vq_alloc(struct vnet *v, struct vq *q, uint16_t index, uint16_t max, bool packed)
 {
     q->index = index;
-    q->packed = packed;
     uint16_t size = max;
     if (!size) {
         return false;
@@ -177,7 +210,6 @@ static bool vq_alloc(struct vnet *v, struct vq *q, uint16_t index, uint16_t max,
         report("virtio queue %u: device queue size %u too large", index, size);
         return false;
     }
-    q->size = size;
     uint16_t track = size > QSIZE_MAX ? QSIZE_MAX : size;  /* buffers we actually post */
     q->bufs = alloc((size_t)track * BUF_SIZE, 4096);
     q->nfree = 0;
@@ -185,27 +217,22 @@ static bool vq_alloc(struct vnet *v, struct vq *q, uint16_t index, uint16_t max,
         q->free_ids[q->nfree++] = (uint16_t)i;
     }
     if (packed) {
-        q->pdesc = alloc_page_aligned(sizeof(struct vring_packed_desc) * size);
-        q->driver_event = alloc(sizeof(*q->driver_event), 16);
-        q->device_event = alloc(sizeof(*q->device_event), 16);
-        q->avail_wrap = q->used_wrap = true;
+        uint64_t desc = (uint64_t)alloc_page_aligned(sizeof(struct vring_packed_desc) * size);
+        uint64_t drv = (uint64_t)alloc(sizeof(struct vring_packed_desc_event), 16);
+        uint64_t dev = (uint64_t)alloc(sizeof(struct vring_packed_desc_event), 16);
+        vring_driver_init(&q->vr, &guest_mem, size, true, desc, drv, dev);
     } else {
         /* Legacy layout: desc, avail, then used on the next 4 KiB boundary. */
-        size_t avail_off = 16ull * size;
-        size_t used_off = ALIGN_UP(avail_off + 6 + 2ull * size, 4096);
-        uint8_t *mem = alloc_page_aligned(used_off + 6 + 8ull * size);
-        q->desc = (void *)mem;
-        q->avail = (void *)(mem + avail_off);
-        q->used = (void *)(mem + used_off);
+        uint64_t mem = (uint64_t)alloc_page_aligned(vring_legacy_size(size, 4096));
+        vring_driver_init(&q->vr, &guest_mem, size, false, mem, mem + 16ull * size,
+                          mem + vring_legacy_used_offset(size, 4096));
     }
     return true;
 }
 
 static bool vq_setup(struct vnet *v, struct vq *q, int msix_vec)
 {
-    uint64_t desc = q->packed ? (uint64_t)q->pdesc : (uint64_t)q->desc;
-    uint64_t drv = q->packed ? (uint64_t)q->driver_event : (uint64_t)q->avail;
-    uint64_t dev = q->packed ? (uint64_t)q->device_event : (uint64_t)q->used;
+    uint64_t desc = q->vr.desc, drv = q->vr.avail, dev = q->vr.used;
     switch (v->kind) {
     case VT_LEGACY:
         outw(v->io + VIRTIO_PCI_QUEUE_SEL, q->index);
@@ -220,7 +247,7 @@ static bool vq_setup(struct vnet *v, struct vq *q, int msix_vec)
     case VT_MODERN: {
         uint64_t c = v->common;
         mmio_write16(c + VIRTIO_PCI_COMMON_Q_SELECT, q->index);
-        mmio_write16(c + VIRTIO_PCI_COMMON_Q_SIZE, q->size);
+        mmio_write16(c + VIRTIO_PCI_COMMON_Q_SIZE, q->vr.num);
         if (v->msix) {
             mmio_write16(c + VIRTIO_PCI_COMMON_Q_MSIX, (uint16_t)msix_vec);
             if (mmio_read16(c + VIRTIO_PCI_COMMON_Q_MSIX) != (uint16_t)msix_vec) {
@@ -241,7 +268,7 @@ static bool vq_setup(struct vnet *v, struct vq *q, int msix_vec)
     default: {
         uint64_t b = v->io;
         mmio_write32(b + VIRTIO_MMIO_QUEUE_SEL, q->index);
-        mmio_write32(b + VIRTIO_MMIO_QUEUE_NUM, q->size);
+        mmio_write32(b + VIRTIO_MMIO_QUEUE_NUM, q->vr.num);
         if (v->mmio_v1) {
             mmio_write32(b + VIRTIO_MMIO_QUEUE_ALIGN, 4096);
             mmio_write32(b + VIRTIO_MMIO_QUEUE_PFN, (uint32_t)(desc >> 12));
@@ -259,77 +286,14 @@ static bool vq_setup(struct vnet *v, struct vq *q, int msix_vec)
     }
 }
 
-/* Make buffer `id` (len bytes, device-writable or not) available. */
+/* Make buffer `id` (len bytes, device-writable or not) available: one
+ * descriptor, in slot `id` of a split ring. */
 static void vq_add(struct vq *q, uint16_t id, uint32_t len, bool device_writes)
 {
-    uint64_t addr = (uint64_t)(q->bufs + (size_t)id * BUF_SIZE);
-    if (q->packed) {
-        struct vring_packed_desc *d = &q->pdesc[q->next_avail];
-        d->addr = addr;
-        d->len = len;
-        d->id = id;
-        uint16_t flags = device_writes ? VRING_DESC_F_WRITE : 0;
-        if (q->avail_wrap) {
-            flags |= 1 << VRING_PACKED_DESC_F_AVAIL;
-        } else {
-            flags |= 1 << VRING_PACKED_DESC_F_USED;
-        }
-        wmb();
-        d->flags = flags;
-        if (++q->next_avail == q->size) {
-            q->next_avail = 0;
-            q->avail_wrap = !q->avail_wrap;
-        }
-        return;
-    }
-    struct vring_desc *d = &q->desc[id];
-    d->addr = addr;
-    d->len = len;
-    d->flags = device_writes ? VRING_DESC_F_WRITE : 0;
-    d->next = 0;
-    q->avail->ring[q->avail_idx % q->size] = id;
-    wmb();
-    q->avail->idx = ++q->avail_idx;
-}
+    VringBuf b = { .addr = (uint64_t)(q->bufs + (size_t)id * BUF_SIZE), .len = len,
+                   .write = device_writes };
 
-static bool vq_should_notify(struct vq *q)
-{
-    mb();
-    if (q->packed) {
-        return q->device_event->flags != VRING_PACKED_EVENT_FLAG_DISABLE;
-    }
-    return !(q->used->flags & VRING_USED_F_NO_NOTIFY);
-}
-
-/* Take one used buffer; returns false when none is ready. */
-static bool vq_get_used(struct vq *q, uint16_t *id, uint32_t *len)
-{
-    if (q->packed) {
-        struct vring_packed_desc *d = &q->pdesc[q->next_used];
-        uint16_t flags = *(volatile uint16_t *)&d->flags;
-        bool avail = flags & (1 << VRING_PACKED_DESC_F_AVAIL);
-        bool used = flags & (1 << VRING_PACKED_DESC_F_USED);
-        if (avail != used || used != q->used_wrap) {
-            return false;
-        }
-        rmb();
-        *id = d->id;
-        *len = d->len;
-        if (++q->next_used == q->size) {
-            q->next_used = 0;
-            q->used_wrap = !q->used_wrap;
-        }
-        return true;
-    }
-    if (q->last_used == *(volatile uint16_t *)&q->used->idx) {
-        return false;
-    }
-    rmb();
-    struct vring_used_elem *e = &q->used->ring[q->last_used % q->size];
-    *id = (uint16_t)e->id;
-    *len = e->len;
-    q->last_used++;
-    return true;
+    vring_add_at(&q->vr, id, &b, 1);
 }
 
 /* ---- the NIC ops ---- */
@@ -338,7 +302,7 @@ static void tx_reclaim(struct vnet *v)
 {
     uint16_t id;
     uint32_t len;
-    while (vq_get_used(&v->txq, &id, &len)) {
+    while (vring_get_used(&v->txq.vr, &id, &len)) {
         if (id < QSIZE_MAX && v->txq.nfree < QSIZE_MAX) {
             v->txq.free_ids[v->txq.nfree++] = id;
         }
@@ -363,7 +327,7 @@ static bool vnet_tx(struct nic *n, const void *frame, size_t len)
      * the ring is low. */
     if (!n->tx_defer || ++v->tx_unkicked >= n->tx_batch || v->txq.nfree < 8) {
         v->tx_unkicked = 0;
-        if (vq_should_notify(&v->txq)) {
+        if (vring_kick_wanted(&v->txq.vr)) {
             uint64_t t0 = rdtsc();
             vt_notify(v, &v->txq);
             n->kick_cycles += rdtsc() - t0;
@@ -379,11 +343,11 @@ static size_t vnet_rx(struct nic *n, void *out, size_t max)
     struct vnet *v = n->priv;
     uint16_t id;
     uint32_t len;
-    if (!vq_get_used(&v->rxq, &id, &len)) {
+    if (!vring_get_used(&v->rxq.vr, &id, &len)) {
         return 0;
     }
     size_t flen = 0;
-    if (id >= QSIZE_MAX || id >= v->rxq.size) {
+    if (id >= QSIZE_MAX || id >= v->rxq.vr.num) {
         report("warning=\"virtio rx: bad used id %u\"", id);
         return 0;
     }
@@ -398,7 +362,7 @@ static size_t vnet_rx(struct nic *n, void *out, size_t max)
     /* The device still holds most of the ring: kick for refills in batches. */
     if (++v->rx_unkicked >= 32) {
         v->rx_unkicked = 0;
-        if (vq_should_notify(&v->rxq)) {
+        if (vring_kick_wanted(&v->rxq.vr)) {
             vt_notify(v, &v->rxq);
         }
     }
@@ -517,7 +481,7 @@ static struct nic *vnet_init(struct vnet *v, const char *want)
         v->nic.mac[i] = (v->features & (1ull << VIRTIO_NET_F_MAC)) ? vt_config8(v, i) : (uint8_t)(0x52 + i);
     }
     /* Post every RX buffer before DRIVER_OK so the device can deliver at once. */
-    uint16_t nrx = v->rxq.size > QSIZE_MAX ? QSIZE_MAX : v->rxq.size;
+    uint16_t nrx = v->rxq.vr.num > QSIZE_MAX ? QSIZE_MAX : v->rxq.vr.num;
     for (uint16_t i = 0; i < nrx; i++) {
         vq_add(&v->rxq, i, BUF_SIZE, true);
     }
@@ -532,7 +496,7 @@ static struct nic *vnet_init(struct vnet *v, const char *want)
     v->nic.ops = &vnet_ops;
     report("virtio transport=%s ring=%s features=0x%lx qsize=%u/%u hdr=%zu", v->kind == VT_LEGACY ? "legacy"
            : v->kind == VT_MODERN ? "modern" : v->mmio_v1 ? "mmio-v1" : "mmio-v2", packed ? "packed" : "split",
-           v->features, v->rxq.size, v->txq.size, v->hdr_len);
+           v->features, v->rxq.vr.num, v->txq.vr.num, v->hdr_len);
     return &v->nic;
 }
 
