@@ -20,9 +20,11 @@
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
 #include "fuzz.h"
+#include "vring-driver.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/virtio_ring.h>
 
 /* FUZZ_DEVICE names one -device string; FUZZ_DEVICES (fuzz-multi.c) lists
  * several PCI NICs on one machine, so that one device's DMA can reach
@@ -228,17 +230,12 @@ static void desc_fill(Ctx *c, FuzzIn *in)
     uint16_t flags = fuzz_u16(in);
 
     for (unsigned i = 0; i < count && table + 16ull * (i + 1) <= RAM_SIZE; i++) {
-        uint16_t f = flags | (i + 1 < count ? 1 : 0);   /* VRING_DESC_F_NEXT */
+        uint16_t f = flags | (i + 1 < count ? VRING_DESC_F_NEXT : 0);
         uint8_t d[16];
-        memcpy(d, &buf, 8);
-        memcpy(d + 8, &len, 4);
         if (mode & 1) {             /* packed: id 0, the flags carry avail/used */
-            memset(d + 12, 0, 2);
-            memcpy(d + 14, &f, 2);
+            vring_encode_packed_desc(d, buf, len, 0, f);
         } else {
-            uint16_t next = (uint16_t)(i + 1);
-            memcpy(d + 12, &f, 2);
-            memcpy(d + 14, &next, 2);
+            vring_encode_split_desc(d, buf, len, f, (uint16_t)(i + 1));
         }
         qnic_as_rw(&c->m->mem, table + 16ull * i, d, sizeof(d), true);
     }
