@@ -12,7 +12,7 @@
 #include "qnic/machine.h"
 #include "qnic/virtqueue.h"
 #include "qnic/log.h"
-#include "vring-driver.h"
+#include "vring-host.h"
 #include <linux/virtio_ring.h>
 #include <linux/virtio_config.h>
 
@@ -32,7 +32,8 @@ typedef struct {
     struct iovec iov[64];
     QnicVqElem e;
     unsigned broken_calls, notify_calls;
-    VringMem mem;               /* the machine's RAM as the driver sees it */
+    VringHostRam ram;           /* the machine's RAM as the driver sees it */
+    VringMem mem;
     VringDriver drv;            /* the driver side */
 } Fx;
 
@@ -57,24 +58,6 @@ static uint8_t *ram(Fx *f, uint64_t gpa)
     return p;
 }
 
-static void ram_read(void *opaque, uint64_t gpa, void *buf, size_t len)
-{
-    Fx *f = opaque;
-    void *p = qnic_machine_ram_ptr(f->m, gpa, len);
-
-    g_assert_nonnull(p);
-    memcpy(buf, p, len);
-}
-
-static void ram_write(void *opaque, uint64_t gpa, const void *buf, size_t len)
-{
-    Fx *f = opaque;
-    void *p = qnic_machine_ram_ptr(f->m, gpa, len);
-
-    g_assert_nonnull(p);
-    memcpy(p, buf, len);
-}
-
 /* Set up a queue of `num` entries with the given feature bits. */
 static void fx_init(Fx *f, uint16_t num, uint64_t features)
 {
@@ -97,7 +80,9 @@ static void fx_init(Fx *f, uint16_t num, uint64_t features)
     f->e.iov = f->iov;
     f->e.iov_cap = G_N_ELEMENTS(f->iov);
     g_assert_true(qnic_vq_start(&f->vq, features));
-    f->mem = (VringMem){ .read = ram_read, .write = ram_write, .opaque = f };
+    f->ram = (VringHostRam){ qnic_machine_ram_ptr(f->m, 0, cfg.ram_size), cfg.ram_size };
+    g_assert_nonnull(f->ram.base);
+    f->mem = vring_host_ram_mem(&f->ram);
     vring_driver_init(&f->drv, &f->mem, num, features & (1ull << VIRTIO_F_RING_PACKED), DESC_GPA,
                       AVAIL_GPA, USED_GPA);
 }

@@ -1,0 +1,43 @@
+/*
+ * A driver-side ring accessor over host memory (see vring-host.h).
+ */
+#include "vring-host.h"
+#include <glib.h>
+#include <string.h>
+
+static uint8_t *host_ptr(VringHostRam *ram, uint64_t gpa, size_t len)
+{
+    g_assert_cmpuint(gpa, <=, ram->size);
+    g_assert_cmpuint(len, <=, ram->size - gpa);
+    return ram->base + gpa;
+}
+
+static void host_read(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+    memcpy(buf, host_ptr(opaque, gpa, len), len);
+}
+
+static void host_write(void *opaque, uint64_t gpa, const void *buf, size_t len)
+{
+    memcpy(host_ptr(opaque, gpa, len), buf, len);
+}
+
+static void host_fence(void *opaque, VringFence kind)
+{
+    switch (kind) {
+    case VRING_FENCE_WRITE:
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        break;
+    case VRING_FENCE_READ:
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        break;
+    default:
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        break;
+    }
+}
+
+VringMem vring_host_ram_mem(VringHostRam *ram)
+{
+    return (VringMem){ .read = host_read, .write = host_write, .fence = host_fence, .opaque = ram };
+}
