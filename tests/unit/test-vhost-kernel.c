@@ -17,6 +17,7 @@
  * and a test of the real device, skipped here.
  */
 #include "test-tap-helpers.h"
+#include "vring-host.h"
 #include "qnic/machine.h"
 #include "qnic/pci.h"
 #include "qnic/virtio.h"
@@ -238,7 +239,9 @@ typedef struct {
     QnicPciDevice *pd;
     QnicNetdev *nd;
     int gsi_level[QNIC_NUM_GSI];
-    uint16_t tx_avail, rx_avail;
+    VringHostRam ram;           /* the driver's view of guest RAM */
+    VringMem mem;
+    VringDriver vq[3];          /* RX, TX, control */
 } Fx;
 
 static void on_gsi(void *opaque, unsigned gsi, int level)
@@ -278,16 +281,9 @@ static void notify(Fx *f, unsigned q)
 /* A 2 KiB receive buffer; notifies once the driver is running. */
 static void post_rx(Fx *f, uint64_t gpa)
 {
-    struct vring_desc *d = (struct vring_desc *)ram(f, RXQ_GPA);
-    uint8_t *avail = ram(f, RXQ_GPA + 0x1000);
-    unsigned slot = f->rx_avail % 256;
+    VringBuf b = { .addr = gpa, .len = 2048, .write = true };
 
-    d[slot].addr = gpa;
-    d[slot].len = 2048;
-    d[slot].flags = VRING_DESC_F_WRITE;
-    qnic_st16(avail + 4 + 2 * slot, slot);
-    f->rx_avail++;
-    qnic_st16(avail + 2, f->rx_avail);
+    vring_add(&f->vq[0], &b, 1);
     if (bar4_read(f, CC(device_status), 1) & VIRTIO_CONFIG_S_DRIVER_OK) {
         notify(f, 0);
     }
@@ -331,7 +327,8 @@ static uint64_t driver_up(Fx *f)
 
         bar4_write(f, CC(queue_select), 2, q);
         memset(ram(f, g), 0, 0x3000);
-        bar4_write(f, CC(queue_size), 2, q < 2 ? 256 : 64);
+        vring_driver_init(&f->vq[q], &f->mem, q < 2 ? 256 : 64, false, g, g + 0x1000, g + 0x2000);
+        bar4_write(f, CC(queue_size), 2, f->vq[q].num);
         bar4_write(f, CC(queue_desc_lo), 4, (uint32_t)g);
         bar4_write(f, CC(queue_desc_hi), 4, g >> 32);
         bar4_write(f, CC(queue_avail_lo), 4, (uint32_t)(g + 0x1000));
@@ -341,7 +338,6 @@ static uint64_t driver_up(Fx *f)
         bar4_write(f, CC(queue_msix_vector), 2, VIRTIO_MSI_NO_VECTOR);
         bar4_write(f, CC(queue_enable), 2, 1);
     }
-    f->tx_avail = f->rx_avail = 0;
     post_rx(f, RXBUF_GPA);
     bar4_write(f, CC(device_status), 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
                VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
@@ -353,25 +349,18 @@ static uint64_t driver_up(Fx *f)
 /* A frame behind a zero 12-byte header in one TX descriptor. */
 static void post_tx(Fx *f, const uint8_t *frame, size_t len)
 {
-    struct vring_desc *d = (struct vring_desc *)ram(f, TXQ_GPA);
-    uint8_t *avail = ram(f, TXQ_GPA + 0x1000);
     uint8_t *buf = ram(f, TXBUF_GPA);
-    unsigned slot = f->tx_avail % 256;
+    VringBuf b = { .addr = TXBUF_GPA, .len = 12 + len };
 
     memset(buf, 0, 12);
     memcpy(buf + 12, frame, len);
-    d[slot].addr = TXBUF_GPA;
-    d[slot].len = 12 + len;
-    d[slot].flags = 0;
-    qnic_st16(avail + 4 + 2 * slot, slot);
-    f->tx_avail++;
-    qnic_st16(avail + 2, f->tx_avail);
+    vring_add(&f->vq[1], &b, 1);
     notify(f, 1);
 }
 
 static uint16_t used_idx(Fx *f, unsigned q)
 {
-    return qnic_ld16(ram(f, ring_gpa[q] + 0x2000 + 2));
+    return vring_split_used_idx(&f->vq[q]);
 }
 
 static unsigned intx_gsi(Fx *f)
@@ -387,6 +376,9 @@ static void fx_init(Fx *f, const char *netdev)
     memset(f, 0, sizeof(*f));
     f->m = qnic_machine_new(&cfg, &err);
     g_assert_no_error(err);
+    f->ram = (VringHostRam){ qnic_machine_ram_ptr(f->m, 0, cfg.ram_size), cfg.ram_size };
+    g_assert_nonnull(f->ram.base);
+    f->mem = vring_host_ram_mem(&f->ram);
     f->nd = qnic_netdev_add_str(netdev, &err);
     g_assert_no_error(err);
     g_assert_nonnull(f->nd);

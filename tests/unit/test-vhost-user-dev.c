@@ -12,6 +12,7 @@
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
 #include "test-net-common.h"
+#include "vring-host.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
@@ -42,6 +43,9 @@ typedef struct Fe {
     TestNic *peer;
     int memfd;
     uint8_t *ram;
+    VringHostRam host;          /* the driver side's view of ram */
+    VringMem mem;
+    VringDriver rx, tx;
     int kick[2], call[2];
     uint64_t features;
     bool packed;
@@ -174,6 +178,10 @@ static Fe *fe_new(const char *hub, bool packed)
     g_assert_cmpint(ftruncate(fe->memfd, RAM_SIZE), ==, 0);
     fe->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fe->memfd, 0);
     g_assert_true(fe->ram != MAP_FAILED);
+    fe->host = (VringHostRam){ fe->ram, RAM_SIZE };
+    fe->mem = vring_host_ram_mem(&fe->host);
+    vring_driver_init(&fe->rx, &fe->mem, QSZ, packed, RX_DESC, RX_AVAIL, RX_USED);
+    vring_driver_init(&fe->tx, &fe->mem, QSZ, packed, TX_DESC, TX_AVAIL, TX_USED);
     for (int i = 0; i < 2; i++) {
         fe->kick[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         fe->call[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -250,33 +258,13 @@ static uint8_t *gp(Fe *fe, uint64_t gpa)
     return fe->ram + gpa;
 }
 
-static void split_desc(Fe *fe, uint64_t table, unsigned i, uint64_t addr, uint32_t len,
-                       uint16_t flags, uint16_t next)
+/* Make one single-descriptor buffer available on a ring, as buffer (and,
+ * split, head slot) `id`. */
+static void ring_add(VringDriver *r, uint16_t id, uint64_t addr, uint32_t len, bool write)
 {
-    uint8_t *d = gp(fe, table + 16 * i);
-    qnic_st64(d, addr);
-    qnic_st32(d + 8, len);
-    qnic_st16(d + 12, flags);
-    qnic_st16(d + 14, next);
-}
+    VringBuf b = { .addr = addr, .len = len, .write = write };
 
-static void split_avail_add(Fe *fe, uint64_t avail, uint16_t head)
-{
-    uint16_t idx = qnic_ld16(gp(fe, avail + 2));
-    qnic_st16(gp(fe, avail + 4 + 2 * (idx % QSZ)), head);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    qnic_st16(gp(fe, avail + 2), idx + 1);
-}
-
-static void packed_desc(Fe *fe, uint64_t table, unsigned i, uint64_t addr, uint32_t len,
-                        uint16_t id, uint16_t flags)
-{
-    uint8_t *d = gp(fe, table + 16 * i);
-    qnic_st64(d, addr);
-    qnic_st32(d + 8, len);
-    qnic_st16(d + 12, id);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    qnic_st16(d + 14, flags);
+    vring_add_at(r, id, &b, 1);
 }
 
 static uint64_t read_eventfd(int fd)
@@ -315,8 +303,7 @@ static void check_tx_split(Fe *fe, unsigned nth)
     make_frame(frame, sizeof(frame), (uint8_t)nth);
     memset(gp(fe, TX_BUF), 0, HDR_LEN);
     memcpy(gp(fe, TX_BUF + HDR_LEN), frame, sizeof(frame));
-    split_desc(fe, TX_DESC, nth % QSZ, TX_BUF, HDR_LEN + sizeof(frame), 0, 0);
-    split_avail_add(fe, TX_AVAIL, nth % QSZ);
+    ring_add(&fe->tx, nth % QSZ, TX_BUF, HDR_LEN + sizeof(frame), false);
     read_eventfd(fe->call[1]);
     kick(fe, 1);
     g_assert_cmpuint(fe->peer->frames->len, ==, before + 1);
@@ -341,8 +328,7 @@ static void test_split_tx_rx(void)
 
     /* RX: post two buffers, deliver a frame from the wire */
     for (unsigned i = 0; i < 2; i++) {
-        split_desc(fe, RX_DESC, i, RX_BUF + 0x800 * i, 0x800, VRING_DESC_F_WRITE, 0);
-        split_avail_add(fe, RX_AVAIL, i);
+        ring_add(&fe->rx, i, RX_BUF + 0x800 * i, 0x800, true);
     }
     kick(fe, 0);
     uint8_t frame[100];
@@ -394,8 +380,7 @@ static void test_split_tx_rx(void)
     g_assert_false(info.started);
     g_assert_cmpint(info.kick_fd, ==, -1);
     /* A stopped ring does not move: a new frame stays in the ring. */
-    split_desc(fe, TX_DESC, 2, TX_BUF, HDR_LEN + 60, 0, 0);
-    split_avail_add(fe, TX_AVAIL, 2);
+    ring_add(&fe->tx, 2, TX_BUF, HDR_LEN + 60, false);
     before = fe->peer->frames->len;
     kick(fe, 1);
     g_assert_cmpuint(fe->peer->frames->len, ==, before);
@@ -435,7 +420,7 @@ static void test_packed(void)
     make_frame(frame, sizeof(frame), 3);
     memset(gp(fe, TX_BUF), 0, HDR_LEN);
     memcpy(gp(fe, TX_BUF + HDR_LEN), frame, sizeof(frame));
-    packed_desc(fe, TX_DESC, 0, TX_BUF, HDR_LEN + sizeof(frame), 5, avail);
+    ring_add(&fe->tx, 5, TX_BUF, HDR_LEN + sizeof(frame), false);    /* flags: avail */
     kick(fe, 1);
     g_assert_cmpuint(fe->peer->frames->len, ==, 1);
     g_assert_true(test_frame_eq(g_ptr_array_index(fe->peer->frames, 0), frame, sizeof(frame)));
@@ -443,7 +428,7 @@ static void test_packed(void)
     g_assert_cmpuint(qnic_ld16(gp(fe, TX_DESC + 12)), ==, 5);
 
     /* RX: a buffer in slot 0, then a frame */
-    packed_desc(fe, RX_DESC, 0, RX_BUF, 0x800, 9, avail | VRING_DESC_F_WRITE);
+    ring_add(&fe->rx, 9, RX_BUF, 0x800, true);       /* flags: avail | WRITE */
     kick(fe, 0);
     make_frame(frame, sizeof(frame), 4);
     qnic_net_send(fe->peer->nc, frame, sizeof(frame));
@@ -629,8 +614,7 @@ static void test_broken_ring(void)
 
     fe_negotiate(fe);
     g_assert_true(req_vring_fd(fe, QNIC_VHU_SET_VRING_ERR, 1, err));
-    split_desc(fe, TX_DESC, 0, RAM_SIZE + 0x1000, 64, 0, 0);
-    split_avail_add(fe, TX_AVAIL, 0);
+    ring_add(&fe->tx, 0, RAM_SIZE + 0x1000, 64, false);
     kick(fe, 1);
     g_assert_cmpuint(fe->peer->frames->len, ==, 0);
     g_assert_true(qnic_vhu_dev_vring_info(fe->d, 1, &info));
@@ -772,8 +756,7 @@ static void test_hostile_fds(void)
     make_frame(frame, sizeof(frame), 2);
     memset(gp(fe, TX_BUF), 0, HDR_LEN);
     memcpy(gp(fe, TX_BUF + HDR_LEN), frame, sizeof(frame));
-    split_desc(fe, TX_DESC, 2, TX_BUF, HDR_LEN + sizeof(frame), 0, 0);
-    split_avail_add(fe, TX_AVAIL, 2);
+    ring_add(&fe->tx, 2, TX_BUF, HDR_LEN + sizeof(frame), false);
     alarm(20);                  /* a hang fails the test instead of stalling it */
     kick(fe, 1);
     alarm(0);

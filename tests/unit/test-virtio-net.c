@@ -14,6 +14,7 @@
 #include "qnic/net.h"
 #include "qnic/mainloop.h"
 #include "qnic/virtio.h"
+#include "vring-host.h"
 #include <linux/virtio_pci.h>
 #include <linux/virtio_net.h>
 #include <linux/pci_regs.h>
@@ -43,6 +44,9 @@ typedef struct {
     unsigned frames;
     uint8_t last_frame[2048];
     size_t last_len;
+    VringHostRam ram;             /* the driver's view of guest RAM */
+    VringMem mem;
+    VringDriver txq;
 } Fx;
 
 static void on_gsi(void *opaque, unsigned gsi, int level)
@@ -106,6 +110,9 @@ static void fx_init(Fx *f, bool in_kernel, const char *devopts)
     memset(f, 0, sizeof(*f));
     f->m = qnic_machine_new(&cfg, &err);
     g_assert_no_error(err);
+    f->ram = (VringHostRam){ qnic_machine_ram_ptr(f->m, 0, cfg.ram_size), cfg.ram_size };
+    g_assert_nonnull(f->ram.base);
+    f->mem = vring_host_ram_mem(&f->ram);
     f->fds = g_array_new(FALSE, TRUE, sizeof(SeenFd));
     f->mem_l = (QnicAsListener){ .ioeventfd_add = l_fd_add, .ioeventfd_del = l_fd_del, .opaque = f };
     f->io_l = f->mem_l;
@@ -179,10 +186,17 @@ static void legacy_up(Fx *f, uint32_t want)
     offered = io_read(f, VIRTIO_PCI_HOST_FEATURES, 4);
     io_write(f, VIRTIO_PCI_GUEST_FEATURES, 4, offered & want);
     for (unsigned q = 0; q < 3; q++) {
+        uint16_t num;
+
         io_write(f, VIRTIO_PCI_QUEUE_SEL, 2, q);
-        g_assert_cmpuint(io_read(f, VIRTIO_PCI_QUEUE_NUM, 2), >=, 64);
+        num = io_read(f, VIRTIO_PCI_QUEUE_NUM, 2);
+        g_assert_cmpuint(num, >=, 64);
         memset(ram(f, qaddr[q]), 0, 0x4000);
         io_write(f, VIRTIO_PCI_QUEUE_PFN, 4, qaddr[q] >> VIRTIO_PCI_QUEUE_ADDR_SHIFT);
+        if (q == 1) {
+            vring_driver_init(&f->txq, &f->mem, num, false, TXQ_GPA, TXQ_GPA + 16ull * num,
+                              TXQ_GPA + vring_legacy_used_offset(num, 4096));
+        }
     }
     io_write(f, VIRTIO_PCI_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
              VIRTIO_CONFIG_S_DRIVER_OK);
@@ -295,31 +309,19 @@ static SeenFd *find_fd(Fx *f, bool legacy, unsigned q)
     return NULL;
 }
 
-/* Post one TX frame (split legacy ring, 256 entries, header + data). */
+/* Post one TX frame (split legacy ring, header + data: a chain of two). */
 static void post_tx(Fx *f, const uint8_t *frame, size_t len)
 {
-    uint8_t *desc = ram(f, TXQ_GPA), *avail = ram(f, TXQ_GPA + 256 * 16);
-    uint16_t idx = qnic_ld16(avail + 2);
-    unsigned d = (idx * 2) % 256;
+    VringBuf b[2] = { { .addr = BUF_GPA, .len = 10 }, { .addr = BUF_GPA + 0x100, .len = len } };
 
     memset(ram(f, BUF_GPA), 0, 10);
     memcpy(ram(f, BUF_GPA + 0x100), frame, len);
-    qnic_st64(desc + 16 * d, BUF_GPA);
-    qnic_st32(desc + 16 * d + 8, 10);
-    qnic_st16(desc + 16 * d + 12, VRING_DESC_F_NEXT);
-    qnic_st16(desc + 16 * d + 14, d + 1);
-    qnic_st64(desc + 16 * (d + 1), BUF_GPA + 0x100);
-    qnic_st32(desc + 16 * (d + 1) + 8, len);
-    qnic_st16(desc + 16 * (d + 1) + 12, 0);
-    qnic_st16(avail + 4 + 2 * (idx % 256), d);
-    qnic_st16(avail + 2, idx + 1);
+    vring_add(&f->txq, b, 2);
 }
 
 static uint16_t tx_used_idx(Fx *f)
 {
-    /* used ring of a 256-entry legacy queue: next 4 KiB boundary after
-     * desc (4096) + avail (6 + 512) */
-    return qnic_ld16(ram(f, TXQ_GPA + 0x2000 + 2));
+    return vring_split_used_idx(&f->txq);
 }
 
 static void loop_until(Fx *f, unsigned *counter, unsigned want)
