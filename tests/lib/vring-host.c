@@ -2,6 +2,7 @@
  * A driver-side ring accessor over host memory (see vring-host.h).
  */
 #include "vring-host.h"
+#include "qnic/machine.h"
 #include <glib.h>
 #include <string.h>
 
@@ -40,4 +41,12 @@ static void host_fence(void *opaque, VringFence kind)
 VringMem vring_host_ram_mem(VringHostRam *ram)
 {
     return (VringMem){ .read = host_read, .write = host_write, .fence = host_fence, .opaque = ram };
+}
+
+VringMem vring_host_machine_mem(VringHostRam *ram, QnicMachine *m, uint64_t size)
+{
+    ram->base = qnic_machine_ram_ptr(m, 0, size);
+    ram->size = size;
+    g_assert_nonnull(ram->base);
+    return vring_host_ram_mem(ram);
 }

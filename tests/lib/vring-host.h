@@ -19,4 +19,9 @@ typedef struct VringHostRam {
  * fences, for a device side that runs in another thread. */
 VringMem vring_host_ram_mem(VringHostRam *ram);
 
+/* The same over a machine's RAM below 4 GiB (`size` bytes, the whole RAM
+ * of a unit test's machine): fills `ram` and returns its accessor. */
+struct QnicMachine;
+VringMem vring_host_machine_mem(VringHostRam *ram, struct QnicMachine *m, uint64_t size);
+
 #endif

@@ -376,9 +376,7 @@ static void fx_init(Fx *f, const char *netdev)
     memset(f, 0, sizeof(*f));
     f->m = qnic_machine_new(&cfg, &err);
     g_assert_no_error(err);
-    f->ram = (VringHostRam){ qnic_machine_ram_ptr(f->m, 0, cfg.ram_size), cfg.ram_size };
-    g_assert_nonnull(f->ram.base);
-    f->mem = vring_host_ram_mem(&f->ram);
+    f->mem = vring_host_machine_mem(&f->ram, f->m, cfg.ram_size);
     f->nd = qnic_netdev_add_str(netdev, &err);
     g_assert_no_error(err);
     g_assert_nonnull(f->nd);

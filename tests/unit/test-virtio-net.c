@@ -110,9 +110,7 @@ static void fx_init(Fx *f, bool in_kernel, const char *devopts)
     memset(f, 0, sizeof(*f));
     f->m = qnic_machine_new(&cfg, &err);
     g_assert_no_error(err);
-    f->ram = (VringHostRam){ qnic_machine_ram_ptr(f->m, 0, cfg.ram_size), cfg.ram_size };
-    g_assert_nonnull(f->ram.base);
-    f->mem = vring_host_ram_mem(&f->ram);
+    f->mem = vring_host_machine_mem(&f->ram, f->m, cfg.ram_size);
     f->fds = g_array_new(FALSE, TRUE, sizeof(SeenFd));
     f->mem_l = (QnicAsListener){ .ioeventfd_add = l_fd_add, .ioeventfd_del = l_fd_del, .opaque = f };
     f->io_l = f->mem_l;

@@ -80,9 +80,7 @@ static void fx_init(Fx *f, uint16_t num, uint64_t features)
     f->e.iov = f->iov;
     f->e.iov_cap = G_N_ELEMENTS(f->iov);
     g_assert_true(qnic_vq_start(&f->vq, features));
-    f->ram = (VringHostRam){ qnic_machine_ram_ptr(f->m, 0, cfg.ram_size), cfg.ram_size };
-    g_assert_nonnull(f->ram.base);
-    f->mem = vring_host_ram_mem(&f->ram);
+    f->mem = vring_host_machine_mem(&f->ram, f->m, cfg.ram_size);
     vring_driver_init(&f->drv, &f->mem, num, features & (1ull << VIRTIO_F_RING_PACKED), DESC_GPA,
                       AVAIL_GPA, USED_GPA);
 }
