@@ -43,6 +43,7 @@
 #define RTL_MSR         0x58    /* 8: media status */
 #define RTL_CONFIG3     0x59
 #define RTL_CONFIG4     0x5a
+#define RTL_HLTCLK      0x5b    /* 8: halt clock */
 #define RTL_MULINT      0x5c    /* 16: multiple interrupt select */
 #define RTL_RERID       0x5e    /* 8: PCI revision ID */
 #define RTL_TSAD        0x60    /* 16: transmit status of all descriptors */
@@ -122,6 +123,23 @@
 #define RTL_RCR_WRAP        (1u << 7)   /* 1 = write past end, 0 = wrap */
 #define RTL_RCR_RBLEN_SHIFT 11
 #define RTL_RCR_RBLEN_MASK  (3u << 11)  /* 8K << n */
+#define RTL_RCR_WMASK       0x0f0fffbfu /* ERTH, MulERINT, RER8, RXFTH, RBLEN,
+                                           MXDMA, WRAP, AER..AAP (bit 6 reserved) */
+
+/* ---- CONFIG0 / CONFIG1 / CONFIG3 ---- */
+#define RTL_CONFIG0_BS_MASK 0x07        /* boot ROM size: the writable bits */
+#define RTL_CONFIG1_LWACT   0x04        /* LWAKE active mode */
+#define RTL_CONFIG1_DVRLOAD 0x08        /* driver loaded */
+#define RTL_CONFIG3_FBTBEN  0x01        /* fast back-to-back enable (read only) */
+
+/* ---- MSR ---- */
+#define RTL_MSR_LINKB       0x04        /* 1 = link down */
+#define RTL_MSR_AUX_STATUS  0x10
+#define RTL_MSR_RXFCE       0x40
+#define RTL_MSR_TXFCE       0x80
+
+/* ---- MULINT ---- */
+#define RTL_MULINT_MISR_MASK 0x0fff     /* multiple interrupt select */
 
 /* ---- RX packet header status (C mode) ---- */
 #define RTL_RXS_ROK         0x0001
@@ -211,5 +229,6 @@
 #define RTL_ANLPAR_RESET    0x05e1
 #define RTL_ANER_RESET      0x0001
 #define RTL_CSCR_RESET      0x0340
+#define RTL_CAPR_RESET      0xfff0      /* CAPR is 16 behind the read pointer */
 
 #endif

@@ -24,6 +24,8 @@
 #include "hw/net/net-tx-pkt.h"
 #include "hw/net/rtl8139-regs.h"
 
+#include <linux/if_ether.h>
+#include <linux/mii.h>
 #include <netinet/in.h>
 #include <stdio.h>
 
@@ -37,7 +39,7 @@
 #define RTL_CP_RX_MAX       RTL_CPRX_LEN_MASK
 #define RTL_RX_SCRATCH      (RTL_CP_TX_MAX + 64)
 #define RTL_MIN_FRAME       60
-#define RTL_HLTCLK_RESET    0x01          /* byte 0x5b as QEMU 7.2 shows it */
+#define RTL_HLTCLK_RESET    0x01          /* HLTCLK as QEMU 7.2 shows it */
 
 typedef enum {
     EE_IDLE,        /* waiting for the start bit */
@@ -364,7 +366,7 @@ static void rtl_soft_reset(Rtl8139State *s)
     s->erbcr = 0;
     s->ersr = 0;
     s->cr = 0;
-    s->capr = 0xfff0;
+    s->capr = RTL_CAPR_RESET;
     s->cbr = 0;
     s->imr = 0;
     s->isr = 0;
@@ -376,8 +378,8 @@ static void rtl_soft_reset(Rtl8139State *s)
     s->mpc = 0;
     s->cfg9346 = 0;
     s->config0 = 0;
-    s->config1 = 0x0c;
-    s->config3 = 0x01;
+    s->config1 = RTL_CONFIG1_DVRLOAD | RTL_CONFIG1_LWACT;
+    s->config3 = RTL_CONFIG3_FBTBEN;
     s->config4 = 0;
     s->config5 = 0;
     s->mulint = 0;
@@ -389,8 +391,9 @@ static void rtl_soft_reset(Rtl8139State *s)
     {
         QnicNetClient *nc = rtl_nc(s);
         bool up = !nc || !nc->link_down;
-        s->bmsr = up ? RTL_BMSR_RESET : (RTL_BMSR_RESET & ~0x0004);
-        s->msr = up ? 0xd0 : 0xd4;      /* LINKB set = link down */
+        s->bmsr = up ? RTL_BMSR_RESET : (RTL_BMSR_RESET & ~BMSR_LSTATUS);
+        s->msr = RTL_MSR_TXFCE | RTL_MSR_RXFCE | RTL_MSR_AUX_STATUS |
+                 (up ? 0 : RTL_MSR_LINKB);
     }
     s->cpcr = 0;
     s->rx_max_size = 0;
@@ -599,7 +602,7 @@ static ssize_t rtl_rx_cp(Rtl8139State *s, uint8_t *buf, size_t len,
     baddr = qnic_ld32(desc + 8) | ((uint64_t)qnic_ld32(desc + 12) << 32);
 
     if ((s->cpcr & RTL_CPCR_RXVLAN) && len >= 18) {
-        size_t n = qnic_pkt_vlan_strip(buf, len, 0x8100, &tci);
+        size_t n = qnic_pkt_vlan_strip(buf, len, ETH_P_8021Q, &tci);
         if (n != len) {
             len = n;
             dw1 = RTL_CPRX_TAVA | GUINT16_SWAP_LE_BE(tci);
@@ -696,11 +699,11 @@ static void rtl_link_changed(QnicNetClient *nc)
     Rtl8139State *s = nc->opaque;
 
     if (nc->link_down) {
-        s->bmsr &= ~0x0004;
-        s->msr |= 0x04;
+        s->bmsr &= ~BMSR_LSTATUS;
+        s->msr |= RTL_MSR_LINKB;
     } else {
-        s->bmsr |= 0x0004;
-        s->msr &= ~0x04;
+        s->bmsr |= BMSR_LSTATUS;
+        s->msr &= ~RTL_MSR_LINKB;
     }
     rtl_raise(s, RTL_INT_PUN);
 }
@@ -801,7 +804,7 @@ static void rtl_cp_tx_finish(Rtl8139State *s, uint32_t dw0, uint32_t dw1)
         QnicPktTso p = {
             .mss = (dw0 >> RTL_CPTX_MSS_SHIFT) & RTL_CPTX_MSS_MASK,
             .flags = QNIC_PKT_CSUM_IP | QNIC_PKT_CSUM_L4,
-            .insert_vlan = tag, .vlan_tpid = 0x8100, .vlan_tci = tci,
+            .insert_vlan = tag, .vlan_tpid = ETH_P_8021Q, .vlan_tci = tci,
         };
         RtlSegCtx c = { .s = s, .seg = s->seg_buf };
         QnicPktInfo pi;
@@ -835,7 +838,7 @@ static void rtl_cp_tx_finish(Rtl8139State *s, uint32_t dw0, uint32_t dw1)
         }
     }
     if (tag) {
-        size_t n = qnic_pkt_vlan_insert(f, len, RTL_CP_TX_MAX + 8, 0x8100, tci);
+        size_t n = qnic_pkt_vlan_insert(f, len, RTL_CP_TX_MAX + 8, ETH_P_8021Q, tci);
         if (n) {
             len = n;
         }
@@ -984,73 +987,82 @@ static uint8_t rtl_cr_read(const Rtl8139State *s)
     return v;
 }
 
-/* Read one register at its natural base and width (no side effects). */
-static uint32_t rtl_reg_read(Rtl8139State *s, uint32_t base, unsigned w)
+/* 9346CR: the mode, and in program mode the EEPROM pins. */
+static uint8_t rtl_9346_read(const Rtl8139State *s)
 {
-    if (w == 1) {
-        switch (base) {
-        case RTL_IDR0 ... RTL_IDR0 + 5:
-            return s->idr[base - RTL_IDR0];
-        case RTL_MAR0 ... RTL_MAR0 + 7:
-            return s->mar[base - RTL_MAR0];
-        case RTL_ERSR:
-            return s->ersr;
-        case RTL_CR:
-            return rtl_cr_read(s);
-        case RTL_9346CR: {
-            uint8_t v = s->cfg9346 & RTL_9346_EEM_MASK;
-            if ((v & RTL_9346_EEM_MASK) == RTL_9346_EEM_PROGRAM) {
-                v |= s->eeprom.cs ? RTL_9346_EECS : 0;
-                v |= s->eeprom.sk ? RTL_9346_EESK : 0;
-                v |= s->eeprom.di ? RTL_9346_EEDI : 0;
-                v |= s->eeprom.dout ? RTL_9346_EEDO : 0;
-            }
-            return v;
-        }
-        case RTL_CONFIG0:
-            return s->config0;
-        case RTL_CONFIG1:
-            return s->config1;
-        case RTL_MSR:
-            return s->msr;
-        case RTL_CONFIG3:
-            return s->config3;
-        case RTL_CONFIG4:
-            return s->config4;
-        case RTL_CONFIG4 + 1:
-            return RTL_HLTCLK_RESET;
-        case RTL_RERID:
-            return RTL8139_REVISION;
-        case RTL_CONFIG5:
-            return s->config5;
-        case RTL_TPPOLL:
-            return 0;
-        case RTL_ETTHR:
-            return s->etthr;
-        default:
-            return 0;
-        }
+    uint8_t v = s->cfg9346 & RTL_9346_EEM_MASK;
+
+    if (v == RTL_9346_EEM_PROGRAM) {
+        v |= s->eeprom.cs ? RTL_9346_EECS : 0;
+        v |= s->eeprom.sk ? RTL_9346_EESK : 0;
+        v |= s->eeprom.di ? RTL_9346_EEDI : 0;
+        v |= s->eeprom.dout ? RTL_9346_EEDO : 0;
     }
-    if (w == 2) {
-        switch (base) {
-        case RTL_ERBCR:   return s->erbcr;
-        case RTL_CAPR:    return s->capr;
-        case RTL_CBR:     return s->cbr;
-        case RTL_IMR:     return s->imr;
-        case RTL_ISR:     return s->isr;
-        case RTL_MULINT:  return s->mulint;
-        case RTL_TSAD:    return rtl_tsad_summary(s);
-        case RTL_BMCR:    return s->bmcr;
-        case RTL_BMSR:    return s->bmsr;
-        case RTL_ANAR:    return s->anar;
-        case RTL_ANLPAR:  return s->anlpar;
-        case RTL_ANER:    return s->aner;
-        case RTL_CSCR:    return s->cscr;
-        case RTL_RXMAXSIZE: return s->rx_max_size;
-        case RTL_CPCR:    return s->cpcr;
-        default:          return 0;
-        }
+    return v;
+}
+
+static uint8_t rtl_read8(Rtl8139State *s, uint32_t base)
+{
+    switch (base) {
+    case RTL_IDR0 ... RTL_IDR0 + 5:
+        return s->idr[base - RTL_IDR0];
+    case RTL_MAR0 ... RTL_MAR0 + 7:
+        return s->mar[base - RTL_MAR0];
+    case RTL_ERSR:
+        return s->ersr;
+    case RTL_CR:
+        return rtl_cr_read(s);
+    case RTL_9346CR:
+        return rtl_9346_read(s);
+    case RTL_CONFIG0:
+        return s->config0;
+    case RTL_CONFIG1:
+        return s->config1;
+    case RTL_MSR:
+        return s->msr;
+    case RTL_CONFIG3:
+        return s->config3;
+    case RTL_CONFIG4:
+        return s->config4;
+    case RTL_HLTCLK:
+        return RTL_HLTCLK_RESET;
+    case RTL_RERID:
+        return RTL8139_REVISION;
+    case RTL_CONFIG5:
+        return s->config5;
+    case RTL_TPPOLL:
+        return 0;
+    case RTL_ETTHR:
+        return s->etthr;
+    default:
+        return 0;
     }
+}
+
+static uint16_t rtl_read16(Rtl8139State *s, uint32_t base)
+{
+    switch (base) {
+    case RTL_ERBCR:   return s->erbcr;
+    case RTL_CAPR:    return s->capr;
+    case RTL_CBR:     return s->cbr;
+    case RTL_IMR:     return s->imr;
+    case RTL_ISR:     return s->isr;
+    case RTL_MULINT:  return s->mulint;
+    case RTL_TSAD:    return rtl_tsad_summary(s);
+    case RTL_BMCR:    return s->bmcr;
+    case RTL_BMSR:    return s->bmsr;
+    case RTL_ANAR:    return s->anar;
+    case RTL_ANLPAR:  return s->anlpar;
+    case RTL_ANER:    return s->aner;
+    case RTL_CSCR:    return s->cscr;
+    case RTL_RXMAXSIZE: return s->rx_max_size;
+    case RTL_CPCR:    return s->cpcr;
+    default:          return 0;
+    }
+}
+
+static uint32_t rtl_read32(Rtl8139State *s, uint32_t base)
+{
     switch (base) {
     case RTL_TSD0: case RTL_TSD0 + 4: case RTL_TSD0 + 8: case RTL_TSD0 + 12:
         return s->tsd[(base - RTL_TSD0) / 4];
@@ -1066,6 +1078,18 @@ static uint32_t rtl_reg_read(Rtl8139State *s, uint32_t base, unsigned w)
     case RTL_RDSAR_HI:  return s->rdsar[1];
     default:            return 0;
     }
+}
+
+/* Read one register at its natural base and width (no side effects). */
+static uint32_t rtl_reg_read(Rtl8139State *s, uint32_t base, unsigned w)
+{
+    if (w == 1) {
+        return rtl_read8(s, base);
+    }
+    if (w == 2) {
+        return rtl_read16(s, base);
+    }
+    return rtl_read32(s, base);
 }
 
 static bool rtl_config_writable(const Rtl8139State *s)
@@ -1114,123 +1138,160 @@ static void rtl_9346_write(Rtl8139State *s, uint8_t val)
     }
 }
 
-/* Write one register at its natural base and width. */
-static void rtl_reg_write(Rtl8139State *s, uint32_t base, unsigned w, uint32_t val)
+static void rtl_idr_write(Rtl8139State *s, uint32_t base, uint8_t val)
 {
-    if (w == 1) {
-        switch (base) {
-        case RTL_IDR0 ... RTL_IDR0 + 5:
-            if (!rtl_config_writable(s)) {
-                qnic_guest_error("rtl8139: IDR%u write outside config-write mode ignored",
-                                 base - RTL_IDR0);
-                return;
-            }
-            s->idr[base - RTL_IDR0] = val;
-            return;
-        case RTL_MAR0 ... RTL_MAR0 + 7:
-            s->mar[base - RTL_MAR0] = val;
-            return;
-        case RTL_CR:
-            rtl_cr_write(s, val);
-            return;
-        case RTL_9346CR:
-            rtl_9346_write(s, val);
-            return;
-        case RTL_CONFIG0:
-        case RTL_CONFIG1:
-        case RTL_CONFIG3:
-        case RTL_CONFIG4:
-        case RTL_CONFIG5:
-            if (!rtl_config_writable(s)) {
-                qnic_guest_error("rtl8139: CONFIG write at 0x%x while locked", base);
-                return;
-            }
-            if (base == RTL_CONFIG0) {
-                s->config0 = (s->config0 & 0xf8) | (val & 0x07);
-            } else if (base == RTL_CONFIG1) {
-                s->config1 = val;
-            } else if (base == RTL_CONFIG3) {
-                s->config3 = (s->config3 & 0x01) | (val & 0xfe);
-            } else if (base == RTL_CONFIG4) {
-                s->config4 = val;
-            } else {
-                s->config5 = val;
-            }
-            return;
-        case RTL_TPPOLL:
-            if (val & RTL_TPPOLL_HPQ) {
-                qnic_unimp("rtl8139: C+ high-priority TX queue");
-            }
-            if (val & RTL_TPPOLL_NPQ) {
-                rtl_tx_cp(s);
-            }
-            if (val & RTL_TPPOLL_FSWINT) {
-                rtl_raise(s, RTL_INT_SWINT);
-            }
-            return;
-        case RTL_ETTHR:
-            s->etthr = val;
-            return;
-        default:
-            return;                     /* read-only or reserved */
-        }
-    }
-    if (w == 2) {
-        switch (base) {
-        case RTL_ERBCR:
-            s->erbcr = val;
-            return;
-        case RTL_CAPR:
-            s->capr = val;
-            rtl_flush_rx(s);
-            return;
-        case RTL_IMR:
-            s->imr = val & RTL_IMR_MASK;
-            rtl_update_irq(s);
-            return;
-        case RTL_ISR:
-            s->isr &= ~val;
-            rtl_update_irq(s);
-            return;
-        case RTL_MULINT:
-            s->mulint = val & 0x0fff;
-            return;
-        case RTL_BMCR:
-            if (val & 0x8000) {         /* PHY reset, self-clearing */
-                s->bmcr = RTL_BMCR_RESET;
-            } else {
-                s->bmcr = val & 0x3100; /* speed, AN enable, duplex */
-            }
-            return;
-        case RTL_ANAR:
-            s->anar = val;
-            return;
-        case RTL_CSCR:
-            s->cscr = val;
-            return;
-        case RTL_RXMAXSIZE:
-            s->rx_max_size = val;
-            return;
-        case RTL_CPCR:
-            s->cpcr = val & (RTL_CPCR_TXENB | RTL_CPCR_RXENB | RTL_CPCR_MULRW |
-                             RTL_CPCR_DAC | RTL_CPCR_RXCHKSUM | RTL_CPCR_RXVLAN);
-            rtl_flush_rx(s);
-            return;
-        default:
-            return;
-        }
-    }
-    switch (base) {
-    case RTL_TSD0: case RTL_TSD0 + 4: case RTL_TSD0 + 8: case RTL_TSD0 + 12: {
-        unsigned d = (base - RTL_TSD0) / 4;
-        /* OWN=0 with a size hands the slot to the device; status bits are
-         * the device's to set. */
-        s->tsd[d] = (s->tsd[d] & ~(RTL_TSD_OWN | RTL_TSD_SIZE_MASK | RTL_TSD_ERTXTH_MASK |
-                                   RTL_TSD_TOK | RTL_TSD_TUN | RTL_TSD_TABT)) |
-                    (val & (RTL_TSD_OWN | RTL_TSD_SIZE_MASK | RTL_TSD_ERTXTH_MASK));
-        rtl_tx_c(s);
+    if (!rtl_config_writable(s)) {
+        qnic_guest_error("rtl8139: IDR%u write outside config-write mode ignored",
+                         base - RTL_IDR0);
         return;
     }
+    s->idr[base - RTL_IDR0] = val;
+}
+
+/* CONFIG0/1/3/4/5: writable only with 9346CR in config-write mode. */
+static void rtl_config_write(Rtl8139State *s, uint32_t base, uint8_t val)
+{
+    if (!rtl_config_writable(s)) {
+        qnic_guest_error("rtl8139: CONFIG write at 0x%x while locked", base);
+        return;
+    }
+    switch (base) {
+    case RTL_CONFIG0:
+        s->config0 = (s->config0 & ~RTL_CONFIG0_BS_MASK) | (val & RTL_CONFIG0_BS_MASK);
+        break;
+    case RTL_CONFIG1:
+        s->config1 = val;
+        break;
+    case RTL_CONFIG3:
+        s->config3 = (s->config3 & RTL_CONFIG3_FBTBEN) | (val & ~RTL_CONFIG3_FBTBEN);
+        break;
+    case RTL_CONFIG4:
+        s->config4 = val;
+        break;
+    default:
+        s->config5 = val;
+        break;
+    }
+}
+
+static void rtl_tppoll_write(Rtl8139State *s, uint8_t val)
+{
+    if (val & RTL_TPPOLL_HPQ) {
+        qnic_unimp("rtl8139: C+ high-priority TX queue");
+    }
+    if (val & RTL_TPPOLL_NPQ) {
+        rtl_tx_cp(s);
+    }
+    if (val & RTL_TPPOLL_FSWINT) {
+        rtl_raise(s, RTL_INT_SWINT);
+    }
+}
+
+static void rtl_write8(Rtl8139State *s, uint32_t base, uint8_t val)
+{
+    switch (base) {
+    case RTL_IDR0 ... RTL_IDR0 + 5:
+        rtl_idr_write(s, base, val);
+        return;
+    case RTL_MAR0 ... RTL_MAR0 + 7:
+        s->mar[base - RTL_MAR0] = val;
+        return;
+    case RTL_CR:
+        rtl_cr_write(s, val);
+        return;
+    case RTL_9346CR:
+        rtl_9346_write(s, val);
+        return;
+    case RTL_CONFIG0:
+    case RTL_CONFIG1:
+    case RTL_CONFIG3:
+    case RTL_CONFIG4:
+    case RTL_CONFIG5:
+        rtl_config_write(s, base, val);
+        return;
+    case RTL_TPPOLL:
+        rtl_tppoll_write(s, val);
+        return;
+    case RTL_ETTHR:
+        s->etthr = val;
+        return;
+    default:
+        return;                     /* read-only or reserved */
+    }
+}
+
+/* BMCR bits a write keeps; BMCR_RESET self-clears instead. */
+#define RTL_BMCR_WMASK  (BMCR_SPEED100 | BMCR_ANENABLE | BMCR_FULLDPLX)
+
+static void rtl_bmcr_write(Rtl8139State *s, uint16_t val)
+{
+    if (val & BMCR_RESET) {
+        s->bmcr = RTL_BMCR_RESET;
+    } else {
+        s->bmcr = val & RTL_BMCR_WMASK;
+    }
+}
+
+static void rtl_write16(Rtl8139State *s, uint32_t base, uint16_t val)
+{
+    switch (base) {
+    case RTL_ERBCR:
+        s->erbcr = val;
+        return;
+    case RTL_CAPR:
+        s->capr = val;
+        rtl_flush_rx(s);
+        return;
+    case RTL_IMR:
+        s->imr = val & RTL_IMR_MASK;
+        rtl_update_irq(s);
+        return;
+    case RTL_ISR:
+        s->isr &= ~val;
+        rtl_update_irq(s);
+        return;
+    case RTL_MULINT:
+        s->mulint = val & RTL_MULINT_MISR_MASK;
+        return;
+    case RTL_BMCR:
+        rtl_bmcr_write(s, val);
+        return;
+    case RTL_ANAR:
+        s->anar = val;
+        return;
+    case RTL_CSCR:
+        s->cscr = val;
+        return;
+    case RTL_RXMAXSIZE:
+        s->rx_max_size = val;
+        return;
+    case RTL_CPCR:
+        s->cpcr = val & (RTL_CPCR_TXENB | RTL_CPCR_RXENB | RTL_CPCR_MULRW |
+                         RTL_CPCR_DAC | RTL_CPCR_RXCHKSUM | RTL_CPCR_RXVLAN);
+        rtl_flush_rx(s);
+        return;
+    default:
+        return;
+    }
+}
+
+/* OWN=0 with a size hands slot d to the device; status bits are the
+ * device's to set. */
+static void rtl_tsd_write(Rtl8139State *s, unsigned d, uint32_t val)
+{
+    const uint32_t guest = RTL_TSD_OWN | RTL_TSD_SIZE_MASK | RTL_TSD_ERTXTH_MASK;
+
+    s->tsd[d] = (s->tsd[d] & ~(guest | RTL_TSD_TOK | RTL_TSD_TUN | RTL_TSD_TABT)) |
+                (val & guest);
+    rtl_tx_c(s);
+}
+
+static void rtl_write32(Rtl8139State *s, uint32_t base, uint32_t val)
+{
+    switch (base) {
+    case RTL_TSD0: case RTL_TSD0 + 4: case RTL_TSD0 + 8: case RTL_TSD0 + 12:
+        rtl_tsd_write(s, (base - RTL_TSD0) / 4, val);
+        return;
     case RTL_TSAD0: case RTL_TSAD0 + 4: case RTL_TSAD0 + 8: case RTL_TSAD0 + 12:
         s->tsad[(base - RTL_TSAD0) / 4] = val;
         return;
@@ -1241,7 +1302,7 @@ static void rtl_reg_write(Rtl8139State *s, uint32_t base, unsigned w, uint32_t v
         s->tcr = (s->tcr & ~RTL_TCR_WMASK) | (val & RTL_TCR_WMASK);
         return;
     case RTL_RCR:
-        s->rcr = val & 0x0f0fffbfu;
+        s->rcr = val & RTL_RCR_WMASK;
         rtl_flush_rx(s);
         return;
     case RTL_TCTR:
@@ -1263,6 +1324,18 @@ static void rtl_reg_write(Rtl8139State *s, uint32_t base, unsigned w, uint32_t v
         return;
     default:
         return;
+    }
+}
+
+/* Write one register at its natural base and width. */
+static void rtl_reg_write(Rtl8139State *s, uint32_t base, unsigned w, uint32_t val)
+{
+    if (w == 1) {
+        rtl_write8(s, base, val);
+    } else if (w == 2) {
+        rtl_write16(s, base, val);
+    } else {
+        rtl_write32(s, base, val);
     }
 }
 
