@@ -258,6 +258,15 @@
 /* RDTR */
 #define E1000_RDTR_FPD        (1u << 31)
 
+/* Registers with fewer valid bits than 32 */
+#define E1000_VET_MASK        0xffffu       /* VLAN ether type */
+#define E1000_ITR_MASK        0xffffu       /* interval, 256 ns units */
+#define E1000_DELAY_MASK      0xffffu       /* RDTR/RADV/TIDV/TADV, 1.024 us units */
+#define E1000_DH_DT_MASK      0xffffu       /* RDH/RDT/TDH/TDT: descriptor index */
+#define E1000_DBAL_MASK       0xfffffff0u   /* RDBAL/TDBAL: 16-byte aligned */
+#define E1000_MTA_HASH_MASK   0x0fffu       /* 12 address bits pick one MTA bit */
+#define E1000_DLEN_MASK       0x000fff80u   /* RDLEN/TDLEN: a multiple of 128 bytes */
+
 /* TCTL */
 #define E1000_TCTL_EN         (1u << 1)
 #define E1000_TCTL_PSP        (1u << 3)

@@ -101,7 +101,7 @@ typedef struct E1000State {
 static void e1000_update_irq(E1000State *s)
 {
     int level = (REG(s, E1000_ICR) & REG(s, E1000_IMS)) != 0;
-    uint32_t itr = REG(s, E1000_ITR) & 0xffff;
+    uint32_t itr = REG(s, E1000_ITR) & E1000_ITR_MASK;
 
     if (level && !s->irq_level && s->prop_mitigation && itr) {
         /* ITR: at most one assertion per interval; a cause that arrives
@@ -157,8 +157,8 @@ static void e1000_delay_cause(E1000State *s, uint32_t cause, uint32_t pkt_delay,
                               uint32_t abs_delay, QnicTimer *pkt_t, QnicTimer *abs_t)
 {
     int64_t now = qnic_clock_ns();
-    pkt_delay &= 0xffff;
-    abs_delay &= 0xffff;
+    pkt_delay &= E1000_DELAY_MASK;
+    abs_delay &= E1000_DELAY_MASK;
     if (!s->prop_mitigation || pkt_delay == 0) {
         e1000_set_ics(s, cause);
         return;
@@ -430,9 +430,8 @@ static void e1000_count_tx(E1000State *s, const uint8_t *dst, size_t len)
     stat_add64(s, E1000_GOTCL, len);
     stat_add64(s, E1000_TOTL, len);
     stat_size(s, E1000_PTC64, len);
-    if (dst[0] & 1) {
-        static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-        stat_inc(s, memcmp(dst, bcast, 6) ? E1000_MPTC : E1000_BPTC, 1);
+    if (qnic_eth_is_multicast(dst)) {
+        stat_inc(s, qnic_eth_is_broadcast(dst) ? E1000_BPTC : E1000_MPTC, 1);
     }
 }
 
@@ -473,7 +472,7 @@ static void e1000_tx_frame_done(E1000State *s)
             .flags = ((s->tx_popts & E1000_TXD_POPTS_IXSM) ? QNIC_PKT_CSUM_IP : 0) |
                      ((s->tx_popts & E1000_TXD_POPTS_TXSM) ? QNIC_PKT_CSUM_L4 : 0),
             .insert_vlan = e1000_vlan_insert_enabled(s),
-            .vlan_tpid = REG(s, E1000_VET) & 0xffff,
+            .vlan_tpid = REG(s, E1000_VET) & E1000_VET_MASK,
             .vlan_tci = s->tx_special,
         };
         int n = qnic_pkt_tso(buf, len, &p, e1000_tso_segment, s);
@@ -502,7 +501,7 @@ static void e1000_tx_frame_done(E1000State *s)
     }
     if (e1000_vlan_insert_enabled(s)) {
         size_t n = qnic_pkt_vlan_insert(buf, len, E1000_TX_BUF_SIZE,
-                                        REG(s, E1000_VET) & 0xffff, s->tx_special);
+                                        REG(s, E1000_VET) & E1000_VET_MASK, s->tx_special);
         if (n) {
             len = n;
         }
@@ -625,7 +624,7 @@ static void e1000_start_xmit(E1000State *s)
             if (!qnic_dma_write(&s->pci.dev, da + E1000_TXD_STATUS, &st, 1)) {
                 qnic_guest_error("e1000: TX descriptor write-back to 0x%" PRIx64 " failed\n", da);
             }
-            if (ide && s->prop_mitigation && (REG(s, E1000_TIDV) & 0xffff)) {
+            if (ide && s->prop_mitigation && (REG(s, E1000_TIDV) & E1000_DELAY_MASK)) {
                 delayed = true;
             } else {
                 cause |= E1000_ICR_TXDW;
@@ -713,20 +712,20 @@ static bool e1000_can_receive(QnicNetClient *nc)
 
 static bool e1000_rx_filter(E1000State *s, const uint8_t *buf, size_t len)
 {
-    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
     uint32_t rctl = REG(s, E1000_RCTL);
 
-    if ((rctl & E1000_RCTL_VFE) && qnic_ld16be(buf + 12) == (REG(s, E1000_VET) & 0xffff)) {
-        uint16_t vid = qnic_ld16be(buf + 14) & 0xfff;
+    if ((rctl & E1000_RCTL_VFE) &&
+        qnic_ld16be(buf + ETH_ALEN * 2) == (REG(s, E1000_VET) & E1000_VET_MASK)) {
+        uint16_t vid = qnic_ld16be(buf + QNIC_ETH_HLEN) & QNIC_VLAN_VID_MASK;
         if (!(REG(s, E1000_VFTA + 4 * (vid >> 5)) & (1u << (vid & 31)))) {
             return false;
         }
     }
-    if (!(buf[0] & 1)) {
+    if (!qnic_eth_is_multicast(buf)) {
         if (rctl & E1000_RCTL_UPE) {
             return true;
         }
-    } else if (!memcmp(buf, bcast, 6)) {
+    } else if (qnic_eth_is_broadcast(buf)) {
         if (rctl & E1000_RCTL_BAM) {
             return true;
         }
@@ -736,7 +735,7 @@ static bool e1000_rx_filter(E1000State *s, const uint8_t *buf, size_t len)
         }
         static const int mo_shift[4] = { 4, 3, 2, 0 };
         unsigned sh = mo_shift[(rctl & E1000_RCTL_MO_MASK) >> E1000_RCTL_MO_SHIFT];
-        unsigned h = ((buf[4] | (unsigned)buf[5] << 8) >> sh) & 0xfff;
+        unsigned h = ((buf[4] | (unsigned)buf[5] << 8) >> sh) & E1000_MTA_HASH_MASK;
         if (REG(s, E1000_MTA + 4 * (h >> 5)) & (1u << (h & 31))) {
             return true;
         }
@@ -784,64 +783,171 @@ static void e1000_rx_csum(E1000State *s, const uint8_t *buf, size_t len,
     }
 }
 
+/* A received frame on its way into the RX ring. */
+typedef struct E1000RxFrame {
+    size_t len;             /* the frame, padded and with its VLAN tag stripped */
+    size_t total;           /* what goes into the ring: len, plus the FCS unless SECRC */
+    uint8_t vlan_status;    /* E1000_RXD_STAT_VP when a tag was stripped */
+    uint16_t special;       /* the stripped tag */
+} E1000RxFrame;
+
+/* Runts and frames longer than RCTL allows are dropped (false); with SBP an
+ * overlong frame is cut to what the device stores (*size). */
+static bool e1000_rx_size_ok(E1000State *s, uint32_t rctl, size_t *size)
+{
+    if (*size < QNIC_ETH_HLEN) {
+        qnic_log(QNIC_LOG_TRACE_NET, "e1000: runt frame of %zu bytes dropped\n", *size);
+        return false;
+    }
+    if ((*size > E1000_MAX_LPE_FRAME ||
+         (*size > E1000_MAX_FRAME && !(rctl & E1000_RCTL_LPE))) && !(rctl & E1000_RCTL_SBP)) {
+        stat_inc(s, E1000_ROC, 1);
+        return false;
+    }
+    if (*size > E1000_MAX_LPE_FRAME) {
+        *size = E1000_MAX_LPE_FRAME;    /* SBP: store what fits */
+    }
+    return true;
+}
+
+/* Copy the frame into s->rx_buf, pad a runt, strip the VLAN tag when CTRL.VME
+ * asks and append the FCS unless RCTL.SECRC: false when the address or VLAN
+ * filter drops it. */
+static bool e1000_rx_prepare(E1000State *s, uint32_t rctl, const struct iovec *iov,
+                             int iovcnt, size_t size, E1000RxFrame *f)
+{
+    uint8_t *buf = s->rx_buf;
+    uint32_t vet = REG(s, E1000_VET) & E1000_VET_MASK;
+
+    f->len = qnic_iov_to_buf(iov, iovcnt, 0, buf, size);
+    if (f->len < E1000_MIN_FRAME) {
+        memset(buf + f->len, 0, E1000_MIN_FRAME - f->len);
+        f->len = E1000_MIN_FRAME;
+        stat_inc(s, E1000_RUC, 1);
+    }
+    if (!e1000_rx_filter(s, buf, f->len)) {
+        return false;
+    }
+    f->vlan_status = 0;
+    f->special = 0;
+    if ((REG(s, E1000_CTRL) & E1000_CTRL_VME) && qnic_ld16be(buf + ETH_ALEN * 2) == vet) {
+        f->len = qnic_pkt_vlan_strip(buf, f->len, vet, &f->special);
+        f->vlan_status = E1000_RXD_STAT_VP;
+    }
+    f->total = f->len;
+    if (!(rctl & E1000_RCTL_SECRC)) {
+        qnic_st32(buf + f->len, eth_fcs(buf, f->len));
+        f->total += E1000_FCS_LEN;
+    }
+    return true;
+}
+
+/* Write the frame into `need` descriptors of bsize bytes from RDH on, the
+ * last with EOP and the checksum result, and move RDH past them. An
+ * unreadable descriptor drops the rest of the frame (false). */
+static bool e1000_rx_write_descs(E1000State *s, const E1000RxFrame *f, size_t need,
+                                 size_t bsize, uint32_t n)
+{
+    uint8_t *buf = s->rx_buf;
+    uint64_t base = (uint64_t)REG(s, E1000_RDBAH) << 32 | REG(s, E1000_RDBAL);
+    uint32_t rdh = REG(s, E1000_RDH);
+    size_t off = 0;
+
+    for (size_t i = 0; i < need; i++) {
+        uint64_t da = base + (uint64_t)rdh * E1000_RXD_SIZE;
+        uint8_t d[E1000_RXD_SIZE];
+        size_t chunk = MIN(bsize, f->total - off);
+        bool last = i == need - 1;
+        if (!qnic_dma_read(&s->pci.dev, da, d, sizeof(d))) {
+            qnic_guest_error("e1000: RX descriptor at 0x%" PRIx64 " not readable; "
+                             "frame dropped\n", da);
+            REG(s, E1000_RDH) = rdh;
+            return false;
+        }
+        uint64_t addr = qnic_ld64(d + E1000_RXD_ADDR);
+        if (addr == 0) {
+            qnic_guest_error("e1000: RX descriptor %u has buffer address 0\n", rdh);
+        } else if (!qnic_dma_write(&s->pci.dev, addr, buf + off, chunk)) {
+            qnic_guest_error("e1000: RX buffer 0x%" PRIx64 " not writable\n", addr);
+        }
+        uint8_t status = E1000_RXD_STAT_DD | f->vlan_status, errors = 0;
+        uint16_t csum = 0;
+        if (last) {
+            status |= E1000_RXD_STAT_EOP;
+            e1000_rx_csum(s, buf, f->len, &status, &errors, &csum);
+        }
+        qnic_st16(d + E1000_RXD_LENGTH, (uint16_t)chunk);
+        qnic_st16(d + E1000_RXD_CSUM, csum);
+        d[E1000_RXD_STATUS] = status;
+        d[E1000_RXD_ERRORS] = errors;
+        qnic_st16(d + E1000_RXD_SPECIAL, f->special);
+        /* write back the second half (length .. special) only */
+        if (!qnic_dma_write(&s->pci.dev, da + E1000_RXD_LENGTH, d + E1000_RXD_LENGTH,
+                            E1000_RXD_SIZE - E1000_RXD_LENGTH)) {
+            qnic_guest_error("e1000: RX descriptor write-back to 0x%" PRIx64 " failed\n", da);
+        }
+        off += chunk;
+        rdh = (rdh + 1) % n;
+    }
+    REG(s, E1000_RDH) = rdh;
+    return true;
+}
+
+/* After a delivered frame: the receive counters, RXDMT0 when the free
+ * descriptors fall to the RDMTS fraction of the ring, and the RX timers. */
+static void e1000_rx_done(E1000State *s, uint32_t rctl, size_t len, uint32_t n)
+{
+    const uint8_t *buf = s->rx_buf;
+    uint32_t rdh = REG(s, E1000_RDH);
+
+    stat_inc(s, E1000_GPRC, 1);
+    stat_inc(s, E1000_TPR, 1);
+    stat_add64(s, E1000_GORCL, len + E1000_FCS_LEN);
+    stat_add64(s, E1000_TORL, len + E1000_FCS_LEN);
+    stat_size(s, E1000_PRC64, len + E1000_FCS_LEN);
+    if (qnic_eth_is_multicast(buf)) {
+        stat_inc(s, qnic_eth_is_broadcast(buf) ? E1000_BPRC : E1000_MPRC, 1);
+    }
+
+    uint32_t left = (REG(s, E1000_RDT) + n - rdh) % n;
+    unsigned shift = 1 + ((rctl & E1000_RCTL_RDMTS_MASK) >> E1000_RCTL_RDMTS_SHIFT);
+    if (left <= (n >> shift)) {
+        e1000_set_ics(s, E1000_ICR_RXDMT0);
+    }
+    e1000_delay_cause(s, E1000_ICR_RXT0, REG(s, E1000_RDTR), REG(s, E1000_RADV),
+                      s->rdtr_timer, s->radv_timer);
+}
+
 static ssize_t e1000_receive_iov(QnicNetClient *nc, const struct iovec *iov, int iovcnt)
 {
     E1000State *s = nc->opaque;
     size_t size = qnic_iov_size(iov, iovcnt);
     uint32_t rctl = REG(s, E1000_RCTL);
-    uint8_t *buf = s->rx_buf;
-    size_t len, total, bsize, need;
-    uint8_t vlan_status = 0;
-    uint16_t special = 0;
+    E1000RxFrame f;
+    size_t bsize, need;
     uint32_t n;
     int avail;
 
     if (!e1000_rx_ready(s)) {
         return size;    /* receiver off or link down: the wire drops it */
     }
-    if (size < QNIC_ETH_HLEN) {
-        qnic_log(QNIC_LOG_TRACE_NET, "e1000: runt frame of %zu bytes dropped\n", size);
+    if (!e1000_rx_size_ok(s, rctl, &size)) {
         return size;
-    }
-    if ((size > E1000_MAX_LPE_FRAME ||
-         (size > E1000_MAX_FRAME && !(rctl & E1000_RCTL_LPE))) && !(rctl & E1000_RCTL_SBP)) {
-        stat_inc(s, E1000_ROC, 1);
-        return size;
-    }
-    if (size > E1000_MAX_LPE_FRAME) {
-        size = E1000_MAX_LPE_FRAME;     /* SBP: store what fits */
     }
     avail = e1000_rx_avail(s, &n);
     if (avail <= 0) {
         stat_inc(s, E1000_RNBC, 1);
         return 0;       /* queued until the guest gives buffers (RDT write) */
     }
-
-    len = qnic_iov_to_buf(iov, iovcnt, 0, buf, size);
-    if (len < E1000_MIN_FRAME) {
-        memset(buf + len, 0, E1000_MIN_FRAME - len);
-        len = E1000_MIN_FRAME;
-        stat_inc(s, E1000_RUC, 1);
-    }
-    if (!e1000_rx_filter(s, buf, len)) {
+    if (!e1000_rx_prepare(s, rctl, iov, iovcnt, size, &f)) {
         return size;
     }
-    if ((REG(s, E1000_CTRL) & E1000_CTRL_VME) &&
-        qnic_ld16be(buf + 12) == (REG(s, E1000_VET) & 0xffff)) {
-        len = qnic_pkt_vlan_strip(buf, len, REG(s, E1000_VET) & 0xffff, &special);
-        vlan_status = E1000_RXD_STAT_VP;
-    }
-    total = len;
-    if (!(rctl & E1000_RCTL_SECRC)) {
-        qnic_st32(buf + len, eth_fcs(buf, len));
-        total += E1000_FCS_LEN;
-    }
     bsize = e1000_rx_bufsize(s);
-    need = (total + bsize - 1) / bsize;
+    need = (f.total + bsize - 1) / bsize;
     if (need > n - 1) {
         /* Can never fit in this ring: overrun. */
         qnic_guest_error("e1000: %zu-byte frame needs %zu descriptors, ring has %u\n",
-                         total, need, n);
+                         f.total, need, n);
         stat_inc(s, E1000_MPC, 1);
         e1000_set_ics(s, E1000_ICR_RXO);
         return size;
@@ -850,63 +956,9 @@ static ssize_t e1000_receive_iov(QnicNetClient *nc, const struct iovec *iov, int
         stat_inc(s, E1000_RNBC, 1);
         return 0;
     }
-
-    uint64_t base = (uint64_t)REG(s, E1000_RDBAH) << 32 | REG(s, E1000_RDBAL);
-    uint32_t rdh = REG(s, E1000_RDH);
-    size_t off = 0;
-    for (size_t i = 0; i < need; i++) {
-        uint64_t da = base + (uint64_t)rdh * E1000_RXD_SIZE;
-        uint8_t d[E1000_RXD_SIZE];
-        size_t chunk = MIN(bsize, total - off);
-        bool last = i == need - 1;
-        if (!qnic_dma_read(&s->pci.dev, da, d, sizeof(d))) {
-            qnic_guest_error("e1000: RX descriptor at 0x%" PRIx64 " not readable; "
-                             "frame dropped\n", da);
-            REG(s, E1000_RDH) = rdh;
-            return size;
-        }
-        uint64_t addr = qnic_ld64(d);
-        if (addr == 0) {
-            qnic_guest_error("e1000: RX descriptor %u has buffer address 0\n", rdh);
-        } else if (!qnic_dma_write(&s->pci.dev, addr, buf + off, chunk)) {
-            qnic_guest_error("e1000: RX buffer 0x%" PRIx64 " not writable\n", addr);
-        }
-        uint8_t status = E1000_RXD_STAT_DD | vlan_status, errors = 0;
-        uint16_t csum = 0;
-        if (last) {
-            status |= E1000_RXD_STAT_EOP;
-            e1000_rx_csum(s, buf, len, &status, &errors, &csum);
-        }
-        qnic_st16(d + E1000_RXD_LENGTH, (uint16_t)chunk);
-        qnic_st16(d + E1000_RXD_CSUM, csum);
-        d[E1000_RXD_STATUS] = status;
-        d[E1000_RXD_ERRORS] = errors;
-        qnic_st16(d + E1000_RXD_SPECIAL, special);
-        if (!qnic_dma_write(&s->pci.dev, da + 8, d + 8, 8)) {
-            qnic_guest_error("e1000: RX descriptor write-back to 0x%" PRIx64 " failed\n", da);
-        }
-        off += chunk;
-        rdh = (rdh + 1) % n;
+    if (e1000_rx_write_descs(s, &f, need, bsize, n)) {
+        e1000_rx_done(s, rctl, f.len, n);
     }
-    REG(s, E1000_RDH) = rdh;
-
-    stat_inc(s, E1000_GPRC, 1);
-    stat_inc(s, E1000_TPR, 1);
-    stat_add64(s, E1000_GORCL, len + E1000_FCS_LEN);
-    stat_add64(s, E1000_TORL, len + E1000_FCS_LEN);
-    stat_size(s, E1000_PRC64, len + E1000_FCS_LEN);
-    if (buf[0] & 1) {
-        stat_inc(s, buf[0] == 0xff && !memcmp(buf, buf + 1, 5) ? E1000_BPRC : E1000_MPRC, 1);
-    }
-
-    /* Free descriptors at or below the RDMTS fraction of the ring. */
-    uint32_t left = (REG(s, E1000_RDT) + n - rdh) % n;
-    unsigned shift = 1 + ((rctl & E1000_RCTL_RDMTS_MASK) >> E1000_RCTL_RDMTS_SHIFT);
-    if (left <= (n >> shift)) {
-        e1000_set_ics(s, E1000_ICR_RXDMT0);
-    }
-    e1000_delay_cause(s, E1000_ICR_RXT0, REG(s, E1000_RDTR), REG(s, E1000_RADV),
-                      s->rdtr_timer, s->radv_timer);
     return size;
 }
 
@@ -1040,29 +1092,130 @@ static uint32_t e1000_reg_read(E1000State *s, unsigned off)
     return 0;
 }
 
+static void e1000_ctrl_write(E1000State *s, uint32_t val)
+{
+    if (val & E1000_CTRL_RST) {
+        /* Software reset: the MAC returns to its power-on state
+         * (PCI config space and the PHY are untouched). */
+        uint16_t phy[E1000_PHY_REGS];
+        memcpy(phy, s->phy, sizeof(phy));
+        e1000_reset_regs(s);
+        memcpy(s->phy, phy, sizeof(phy));
+        if (!(phy[E1000_PHY_STATUS] & E1000_MII_SR_LINK_STATUS)) {
+            REG(s, E1000_STATUS) &= ~E1000_STATUS_LU;
+        }
+        return;
+    }
+    if (val & E1000_CTRL_PHY_RST) {
+        e1000_phy_reset(s);
+        if (e1000_nc_link_down(s)) {
+            e1000_link_down(s);
+        }
+    }
+    REG(s, E1000_CTRL) = val & ~(E1000_CTRL_RST | E1000_CTRL_PHY_RST);
+}
+
+/* EERD: a START reads the addressed EEPROM word at once. */
+static void e1000_eerd_write(E1000State *s, uint32_t val)
+{
+    if (val & E1000_EERD_START) {
+        unsigned a = (val & E1000_EERD_ADDR_MASK) >> E1000_EERD_ADDR_SHIFT;
+        uint32_t data = a < E1000_EEPROM_WORDS ? s->eeprom[a] : 0;
+        REG(s, E1000_EERD) = data << E1000_EERD_DATA_SHIFT |
+                             a << E1000_EERD_ADDR_SHIFT | E1000_EERD_DONE;
+    } else {
+        REG(s, E1000_EERD) = val & E1000_EERD_ADDR_MASK;
+    }
+}
+
+/* ICR, ICS, IMS, IMC, ITR: false when off is none of them. */
+static bool e1000_irq_reg_write(E1000State *s, unsigned off, uint32_t val)
+{
+    switch (off) {
+    case E1000_ICR:
+        REG(s, E1000_ICR) &= ~val;
+        e1000_update_irq(s);
+        return true;
+    case E1000_ICS:
+        e1000_set_ics(s, val);
+        return true;
+    case E1000_IMS:
+        REG(s, E1000_IMS) |= val & E1000_ICR_MASK;
+        e1000_update_irq(s);
+        return true;
+    case E1000_IMC:
+        REG(s, E1000_IMS) &= ~val;
+        e1000_update_irq(s);
+        return true;
+    case E1000_ITR:
+        REG(s, off) = val & E1000_ITR_MASK;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A new RDT hands buffers to the device: frames queued for lack of them go. */
+static void e1000_rdt_write(E1000State *s, uint32_t val)
+{
+    uint32_t n = REG(s, E1000_RDLEN) / E1000_RXD_SIZE;
+
+    REG(s, E1000_RDT) = val & E1000_DH_DT_MASK;
+    if (n == 0 || REG(s, E1000_RDT) >= n) {
+        qnic_guest_error("e1000: RDT %u with a %u-descriptor ring\n", REG(s, E1000_RDT), n);
+        return;
+    }
+    e1000_flush_rx(s);
+}
+
+/* The RX and TX rings: control, base, length, head, tail and the delay
+ * timers. False when off is none of them. */
+static bool e1000_ring_reg_write(E1000State *s, unsigned off, uint32_t val)
+{
+    switch (off) {
+    case E1000_RCTL:
+        REG(s, off) = val;
+        e1000_flush_rx(s);
+        return true;
+    case E1000_RDBAL: case E1000_TDBAL:
+        REG(s, off) = val & E1000_DBAL_MASK;
+        return true;
+    case E1000_RDLEN: case E1000_TDLEN:
+        REG(s, off) = val & E1000_DLEN_MASK;
+        return true;
+    case E1000_RDH: case E1000_TDH:
+        REG(s, off) = val & E1000_DH_DT_MASK;
+        return true;
+    case E1000_RDT:
+        e1000_rdt_write(s, val);
+        return true;
+    case E1000_RDTR:
+        REG(s, off) = val & E1000_DELAY_MASK;
+        if ((val & E1000_RDTR_FPD) && qnic_timer_pending(s->rdtr_timer)) {
+            e1000_rx_delay_cb(s);
+        }
+        return true;
+    case E1000_RADV: case E1000_TIDV: case E1000_TADV:
+        REG(s, off) = val & E1000_DELAY_MASK;
+        return true;
+    case E1000_TDT:
+        REG(s, off) = val & E1000_DH_DT_MASK;
+        e1000_start_xmit(s);
+        return true;
+    case E1000_TCTL:
+        REG(s, off) = val;
+        e1000_start_xmit(s);
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void e1000_reg_write(E1000State *s, unsigned off, uint32_t val)
 {
     switch (off) {
     case E1000_CTRL:
-        if (val & E1000_CTRL_RST) {
-            /* Software reset: the MAC returns to its power-on state
-             * (PCI config space and the PHY are untouched). */
-            uint16_t phy[E1000_PHY_REGS];
-            memcpy(phy, s->phy, sizeof(phy));
-            e1000_reset_regs(s);
-            memcpy(s->phy, phy, sizeof(phy));
-            if (!(phy[E1000_PHY_STATUS] & E1000_MII_SR_LINK_STATUS)) {
-                REG(s, E1000_STATUS) &= ~E1000_STATUS_LU;
-            }
-            return;
-        }
-        if (val & E1000_CTRL_PHY_RST) {
-            e1000_phy_reset(s);
-            if (e1000_nc_link_down(s)) {
-                e1000_link_down(s);
-            }
-        }
-        REG(s, E1000_CTRL) = val & ~(E1000_CTRL_RST | E1000_CTRL_PHY_RST);
+        e1000_ctrl_write(s, val);
         return;
     case E1000_STATUS:
         return;     /* read-only */
@@ -1070,78 +1223,16 @@ static void e1000_reg_write(E1000State *s, unsigned off, uint32_t val)
         e1000_eecd_write(s, val);
         return;
     case E1000_EERD:
-        if (val & E1000_EERD_START) {
-            unsigned a = (val & E1000_EERD_ADDR_MASK) >> E1000_EERD_ADDR_SHIFT;
-            uint32_t data = a < E1000_EEPROM_WORDS ? s->eeprom[a] : 0;
-            REG(s, E1000_EERD) = data << E1000_EERD_DATA_SHIFT |
-                                 a << E1000_EERD_ADDR_SHIFT | E1000_EERD_DONE;
-        } else {
-            REG(s, E1000_EERD) = val & E1000_EERD_ADDR_MASK;
-        }
+        e1000_eerd_write(s, val);
         return;
     case E1000_MDIC:
         e1000_mdic_write(s, val);
         return;
     case E1000_VET:
-        REG(s, off) = val & 0xffff;
-        return;
-    case E1000_ICR:
-        REG(s, E1000_ICR) &= ~val;
-        e1000_update_irq(s);
-        return;
-    case E1000_ICS:
-        e1000_set_ics(s, val);
-        return;
-    case E1000_IMS:
-        REG(s, E1000_IMS) |= val & E1000_ICR_MASK;
-        e1000_update_irq(s);
-        return;
-    case E1000_IMC:
-        REG(s, E1000_IMS) &= ~val;
-        e1000_update_irq(s);
-        return;
-    case E1000_ITR:
-        REG(s, off) = val & 0xffff;
-        return;
-    case E1000_RCTL:
-        REG(s, off) = val;
-        e1000_flush_rx(s);
-        return;
-    case E1000_RDBAL: case E1000_TDBAL:
-        REG(s, off) = val & ~0xfu;
-        return;
-    case E1000_RDLEN: case E1000_TDLEN:
-        REG(s, off) = val & 0xfff80;
-        return;
-    case E1000_RDH: case E1000_TDH:
-        REG(s, off) = val & 0xffff;
-        return;
-    case E1000_RDT: {
-        uint32_t n = REG(s, E1000_RDLEN) / E1000_RXD_SIZE;
-        REG(s, off) = val & 0xffff;
-        if (n == 0 || REG(s, off) >= n) {
-            qnic_guest_error("e1000: RDT %u with a %u-descriptor ring\n", REG(s, off), n);
-            return;
-        }
-        e1000_flush_rx(s);
+        REG(s, off) = val & E1000_VET_MASK;
         return;
     }
-    case E1000_RDTR:
-        REG(s, off) = val & 0xffff;
-        if ((val & E1000_RDTR_FPD) && qnic_timer_pending(s->rdtr_timer)) {
-            e1000_rx_delay_cb(s);
-        }
-        return;
-    case E1000_RADV: case E1000_TIDV: case E1000_TADV:
-        REG(s, off) = val & 0xffff;
-        return;
-    case E1000_TDT:
-        REG(s, off) = val & 0xffff;
-        e1000_start_xmit(s);
-        return;
-    case E1000_TCTL:
-        REG(s, off) = val;
-        e1000_start_xmit(s);
+    if (e1000_irq_reg_write(s, off, val) || e1000_ring_reg_write(s, off, val)) {
         return;
     }
     if (off >= E1000_STATS_START && off < E1000_STATS_END) {

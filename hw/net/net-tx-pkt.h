@@ -19,9 +19,23 @@
 
 #define QNIC_ETH_HLEN 14
 #define QNIC_VLAN_HLEN 4
+#define QNIC_VLAN_VID_MASK 0x0fff    /* the VLAN id in a TCI */
 /* Longest header block segmentation copies per segment: Ethernet + two VLAN
  * tags + IPv6 with extension headers + a 60-byte TCP header. */
 #define QNIC_PKT_MAX_HDR 256
+
+/* The I/G bit of a destination address: a group (multicast or broadcast)
+ * address. */
+static inline bool qnic_eth_is_multicast(const uint8_t *addr)
+{
+    return addr[0] & 1;
+}
+
+/* ff:ff:ff:ff:ff:ff */
+static inline bool qnic_eth_is_broadcast(const uint8_t *addr)
+{
+    return (addr[0] & addr[1] & addr[2] & addr[3] & addr[4] & addr[5]) == 0xff;
+}
 
 typedef struct QnicPktInfo {
     size_t l2_len;          /* Ethernet header + VLAN tags = offset of L3 */

@@ -422,18 +422,17 @@ static void rtl_reset(QnicDevice *dev)
 static bool rtl_rx_filter(Rtl8139State *s, const uint8_t *buf, size_t len,
                           bool *bcast, bool *mcast, bool *phys)
 {
-    static const uint8_t bcast_addr[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
     bool promisc = s->rcr & RTL_RCR_AAP;
 
     *bcast = *mcast = *phys = false;
-    if (len < 14) {
+    if (len < QNIC_ETH_HLEN) {
         return false;
     }
-    if (!memcmp(buf, bcast_addr, 6)) {
+    if (qnic_eth_is_broadcast(buf)) {
         *bcast = true;
         return promisc || (s->rcr & RTL_RCR_AB);
     }
-    if (buf[0] & 1) {
+    if (qnic_eth_is_multicast(buf)) {
         unsigned h = rtl_mcast_hash(buf);
         *mcast = true;
         return promisc || ((s->rcr & RTL_RCR_AM) && (s->mar[h >> 3] & (1u << (h & 7))));
