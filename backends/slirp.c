@@ -609,50 +609,40 @@ static bool slirp_check_names(QnicOpts *opts, GError **errp)
     return true;
 }
 
-static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
+/* QEMU's defaults: 10.0.2.0/24 with the host (gateway) at .2, the DNS
+ * forwarder at .3 and DHCP leases from .15; fec0::/64 with ::2 and ::3. */
+#define SLIRP_DEFAULT_NET       "10.0.2.0"
+#define SLIRP_DEFAULT_MASK      "255.255.255.0"
+#define SLIRP_HOST_ID           2
+#define SLIRP_DNS_ID            3
+#define SLIRP_DHCP_FIRST_ID     15
+#define SLIRP_DEFAULT_PREFIX6   "fec0::"
+#define SLIRP_DEFAULT_PREFIX6_LEN 64
+#define SLIRP_CONFIG_VERSION    4       /* the SlirpConfig fields filled here */
+
+/* ipv4= and ipv6=. As QEMU: enabling one family explicitly turns the other
+ * off unless it was given too. */
+static void slirp_families(QnicOpts *opts, bool *ipv4, bool *ipv6)
 {
-    SlirpState *s = g_new0(SlirpState, 1);
-    SlirpConfig cfg = { .version = 4 };
+    *ipv4 = qnic_opts_get_bool(opts, "ipv4", true);
+    *ipv6 = qnic_opts_get_bool(opts, "ipv6", true);
+    if (qnic_opts_is_set(opts, "ipv6") && *ipv6 && !qnic_opts_is_set(opts, "ipv4")) {
+        *ipv4 = false;
+    }
+    if (qnic_opts_is_set(opts, "ipv4") && *ipv4 && !qnic_opts_is_set(opts, "ipv6")) {
+        *ipv6 = false;
+    }
+}
+
+/* net=, host=, dhcpstart=, dns=: the guest's IPv4 network, each address
+ * inside it and none colliding with another. */
+static bool slirp_config_ipv4(QnicOpts *opts, SlirpConfig *cfg, GError **errp)
+{
     struct in_addr net, mask, host, dhcp, dns;
-    struct in6_addr prefix6, host6, dns6;
-    uint8_t prefix6_len = 64;
     const char *v;
-    bool ipv4 = qnic_opts_get_bool(opts, "ipv4", true);
-    bool ipv6 = qnic_opts_get_bool(opts, "ipv6", true);
 
-    /* As QEMU: enabling one family explicitly turns the other off unless
-     * it was given too. */
-    if (qnic_opts_is_set(opts, "ipv6") && ipv6 && !qnic_opts_is_set(opts, "ipv4")) {
-        ipv4 = false;
-    }
-    if (qnic_opts_is_set(opts, "ipv4") && ipv4 && !qnic_opts_is_set(opts, "ipv6")) {
-        ipv6 = false;
-    }
-    nd->state = s;
-    s->nd = nd;
-    s->pollfds = g_array_new(FALSE, TRUE, sizeof(GPollFD));
-
-    if (!slirp_check_names(opts, errp)) {
-        return false;
-    }
-
-    if (qnic_opts_get(opts, "smb")) {
-        if (!g_file_test("/usr/sbin/smbd", G_FILE_TEST_IS_EXECUTABLE)) {
-            qnic_error_setg(errp, "could not find '/usr/sbin/smbd', please install it");
-        } else {
-            qnic_error_setg(errp, "smb= is not supported by qnic's user netdev");
-        }
-        return false;
-    }
-    if (!ipv4 && !ipv6) {
-        qnic_error_setg_invalid(errp, "IPv4 and IPv6 disabled");
-        return false;
-    }
-    cfg.in_enabled = ipv4;
-    cfg.in6_enabled = ipv6;
-
-    inet_aton("10.0.2.0", &net);
-    inet_aton("255.255.255.0", &mask);
+    inet_aton(SLIRP_DEFAULT_NET, &net);
+    inet_aton(SLIRP_DEFAULT_MASK, &mask);
     if ((v = qnic_opts_get(opts, "net")) && !parse_net4(v, &net, &mask, errp)) {
         return false;
     }
@@ -660,9 +650,9 @@ static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
         qnic_error_setg_invalid(errp, "Invalid network: host bits set in 'net'");
         return false;
     }
-    host.s_addr = net.s_addr | htonl(0x2);
-    dhcp.s_addr = net.s_addr | htonl(15);
-    dns.s_addr = net.s_addr | htonl(0x3);
+    host.s_addr = net.s_addr | htonl(SLIRP_HOST_ID);
+    dhcp.s_addr = net.s_addr | htonl(SLIRP_DHCP_FIRST_ID);
+    dns.s_addr = net.s_addr | htonl(SLIRP_DNS_ID);
     if ((v = qnic_opts_get(opts, "host")) && !parse_in4("host", v, &host, errp)) {
         return false;
     }
@@ -686,15 +676,29 @@ static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
         qnic_error_setg_invalid(errp, "DNS address is not in the network or is the host address");
         return false;
     }
+    cfg->vnetwork = net;
+    cfg->vnetmask = mask;
+    cfg->vhost = host;
+    cfg->vdhcp_start = dhcp;
+    cfg->vnameserver = dns;
+    return true;
+}
 
-    inet_pton(AF_INET6, "fec0::", &prefix6);
+/* ipv6-net=, ipv6-host=, ipv6-dns=. */
+static bool slirp_config_ipv6(QnicOpts *opts, SlirpConfig *cfg, GError **errp)
+{
+    struct in6_addr prefix6, host6, dns6;
+    uint8_t prefix6_len = SLIRP_DEFAULT_PREFIX6_LEN;
+    const char *v;
+
+    inet_pton(AF_INET6, SLIRP_DEFAULT_PREFIX6, &prefix6);
     if ((v = qnic_opts_get(opts, "ipv6-net")) && !parse_net6(v, &prefix6, &prefix6_len, errp)) {
         return false;
     }
     host6 = prefix6;
-    host6.s6_addr[15] |= 2;
+    host6.s6_addr[15] |= SLIRP_HOST_ID;
     dns6 = prefix6;
-    dns6.s6_addr[15] |= 3;
+    dns6.s6_addr[15] |= SLIRP_DNS_ID;
     if ((v = qnic_opts_get(opts, "ipv6-host")) && inet_pton(AF_INET6, v, &host6) != 1) {
         qnic_error_setg_invalid(errp, "Parameter 'ipv6-host' expects an IPv6 address");
         return false;
@@ -703,39 +707,103 @@ static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
         qnic_error_setg_invalid(errp, "Parameter 'ipv6-dns' expects an IPv6 address");
         return false;
     }
+    cfg->vprefix_addr6 = prefix6;
+    cfg->vprefix_len = prefix6_len;
+    cfg->vhost6 = host6;
+    cfg->vnameserver6 = dns6;
+    return true;
+}
 
-    cfg.restricted = qnic_opts_get_bool(opts, "restrict", false);
-    cfg.vnetwork = net;
-    cfg.vnetmask = mask;
-    cfg.vhost = host;
-    cfg.vdhcp_start = dhcp;
-    cfg.vnameserver = dns;
-    cfg.vprefix_addr6 = prefix6;
-    cfg.vprefix_len = prefix6_len;
-    cfg.vhost6 = host6;
-    cfg.vnameserver6 = dns6;
-    cfg.vhostname = qnic_opts_get(opts, "hostname");
-    cfg.tftp_server_name = qnic_opts_get(opts, "tftp-server-name");
-    cfg.tftp_path = qnic_opts_get(opts, "tftp");
-    cfg.bootfile = qnic_opts_get(opts, "bootfile");
-    cfg.vdomainname = qnic_opts_get(opts, "domainname");
-    {
-        g_autofree const char **list = qnic_opts_get_list(opts, "dnssearch");
-        if (list && list[0]) {
-            s->dnssearch = g_strdupv((char **)list);
-            cfg.vdnssearch = (const char **)s->dnssearch;
+/* restrict= and what DHCP and TFTP tell the guest: hostname, domain,
+ * search list, TFTP root and boot file. */
+static void slirp_config_services(SlirpState *s, QnicOpts *opts, SlirpConfig *cfg)
+{
+    g_autofree const char **list = qnic_opts_get_list(opts, "dnssearch");
+
+    cfg->restricted = qnic_opts_get_bool(opts, "restrict", false);
+    cfg->vhostname = qnic_opts_get(opts, "hostname");
+    cfg->tftp_server_name = qnic_opts_get(opts, "tftp-server-name");
+    cfg->tftp_path = qnic_opts_get(opts, "tftp");
+    cfg->bootfile = qnic_opts_get(opts, "bootfile");
+    cfg->vdomainname = qnic_opts_get(opts, "domainname");
+    if (list && list[0]) {
+        s->dnssearch = g_strdupv((char **)list);
+        cfg->vdnssearch = (const char **)s->dnssearch;
+    }
+    if (cfg->tftp_path && !g_file_test(cfg->tftp_path, G_FILE_TEST_IS_DIR)) {
+        qnic_warn("user netdev: tftp directory '%s' does not exist", cfg->tftp_path);
+    }
+}
+
+/* Options the user netdev refuses before building anything: over-long
+ * names, smb= and both families off. */
+static bool slirp_check_opts(QnicOpts *opts, bool ipv4, bool ipv6, GError **errp)
+{
+    if (!slirp_check_names(opts, errp)) {
+        return false;
+    }
+    if (qnic_opts_get(opts, "smb")) {
+        if (!g_file_test("/usr/sbin/smbd", G_FILE_TEST_IS_EXECUTABLE)) {
+            qnic_error_setg(errp, "could not find '/usr/sbin/smbd', please install it");
+        } else {
+            qnic_error_setg(errp, "smb= is not supported by qnic's user netdev");
+        }
+        return false;
+    }
+    if (!ipv4 && !ipv6) {
+        qnic_error_setg_invalid(errp, "IPv4 and IPv6 disabled");
+        return false;
+    }
+    return true;
+}
+
+/* hostfwd= and guestfwd=, each a list; hostfwd's default guest address is
+ * the first DHCP lease. */
+static bool slirp_add_forwards(SlirpState *s, QnicOpts *opts, struct in_addr dhcp,
+                               GError **errp)
+{
+    g_autofree const char **hostfwds = qnic_opts_get_list(opts, "hostfwd");
+    for (int i = 0; hostfwds && hostfwds[i]; i++) {
+        if (!slirp_hostfwd(s, hostfwds[i], dhcp, errp)) {
+            return false;
         }
     }
-    if (cfg.tftp_path && !g_file_test(cfg.tftp_path, G_FILE_TEST_IS_DIR)) {
-        qnic_warn("user netdev: tftp directory '%s' does not exist", cfg.tftp_path);
+    g_autofree const char **guestfwds = qnic_opts_get_list(opts, "guestfwd");
+    for (int i = 0; guestfwds && guestfwds[i]; i++) {
+        if (!slirp_guestfwd(s, guestfwds[i], errp)) {
+            return false;
+        }
     }
+    return true;
+}
+
+static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
+{
+    SlirpState *s = g_new0(SlirpState, 1);
+    SlirpConfig cfg = { .version = SLIRP_CONFIG_VERSION };
+    bool ipv4, ipv6;
+
+    slirp_families(opts, &ipv4, &ipv6);
+    nd->state = s;
+    s->nd = nd;
+    s->pollfds = g_array_new(FALSE, TRUE, sizeof(GPollFD));
+
+    if (!slirp_check_opts(opts, ipv4, ipv6, errp)) {
+        return false;
+    }
+    cfg.in_enabled = ipv4;
+    cfg.in6_enabled = ipv6;
+    if (!slirp_config_ipv4(opts, &cfg, errp) || !slirp_config_ipv6(opts, &cfg, errp)) {
+        return false;
+    }
+    slirp_config_services(s, opts, &cfg);
 
     s->nc = qnic_net_client_new(&slirp_client_ops, "user", nd->id, s);
     nd->queues = 1;
     nd->ncs = g_new0(QnicNetClient *, 1);
     nd->ncs[0] = s->nc;
     g_snprintf(s->nc->info_str, sizeof(s->nc->info_str), "net=%s, restrict=%s",
-               inet_ntoa(net), cfg.restricted ? "on" : "off");
+               inet_ntoa(cfg.vnetwork), cfg.restricted ? "on" : "off");
 
     s->slirp = slirp_new(&cfg, &slirp_callbacks, s);
     if (!s->slirp) {
@@ -745,24 +813,7 @@ static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     s->source = (SlirpSource *)g_source_new(&slirp_source_funcs, sizeof(SlirpSource));
     s->source->s = s;
     g_source_attach(&s->source->src, qnic_main_context());
-
-    {
-        g_autofree const char **fwds = qnic_opts_get_list(opts, "hostfwd");
-        for (int i = 0; fwds && fwds[i]; i++) {
-            if (!slirp_hostfwd(s, fwds[i], dhcp, errp)) {
-                return false;
-            }
-        }
-    }
-    {
-        g_autofree const char **fwds = qnic_opts_get_list(opts, "guestfwd");
-        for (int i = 0; fwds && fwds[i]; i++) {
-            if (!slirp_guestfwd(s, fwds[i], errp)) {
-                return false;
-            }
-        }
-    }
-    return true;
+    return slirp_add_forwards(s, opts, cfg.vdhcp_start, errp);
 }
 
 static void slirp_cleanup_netdev(QnicNetdev *nd)
