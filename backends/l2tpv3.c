@@ -409,62 +409,63 @@ static void l2tp_free(L2tpState *s)
     g_free(s);
 }
 
-static bool l2tp_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
+/* A session id option, which must fit in 32 bits. */
+static bool l2tp_get_session(QnicOpts *opts, const char *key, uint32_t dflt,
+                             uint32_t *out, GError **errp)
 {
-    const char *src = qnic_opts_get(opts, "src");
-    const char *dst = qnic_opts_get(opts, "dst");
-    const char *srcport = qnic_opts_get(opts, "srcport");
-    const char *dstport = qnic_opts_get(opts, "dstport");
-    struct sockaddr_storage src_addr;
-    socklen_t src_len;
-    L2tpState *s;
-    QnicL2tpv3Params p = { 0 };
-    uint64_t v;
+    uint64_t v = qnic_opts_get_uint(opts, key, dflt);
 
-    if (!src || !dst) {
+    if (v > UINT32_MAX) {
         g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                    "l2tpv3: Parameter '%s' is missing", src ? "dst" : "src");
+                    "l2tpv3: %s must fit in 32 bits", key);
         return false;
     }
+    *out = qnic_opts_is_set(opts, key) ? (uint32_t)v : dflt;
+    return true;
+}
+
+/* txcookie= and rxcookie=: both or neither, 64-bit only with cookie64=on. */
+static bool l2tp_parse_cookies(QnicOpts *opts, QnicL2tpv3Params *p, GError **errp)
+{
+    if (!qnic_opts_is_set(opts, "txcookie") && !qnic_opts_is_set(opts, "rxcookie")) {
+        return true;
+    }
+    if (!qnic_opts_is_set(opts, "txcookie") || !qnic_opts_is_set(opts, "rxcookie")) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "l2tpv3: cookie specified but not both rx and tx "
+                    "(give txcookie= and rxcookie=)");
+        return false;
+    }
+    p->cookie = true;
+    p->tx_cookie = qnic_opts_get_uint(opts, "txcookie", 0);
+    p->rx_cookie = qnic_opts_get_uint(opts, "rxcookie", 0);
+    if (!p->cookie64 && (p->tx_cookie > UINT32_MAX || p->rx_cookie > UINT32_MAX)) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "l2tpv3: a cookie wider than 32 bits needs cookie64=on");
+        return false;
+    }
+    return true;
+}
+
+/* The header format and sessions (everything but the addresses). */
+static bool l2tp_parse_params(QnicOpts *opts, QnicL2tpv3Params *p, GError **errp)
+{
+    uint64_t v;
+
     if (!qnic_opts_is_set(opts, "txsession")) {
         g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
                     "l2tpv3: Parameter 'txsession' is missing");
         return false;
     }
-    p.udp = qnic_opts_get_bool(opts, "udp", false);
-    p.ipv6 = qnic_opts_get_bool(opts, "ipv6", false);
-    p.cookie64 = qnic_opts_get_bool(opts, "cookie64", false);
-    p.pin_counter = qnic_opts_get_bool(opts, "pincounter", false);
-    p.counter = qnic_opts_get_bool(opts, "counter", false) || p.pin_counter;
-    v = qnic_opts_get_uint(opts, "txsession", 0);
-    if (v > UINT32_MAX) {
-        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                    "l2tpv3: txsession must fit in 32 bits");
+    p->udp = qnic_opts_get_bool(opts, "udp", false);
+    p->ipv6 = qnic_opts_get_bool(opts, "ipv6", false);
+    p->cookie64 = qnic_opts_get_bool(opts, "cookie64", false);
+    p->pin_counter = qnic_opts_get_bool(opts, "pincounter", false);
+    p->counter = qnic_opts_get_bool(opts, "counter", false) || p->pin_counter;
+    if (!l2tp_get_session(opts, "txsession", 0, &p->tx_session, errp) ||
+        !l2tp_get_session(opts, "rxsession", p->tx_session, &p->rx_session, errp) ||
+        !l2tp_parse_cookies(opts, p, errp)) {
         return false;
-    }
-    p.tx_session = (uint32_t)v;
-    v = qnic_opts_get_uint(opts, "rxsession", p.tx_session);
-    if (v > UINT32_MAX) {
-        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                    "l2tpv3: rxsession must fit in 32 bits");
-        return false;
-    }
-    p.rx_session = qnic_opts_is_set(opts, "rxsession") ? (uint32_t)v : p.tx_session;
-    if (qnic_opts_is_set(opts, "txcookie") || qnic_opts_is_set(opts, "rxcookie")) {
-        if (!qnic_opts_is_set(opts, "txcookie") || !qnic_opts_is_set(opts, "rxcookie")) {
-            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                        "l2tpv3: cookie specified but not both rx and tx "
-                        "(give txcookie= and rxcookie=)");
-            return false;
-        }
-        p.cookie = true;
-        p.tx_cookie = qnic_opts_get_uint(opts, "txcookie", 0);
-        p.rx_cookie = qnic_opts_get_uint(opts, "rxcookie", 0);
-        if (!p.cookie64 && (p.tx_cookie > UINT32_MAX || p.rx_cookie > UINT32_MAX)) {
-            g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
-                        "l2tpv3: a cookie wider than 32 bits needs cookie64=on");
-            return false;
-        }
     }
     v = qnic_opts_get_uint(opts, "offset", 0);
     if (v > QNIC_L2TPV3_MAX_OFFSET) {
@@ -473,7 +474,57 @@ static bool l2tp_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
                     v, QNIC_L2TPV3_MAX_OFFSET);
         return false;
     }
-    p.offset = (uint32_t)v;
+    p->offset = (uint32_t)v;
+    return true;
+}
+
+/* Resolve both ends, open the raw IP or UDP socket and bind it to the
+ * source. */
+static bool l2tp_open(L2tpState *s, const char *src, const char *srcport,
+                      const char *dst, const char *dstport, GError **errp)
+{
+    const QnicL2tpv3Params *p = &s->p;
+    struct sockaddr_storage src_addr;
+    socklen_t src_len;
+
+    if (!l2tp_resolve(src, srcport, p->ipv6, p->udp, "source", &src_addr, &src_len, errp) ||
+        !l2tp_resolve(dst, dstport, p->ipv6, p->udp, "destination", &s->dst, &s->dst_len, errp)) {
+        return false;
+    }
+    s->fd = socket(p->ipv6 ? AF_INET6 : AF_INET,
+                   (p->udp ? SOCK_DGRAM : SOCK_RAW) | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                   p->udp ? IPPROTO_UDP : IPPROTO_L2TP);
+    if (s->fd < 0) {
+        qnic_error_setg_errno(errp, errno, "l2tpv3: could not create the %s socket%s",
+                              p->udp ? "UDP" : "raw IP (protocol 115)",
+                              p->udp ? "" : " (needs CAP_NET_RAW)");
+        return false;
+    }
+    if (bind(s->fd, (struct sockaddr *)&src_addr, src_len) < 0) {
+        qnic_error_setg_errno(errp, errno, "l2tpv3: could not bind to %s%s%s", src,
+                              p->udp ? " port " : "", p->udp ? srcport : "");
+        return false;
+    }
+    return true;
+}
+
+static bool l2tp_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
+{
+    const char *src = qnic_opts_get(opts, "src");
+    const char *dst = qnic_opts_get(opts, "dst");
+    const char *srcport = qnic_opts_get(opts, "srcport");
+    const char *dstport = qnic_opts_get(opts, "dstport");
+    L2tpState *s;
+    QnicL2tpv3Params p = { 0 };
+
+    if (!src || !dst) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
+                    "l2tpv3: Parameter '%s' is missing", src ? "dst" : "src");
+        return false;
+    }
+    if (!l2tp_parse_params(opts, &p, errp)) {
+        return false;
+    }
     if (p.udp) {
         if (!srcport || !dstport || !srcport[0] || !dstport[0]) {
             g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID,
@@ -487,24 +538,7 @@ static bool l2tp_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     s = g_new0(L2tpState, 1);
     s->fd = -1;
     s->p = p;
-    if (!l2tp_resolve(src, srcport, p.ipv6, p.udp, "source", &src_addr, &src_len, errp) ||
-        !l2tp_resolve(dst, dstport, p.ipv6, p.udp, "destination", &s->dst, &s->dst_len, errp)) {
-        l2tp_free(s);
-        return false;
-    }
-    s->fd = socket(p.ipv6 ? AF_INET6 : AF_INET,
-                   (p.udp ? SOCK_DGRAM : SOCK_RAW) | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                   p.udp ? IPPROTO_UDP : IPPROTO_L2TP);
-    if (s->fd < 0) {
-        qnic_error_setg_errno(errp, errno, "l2tpv3: could not create the %s socket%s",
-                              p.udp ? "UDP" : "raw IP (protocol 115)",
-                              p.udp ? "" : " (needs CAP_NET_RAW)");
-        l2tp_free(s);
-        return false;
-    }
-    if (bind(s->fd, (struct sockaddr *)&src_addr, src_len) < 0) {
-        qnic_error_setg_errno(errp, errno, "l2tpv3: could not bind to %s%s%s", src,
-                              p.udp ? " port " : "", p.udp ? srcport : "");
+    if (!l2tp_open(s, src, srcport, dst, dstport, errp)) {
         l2tp_free(s);
         return false;
     }
