@@ -139,31 +139,39 @@ static bool send_fd(int sock, int fd)
     return qnic_send_fds(sock, &iov, 1, &fd, 1, 0) > 0;
 }
 
-int main(int argc, char **argv)
+typedef struct HelperArgs {
+    const char *br;
+    const char *acl;
+    bool use_vnet;
+    int unixfd;
+} HelperArgs;
+
+#define MAX_UNIX_FD         65535
+/* The first byte of the tap's MAC: high, so that attaching it does not
+ * change the bridge's address (a bridge takes the lowest of its ports'). */
+#define TAP_MAC_FIRST_BYTE  0xfe
+
+/* The command line into *a. Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, HelperArgs *a)
 {
-    const char *br = NULL, *acl = NULL, *env;
-    bool use_vnet = false;
-    int unixfd = -1, tapfd = -1, ctl = -1, ifindex;
-    AclResult res = { false, false };
-    struct ifreq ifr;
-    char tapname[IFNAMSIZ];
+    const char *env;
 
     for (int i = 1; i < argc; i++) {
         char *end;
         if (!strcmp(argv[i], "--use-vnet")) {
-            use_vnet = true;
+            a->use_vnet = true;
         } else if (!strncmp(argv[i], "--br=", 5)) {
-            br = argv[i] + 5;
+            a->br = argv[i] + 5;
         } else if (!strncmp(argv[i], "--fd=", 5)) {
             errno = 0;
             long v = strtol(argv[i] + 5, &end, 10);
-            if (errno || *end || end == argv[i] + 5 || v < 0 || v > 65535) {
+            if (errno || *end || end == argv[i] + 5 || v < 0 || v > MAX_UNIX_FD) {
                 fprintf(stderr, "invalid --fd value '%s'\n", argv[i] + 5);
                 return EXIT_FAILURE;
             }
-            unixfd = (int)v;
+            a->unixfd = (int)v;
         } else if (!strncmp(argv[i], "--acl=", 6)) {
-            acl = argv[i] + 6;
+            a->acl = argv[i] + 6;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage();
             return EXIT_SUCCESS;
@@ -173,32 +181,31 @@ int main(int argc, char **argv)
             return EXIT_FAILURE;
         }
     }
-    if (!br || unixfd < 0) {
+    if (!a->br || a->unixfd < 0) {
         usage();
         return EXIT_FAILURE;
     }
-    if (!br[0] || strlen(br) >= IFNAMSIZ || strchr(br, '/')) {
-        fprintf(stderr, "invalid bridge name '%s'\n", br);
+    if (!a->br[0] || strlen(a->br) >= IFNAMSIZ || strchr(a->br, '/')) {
+        fprintf(stderr, "invalid bridge name '%s'\n", a->br);
         return EXIT_FAILURE;
     }
-    if (!acl) {
+    if (!a->acl) {
         env = getenv("QNIC_BRIDGE_CONF");
-        acl = env && env[0] ? env : DEFAULT_ACL_FILE;
+        a->acl = env && env[0] ? env : DEFAULT_ACL_FILE;
     }
+    return -1;
+}
 
-    if (!acl_apply_file(acl, br, 0, &res)) {
-        fprintf(stderr, "access denied: acl file %s could not be used\n", acl);
-        return EXIT_FAILURE;
-    }
-    if (res.denied || !res.allowed) {
-        fprintf(stderr, "access denied by acl file %s for bridge %s\n", acl, br);
-        return EXIT_FAILURE;
-    }
+/* A new tap (with a vnet header when asked and supported); its name goes to
+ * tapname. Returns the fd, or -1. */
+static int create_tap(bool use_vnet, char *tapname)
+{
+    struct ifreq ifr;
+    int tapfd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 
-    tapfd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (tapfd < 0) {
         fprintf(stderr, "failed to open /dev/net/tun: %s\n", strerror(errno));
-        return EXIT_FAILURE;
+        return -1;
     }
     memset(&ifr, 0, sizeof(ifr));
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
@@ -208,57 +215,97 @@ int main(int argc, char **argv)
     snprintf(ifr.ifr_name, IFNAMSIZ, "tap%%d");
     if (ioctl(tapfd, TUNSETIFF, &ifr) < 0) {
         fprintf(stderr, "failed to create tap device: %s\n", strerror(errno));
-        goto fail;
+        close(tapfd);
+        return -1;
     }
-    snprintf(tapname, sizeof(tapname), "%s", ifr.ifr_name);
+    snprintf(tapname, IFNAMSIZ, "%s", ifr.ifr_name);
+    return tapfd;
+}
 
-    ctl = ctl_socket();
-    if (ctl < 0) {
-        goto fail;
-    }
-    /* The tap takes the bridge's MTU so frames that cross it fit. */
+/* The tap takes the bridge's MTU, so frames that cross it fit, and a high
+ * MAC address. */
+static bool set_tap_mtu_mac(int ctl, const char *tapname, const char *br)
+{
+    struct ifreq ifr;
+
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, IFNAMSIZ, "%s", br);
     if (ioctl(ctl, SIOCGIFMTU, &ifr) < 0) {
         fprintf(stderr, "failed to get mtu of bridge %s: %s\n", br, strerror(errno));
-        goto fail;
+        return false;
     }
     snprintf(ifr.ifr_name, IFNAMSIZ, "%s", tapname);
     if (ioctl(ctl, SIOCSIFMTU, &ifr) < 0) {
         fprintf(stderr, "failed to set mtu of %s: %s\n", tapname, strerror(errno));
-        goto fail;
+        return false;
     }
-    /* A bridge takes the lowest MAC of its ports: give the tap a high one
-     * so that attaching it does not change the bridge's address. */
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, IFNAMSIZ, "%s", tapname);
     if (ioctl(ctl, SIOCGIFHWADDR, &ifr) == 0) {
-        ifr.ifr_hwaddr.sa_data[0] = (char)0xfe;
+        ifr.ifr_hwaddr.sa_data[0] = (char)TAP_MAC_FIRST_BYTE;
         if (ioctl(ctl, SIOCSIFHWADDR, &ifr) < 0) {
             fprintf(stderr, "failed to set mac address of %s: %s\n", tapname, strerror(errno));
-            goto fail;
+            return false;
         }
     }
-    ifindex = if_nametoindex(tapname);
+    return true;
+}
+
+/* Enslave the tap to the bridge and bring it up. */
+static bool attach_tap(int ctl, const char *tapname, const char *br)
+{
+    struct ifreq ifr;
+    int ifindex = if_nametoindex(tapname);
+
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, IFNAMSIZ, "%s", br);
     ifr.ifr_ifindex = ifindex;
     if (ifindex == 0 || ioctl(ctl, SIOCBRADDIF, &ifr) < 0) {
         fprintf(stderr, "failed to add %s to bridge %s: %s\n", tapname, br, strerror(errno));
-        goto fail;
+        return false;
     }
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, IFNAMSIZ, "%s", tapname);
     if (ioctl(ctl, SIOCGIFFLAGS, &ifr) < 0) {
         fprintf(stderr, "failed to get flags of %s: %s\n", tapname, strerror(errno));
-        goto fail;
+        return false;
     }
     ifr.ifr_flags |= IFF_UP;
     if (ioctl(ctl, SIOCSIFFLAGS, &ifr) < 0) {
         fprintf(stderr, "failed to bring up %s: %s\n", tapname, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    HelperArgs a = { .unixfd = -1 };
+    AclResult res = { false, false };
+    char tapname[IFNAMSIZ];
+    int tapfd, ctl = -1;
+    int rc = parse_args(argc, argv, &a);
+
+    if (rc >= 0) {
+        return rc;
+    }
+    if (!acl_apply_file(a.acl, a.br, 0, &res)) {
+        fprintf(stderr, "access denied: acl file %s could not be used\n", a.acl);
+        return EXIT_FAILURE;
+    }
+    if (res.denied || !res.allowed) {
+        fprintf(stderr, "access denied by acl file %s for bridge %s\n", a.acl, a.br);
+        return EXIT_FAILURE;
+    }
+    tapfd = create_tap(a.use_vnet, tapname);
+    if (tapfd < 0) {
+        return EXIT_FAILURE;
+    }
+    ctl = ctl_socket();
+    if (ctl < 0 || !set_tap_mtu_mac(ctl, tapname, a.br) || !attach_tap(ctl, tapname, a.br)) {
         goto fail;
     }
-    if (!send_fd(unixfd, tapfd)) {
+    if (!send_fd(a.unixfd, tapfd)) {
         fprintf(stderr, "failed to pass the tap fd back: %s\n", strerror(errno));
         goto fail;
     }
