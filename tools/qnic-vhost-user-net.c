@@ -84,7 +84,32 @@ static char *device_opts(const char *device_str, const char *netdev_id)
     return g_string_free(o, FALSE);
 }
 
-int main(int argc, char **argv)
+#define MAX_CONNECT_TIMEOUT_MS 3600000     /* an hour */
+
+typedef struct ToolArgs {
+    const char *path;           /* --socket */
+    const char *netdev_str;     /* --netdev */
+    const char *device_str;     /* --device */
+    QnicVhuServerConfig scfg;
+} ToolArgs;
+
+/* --connect-timeout: milliseconds, 1 to MAX_CONNECT_TIMEOUT_MS. */
+static bool parse_timeout(const char *arg, QnicVhuServerConfig *scfg)
+{
+    char *end;
+    unsigned long v = strtoul(arg, &end, 10);
+
+    if (*end || !*arg || v == 0 || v > MAX_CONNECT_TIMEOUT_MS) {
+        qnic_report("--connect-timeout %s: expects milliseconds (1..%d)", arg,
+                    MAX_CONNECT_TIMEOUT_MS);
+        return false;
+    }
+    scfg->connect_timeout_ms = v;
+    return true;
+}
+
+/* The command line into *a. Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, ToolArgs *a)
 {
     static const struct option longopts[] = {
         { "socket", required_argument, NULL, 's' },
@@ -97,38 +122,27 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    const char *path = NULL, *netdev_str = NULL, *device_str = "";
-    QnicVhuServerConfig scfg = { 0 };
-    QnicVhuDev *dev = NULL;
-    QnicNetdev *nd;
     GError *err = NULL;
-    g_autofree char *devopts = NULL;
-    int status = 1, c;
+    int c;
 
-    qnic_log_set_progname(PROG);
     while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
-            path = optarg;
+            a->path = optarg;
             break;
         case 'c':
-            scfg.client = true;
+            a->scfg.client = true;
             break;
-        case 't': {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (*end || !*optarg || v == 0 || v > 3600000) {
-                qnic_report("--connect-timeout %s: expects milliseconds (1..3600000)", optarg);
+        case 't':
+            if (!parse_timeout(optarg, &a->scfg)) {
                 return 1;
             }
-            scfg.connect_timeout_ms = v;
             break;
-        }
         case 'n':
-            netdev_str = optarg;
+            a->netdev_str = optarg;
             break;
         case 'D':
-            device_str = optarg;
+            a->device_str = optarg;
             break;
         case 'o':
             once = true;
@@ -158,31 +172,43 @@ int main(int argc, char **argv)
         qnic_report("unexpected argument '%s' (see --help)", argv[optind]);
         return 1;
     }
-    if (!path || !netdev_str) {
+    if (!a->path || !a->netdev_str) {
         qnic_report("--socket and --netdev are required (see --help)");
         return 1;
     }
+    return -1;
+}
+
+/* Build the netdev, the device and the server, then serve until a signal
+ * (or, with --once, the first disconnect). Returns the exit status. */
+static int run(ToolArgs *a)
+{
+    QnicVhuDev *dev = NULL;
+    QnicNetdev *nd;
+    GError *err = NULL;
+    g_autofree char *devopts = NULL;
+    int status = 1;
 
     signal(SIGPIPE, SIG_IGN);
     qnic_bql_lock();
-    nd = qnic_netdev_add_str(netdev_str, &err);
+    nd = qnic_netdev_add_str(a->netdev_str, &err);
     if (!nd) {
-        qnic_report("--netdev %s: %s", netdev_str, err->message);
+        qnic_report("--netdev %s: %s", a->netdev_str, err->message);
         g_error_free(err);
         goto out;
     }
-    devopts = device_opts(device_str, nd->id);
+    devopts = device_opts(a->device_str, nd->id);
     dev = qnic_vhu_dev_new(devopts, &err);
     if (!dev) {
-        qnic_report("--device %s: %s", device_str, err->message);
+        qnic_report("--device %s: %s", a->device_str, err->message);
         g_error_free(err);
         goto out;
     }
-    scfg.path = path;
-    scfg.on_disconnect = on_disconnect;
-    server = qnic_vhu_server_new(dev, &scfg, &err);
+    a->scfg.path = a->path;
+    a->scfg.on_disconnect = on_disconnect;
+    server = qnic_vhu_server_new(dev, &a->scfg, &err);
     if (!server) {
-        qnic_report("--socket %s: %s", path, err->message);
+        qnic_report("--socket %s: %s", a->path, err->message);
         g_error_free(err);
         goto out;
     }
@@ -203,4 +229,14 @@ out:
     qnic_netdev_del_all();
     qnic_bql_unlock();
     return status;
+}
+
+int main(int argc, char **argv)
+{
+    ToolArgs a = { .device_str = "" };
+    int rc;
+
+    qnic_log_set_progname(PROG);
+    rc = parse_args(argc, argv, &a);
+    return rc >= 0 ? rc : run(&a);
 }
