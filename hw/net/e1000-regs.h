@@ -328,6 +328,10 @@
 #define E1000_TXDD_POPTS      13
 #define E1000_TXDD_SPECIAL    14
 #define E1000_TXD_DTYP_SHIFT  20
+#define E1000_TXD_DTYP_MASK   0xfu  /* after the shift */
+#define E1000_TXD_CMD_SHIFT   24    /* TUCMD / DCMD, and legacy CMD */
+#define E1000_TXDD_LEN_MASK   0xfffffu  /* data: DTALEN; context: PAYLEN */
+#define E1000_TXD_LEN_MASK    0xffffu   /* legacy: LENGTH */
 #define E1000_TXD_DTYP_CTX    0
 #define E1000_TXD_DTYP_DATA   1
 #define E1000_TXD_POPTS_IXSM  0x01
@@ -349,6 +353,7 @@
 #define E1000_M88_RX_ERR_CNTR     0x15
 #define E1000_PHY_REGS            0x20
 
+#define E1000_MII_CR_RESERVED     0x3fu     /* bits 5:0, read as 0 */
 #define E1000_MII_CR_RESTART_AN   (1u << 9)
 #define E1000_MII_CR_AN_ENABLE    (1u << 12)
 #define E1000_MII_CR_RESET        (1u << 15)

@@ -272,7 +272,8 @@ static void e1000_phy_write(E1000State *s, unsigned reg, uint16_t val)
                                        status_link;
             val &= ~E1000_MII_CR_RESET;
         }
-        s->phy[reg] = val & ~(0x3f | E1000_MII_CR_RESET | E1000_MII_CR_RESTART_AN);
+        s->phy[reg] = val & ~(E1000_MII_CR_RESERVED | E1000_MII_CR_RESET |
+                              E1000_MII_CR_RESTART_AN);
         if ((val & E1000_MII_CR_AN_ENABLE) && (val & E1000_MII_CR_RESTART_AN) &&
             s->prop_autoneg) {
             e1000_restart_autoneg(s);
@@ -532,9 +533,9 @@ static void e1000_tx_append(E1000State *s, uint64_t addr, size_t len)
 /* Process one descriptor; returns true if it asked for a write-back (RS). */
 static bool e1000_process_txd(E1000State *s, const uint8_t *d, bool *ide)
 {
-    uint32_t lower = qnic_ld32(d + 8);
-    uint8_t cmd = lower >> 24;
-    unsigned dtyp = (lower >> E1000_TXD_DTYP_SHIFT) & 0xf;
+    uint32_t lower = qnic_ld32(d + E1000_TXDD_LEN_DTYP);
+    uint8_t cmd = lower >> E1000_TXD_CMD_SHIFT;
+    unsigned dtyp = (lower >> E1000_TXD_DTYP_SHIFT) & E1000_TXD_DTYP_MASK;
     bool dext = cmd & E1000_TXD_CMD_DEXT;
     size_t len;
 
@@ -545,7 +546,7 @@ static bool e1000_process_txd(E1000State *s, const uint8_t *d, bool *ide)
             .ipcse = qnic_ld16(d + E1000_TXC_IPCSE),
             .tucss = d[E1000_TXC_TUCSS], .tucso = d[E1000_TXC_TUCSO],
             .tucse = qnic_ld16(d + E1000_TXC_TUCSE),
-            .paylen = lower & 0xfffff, .tucmd = cmd,
+            .paylen = lower & E1000_TXDD_LEN_MASK, .tucmd = cmd,
             .hdrlen = d[E1000_TXC_HDRLEN], .mss = qnic_ld16(d + E1000_TXC_MSS),
         };
         /* The hardware keeps the TSO and the checksum-only context apart
@@ -577,7 +578,7 @@ static bool e1000_process_txd(E1000State *s, const uint8_t *d, bool *ide)
     /* VLAN: the hardware takes VLE/special from the last descriptor. */
     s->tx_vle = cmd & E1000_TXD_CMD_VLE;
     s->tx_special = qnic_ld16(d + E1000_TXD_SPECIAL);
-    len = dext ? (lower & 0xfffff) : (lower & 0xffff);
+    len = dext ? (lower & E1000_TXDD_LEN_MASK) : (lower & E1000_TXD_LEN_MASK);
     e1000_tx_append(s, qnic_ld64(d), len);
     *ide = cmd & E1000_TXD_CMD_IDE;
     if (cmd & E1000_TXD_CMD_EOP) {
