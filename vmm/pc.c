@@ -4,6 +4,7 @@
  * that kvm.c is only the accelerator and machine.c knows no command line.
  */
 #include "vmm/pc.h"
+#include "vmm/mptable.h"
 #include "qnic/machine.h"
 #include "qnic/pci.h"
 #include "qnic/virtio.h"
@@ -103,11 +104,16 @@ static bool pc_create_serial(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
 /* ---- what firmware would do ---- */
 
 /* No firmware: tell each PCI function where its INTx lands, as a BIOS
- * would, and describe virtio-mmio transports to the kernel the way QEMU's
- * microvm does (virtio_mmio.device=SIZE@ADDR:IRQ). */
+ * would, write the MP table a BIOS would (vmm/mptable.h), and describe
+ * virtio-mmio transports to the kernel the way QEMU's microvm does
+ * (virtio_mmio.device=SIZE@ADDR:IRQ). */
 static char *pc_firmware_setup(QnicVmmConfig *cfg, QnicMachine *m)
 {
     qnic_pci_bus_fill_interrupt_lines(m->pci);
+    if (m->ram && !qnic_mptable_write(m->ram, m->below_4g, cfg->smp ? cfg->smp : 1)) {
+        qnic_warn("no MP table written (%" PRIu64 " bytes of low RAM, %u vCPUs): a guest "
+                  "without ACPI sees no I/O APIC", m->below_4g, cfg->smp);
+    }
     g_autofree char *mmio_args = qnic_virtio_mmio_cmdline_all(m);
     if (mmio_args && *mmio_args) {
         char *cmdline = g_strjoin(" ", cfg->append ? cfg->append : "", mmio_args, NULL);
