@@ -11,6 +11,7 @@ the script with SystemExit so those blocks run).
 
 import argparse
 import functools
+import hashlib
 import http.server
 import os
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
@@ -79,6 +81,15 @@ def parse(line):
             k, v = w.split("=", 1)
             kv[k] = v
     return tag, kv
+
+
+def write_blob(directory, size):
+    """A random file DIRECTORY/blob.bin of SIZE bytes for the download
+    steps; returns (its CRC32 as zlib computes it, its SHA-256 hex)."""
+    blob = os.urandom(size)
+    with open(os.path.join(directory, "blob.bin"), "wb") as f:
+        f.write(blob)
+    return zlib.crc32(blob) & 0xffffffff, hashlib.sha256(blob).hexdigest()
 
 
 class HttpServer:
@@ -239,15 +250,19 @@ def check_link_flap(ck, impl, res, out):
 
 def check_common(ck, impl, vm, expect, nsteps):
     """The checks every plan shares: the guest booted with its modules,
-    Linux bound virtio_net and negotiated what EXPECT ({QNIC-NIC key:
-    value}) says, each of the NSTEPS steps passed, and QNIC-DONE counts
-    them. Returns {n: result dict} for the plan's own checks."""
+    Linux bound the driver EXPECT names (key "driver", default virtio_net)
+    and negotiated what the rest of EXPECT ({QNIC-NIC key: value}) says,
+    each of the NSTEPS steps passed, and QNIC-DONE counts them. Returns
+    {n: result dict} for the plan's own checks."""
     boot = vm.wait_for("BOOT", 0) or {}
     ck.check(impl, "guest booted and loaded its modules", int(boot.get("modules", "0")) > 0,
              "QNIC-BOOT %r" % boot)
     nic = vm.wait_for("NIC", 0) or {}
-    ck.check(impl, "Linux bound virtio_net", nic.get("driver") == "virtio_net", "got %r" % nic.get("driver"))
+    driver = expect.get("driver", "virtio_net")
+    ck.check(impl, "Linux bound %s" % driver, nic.get("driver") == driver, "got %r" % nic.get("driver"))
     for k, v in expect.items():
+        if k == "driver":
+            continue
         ck.check(impl, "negotiated %s=%s" % (k, v), nic.get(k) == v, "got %r" % nic.get(k))
     res = {int(r.get("n", "0")): r for r in vm.all("RESULT")}
     for n in range(1, nsteps + 1):
@@ -259,9 +274,10 @@ def check_common(ck, impl, vm, expect, nsteps):
     return res
 
 
-def run_vm(ck, impl, name, argv, daemon=None, timeout=300, during=None):
-    """Boot the guest with ARGV and wait for its plan to finish and QEMU
-    to exit 0; with DAEMON, qnic-vhost-user-net (--once) must leave too.
+def run_vm(ck, impl, name, argv, daemon=None, timeout=300, during=None, want_status=0):
+    """Boot the guest with ARGV and wait for its plan to finish and the
+    VMM to exit WANT_STATUS (QEMU 0 on ACPI power-off, qnic-vmm 1 from
+    isa-debug-exit); with DAEMON, qnic-vhost-user-net (--once) must leave too.
     DURING(vm), when given, runs in a thread while the plan runs (a host
     acting on a QNIC-READY line); it is joined before returning. Returns
     (the Proc, seconds from start to QEMU's exit); the caller kills both in
@@ -277,7 +293,8 @@ def run_vm(ck, impl, name, argv, daemon=None, timeout=300, during=None):
         helper.join(60)
     status = vm.wait(30)
     took = time.monotonic() - t0
-    ck.check(impl, "QEMU exited 0 after the guest's poweroff", status == 0, "status %r" % status)
+    ck.check(impl, "%s exited %d after the guest's poweroff" % (os.path.basename(argv[0]), want_status),
+             status == want_status, "status %r" % status)
     if daemon:
         rc = daemon.wait(15)
         ck.check(impl, "qnic-vhost-user-net exits 0 after QEMU left (--once)", rc == 0, "status %r" % rc)

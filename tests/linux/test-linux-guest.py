@@ -21,11 +21,9 @@ state back and resume the live rings Linux still holds.
 usage: test-linux-guest.py --variant split|packed|mrg-off|legacy
         [--backends qemu-user,qnic-vhost-user]
 """
-import hashlib
 import os
 import sys
 import tempfile
-import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linuxguest as lg  # noqa: E402
@@ -90,11 +88,7 @@ def main():
     results = {}
     times = {}
     with tempfile.TemporaryDirectory(prefix="qnic-linux-") as d:
-        blob = os.urandom(BLOB_SIZE)
-        with open(os.path.join(d, "blob.bin"), "wb") as f:
-            f.write(blob)
-        crc = zlib.crc32(blob) & 0xffffffff
-        sha = hashlib.sha256(blob).hexdigest()
+        crc, sha = lg.write_blob(d, BLOB_SIZE)
         with lg.HttpServer(d) as web:
             plan = plan_for(crc, sha, web.port)
             nsteps = len(plan.split(","))
