@@ -641,6 +641,106 @@ int qnic_sock_mcast_open(const struct sockaddr_storage *group, socklen_t glen,
     return fd;
 }
 
+/* fd=: an open datagram or stream socket the caller passed in. */
+static bool socket_init_fd(QnicSockBackend *sb, const char *fd_str, GError **errp)
+{
+    char *end;
+    long fd = strtol(fd_str, &end, 10);
+    int type;
+    socklen_t tl = sizeof(type);
+
+    if (*end || fd < 0 || fcntl((int)fd, F_GETFD) < 0) {
+        qnic_error_setg_invalid(errp, "Invalid file descriptor '%s'", fd_str);
+        return false;
+    }
+    if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) {
+        qnic_error_setg_errno(errp, errno, "fd=%ld is not a socket", fd);
+        return false;
+    }
+    if (type == SOCK_DGRAM) {
+        qnic_sock_attach_dgram(sb, (int)fd, NULL, 0);
+    } else if (type == SOCK_STREAM) {
+        qnic_sock_attach_stream(sb, (int)fd);
+    } else {
+        qnic_error_setg_invalid(errp, "socket type=%d for fd=%ld must be either "
+                                "SOCK_DGRAM or SOCK_STREAM", type, fd);
+        return false;
+    }
+    qnic_sock_set_info(sb, "socket: fd=%ld", fd);
+    return true;
+}
+
+/* listen=host:port: wait for one TCP peer. */
+static bool socket_init_listen(QnicSockBackend *sb, const char *listen_s, GError **errp)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+
+    if (!qnic_net_parse_inet(listen_s, &ss, &sl, true, errp)) {
+        return false;
+    }
+    int lfd = qnic_sock_listen((struct sockaddr *)&ss, sl, errp);
+    if (lfd < 0) {
+        return false;
+    }
+    qnic_sock_attach_listen(sb, lfd);
+    qnic_sock_set_info(sb, "socket: wait connection on %s", listen_s);
+    return true;
+}
+
+/* connect=host:port: one TCP peer. */
+static bool socket_init_connect(QnicSockBackend *sb, const char *connect_s, GError **errp)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+
+    if (!qnic_net_parse_inet(connect_s, &ss, &sl, false, errp) ||
+        !qnic_sock_connect(sb, (struct sockaddr *)&ss, sl, 0, errp)) {
+        return false;
+    }
+    qnic_sock_set_info(sb, "socket: connect to %s", connect_s);
+    return true;
+}
+
+/* mcast=group:port[,localaddr=]: a multicast group as a shared wire. */
+static bool socket_init_mcast(QnicSockBackend *sb, const char *mcast, const char *localaddr,
+                              GError **errp)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+
+    if (!qnic_net_parse_inet(mcast, &ss, &sl, false, errp)) {
+        return false;
+    }
+    int mfd = qnic_sock_mcast_open(&ss, sl, localaddr, errp);
+    if (mfd < 0) {
+        return false;
+    }
+    qnic_sock_attach_dgram(sb, mfd, (struct sockaddr *)&ss, sl);
+    qnic_sock_set_info(sb, "socket: mcast=%s", mcast);
+    return true;
+}
+
+/* udp=host:port,localaddr=host:port: one UDP peer. */
+static bool socket_init_udp(QnicSockBackend *sb, const char *udp, const char *localaddr,
+                            GError **errp)
+{
+    struct sockaddr_storage ss, ls;
+    socklen_t sl, ll;
+
+    if (!qnic_net_parse_inet(udp, &ss, &sl, false, errp) ||
+        !qnic_net_parse_inet(localaddr, &ls, &ll, true, errp)) {
+        return false;
+    }
+    int ufd = socket_udp(&ls, ll, true, errp);
+    if (ufd < 0) {
+        return false;
+    }
+    qnic_sock_attach_dgram(sb, ufd, (struct sockaddr *)&ss, sl);
+    qnic_sock_set_info(sb, "socket: udp=%s", udp);
+    return true;
+}
+
 static bool socket_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
 {
     const char *fd_str = qnic_opts_get(opts, "fd");
@@ -649,8 +749,6 @@ static bool socket_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     const char *mcast = qnic_opts_get(opts, "mcast");
     const char *udp = qnic_opts_get(opts, "udp");
     const char *localaddr = qnic_opts_get(opts, "localaddr");
-    struct sockaddr_storage ss, ls;
-    socklen_t sl, ll;
     QnicSockBackend *sb;
     int modes = !!fd_str + !!listen_s + !!connect_s + !!mcast + !!udp;
 
@@ -671,74 +769,18 @@ static bool socket_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     nd->state = sb;
 
     if (fd_str) {
-        char *end;
-        long fd = strtol(fd_str, &end, 10);
-        int type;
-        socklen_t tl = sizeof(type);
-        if (*end || fd < 0 || fcntl((int)fd, F_GETFD) < 0) {
-            qnic_error_setg_invalid(errp, "Invalid file descriptor '%s'", fd_str);
-            return false;
-        }
-        if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) {
-            qnic_error_setg_errno(errp, errno, "fd=%ld is not a socket", fd);
-            return false;
-        }
-        if (type == SOCK_DGRAM) {
-            qnic_sock_attach_dgram(sb, (int)fd, NULL, 0);
-        } else if (type == SOCK_STREAM) {
-            qnic_sock_attach_stream(sb, (int)fd);
-        } else {
-            qnic_error_setg_invalid(errp, "socket type=%d for fd=%ld must be either "
-                                    "SOCK_DGRAM or SOCK_STREAM", type, fd);
-            return false;
-        }
-        qnic_sock_set_info(sb, "socket: fd=%ld", fd);
-        return true;
+        return socket_init_fd(sb, fd_str, errp);
     }
     if (listen_s) {
-        if (!qnic_net_parse_inet(listen_s, &ss, &sl, true, errp)) {
-            return false;
-        }
-        int lfd = qnic_sock_listen((struct sockaddr *)&ss, sl, errp);
-        if (lfd < 0) {
-            return false;
-        }
-        qnic_sock_attach_listen(sb, lfd);
-        qnic_sock_set_info(sb, "socket: wait connection on %s", listen_s);
-        return true;
+        return socket_init_listen(sb, listen_s, errp);
     }
     if (connect_s) {
-        if (!qnic_net_parse_inet(connect_s, &ss, &sl, false, errp) ||
-            !qnic_sock_connect(sb, (struct sockaddr *)&ss, sl, 0, errp)) {
-            return false;
-        }
-        qnic_sock_set_info(sb, "socket: connect to %s", connect_s);
-        return true;
+        return socket_init_connect(sb, connect_s, errp);
     }
     if (mcast) {
-        if (!qnic_net_parse_inet(mcast, &ss, &sl, false, errp)) {
-            return false;
-        }
-        int mfd = qnic_sock_mcast_open(&ss, sl, localaddr, errp);
-        if (mfd < 0) {
-            return false;
-        }
-        qnic_sock_attach_dgram(sb, mfd, (struct sockaddr *)&ss, sl);
-        qnic_sock_set_info(sb, "socket: mcast=%s", mcast);
-        return true;
+        return socket_init_mcast(sb, mcast, localaddr, errp);
     }
-    /* udp=host:port,localaddr=host:port */
-    if (!qnic_net_parse_inet(udp, &ss, &sl, false, errp) ||
-        !qnic_net_parse_inet(localaddr, &ls, &ll, true, errp)) {
-        return false;
-    }
-    int ufd = socket_udp(&ls, ll, true, errp);
-    if (ufd < 0) {
-        return false;
-    }
-    qnic_sock_attach_dgram(sb, ufd, (struct sockaddr *)&ss, sl);
-    qnic_sock_set_info(sb, "socket: udp=%s", udp);
-    return true;
+    return socket_init_udp(sb, udp, localaddr, errp);
 }
 
 static void socket_cleanup(QnicNetdev *nd)
