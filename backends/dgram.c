@@ -55,14 +55,99 @@ static bool is_mcast(const struct sockaddr_storage *ss)
            IN_MULTICAST(ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr));
 }
 
+/* local.type=fd: an open datagram socket, sending to remote if given. */
+static bool dgram_init_fd(DgramNetdev *dg, QnicOpts *opts,
+                          const struct sockaddr_storage *remote, socklen_t rlen, GError **errp)
+{
+    const char *s = qnic_opts_get(opts, "local.str");
+    char *end;
+    long lfd = s ? strtol(s, &end, 10) : -1;
+
+    if (!s || *end || lfd < 0 || fcntl((int)lfd, F_GETFD) < 0) {
+        qnic_error_setg_invalid(errp, "Invalid file descriptor '%s'", s ? s : "");
+        return false;
+    }
+    qnic_sock_attach_dgram(dg->sb, (int)lfd, rlen ? (struct sockaddr *)remote : NULL, rlen);
+    qnic_sock_set_info(dg->sb, "dgram: fd=%ld", lfd);
+    return true;
+}
+
+/* A multicast remote: joined on local.host's interface (local.type=inet),
+ * or through a socket the caller passed (local.type=fd). */
+static bool dgram_init_mcast(DgramNetdev *dg, QnicOpts *opts, const char *ltype,
+                             const struct sockaddr_storage *remote, socklen_t rlen,
+                             GError **errp)
+{
+    const char *lhost = NULL;
+    int fd;
+
+    if (ltype && g_str_equal(ltype, "inet")) {
+        lhost = qnic_opts_get(opts, "local.host");
+        /* QEMU's address type requires both, though only the host
+         * (the interface) matters here. */
+        if (!lhost || !qnic_opts_get(opts, "local.port")) {
+            qnic_error_setg_invalid(errp, "Parameter 'local.%s' is missing",
+                                    lhost ? "port" : "host");
+            return false;
+        }
+    } else if (ltype && !g_str_equal(ltype, "fd")) {
+        qnic_error_setg_invalid(errp, "multicast requires local.type=inet or fd");
+        return false;
+    }
+    if (ltype && g_str_equal(ltype, "fd")) {
+        return dgram_init_fd(dg, opts, remote, rlen, errp);
+    }
+    fd = qnic_sock_mcast_open(remote, rlen, lhost, errp);
+    if (fd < 0) {
+        return false;
+    }
+    qnic_sock_attach_dgram(dg->sb, fd, (struct sockaddr *)remote, rlen);
+    qnic_sock_set_info(dg->sb, "dgram: mcast %s:%s", qnic_opts_get(opts, "remote.host"),
+                       qnic_opts_get(opts, "remote.port"));
+    return true;
+}
+
+/* A local inet or unix address to bind, sending to remote if given. */
+static bool dgram_init_local(DgramNetdev *dg, QnicOpts *opts,
+                             const struct sockaddr_storage *remote, socklen_t rlen,
+                             GError **errp)
+{
+    struct sockaddr_storage local;
+    socklen_t llen = 0;
+    int fd;
+
+    if (!dgram_addr(opts, "local", &local, &llen, errp)) {
+        return false;
+    }
+    if (rlen && local.ss_family != remote->ss_family &&
+        !(local.ss_family != AF_UNIX && remote->ss_family != AF_UNIX)) {
+        qnic_error_setg_invalid(errp, "local and remote addresses must have the same type");
+        return false;
+    }
+    if (local.ss_family == AF_UNIX && !qnic_opts_get_bool(opts, "local.abstract", false)) {
+        const char *path = qnic_opts_get(opts, "local.path");
+        unlink(path);
+        dg->unlink_path = g_strdup(path);
+    }
+    fd = qnic_sock_dgram_open(&local, llen, errp);
+    if (fd < 0) {
+        return false;
+    }
+    qnic_sock_attach_dgram(dg->sb, fd, rlen ? (struct sockaddr *)remote : NULL, rlen);
+
+    g_autofree char *l = qnic_net_sockaddr_str(&local);
+    g_autofree char *r = rlen ? qnic_net_sockaddr_str(remote) : g_strdup("-");
+    qnic_sock_set_info(dg->sb, "dgram: %s -> %s", l, r);
+    return true;
+}
+
 static bool dgram_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
 {
     DgramNetdev *dg = g_new0(DgramNetdev, 1);
     const char *ltype = qnic_opts_get(opts, "local.type");
     const char *rtype = qnic_opts_get(opts, "remote.type");
-    struct sockaddr_storage local, remote;
-    socklen_t llen = 0, rlen = 0;
-    int fd;
+    struct sockaddr_storage remote;
+    socklen_t rlen = 0;
 
     nd->state = dg;
     dg->sb = qnic_sock_new(nd, QNIC_NET_CLIENT_DGRAM, "dgram");
@@ -78,73 +163,16 @@ static bool dgram_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
         return false;
     }
     if (rlen && is_mcast(&remote)) {
-        const char *lhost = NULL;
-        if (ltype && g_str_equal(ltype, "inet")) {
-            lhost = qnic_opts_get(opts, "local.host");
-            /* QEMU's address type requires both, though only the host
-             * (the interface) matters here. */
-            if (!lhost || !qnic_opts_get(opts, "local.port")) {
-                qnic_error_setg_invalid(errp, "Parameter 'local.%s' is missing",
-                                        lhost ? "port" : "host");
-                return false;
-            }
-        } else if (ltype && !g_str_equal(ltype, "fd")) {
-            qnic_error_setg_invalid(errp, "multicast requires local.type=inet or fd");
-            return false;
-        }
-        if (ltype && g_str_equal(ltype, "fd")) {
-            goto use_fd;
-        }
-        fd = qnic_sock_mcast_open(&remote, rlen, lhost, errp);
-        if (fd < 0) {
-            return false;
-        }
-        qnic_sock_attach_dgram(dg->sb, fd, (struct sockaddr *)&remote, rlen);
-        qnic_sock_set_info(dg->sb, "dgram: mcast %s:%s", qnic_opts_get(opts, "remote.host"),
-                           qnic_opts_get(opts, "remote.port"));
-        return true;
+        return dgram_init_mcast(dg, opts, ltype, &remote, rlen, errp);
     }
     if (!ltype) {
         qnic_error_setg_invalid(errp, "local address must be given with a unicast remote");
         return false;
     }
     if (g_str_equal(ltype, "fd")) {
-use_fd:;
-        const char *s = qnic_opts_get(opts, "local.str");
-        char *end;
-        long lfd = s ? strtol(s, &end, 10) : -1;
-        if (!s || *end || lfd < 0 || fcntl((int)lfd, F_GETFD) < 0) {
-            qnic_error_setg_invalid(errp, "Invalid file descriptor '%s'", s ? s : "");
-            return false;
-        }
-        qnic_sock_attach_dgram(dg->sb, (int)lfd, rlen ? (struct sockaddr *)&remote : NULL, rlen);
-        qnic_sock_set_info(dg->sb, "dgram: fd=%ld", lfd);
-        return true;
+        return dgram_init_fd(dg, opts, &remote, rlen, errp);
     }
-    if (!dgram_addr(opts, "local", &local, &llen, errp)) {
-        return false;
-    }
-    if (rlen && local.ss_family != remote.ss_family &&
-        !(local.ss_family != AF_UNIX && remote.ss_family != AF_UNIX)) {
-        qnic_error_setg_invalid(errp, "local and remote addresses must have the same type");
-        return false;
-    }
-    if (local.ss_family == AF_UNIX && !qnic_opts_get_bool(opts, "local.abstract", false)) {
-        const char *path = qnic_opts_get(opts, "local.path");
-        unlink(path);
-        dg->unlink_path = g_strdup(path);
-    }
-    fd = qnic_sock_dgram_open(&local, llen, errp);
-    if (fd < 0) {
-        return false;
-    }
-    qnic_sock_attach_dgram(dg->sb, fd, rlen ? (struct sockaddr *)&remote : NULL, rlen);
-    {
-        g_autofree char *l = qnic_net_sockaddr_str(&local);
-        g_autofree char *r = rlen ? qnic_net_sockaddr_str(&remote) : g_strdup("-");
-        qnic_sock_set_info(dg->sb, "dgram: %s -> %s", l, r);
-    }
-    return true;
+    return dgram_init_local(dg, opts, &remote, rlen, errp);
 }
 
 static void dgram_cleanup(QnicNetdev *nd)
