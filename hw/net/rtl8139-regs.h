@@ -189,6 +189,10 @@
 
 /* ---- C+ descriptors: 16 bytes, dw0 flags/length, dw1 VLAN, dw2/3 buffer ---- */
 #define RTL_CP_DESC_SIZE    16
+#define RTL_CPD_DW0         0           /* flags and length */
+#define RTL_CPD_DW1         4           /* VLAN */
+#define RTL_CPD_BUF_LO      8           /* buffer address, low 32 bits */
+#define RTL_CPD_BUF_HI      12
 #define RTL_CP_RING_MAX     64          /* descriptors before an implicit wrap */
 #define RTL_CPD_OWN         (1u << 31)
 #define RTL_CPD_EOR         (1u << 30)

@@ -591,23 +591,23 @@ static ssize_t rtl_rx_cp(Rtl8139State *s, uint8_t *buf, size_t len,
         rtl_raise(s, RTL_INT_RER);
         return orig;
     }
-    dw0 = qnic_ld32(desc);
+    dw0 = qnic_ld32(desc + RTL_CPD_DW0);
     if (!(dw0 & RTL_CPD_OWN)) {
         s->mpc++;
         rtl_raise(s, RTL_INT_RXOVW);
         return orig;
     }
     bufsize = dw0 & RTL_CPRX_LEN_MASK;
-    baddr = qnic_ld32(desc + 8) | ((uint64_t)qnic_ld32(desc + 12) << 32);
+    baddr = qnic_ld32(desc + RTL_CPD_BUF_LO) | ((uint64_t)qnic_ld32(desc + RTL_CPD_BUF_HI) << 32);
 
-    if ((s->cpcr & RTL_CPCR_RXVLAN) && len >= 18) {
+    if ((s->cpcr & RTL_CPCR_RXVLAN) && len >= QNIC_ETH_HLEN + QNIC_VLAN_HLEN) {
         size_t n = qnic_pkt_vlan_strip(buf, len, ETH_P_8021Q, &tci);
         if (n != len) {
             len = n;
             dw1 = RTL_CPRX_TAVA | GUINT16_SWAP_LE_BE(tci);
         }
     }
-    if (len + 4 > bufsize || len + 4 > RTL_CP_RX_MAX) {
+    if (len + ETH_FCS_LEN > bufsize || len + ETH_FCS_LEN > RTL_CP_RX_MAX) {
         /* one frame, one descriptor: too small a buffer loses the frame */
         s->mpc++;
         rtl_raise(s, RTL_INT_RXOVW);
@@ -615,21 +615,21 @@ static ssize_t rtl_rx_cp(Rtl8139State *s, uint8_t *buf, size_t len,
     }
     qnic_st32(crc, rtl_crc32(buf, len));
     if (!qnic_dma_write(rtl_dev(s), baddr, buf, len) ||
-        !qnic_dma_write(rtl_dev(s), baddr + len, crc, 4)) {
+        !qnic_dma_write(rtl_dev(s), baddr + len, crc, ETH_FCS_LEN)) {
         s->mpc++;
         rtl_raise(s, RTL_INT_RER);
         rtl_cp_rx_advance(s, dw0);
         return orig;
     }
     {
-        uint32_t st = (dw0 & RTL_CPD_EOR) | RTL_CPD_FS | RTL_CPD_LS | (uint32_t)(len + 4);
+        uint32_t st = (dw0 & RTL_CPD_EOR) | RTL_CPD_FS | RTL_CPD_LS | (uint32_t)(len + ETH_FCS_LEN);
         st |= bcast ? RTL_CPRX_BAR : 0;
         st |= mcast ? RTL_CPRX_MAR : 0;
         st |= phys ? RTL_CPRX_PAM : 0;
         st |= rtl_cp_rx_csum_bits(s, buf, len);
         qnic_st32(desc, st);
-        qnic_st32(desc + 4, dw1);
-        if (!qnic_dma_write(rtl_dev(s), daddr, desc, 8)) {
+        qnic_st32(desc + RTL_CPD_DW1, dw1);
+        if (!qnic_dma_write(rtl_dev(s), daddr, desc, 8)) {    /* dw0 and dw1 */
             rtl_raise(s, RTL_INT_RER);
         }
     }
@@ -847,6 +847,58 @@ static void rtl_cp_tx_finish(Rtl8139State *s, uint32_t dw0, uint32_t dw1)
 
 /* C+ mode normal-priority ring: process descriptors the guest owns, at most
  * one ring's worth per poll (a ring without EOR wraps after 64). */
+/* One C+ TX descriptor the guest owns: open a frame on FS, gather the
+ * buffer into it, send it on LS. Returns true when a frame went out. */
+static bool rtl_cp_tx_desc(Rtl8139State *s, uint32_t dw0, uint32_t dw1, uint64_t baddr)
+{
+    uint32_t len = dw0 & RTL_CPTX_LEN_MASK;
+    bool sent = false;
+
+    if (dw0 & RTL_CPD_FS) {
+        if (s->cp_tx_open) {
+            qnic_guest_error("rtl8139: C+ TX descriptor %u starts a frame while one is open",
+                             s->cp_tx_idx);
+        }
+        s->cp_tx_open = true;
+        s->cp_tx_bad = false;
+        s->cp_tx_len = 0;
+        s->cp_tx_dw0 = dw0;
+        s->cp_tx_dw1 = dw1;
+    } else if (!s->cp_tx_open) {
+        qnic_guest_error("rtl8139: C+ TX descriptor %u continues no frame (no FS)",
+                         s->cp_tx_idx);
+        s->cp_tx_open = true;
+        s->cp_tx_bad = true;
+        s->cp_tx_len = 0;
+    }
+    if (len == 0) {
+        qnic_guest_error("rtl8139: C+ TX descriptor %u with zero length", s->cp_tx_idx);
+    } else if (!s->cp_tx_bad && s->cp_tx_len + len > RTL_CP_TX_MAX) {
+        qnic_guest_error("rtl8139: C+ TX frame longer than %u bytes dropped", RTL_CP_TX_MAX);
+        s->cp_tx_bad = true;
+    } else if (!s->cp_tx_bad) {
+        if (qnic_dma_read(rtl_dev(s), baddr, s->cp_tx_buf + s->cp_tx_len, len)) {
+            s->cp_tx_len += len;
+        } else {
+            s->cp_tx_bad = true;
+        }
+    }
+    if (dw0 & RTL_CPD_LS) {
+        if (!s->cp_tx_bad && s->cp_tx_len) {
+            rtl_cp_tx_finish(s, s->cp_tx_dw0, s->cp_tx_dw1);
+            sent = true;
+        } else if (s->cp_tx_bad) {
+            rtl_raise(s, RTL_INT_TER);
+        }
+        s->cp_tx_open = false;
+        s->cp_tx_bad = false;
+        s->cp_tx_len = 0;
+    }
+    return sent;
+}
+
+/* TPPoll NPQ: walk the normal-priority ring while the guest owns
+ * descriptors, at most one ring's worth per poll. */
 static void rtl_tx_cp(Rtl8139State *s)
 {
     uint64_t ring = ((uint64_t)s->tsad[1] << 32) | s->tsad[0];
@@ -858,65 +910,25 @@ static void rtl_tx_cp(Rtl8139State *s)
     for (int n = 0; n < RTL_CP_RING_MAX; n++) {
         uint64_t daddr = ring + (uint64_t)s->cp_tx_idx * RTL_CP_DESC_SIZE;
         uint8_t desc[RTL_CP_DESC_SIZE];
-        uint32_t dw0, dw1, len;
-        uint64_t baddr;
+        uint32_t dw0;
 
         if (!qnic_dma_read(rtl_dev(s), daddr, desc, sizeof(desc))) {
             rtl_raise(s, RTL_INT_TER);
             return;
         }
-        dw0 = qnic_ld32(desc);
-        dw1 = qnic_ld32(desc + 4);
+        dw0 = qnic_ld32(desc + RTL_CPD_DW0);
         if (!(dw0 & RTL_CPD_OWN)) {
             break;
         }
         any = true;
-        len = dw0 & RTL_CPTX_LEN_MASK;
-        baddr = qnic_ld32(desc + 8) | ((uint64_t)qnic_ld32(desc + 12) << 32);
-
-        if (dw0 & RTL_CPD_FS) {
-            if (s->cp_tx_open) {
-                qnic_guest_error("rtl8139: C+ TX descriptor %u starts a frame while one is open",
-                                 s->cp_tx_idx);
-            }
-            s->cp_tx_open = true;
-            s->cp_tx_bad = false;
-            s->cp_tx_len = 0;
-            s->cp_tx_dw0 = dw0;
-            s->cp_tx_dw1 = dw1;
-        } else if (!s->cp_tx_open) {
-            qnic_guest_error("rtl8139: C+ TX descriptor %u continues no frame (no FS)",
-                             s->cp_tx_idx);
-            s->cp_tx_open = true;
-            s->cp_tx_bad = true;
-            s->cp_tx_len = 0;
-        }
-        if (len == 0) {
-            qnic_guest_error("rtl8139: C+ TX descriptor %u with zero length", s->cp_tx_idx);
-        } else if (!s->cp_tx_bad && s->cp_tx_len + len > RTL_CP_TX_MAX) {
-            qnic_guest_error("rtl8139: C+ TX frame longer than %u bytes dropped", RTL_CP_TX_MAX);
-            s->cp_tx_bad = true;
-        } else if (!s->cp_tx_bad) {
-            if (qnic_dma_read(rtl_dev(s), baddr, s->cp_tx_buf + s->cp_tx_len, len)) {
-                s->cp_tx_len += len;
-            } else {
-                s->cp_tx_bad = true;
-            }
-        }
-        if (dw0 & RTL_CPD_LS) {
-            if (!s->cp_tx_bad && s->cp_tx_len) {
-                rtl_cp_tx_finish(s, s->cp_tx_dw0, s->cp_tx_dw1);
-                sent = true;
-            } else if (s->cp_tx_bad) {
-                rtl_raise(s, RTL_INT_TER);
-            }
-            s->cp_tx_open = false;
-            s->cp_tx_bad = false;
-            s->cp_tx_len = 0;
+        if (rtl_cp_tx_desc(s, dw0, qnic_ld32(desc + RTL_CPD_DW1),
+                           qnic_ld32(desc + RTL_CPD_BUF_LO) |
+                           ((uint64_t)qnic_ld32(desc + RTL_CPD_BUF_HI) << 32))) {
+            sent = true;
         }
         /* Give the descriptor back: OWN clear, the rest as it was. */
-        qnic_st32(desc, dw0 & ~RTL_CPD_OWN);
-        if (!qnic_dma_write(rtl_dev(s), daddr, desc, 4)) {
+        qnic_st32(desc + RTL_CPD_DW0, dw0 & ~RTL_CPD_OWN);
+        if (!qnic_dma_write(rtl_dev(s), daddr + RTL_CPD_DW0, desc + RTL_CPD_DW0, 4)) {
             rtl_raise(s, RTL_INT_TER);
             return;
         }
