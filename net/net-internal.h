@@ -2,8 +2,8 @@
  * Private interface between the files of net/ and the backends in
  * backends/ that belong to the net core: the packet queue that holds frames
  * a receiver could not take yet, the hub forwarding hooks net.c calls when a
- * receiver flushes, the filter hooks on the send path, and small helpers the
- * socket-like backends share. Nothing here is for device models.
+ * receiver flushes, and small helpers the socket-like backends share.
+ * Nothing here is for device models.
  */
 #ifndef QNIC_NET_INTERNAL_H
 #define QNIC_NET_INTERNAL_H
@@ -54,12 +54,6 @@ size_t qnic_net_queue_bytes(const QnicNetQueue *q);
 bool qnic_net_hub_flush(QnicNetClient *port_nc);
 int qnic_net_hub_port_count(int hubid);
 void qnic_net_hub_netdev_gone(QnicNetdev *nd);
-
-/* filter hooks (filter-dump.c): frames seen on a netdev client in each
- * direction. tx = sent by the netdev, rx = sent to it. */
-extern unsigned qnic_net_filter_count;   /* filters attached anywhere */
-void qnic_net_filters_run(QnicNetClient *nc, bool tx, const struct iovec *iov, int iovcnt);
-void qnic_net_filters_detach(QnicNetClient *nc);
 
 /* Lookup of a client by netdev id (filters, set_link). */
 QnicNetClient *qnic_net_client_find(const char *name);

@@ -7,6 +7,7 @@
  * backends written against QEMU's model behave the same here.
  */
 #include "net-internal.h"
+#include "qnic/net-filter.h"
 #include "qnic/log.h"
 
 /* Every live client, so that filters and set_link can find one by name. */
@@ -66,7 +67,7 @@ void qnic_net_client_free(QnicNetClient *nc)
     if (!nc) {
         return;
     }
-    qnic_net_filters_detach(nc);
+    qnic_net_filters_detach_client(nc);
     if (nc->peer) {
         QnicNetClient *peer = nc->peer;
         /* Frames this client sent and the peer has not taken yet: its
@@ -218,6 +219,18 @@ bool qnic_net_can_send(QnicNetClient *sender)
     return true;
 }
 
+/* The filters attached to nc see the frame (only netdev clients have any). */
+static void run_filters(QnicNetClient *nc, QnicNetFilterDirection dir,
+                        const struct iovec *iov, int iovcnt)
+{
+    for (GList *l = nc->filters; l; l = l->next) {
+        QnicNetFilter *f = l->data;
+        if (f->enabled && (f->direction & dir)) {
+            f->cls->receive_iov(f, nc, dir, iov, iovcnt);
+        }
+    }
+}
+
 ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int iovcnt,
                           QnicNetSentFunc *sent_cb)
 {
@@ -239,13 +252,9 @@ ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int io
                          sender->name, len, QNIC_NET_MAX_FRAME);
         return len;
     }
-    if (qnic_net_filter_count) {
-        if (sender->ops->kind != QNIC_NET_CLIENT_NIC) {
-            qnic_net_filters_run(sender, true, iov, iovcnt);
-        }
-        if (peer->ops->kind != QNIC_NET_CLIENT_NIC) {
-            qnic_net_filters_run(peer, false, iov, iovcnt);
-        }
+    if (G_UNLIKELY(sender->filters || peer->filters)) {
+        run_filters(sender, QNIC_NET_FILTER_TX, iov, iovcnt);
+        run_filters(peer, QNIC_NET_FILTER_RX, iov, iovcnt);
     }
     return qnic_net_queue_send_iov(peer->incoming, sender, iov, iovcnt, sent_cb,
                                    qnic_net_can_send(sender));

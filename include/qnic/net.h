@@ -20,6 +20,7 @@
 typedef struct QnicNetClient QnicNetClient;
 typedef struct QnicNetQueue QnicNetQueue;
 typedef struct QnicVhostDev QnicVhostDev;   /* qnic/vhost.h */
+typedef struct QnicNetFilter QnicNetFilter;     /* qnic/net-filter.h */
 
 /* Completion of an asynchronous send that was queued (ret = bytes or <0). */
 typedef void QnicNetSentFunc(QnicNetClient *sender, ssize_t ret);
@@ -107,6 +108,9 @@ struct QnicNetClient {
     /* the next qnic_net_rx_filter_changed() is reported (QEMU reports
      * one change, then none until the filter is queried) */
     bool rx_filter_notify;
+    /* QnicNetFilter *: the filters that see the frames this client sends
+     * and receives, in attach order (net/filter.c keeps it). */
+    GList *filters;
 };
 
 /* Create/destroy a client; the caller owns it. Destroying purges queued
