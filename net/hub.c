@@ -17,6 +17,7 @@ typedef struct QnicHubPort {
     QnicHub *hub;
     int index;
     QnicNetdev *plugged;      /* netdev= given: that netdev is our peer */
+    QnicNetdevNotifier plugged_gone;   /* clears plugged when it is deleted */
 } QnicHubPort;
 
 struct QnicHub {
@@ -78,33 +79,40 @@ static bool hub_port_can_receive(QnicNetClient *nc)
     return false;
 }
 
+/* The receiver behind this port can take frames again: what waits for
+ * it sits on the other ports' queues (frames they could not forward). */
+static void hub_port_peer_flushed(QnicNetClient *nc)
+{
+    QnicHubPort *src = nc->opaque;
+
+    for (GList *l = src->hub->ports; l; l = l->next) {
+        QnicHubPort *p = l->data;
+        if (p != src) {
+            qnic_net_queue_flush(p->nc->incoming);
+        }
+    }
+}
+
 static const QnicNetClientOps hub_port_ops = {
     .kind = QNIC_NET_CLIENT_HUBPORT,
     .receive_iov = hub_port_receive_iov,
     .can_receive = hub_port_can_receive,
+    .peer_flushed = hub_port_peer_flushed,
 };
 
-bool qnic_net_hub_flush(QnicNetClient *port_nc)
-{
-    QnicHubPort *src = port_nc->opaque;
-    bool all = true;
-
-    if (port_nc->ops != &hub_port_ops) {
-        return true;
-    }
-    for (GList *l = src->hub->ports; l; l = l->next) {
-        QnicHubPort *p = l->data;
-        if (p != src) {
-            all &= qnic_net_queue_flush(p->nc->incoming);
-        }
-    }
-    return all;
-}
 
 int qnic_net_hub_port_count(int hubid)
 {
     QnicHub *h = hub_find(hubid);
     return h ? (int)g_list_length(h->ports) : 0;
+}
+
+/* The netdev plugged into the port is deleted before the port. */
+static void hubport_plugged_gone(QnicNetdevNotifier *n, QnicNetdev *nd)
+{
+    QnicHubPort *port = qnic_container_of(n, QnicHubPort, plugged_gone);
+
+    port->plugged = NULL;
 }
 
 static bool hubport_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
@@ -147,6 +155,8 @@ static bool hubport_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
         qnic_net_client_set_peer(port->nc, peer_nd->ncs[0]);
         peer_nd->in_use = true;
         port->plugged = peer_nd;
+        port->plugged_gone.gone = hubport_plugged_gone;
+        qnic_netdev_add_gone_notifier(peer_nd, &port->plugged_gone);
         /* Nobody else may claim the port: its peer is fixed. */
         nd->in_use = true;
     }
@@ -164,6 +174,7 @@ static void hubport_cleanup(QnicNetdev *nd)
     hub = port->hub;
     hub->ports = g_list_remove(hub->ports, port);
     if (port->plugged) {
+        qnic_netdev_remove_gone_notifier(port->plugged, &port->plugged_gone);
         port->plugged->in_use = false;
     }
     if (!hub->ports) {
@@ -172,19 +183,6 @@ static void hubport_cleanup(QnicNetdev *nd)
     }
     g_free(port);
     nd->state = NULL;
-}
-
-/* netdev.c tells us when a netdev goes so a port plugged into it forgets it. */
-void qnic_net_hub_netdev_gone(QnicNetdev *nd)
-{
-    for (GList *h = hubs; h; h = h->next) {
-        for (GList *l = ((QnicHub *)h->data)->ports; l; l = l->next) {
-            QnicHubPort *p = l->data;
-            if (p->plugged == nd) {
-                p->plugged = NULL;
-            }
-        }
-    }
 }
 
 static const QnicNetdevClass hubport_class = {

@@ -1,9 +1,8 @@
 /*
  * Private interface between the files of net/ and the backends in
  * backends/ that belong to the net core: the packet queue that holds frames
- * a receiver could not take yet, the hub forwarding hooks net.c calls when a
- * receiver flushes, and small helpers the socket-like backends share.
- * Nothing here is for device models.
+ * a receiver could not take yet, and small helpers the socket-like backends
+ * share. Nothing here is for device models.
  */
 #ifndef QNIC_NET_INTERNAL_H
 #define QNIC_NET_INTERNAL_H
@@ -49,11 +48,8 @@ void qnic_net_queue_set_max(QnicNetQueue *q, unsigned max);
 /* Bytes held by queued frames (callback-less and not). */
 size_t qnic_net_queue_bytes(const QnicNetQueue *q);
 
-/* hub.c: a receiver peered with a hub port flushed; let the hub push what
- * its other ports hold. */
-bool qnic_net_hub_flush(QnicNetClient *port_nc);
+/* hub.c: ports on hub hubid (tests). */
 int qnic_net_hub_port_count(int hubid);
-void qnic_net_hub_netdev_gone(QnicNetdev *nd);
 
 /* Lookup of a client by netdev id (filters, set_link). */
 QnicNetClient *qnic_net_client_find(const char *name);

@@ -274,9 +274,10 @@ ssize_t qnic_net_send(QnicNetClient *sender, const void *buf, size_t len)
 void qnic_net_flush_queued(QnicNetClient *receiver)
 {
     receiver->receive_disabled = false;
-    /* Frames for us may wait inside the hub, on the other ports' queues. */
-    if (receiver->peer && receiver->peer->ops->kind == QNIC_NET_CLIENT_HUBPORT) {
-        qnic_net_hub_flush(receiver->peer);
+    /* Frames for us may wait inside the peer (a hub, on its other ports'
+     * queues): it moves them on first. */
+    if (receiver->peer && receiver->peer->ops->peer_flushed) {
+        receiver->peer->ops->peer_flushed(receiver->peer);
     }
     qnic_net_queue_flush(receiver->incoming);
 }

@@ -139,8 +139,15 @@ QnicNetdev *qnic_netdev_add_str(const char *str, GError **errp)
     return o ? qnic_netdev_add(o, errp) : NULL;
 }
 
-/* nic.c: NICs that use a netdev forget it when it goes. */
-void qnic_nic_netdev_gone(QnicNetdev *nd);
+void qnic_netdev_add_gone_notifier(QnicNetdev *nd, QnicNetdevNotifier *n)
+{
+    nd->gone_notifiers = g_list_append(nd->gone_notifiers, n);
+}
+
+void qnic_netdev_remove_gone_notifier(QnicNetdev *nd, QnicNetdevNotifier *n)
+{
+    nd->gone_notifiers = g_list_remove(nd->gone_notifiers, n);
+}
 
 void qnic_netdev_del(QnicNetdev *nd)
 {
@@ -148,8 +155,14 @@ void qnic_netdev_del(QnicNetdev *nd)
         return;
     }
     netdevs = g_list_remove(netdevs, nd);
-    qnic_nic_netdev_gone(nd);
-    qnic_net_hub_netdev_gone(nd);
+    /* Those holding a pointer to it drop it (a notifier may remove
+     * itself, so the list is taken first). */
+    GList *gone = g_steal_pointer(&nd->gone_notifiers);
+    for (GList *l = gone; l; l = l->next) {
+        QnicNetdevNotifier *n = l->data;
+        n->gone(n, nd);
+    }
+    g_list_free(gone);
     /* The backend closes its fds first; its clients then leave their
      * peers (NICs see no peer and drop what they send). */
     if (nd->cls->cleanup) {

@@ -8,7 +8,6 @@
 #include "net-internal.h"
 #include "qnic/log.h"
 
-static GList *nics;             /* QnicNic *, live */
 static unsigned mac_index;      /* next default MAC */
 
 int qnic_nic_netdev_queues(QnicOpts *dev_opts)
@@ -25,6 +24,14 @@ static void default_mac(uint8_t mac[6])
     static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
     memcpy(mac, base, 6);
     mac[5] = (uint8_t)(0x56 + mac_index++);
+}
+
+/* The netdev is deleted before the NIC: the NIC goes on without one. */
+static void nic_netdev_gone(QnicNetdevNotifier *n, QnicNetdev *nd)
+{
+    QnicNic *nic = qnic_container_of(n, QnicNic, netdev_gone);
+
+    nic->netdev = NULL;
 }
 
 QnicNic *qnic_nic_new(const QnicNetClientOps *ops, QnicOpts *dev_opts, const char *model,
@@ -76,8 +83,9 @@ QnicNic *qnic_nic_new(const QnicNetClientOps *ops, QnicOpts *dev_opts, const cha
     }
     if (nd) {
         nd->in_use = true;
+        nic->netdev_gone.gone = nic_netdev_gone;
+        qnic_netdev_add_gone_notifier(nd, &nic->netdev_gone);
     }
-    nics = g_list_prepend(nics, nic);
     return nic;
 }
 
@@ -86,23 +94,13 @@ void qnic_nic_free(QnicNic *nic)
     if (!nic) {
         return;
     }
-    nics = g_list_remove(nics, nic);
     for (int i = 0; i < nic->queues; i++) {
         qnic_net_client_free(nic->ncs[i]);
     }
     if (nic->netdev) {
+        qnic_netdev_remove_gone_notifier(nic->netdev, &nic->netdev_gone);
         nic->netdev->in_use = false;
     }
     g_free(nic->ncs);
     g_free(nic);
-}
-
-void qnic_nic_netdev_gone(QnicNetdev *nd)
-{
-    for (GList *l = nics; l; l = l->next) {
-        QnicNic *nic = l->data;
-        if (nic->netdev == nd) {
-            nic->netdev = NULL;
-        }
-    }
 }

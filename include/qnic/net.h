@@ -67,6 +67,10 @@ typedef struct QnicNetClientOps {
     /* Optional: false makes senders queue instead of calling receive_iov. */
     bool (*can_receive)(QnicNetClient *nc);
     void (*cleanup)(QnicNetClient *nc);
+    /* Optional: nc's peer flushed (it can take frames again). A client
+     * that holds frames for the peer elsewhere (a hub port: on its other
+     * ports' queues) delivers them now; its own incoming queue follows. */
+    void (*peer_flushed)(QnicNetClient *nc);
     void (*link_status_changed)(QnicNetClient *nc);
     /* vnet header capabilities (backends: tap) */
     bool (*has_vnet_hdr)(QnicNetClient *nc);
@@ -196,7 +200,19 @@ struct QnicNetdev {
     QnicNetClient **ncs;        /* [queues] */
     void *state;                /* backend private */
     bool in_use;                /* claimed by a NIC */
+    GList *gone_notifiers;      /* QnicNetdevNotifier *, see below */
 };
+
+/* Whoever keeps a pointer to a netdev it does not own (the NIC that
+ * claimed it, a hub port plugged into it) adds a notifier and hears when
+ * the netdev is deleted, before its clients go, so it drops the pointer.
+ * Remove the notifier when the holder goes first. */
+typedef struct QnicNetdevNotifier QnicNetdevNotifier;
+struct QnicNetdevNotifier {
+    void (*gone)(QnicNetdevNotifier *n, QnicNetdev *nd);
+};
+void qnic_netdev_add_gone_notifier(QnicNetdev *nd, QnicNetdevNotifier *n);
+void qnic_netdev_remove_gone_notifier(QnicNetdev *nd, QnicNetdevNotifier *n);
 
 #define QNIC_NETDEV_REGISTER(cls_var) \
     static void __attribute__((constructor)) qnic_register_netdev_##cls_var(void) \
@@ -228,6 +244,7 @@ typedef struct QnicNic {
     int queues;
     QnicNetClient **ncs;        /* [queues] */
     uint8_t mac[6];
+    QnicNetdevNotifier netdev_gone;   /* clears netdev when it is deleted */
 } QnicNic;
 
 /* Create a NIC's clients for a frontend: reads `netdev=` and `mac=` from
