@@ -57,16 +57,6 @@ static void filter_free(QnicNetFilter *f)
     g_free(f);
 }
 
-void qnic_net_filters_detach_client(QnicNetClient *nc)
-{
-    for (GList *l = nc->filters; l; l = l->next) {
-        QnicNetFilter *f = l->data;
-        g_ptr_array_remove(f->clients, nc);
-    }
-    g_list_free(nc->filters);
-    nc->filters = NULL;
-}
-
 /* The keys of netfilter-common; the type's own ones are its init's. */
 static bool filter_common_opts(QnicNetFilter *f, QnicOpts *o, QnicNetdev **ndp,
                                GError **errp)

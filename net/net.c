@@ -62,12 +62,23 @@ QnicNetClient *qnic_net_client_new(const QnicNetClientOps *ops, const char *mode
     return nc;
 }
 
+/* The filters attached to nc stay (until deleted by id) without it. */
+static void filters_forget_client(QnicNetClient *nc)
+{
+    for (GList *l = nc->filters; l; l = l->next) {
+        QnicNetFilter *f = l->data;
+        g_ptr_array_remove(f->clients, nc);
+    }
+    g_list_free(nc->filters);
+    nc->filters = NULL;
+}
+
 void qnic_net_client_free(QnicNetClient *nc)
 {
     if (!nc) {
         return;
     }
-    qnic_net_filters_detach_client(nc);
+    filters_forget_client(nc);
     if (nc->peer) {
         QnicNetClient *peer = nc->peer;
         /* Frames this client sent and the peer has not taken yet: its

@@ -40,7 +40,9 @@ struct QnicNetFilter {
     char *id;
     unsigned direction;         /* QnicNetFilterDirection bits */
     bool enabled;               /* status=on; a filter may switch itself off */
-    GPtrArray *clients;         /* QnicNetClient * it is attached to */
+    /* QnicNetClient * it is attached to; a client that is freed removes
+     * itself here and from its list (net.c) */
+    GPtrArray *clients;
     void *opaque;               /* the type's state */
 };
 
@@ -49,9 +51,5 @@ struct QnicNetFilter {
     { qnic_net_filter_class_register(&cls_var); }
 
 void qnic_net_filter_class_register(const QnicNetFilterClass *cls);
-
-/* A client is going away (net.c, when it frees one): every filter attached
- * to it forgets it; the filters themselves stay until deleted by id. */
-void qnic_net_filters_detach_client(QnicNetClient *nc);
 
 #endif
