@@ -98,31 +98,24 @@ static bool filter_common_opts(QnicNetFilter *f, QnicOpts *o, QnicNetdev **ndp,
     return true;
 }
 
+static bool filter_implemented(const QnicSchemaType *t)
+{
+    return filter_class_find(t->name) != NULL;
+}
+
 bool qnic_filter_add(QnicOpts *opts, GError **errp)
 {
     g_autoptr(QnicOpts) o = opts;
-    const char *type = qnic_opts_get(o, "qom-type");
-    const QnicNetFilterClass *cls;
-    const QnicSchemaType *t;
     QnicNetdev *nd = NULL;
     QnicNetFilter *f;
 
-    if (!type) {
-        type = qnic_opts_get(o, "type");
-    }
-    cls = filter_class_find(type);
-    if (!cls) {
-        qnic_error_setg_invalid(errp, "invalid object type: %s", type ? type : "");
-        return false;
-    }
-    t = qnic_schema_lookup(QNIC_SCHEMA_OBJECT, type);
-    if (t && !qnic_schema_check(o, t, errp)) {
+    if (!qnic_schema_check_kind(QNIC_SCHEMA_OBJECT, o, filter_implemented, errp)) {
         return false;
     }
     f = g_new0(QnicNetFilter, 1);
-    f->cls = cls;
+    f->cls = filter_class_find(o->schema->name);
     f->clients = g_ptr_array_new();
-    if (!filter_common_opts(f, o, &nd, errp) || !cls->init(f, o, errp)) {
+    if (!filter_common_opts(f, o, &nd, errp) || !f->cls->init(f, o, errp)) {
         filter_free(f);
         return false;
     }
@@ -136,7 +129,7 @@ bool qnic_filter_add(QnicOpts *opts, GError **errp)
 
 bool qnic_filter_add_str(const char *str, GError **errp)
 {
-    QnicOpts *o = qnic_opts_parse("object", str, "qom-type", errp);
+    QnicOpts *o = qnic_schema_parse(QNIC_SCHEMA_OBJECT, str, filter_implemented, errp);
     return o ? qnic_filter_add(o, errp) : false;
 }
 

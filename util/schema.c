@@ -4,6 +4,8 @@
  * (unknown keys, bad values, missing and repeated keys, reported in QEMU's
  * words), normalizing values so typed getters never fail, filling in
  * defaults, and printing the `help` listings in the shape QEMU prints them.
+ * qnic_schema_parse() is the one sequence parse -> help -> lookup -> check
+ * every option string goes through.
  */
 #include "qnic/schema.h"
 
@@ -239,6 +241,79 @@ bool qnic_schema_check(QnicOpts *o, const QnicSchemaType *t, GError **errp)
 out:
     g_hash_table_destroy(seen);
     return ok;
+}
+
+/* ---- from an option string to checked options ---- */
+
+/* How each kind answers `help` for a type that does not exist. */
+typedef enum { HELP_NOT_HERE, HELP_LISTS, HELP_UNKNOWN_FAILS } HelpRule;
+
+static const struct {
+    const char *group;
+    const char *unknown;        /* printf format, %s = the type */
+    HelpRule help;
+} kind_desc[] = {
+    [QNIC_SCHEMA_NETDEV] = { "netdev", "Parameter 'type' does not accept value '%s'", HELP_LISTS },
+    [QNIC_SCHEMA_DEVICE] = { "device", "'%s' is not a valid device model name",
+                             HELP_UNKNOWN_FAILS },
+    [QNIC_SCHEMA_OBJECT] = { "object", "invalid object type: %s", HELP_LISTS },
+    /* -chardev help is answered by the command line before parsing */
+    [QNIC_SCHEMA_CHARDEV] = { "chardev", "'%s' is not a valid char driver name",
+                              HELP_NOT_HERE },
+};
+
+static bool is_help_word(const char *s)
+{
+    return s && (strcmp(s, "help") == 0 || strcmp(s, "?") == 0);
+}
+
+/* `help` asked: print and fail with QNIC_ERROR_HELP, or fail as unknown. */
+static void answer_help(QnicSchemaKind kind, const char *type, const QnicSchemaType *t,
+                        GError **errp)
+{
+    if (t) {
+        qnic_schema_print_type(t, stdout);
+    } else if (kind_desc[kind].help == HELP_LISTS || !type || is_help_word(type)) {
+        qnic_schema_print_list(kind, stdout);
+    } else {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID, kind_desc[kind].unknown, type);
+        return;
+    }
+    fflush(stdout);
+    g_set_error_literal(errp, QNIC_ERROR, QNIC_ERROR_HELP, "help printed");
+}
+
+bool qnic_schema_check_kind(QnicSchemaKind kind, QnicOpts *o,
+                            QnicSchemaImplementedFunc *implemented, GError **errp)
+{
+    const char *type = qnic_opts_get(o, type_key(kind));
+    const QnicSchemaType *t = qnic_schema_lookup(kind, type);
+
+    if (kind_desc[kind].help != HELP_NOT_HERE && qnic_opts_has_help(o)) {
+        answer_help(kind, type, t, errp);
+        return false;
+    }
+    if (!type) {
+        qnic_error_setg_invalid(errp, "Parameter '%s' is missing", type_key(kind));
+        return false;
+    }
+    if (!t || (implemented && !implemented(t))) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_INVALID, kind_desc[kind].unknown, type);
+        return false;
+    }
+    return qnic_schema_check(o, t, errp);
+}
+
+QnicOpts *qnic_schema_parse(QnicSchemaKind kind, const char *str,
+                            QnicSchemaImplementedFunc *implemented, GError **errp)
+{
+    QnicOpts *o = qnic_opts_parse(kind_desc[kind].group, str, type_key(kind), errp);
+
+    if (o && !qnic_schema_check_kind(kind, o, implemented, errp)) {
+        qnic_opts_free(o);
+        return NULL;
+    }
+    return o;
 }
 
 /* ---- help output ---- */

@@ -21,6 +21,7 @@
 #include "qnic/chardev.h"
 #include "qnic-config.h"
 #include "vmm/qmp.h"
+#include "vmm/cmdline-net.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,7 @@ typedef struct {
     GPtrArray *memdevs;             /* QnicOpts *: memory-backend-memfd objects */
     const char *memory_backend;     /* -machine memory-backend=ID */
     bool m_given;
+    bool help_printed;              /* creating an option printed help: exit 0 */
 } Cmdline;
 
 /* Result of handling one option. */
@@ -143,6 +145,16 @@ static Result opt_error(const char *opt, const char *arg, GError *err)
     }
     g_error_free(err);
     return RES_ERROR;
+}
+
+/* A library call failed: help printed (exit 0) or an error. */
+static Result opt_result(const char *opt, const char *arg, GError *err)
+{
+    if (qnic_error_is_help(err)) {
+        g_error_free(err);
+        return RES_EXIT0;
+    }
+    return opt_error(opt, arg, err);
 }
 
 #define OPT_FAIL(opt, arg, ...) ({ \
@@ -415,72 +427,27 @@ static bool check_duplicate(GHashTable *ids, const char *id, const char *what, G
     return true;
 }
 
-/* -netdev: help, type, schema and duplicate ids, checked as it is read. */
+/* -netdev: help, type, schema and duplicate ids, checked as it is read;
+ * the checked options are kept for creating it. */
 static Result handle_netdev(Cmdline *c, const char *arg)
 {
     GError *err = NULL;
-    g_autoptr(QnicOpts) o = qnic_opts_parse("netdev", arg, "type", &err);
-    const QnicSchemaType *t;
-    const char *type;
+    g_autoptr(QnicOpts) o = qnic_schema_parse(QNIC_SCHEMA_NETDEV, arg, NULL, &err);
 
-    if (!o) {
-        return opt_error("netdev", arg, err);
+    if (!o || !check_duplicate(c->netdev_ids, qnic_opts_get(o, "id"), "netdev", &err)) {
+        return opt_result("netdev", arg, err);
     }
-    type = qnic_opts_get(o, "type");
-    t = qnic_schema_lookup(QNIC_SCHEMA_NETDEV, type);
-    if (qnic_opts_has_help(o)) {
-        if (t) {
-            qnic_schema_print_type(t, stdout);
-        } else {
-            qnic_schema_print_list(QNIC_SCHEMA_NETDEV, stdout);
-        }
-        return RES_EXIT0;
-    }
-    if (!type) {
-        return OPT_FAIL("netdev", arg, "Parameter 'type' is missing");
-    }
-    if (!t) {
-        return OPT_FAIL("netdev", arg, "Parameter 'type' does not accept value '%s'", type);
-    }
-    if (!qnic_schema_check(o, t, &err) ||
-        !check_duplicate(c->netdev_ids, qnic_opts_get(o, "id"), "netdev", &err)) {
-        return opt_error("netdev", arg, err);
-    }
-    g_ptr_array_add(c->cfg.netdevs, (gpointer)arg);
+    g_ptr_array_add(c->cfg.netdevs, g_steal_pointer(&o));
     return RES_OK;
 }
 
 static Result handle_device(Cmdline *c, const char *arg)
 {
     GError *err = NULL;
-    g_autoptr(QnicOpts) o = qnic_opts_parse("device", arg, "driver", &err);
-    const QnicSchemaType *t;
-    const char *driver;
+    g_autoptr(QnicOpts) o = qnic_schema_parse(QNIC_SCHEMA_DEVICE, arg, NULL, &err);
 
-    if (!o) {
-        return opt_error("device", arg, err);
-    }
-    driver = qnic_opts_get(o, "driver");
-    t = qnic_schema_lookup(QNIC_SCHEMA_DEVICE, driver);
-    if (qnic_opts_has_help(o)) {
-        if (t) {
-            qnic_schema_print_type(t, stdout);
-        } else if (!driver || strcmp(driver, "help") == 0 || strcmp(driver, "?") == 0) {
-            qnic_schema_print_list(QNIC_SCHEMA_DEVICE, stdout);
-        } else {
-            return OPT_FAIL("device", arg, "'%s' is not a valid device model name", driver);
-        }
-        return RES_EXIT0;
-    }
-    if (!driver) {
-        return OPT_FAIL("device", arg, "Parameter 'driver' is missing");
-    }
-    if (!t) {
-        return OPT_FAIL("device", arg, "'%s' is not a valid device model name", driver);
-    }
-    if (!qnic_schema_check(o, t, &err) ||
-        !check_duplicate(c->device_ids, qnic_opts_get(o, "id"), "device", &err)) {
-        return opt_error("device", arg, err);
+    if (!o || !check_duplicate(c->device_ids, qnic_opts_get(o, "id"), "device", &err)) {
+        return opt_result("device", arg, err);
     }
     g_ptr_array_add(c->cfg.devices, (gpointer)arg);
     return RES_OK;
@@ -489,33 +456,13 @@ static Result handle_device(Cmdline *c, const char *arg)
 static Result handle_object(Cmdline *c, const char *arg)
 {
     GError *err = NULL;
-    g_autoptr(QnicOpts) o = qnic_opts_parse("object", arg, "qom-type", &err);
-    const QnicSchemaType *t;
+    g_autoptr(QnicOpts) o = qnic_schema_parse(QNIC_SCHEMA_OBJECT, arg, NULL, &err);
     const char *type;
 
-    if (!o) {
-        return opt_error("object", arg, err);
+    if (!o || !check_duplicate(c->object_ids, qnic_opts_get(o, "id"), "object", &err)) {
+        return opt_result("object", arg, err);
     }
     type = qnic_opts_get(o, "qom-type");
-    t = qnic_schema_lookup(QNIC_SCHEMA_OBJECT, type);
-    if (qnic_opts_has_help(o)) {
-        if (t) {
-            qnic_schema_print_type(t, stdout);
-        } else {
-            qnic_schema_print_list(QNIC_SCHEMA_OBJECT, stdout);
-        }
-        return RES_EXIT0;
-    }
-    if (!type) {
-        return OPT_FAIL("object", arg, "Parameter 'qom-type' is missing");
-    }
-    if (!t) {
-        return OPT_FAIL("object", arg, "invalid object type: %s", type);
-    }
-    if (!qnic_schema_check(o, t, &err) ||
-        !check_duplicate(c->object_ids, qnic_opts_get(o, "id"), "object", &err)) {
-        return opt_error("object", arg, err);
-    }
     if (strcmp(type, "memory-backend-memfd") == 0) {
         /* qnic's RAM is always one shared memfd: check that this one
          * describes it (the size is matched with -m at the end). */
@@ -539,28 +486,14 @@ static Result handle_object(Cmdline *c, const char *arg)
     return RES_OK;
 }
 
-/* -nic and -net: their keys mix a netdev's and a NIC's, so net/ checks them
- * when it creates them; only the help requests are answered here. */
+/* -nic and -net: their keys mix a netdev's and a NIC's, so they are
+ * checked when they are created; only help is answered here. */
 static Result handle_nic_or_net(Cmdline *c, const char *opt, const char *arg, GPtrArray *list)
 {
     GError *err = NULL;
-    g_autoptr(QnicOpts) o = qnic_opts_parse(opt, arg, "type", &err);
-    const char *type, *model;
 
-    if (!o) {
-        return opt_error(opt, arg, err);
-    }
-    type = qnic_opts_get(o, "type");
-    model = qnic_opts_get(o, "model");
-    if (g_strcmp0(model, "help") == 0 || g_strcmp0(model, "?") == 0) {
-        /* prints the NIC models and exits; it needs no machine for that */
-        qnic_net_nic_add(NULL, "none,model=help", NULL);
-        return RES_EXIT0;
-    }
-    if (g_strcmp0(type, "help") == 0 || g_strcmp0(type, "?") == 0 ||
-        (strcmp(opt, "nic") == 0 && qnic_opts_has_help(o))) {
-        qnic_schema_print_list(QNIC_SCHEMA_NETDEV, stdout);
-        return RES_EXIT0;
+    if (!qnic_cmdline_net_check(opt, arg, &err)) {
+        return opt_result(opt, arg, err);
     }
     g_ptr_array_add(list, (gpointer)arg);
     return RES_OK;
@@ -823,7 +756,7 @@ static void cmdline_init(Cmdline *c)
     c->cfg.ram_size = DEFAULT_RAM;
     c->cfg.smp = 1;
     c->cfg.serial = "none";
-    c->cfg.netdevs = g_ptr_array_new();
+    c->cfg.netdevs = g_ptr_array_new_with_free_func((GDestroyNotify)qnic_opts_free);
     c->cfg.devices = g_ptr_array_new();
     c->cfg.nics = g_ptr_array_new();
     c->cfg.nets = g_ptr_array_new();
@@ -860,6 +793,21 @@ static void cmdline_free(Cmdline *c)
     g_ptr_array_free(c->memdevs, TRUE);
 }
 
+/* Creating what option opt (NULL: none in particular) asked for failed:
+ * report it, or note that help was printed (qnic-vmm then exits 0). */
+static bool create_failed(Cmdline *c, const char *opt, const char *s, GError *err)
+{
+    if (qnic_error_is_help(err)) {
+        c->help_printed = true;
+        g_error_free(err);
+    } else if (opt) {
+        opt_error(opt, s, err);
+    } else {
+        qnic_report_err(err);
+    }
+    return false;
+}
+
 /* QEMU's order: backends (-netdev, -nic, -net), then the objects that need
  * them (filters), then -device. */
 static bool create_all(Cmdline *c, QnicMachine *m)
@@ -874,26 +822,26 @@ static bool create_all(Cmdline *c, QnicMachine *m)
         }
     }
     for (guint i = 0; i < cfg->netdevs->len; i++) {
-        const char *s = g_ptr_array_index(cfg->netdevs, i);
-        if (!qnic_netdev_add_str(s, &err)) {
-            return opt_error("netdev", s, err), false;
+        QnicOpts *o = g_steal_pointer(&g_ptr_array_index(cfg->netdevs, i));
+        g_autofree char *s = g_strdup(o->source);
+        if (!qnic_netdev_add(o, &err)) {
+            return create_failed(c, "netdev", s, err);
         }
     }
     for (guint i = 0; i < cfg->nics->len; i++) {
         const char *s = g_ptr_array_index(cfg->nics, i);
-        if (!qnic_net_nic_add(m, s, &err)) {
-            return opt_error("nic", s, err), false;
+        if (!qnic_cmdline_nic_add(m, s, &err)) {
+            return create_failed(c, "nic", s, err);
         }
     }
     for (guint i = 0; i < cfg->nets->len; i++) {
         const char *s = g_ptr_array_index(cfg->nets, i);
-        if (!qnic_net_legacy_add(s, &err)) {
-            return opt_error("net", s, err), false;
+        if (!qnic_cmdline_net_add(s, &err)) {
+            return create_failed(c, "net", s, err);
         }
     }
-    if (cfg->nets->len && !qnic_net_legacy_realize(m, &err)) {
-        qnic_report_err(err);
-        return false;
+    if (cfg->nets->len && !qnic_cmdline_net_realize(m, &err)) {
+        return create_failed(c, NULL, NULL, err);
     }
     for (guint i = 0; i < cfg->objects->len; i++) {
         const char *s = g_ptr_array_index(cfg->objects, i);
@@ -963,6 +911,7 @@ int main(int argc, char **argv)
         goto out_accel;
     }
     if (!create_all(&c, m)) {
+        status = c.help_printed ? 0 : 1;
         goto out_accel;
     }
     if (!qnic_pc_board_ready(&board, accel, accel_state, &c.cfg, m, &err) ||

@@ -25,7 +25,7 @@ typedef struct QnicVmmConfig {
                                  * (-qmp, -mon chardev=ID,mode=control) */
     const char *pidfile;
     bool nodefaults;
-    GPtrArray *netdevs;         /* char *: -netdev strings, in order */
+    GPtrArray *netdevs;         /* QnicOpts *: checked -netdev options, in order */
     GPtrArray *devices;         /* char *: -device strings, in order */
     GPtrArray *nics;            /* char *: -nic strings */
     GPtrArray *nets;            /* char *: legacy -net strings */

@@ -76,33 +76,29 @@ QnicDevice *qnic_device_find(QnicMachine *m, const char *id)
     return NULL;
 }
 
+/* A schema device type exists here when a class implements it. */
+static bool device_implemented(const QnicSchemaType *t)
+{
+    return qnic_device_class_find(t->alias_of ? t->alias_of : t->name) != NULL;
+}
+
 QnicDevice *qnic_device_create_str(QnicMachine *m, const char *str, GError **errp)
 {
-    QnicOpts *o = qnic_opts_parse("device", str, "driver", errp);
+    QnicOpts *o = qnic_schema_parse(QNIC_SCHEMA_DEVICE, str, device_implemented, errp);
     return o ? qnic_device_create(m, o, errp) : NULL;
 }
 
 QnicDevice *qnic_device_create(QnicMachine *m, QnicOpts *opts, GError **errp)
 {
-    const char *driver = qnic_opts_get(opts, "driver");
     const QnicSchemaType *t;
-    const QnicDeviceClass *cls;
 
-    if (!driver) {
-        qnic_error_setg_invalid(errp, "Parameter 'driver' is missing");
-        goto fail;
+    if (!qnic_schema_check_kind(QNIC_SCHEMA_DEVICE, opts, device_implemented, errp)) {
+        qnic_opts_free(opts);
+        return NULL;
     }
-    t = qnic_schema_lookup(QNIC_SCHEMA_DEVICE, driver);
-    cls = qnic_device_class_find(t && t->alias_of ? t->alias_of : driver);
-    if (!t || !cls) {
-        qnic_error_setg_invalid(errp, "'%s' is not a valid device model name", driver);
-        goto fail;
-    }
-    return qnic_device_create_class(m, cls, t, opts, errp);
-
-fail:
-    qnic_opts_free(opts);
-    return NULL;
+    t = opts->schema;
+    return qnic_device_create_class(m, qnic_device_class_find(t->alias_of ? t->alias_of : t->name),
+                                    t, opts, errp);
 }
 
 QnicDevice *qnic_device_create_class(QnicMachine *m, const QnicDeviceClass *cls,
@@ -111,6 +107,7 @@ QnicDevice *qnic_device_create_class(QnicMachine *m, const QnicDeviceClass *cls,
     QnicDevice *dev;
     const char *id;
 
+    /* checked already when it came through qnic_device_create: harmless */
     if (!qnic_schema_check(opts, t, errp)) {
         goto fail;
     }

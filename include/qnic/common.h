@@ -23,7 +23,16 @@ typedef enum {
     QNIC_ERROR_INVALID,       /* a bad option / parameter */
     QNIC_ERROR_UNSUPPORTED,   /* a valid request qnic does not support */
     QNIC_ERROR_IO,            /* a system call failed */
+    /* Not a failure: the request asked for `help`, which went to stdout.
+     * The library returns this instead of exiting; a program stops as if
+     * it were done (qnic-vmm exits 0). */
+    QNIC_ERROR_HELP,
 } QnicErrorCode;
+
+static inline bool qnic_error_is_help(const GError *err)
+{
+    return err && g_error_matches(err, QNIC_ERROR, QNIC_ERROR_HELP);
+}
 
 /* error_setg() in QEMU's words: a message for a person. */
 #define qnic_error_setg(errp, ...) \

@@ -228,15 +228,6 @@ QnicNetdev *qnic_netdev_find(const char *id);
 void qnic_netdev_del(QnicNetdev *nd);
 void qnic_netdev_del_all(void);
 
-/* `-nic TYPE[,model=M][,mac=][,netdev opts...]` (and `-nic none`,
- * `-nic model=help`): creates the netdev and its NIC device on m. */
-typedef struct QnicMachine QnicMachine;
-bool qnic_net_nic_add(QnicMachine *m, const char *str, GError **errp);
-/* Legacy `-net nic,...` / `-net TYPE,...`: collected in order, then realized
- * on hub 0 once every option is known. */
-bool qnic_net_legacy_add(const char *str, GError **errp);
-bool qnic_net_legacy_realize(QnicMachine *m, GError **errp);
-
 /* ---- NIC side helpers ---- */
 
 typedef struct QnicNic {

@@ -66,6 +66,26 @@ const QnicPropDesc *qnic_schema_prop(const QnicSchemaType *t, const char *name);
  * On success normalizes values, adds defaults and sets o->schema. */
 bool qnic_schema_check(QnicOpts *o, const QnicSchemaType *t, GError **errp);
 
+/* Is the schema type t there in this build: does a class implement it?
+ * (The schema may name types qnic does not implement.) */
+typedef bool QnicSchemaImplementedFunc(const QnicSchemaType *t);
+
+/* The one path from an option string to checked options, for every
+ * -netdev/-device/-object/-chardev string: parse it (the kind's group and
+ * implied key: "type", "driver", "qom-type", "backend"), answer `help`,
+ * look the type up and check the options against it. Errors in QEMU's
+ * words: "Parameter 'type' is missing", "'x' is not a valid device model
+ * name", ... `help` (not for chardevs) prints the type's keys, or the list
+ * of types, to stdout and fails with QNIC_ERROR_HELP; with a type that does
+ * not exist, -device help is an error and the others print the list.
+ * implemented (may be NULL) also decides whether a type exists. */
+QnicOpts *qnic_schema_parse(QnicSchemaKind kind, const char *str,
+                            QnicSchemaImplementedFunc *implemented, GError **errp);
+/* The same for options parsed already (QMP, -nic); o stays the caller's.
+ * On success o->schema is the type. */
+bool qnic_schema_check_kind(QnicSchemaKind kind, QnicOpts *o,
+                            QnicSchemaImplementedFunc *implemented, GError **errp);
+
 /* `-netdev help`, `-device help`, `-device MODEL,help` output. */
 void qnic_schema_print_list(QnicSchemaKind kind, FILE *out);
 void qnic_schema_print_type(const QnicSchemaType *t, FILE *out);

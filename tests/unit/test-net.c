@@ -10,6 +10,10 @@
 #include "qnic/filter.h"
 #include "qnic/log.h"
 #include "qnic/machine.h"
+#include "qnic/schema.h"
+#include "vmm/cmdline-net.h"
+#include <fcntl.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 
 static const uint8_t frame_a[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 1, 2, 3,
@@ -594,9 +598,9 @@ static void test_nic_option(void)
 
     g_assert_no_error(err);
     ndev = m->devices->len;
-    g_assert_true(qnic_net_nic_add(m, "none", &err));
+    g_assert_true(qnic_cmdline_nic_add(m, "none", &err));
     g_assert_cmpuint(m->devices->len, ==, ndev);
-    g_assert_true(qnic_net_nic_add(m, "hubport,hubid=21,model=e1000,mac=02:00:00:00:00:01", &err));
+    g_assert_true(qnic_cmdline_nic_add(m, "hubport,hubid=21,model=e1000,mac=02:00:00:00:00:01", &err));
     g_assert_no_error(err);
     g_assert_cmpuint(m->devices->len, ==, ndev + 1);
     QnicNetdev *nd = qnic_netdev_find("__org.qemu.nic0");
@@ -604,15 +608,15 @@ static void test_nic_option(void)
     g_assert_cmpstr(nd->cls->type, ==, "hubport");
     g_assert_true(nd->in_use);
     g_assert_nonnull(nd->ncs[0]->peer);
-    g_assert_false(qnic_net_nic_add(m, "hubport,hubid=21,model=nosuch", &err));
+    g_assert_false(qnic_cmdline_nic_add(m, "hubport,hubid=21,model=nosuch", &err));
     g_assert_cmpstr(err->message, ==, "Unsupported NIC model: nosuch");
     g_clear_error(&err);
 
     /* Legacy -net: a NIC and a backend meet on hub 0. */
-    g_assert_true(qnic_net_legacy_add("nic,model=rtl8139,macaddr=02:00:00:00:00:02", &err));
-    g_assert_true(qnic_net_legacy_add("user,name=leg", &err));
+    g_assert_true(qnic_cmdline_net_add("nic,model=rtl8139,macaddr=02:00:00:00:00:02", &err));
+    g_assert_true(qnic_cmdline_net_add("user,name=leg", &err));
     g_assert_no_error(err);
-    g_assert_true(qnic_net_legacy_realize(m, &err));
+    g_assert_true(qnic_cmdline_net_realize(m, &err));
     g_assert_no_error(err);
     g_assert_cmpuint(m->devices->len, ==, ndev + 2);
     g_assert_cmpint(qnic_net_hub_port_count(0), ==, 2);
@@ -630,6 +634,45 @@ static void test_nic_option(void)
     g_assert_false(qnic_netdev_find("__org.qemu.nic0")->in_use);
     qnic_netdev_del_all();
     g_assert_cmpint(qnic_net_hub_port_count(0), ==, 0);
+}
+
+/* help asked of the library: it prints (to /dev/null here, stdout carries
+ * the TAP stream) and returns QNIC_ERROR_HELP instead of exiting. */
+static void test_help_returns(void)
+{
+    QnicMachineConfig cfg = { .ram_size = 16 * 1024 * 1024 };
+    QnicMachine *m = qnic_machine_new(&cfg, NULL);
+    int saved = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY);
+    GError *err = NULL;
+    bool ok[5];
+
+    fflush(stdout);
+    dup2(null, STDOUT_FILENO);
+    ok[0] = qnic_netdev_add_str("help", &err) != NULL;
+    g_assert_true(qnic_error_is_help(err));
+    g_clear_error(&err);
+    ok[1] = qnic_netdev_add_str("hubport,id=h,help", &err) != NULL;
+    g_assert_true(qnic_error_is_help(err));
+    g_clear_error(&err);
+    ok[2] = qnic_cmdline_nic_add(m, "user,model=help", &err);
+    g_assert_true(qnic_error_is_help(err));
+    g_clear_error(&err);
+    ok[3] = qnic_cmdline_net_add("nic,model=?", &err) && qnic_cmdline_net_realize(m, &err);
+    g_assert_true(qnic_error_is_help(err));
+    g_clear_error(&err);
+    ok[4] = qnic_schema_parse(QNIC_SCHEMA_DEVICE, "nosuch,help", NULL, &err) != NULL;
+    g_assert_false(qnic_error_is_help(err));
+    g_assert_cmpstr(err->message, ==, "'nosuch' is not a valid device model name");
+    g_clear_error(&err);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    close(null);
+    for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
+        g_assert_false(ok[i]);
+    }
+    g_assert_null(qnic_netdev_find("h"));
+    qnic_machine_free(m);
 }
 
 int main(int argc, char **argv)
@@ -652,5 +695,6 @@ int main(int argc, char **argv)
     g_test_add_func("/net/iov", test_iov);
     g_test_add_func("/net/filter-dump", test_filter_dump);
     g_test_add_func("/net/nic-option", test_nic_option);
+    g_test_add_func("/net/help-returns", test_help_returns);
     return g_test_run();
 }
