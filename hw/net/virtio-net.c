@@ -875,15 +875,13 @@ static const QnicDeviceClass virtio_net_bare_class = {
 QnicVirtioDevice *qnic_virtio_net_new_bare(QnicMachine *m, const char *opts_str, GError **errp)
 {
     g_autofree char *full = g_strconcat("virtio-net-device", *opts_str ? "," : "", opts_str, NULL);
-    QnicOpts *opts = qnic_opts_parse("device", full, "driver", errp);
+    QnicOpts *opts = qnic_schema_parse(QNIC_SCHEMA_DEVICE, full, NULL, errp);
     QnicDevice *dev;
 
     if (!opts) {
         return NULL;
     }
-    dev = qnic_device_create_class(m, &virtio_net_bare_class,
-                                   qnic_schema_lookup(QNIC_SCHEMA_DEVICE, "virtio-net-device"),
-                                   opts, errp);
+    dev = qnic_device_create_class(m, &virtio_net_bare_class, opts->schema, opts, errp);
     return dev ? &((VirtioNetBare *)dev)->net.vdev : NULL;
 }
 
