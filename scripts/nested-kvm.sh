@@ -53,7 +53,7 @@ kver=${vmlinuz#/boot/vmlinuz-}
 moddir=/lib/modules/$kver
 [ -r "$moddir/modules.dep" ] || missing "$moddir/modules.dep is missing"
 busybox=/bin/busybox
-[ -x "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q static ||
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed" &&
     [ -x "$busybox" ] || missing "busybox-static is not installed"
 
 mkdir -p "$out"
