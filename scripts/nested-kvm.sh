@@ -12,7 +12,8 @@
 #
 # The root is shared writable (the command may write its build directory or
 # logs, as it would outside); the VM mounts its own /proc, /sys, /dev, /tmp
-# and /run over it, so nothing of those is shared.
+# and /run over it, so nothing of those is shared, except the directories
+# under /tmp that the working directory, OUTDIR or an argument lie in.
 #
 # usage: scripts/nested-kvm.sh OUTDIR [--mem M] [--timeout S] -- CMD [ARG...]
 #   OUTDIR  where the VM's initramfs is built (kept, rebuilt when its inputs
@@ -71,7 +72,7 @@ if [ -f "$initrd" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$stamp_text" ]; th
 else
     root=$out/root
     rm -rf "$root"
-    mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/host" "$root/modules"
+    mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/host" "$root/orig" "$root/cmd" "$root/modules"
     cp "$busybox" "$root/bin/busybox"
     order=""
     for m in $want; do
@@ -99,13 +100,22 @@ echo 1 >/proc/sys/kernel/printk
 for m in $(cat /modules/order); do insmod /modules/$m.ko || echo "nested-kvm: insmod $m failed"; done
 fail() { echo "NESTED-KVM-STATUS 125 $*"; poweroff -f; }
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose hostroot /host || fail "cannot mount the host's root"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 cmd /cmd || fail "cannot mount the command share"
+# Directories under /tmp that the command uses (its working directory, a
+# build tree) are kept aside and come back over the VM's own /tmp.
+for d in $(cat /cmd/binds); do
+    mkdir -p "/orig$d" && mount --bind "/host$d" "/orig$d" || fail "cannot keep $d"
+done
 for d in proc sys dev; do mount --bind /$d /host/$d || fail "cannot bind /$d"; done
 mount -t devpts devpts /host/dev/pts 2>/dev/null
 mount -t tmpfs tmp /host/tmp
 mount -t tmpfs run /host/run
 mkdir -p /host/run/nested /host/dev/shm /host/run/netns
 mount -t tmpfs shm /host/dev/shm
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 cmd /host/run/nested || fail "cannot mount the command share"
+mount --bind /cmd /host/run/nested || fail "cannot bind the command share"
+for d in $(cat /cmd/binds); do
+    mkdir -p "/host$d" && mount --bind "/orig$d" "/host$d" || fail "cannot bind $d"
+done
 chroot /host /sbin/modprobe -a kvm_amd tun veth 2>&1 | sed 's/^/nested-kvm: /'
 [ -c /host/dev/kvm ] || fail "no /dev/kvm inside (kvm_amd did not load)"
 ip link set lo up 2>/dev/null
@@ -124,6 +134,14 @@ fi
 cmddir=$out/cmd
 rm -rf "$cmddir"
 mkdir -p "$cmddir"
+# The VM has its own /tmp; the top directories under /tmp that the working
+# directory, this OUTDIR and any argument name are shared into it.
+tmp_tops() {
+    for p in "$@"; do
+        case $p in /tmp/?*) r=${p#/tmp/}; echo "/tmp/${r%%/*}" ;; esac
+    done
+}
+tmp_tops "$(pwd)" "$out" "$@" $(env | sed -n 's/^QNIC_[A-Z_]*=//p') | sort -u >"$cmddir/binds"
 {
     echo "export QNIC_IN_NESTED_KVM=1"
     echo "cd '$(pwd)' || exit 125"
