@@ -17,7 +17,8 @@
 #
 # usage: scripts/nested-kvm.sh OUTDIR [--mem M] [--timeout S] -- CMD [ARG...]
 #   OUTDIR  where the VM's initramfs is built (kept, rebuilt when its inputs
-#           change) and its console log written (OUTDIR/console.log)
+#           change) and its console log written (OUTDIR/console.PID.log);
+#           several runs may share it at once
 # exit status: the command's, or 125 when the VM could not run it (message
 # on stderr), 2 when a package is missing (message says which; tests turn
 # that into a skip).
@@ -70,7 +71,8 @@ initrd=$out/initrd.img
 if [ -f "$initrd" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$stamp_text" ]; then
     :
 else
-    root=$out/root
+    # Per process: two runs may share OUTDIR (meson runs tests in parallel).
+    root=$out/root.$$
     rm -rf "$root"
     mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/host" "$root/orig" "$root/cmd" "$root/modules"
     cp "$busybox" "$root/bin/busybox"
@@ -125,13 +127,15 @@ sync
 poweroff -f
 EOF
     chmod 755 "$root/init"
-    (cd "$root" && find . | sort | cpio -o -H newc --quiet | gzip -n -1) >"$initrd.tmp"
-    mv "$initrd.tmp" "$initrd"
-    echo "$stamp_text" >"$out/stamp"
+    (cd "$root" && find . | sort | cpio -o -H newc --quiet | gzip -n -1) >"$initrd.tmp.$$"
+    mv "$initrd.tmp.$$" "$initrd"
+    echo "$stamp_text" >"$out/stamp.tmp.$$"
+    mv "$out/stamp.tmp.$$" "$out/stamp"
+    rm -rf "$root"
 fi
 
 # --- the command, as a script on a share of its own ---
-cmddir=$out/cmd
+cmddir=$out/cmd.$$
 rm -rf "$cmddir"
 mkdir -p "$cmddir"
 # The VM has its own /tmp; the top directories under /tmp that the working
@@ -154,7 +158,7 @@ tmp_tops "$(pwd)" "$out" "$@" $(env | sed -n 's/^QNIC_[A-Z_]*=//p') | sort -u >"
 
 # --- the VM: its console is this script's output; the command's status is
 # the last NESTED-KVM-STATUS line ---
-log=$out/console.log
+log=$out/console.$$.log
 set +e
 timeout "$timeout" "$qemu" -machine pc -accel tcg -cpu max -smp 2 -m "$mem" \
     -nodefaults -display none -no-reboot -serial stdio -bios /usr/share/qemu/qboot.rom \
@@ -165,6 +169,7 @@ timeout "$timeout" "$qemu" -machine pc -accel tcg -cpu max -smp 2 -m "$mem" \
 qrc=$?
 set -e
 st=$(sed -n 's/.*NESTED-KVM-STATUS \([0-9]*\).*/\1/p' "$log" | tail -1)
+rm -rf "$cmddir"
 if [ -z "$st" ]; then
     echo "nested-kvm: the VM ended (status $qrc) without running the command to its end" >&2
     exit 125
