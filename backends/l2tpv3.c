@@ -545,7 +545,7 @@ static bool l2tp_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     s->tx_header_len = qnic_l2tpv3_build_header(&s->p, 0, s->tx_header, sizeof(s->tx_header));
     s->pool = g_malloc((size_t)L2TP_POOL * L2TP_BUF_SIZE);
     s->desc = g_strdup(nd->id ? nd->id : "l2tpv3");
-    s->nc = qnic_net_client_new(&l2tp_ops, "l2tpv3", nd->id, s);
+    s->nc = qnic_net_client_new(nd->be, &l2tp_ops, "l2tpv3", nd->id, s);
     snprintf(s->nc->info_str, sizeof(s->nc->info_str), "l2tpv3: %s %s%s%s -> %s%s%s",
              p.udp ? "udp" : "ip", src, p.udp ? ":" : "", p.udp ? srcport : "",
              dst, p.udp ? ":" : "", p.udp ? dstport : "");

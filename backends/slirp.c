@@ -798,7 +798,7 @@ static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     }
     slirp_config_services(s, opts, &cfg);
 
-    s->nc = qnic_net_client_new(&slirp_client_ops, "user", nd->id, s);
+    s->nc = qnic_net_client_new(nd->be, &slirp_client_ops, "user", nd->id, s);
     nd->queues = 1;
     nd->ncs = g_new0(QnicNetClient *, 1);
     nd->ncs[0] = s->nc;

@@ -24,7 +24,10 @@
 #include <stdlib.h>
 #include <glib-unix.h>
 
-unsigned qnic_sock_peer_drops;
+unsigned qnic_sock_peer_drops(QnicBackends *be)
+{
+    return be->sock_peer_drops;
+}
 
 #define SOCK_READ_CHUNK 65536
 
@@ -98,7 +101,7 @@ static void sock_close_data(QnicSockBackend *sb)
 static void sock_drop_peer(QnicSockBackend *sb, const char *why)
 {
     qnic_warn_ratelimited("netdev %s: %s; connection dropped", sb->nd->id, why);
-    qnic_sock_peer_drops++;
+    sb->nd->be->sock_peer_drops++;
     sock_close_data(sb);
     if (sb->listen_watch) {
         qnic_fd_watch_set(sb->listen_watch, G_IO_IN);
@@ -365,7 +368,7 @@ QnicSockBackend *qnic_sock_new(QnicNetdev *nd, QnicNetClientKind kind, const cha
     sb->listen_fd = -1;
     sb->frame = g_malloc(QNIC_SOCK_MAX_FRAME);
     sb->chunk = g_malloc(SOCK_READ_CHUNK);
-    sb->nc = qnic_net_client_new(ops, model, nd->id, sb);
+    sb->nc = qnic_net_client_new(nd->be, ops, model, nd->id, sb);
     nd->queues = 1;
     nd->ncs = g_new0(QnicNetClient *, 1);
     nd->ncs[0] = sb->nc;

@@ -458,7 +458,7 @@ bool qnic_tap_netdev_setup(QnicNetdev *nd, const char *model,
             qnic_tap_fd_set_offload(q->fd, 0);
         }
         q->buf = g_malloc(TAP_BUF_SIZE);
-        q->nc = qnic_net_client_new(&tap_ops, model, nd->id, q);
+        q->nc = qnic_net_client_new(nd->be, &tap_ops, model, nd->id, q);
         q->nc->queue_index = i;
         snprintf(q->nc->info_str, sizeof(q->nc->info_str), "ifname=%s%s%s,vnet_hdr=%s",
                  ts->ifname, ts->downscript ? ",downscript=" : "",

@@ -192,7 +192,7 @@ static bool vde_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     }
     s->buf = g_malloc(VDE_BUF_SIZE);
     s->desc = g_strdup(nd->id ? nd->id : "vde");
-    s->nc = qnic_net_client_new(&vde_ops, "vde", nd->id, s);
+    s->nc = qnic_net_client_new(nd->be, &vde_ops, "vde", nd->id, s);
     snprintf(s->nc->info_str, sizeof(s->nc->info_str), "sock=%s,fd=%d",
              sock ? sock : "", s->fd);
     s->read_poll = true;

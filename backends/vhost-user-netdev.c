@@ -132,7 +132,7 @@ static bool vhost_user_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
 
     s->nd = nd;
     nd->state = s;
-    s->chr = qnic_chardev_find(chr_id);
+    s->chr = qnic_chardev_find(qnic_backends_chardevs(nd->be), chr_id);
     if (!s->chr) {
         qnic_error_setg_invalid(errp, "chardev \"%s\" not found", chr_id);
         return false;
@@ -148,7 +148,7 @@ static bool vhost_user_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     nd->queues = queues;
     nd->ncs = g_new0(QnicNetClient *, queues);
     for (unsigned i = 0; i < queues; i++) {
-        nd->ncs[i] = qnic_net_client_new(&vhu_nc_ops, "vhost-user", nd->id, hd);
+        nd->ncs[i] = qnic_net_client_new(nd->be, &vhu_nc_ops, "vhost-user", nd->id, hd);
         nd->ncs[i]->queue_index = i;
         snprintf(nd->ncs[i]->info_str, sizeof(nd->ncs[i]->info_str), "vhost-user%u to %s", i,
                  chr_id);

@@ -12,7 +12,6 @@
 #include "qnic/schema.h"
 
 static GHashTable *filter_classes;    /* type -> QnicNetFilterClass */
-static GList *filters;                /* QnicNetFilter *, creation order */
 
 void qnic_net_filter_class_register(const QnicNetFilterClass *cls)
 {
@@ -32,9 +31,9 @@ bool qnic_filter_type_known(const char *type)
     return filter_class_find(type) != NULL;
 }
 
-static QnicNetFilter *filter_find(const char *id)
+static QnicNetFilter *filter_find(QnicBackends *be, const char *id)
 {
-    for (GList *l = filters; l; l = l->next) {
+    for (GList *l = be->filters; l; l = l->next) {
         QnicNetFilter *f = l->data;
         if (g_str_equal(f->id, id)) {
             return f;
@@ -58,8 +57,8 @@ static void filter_free(QnicNetFilter *f)
 }
 
 /* The keys of netfilter-common; the type's own ones are its init's. */
-static bool filter_common_opts(QnicNetFilter *f, QnicOpts *o, QnicNetdev **ndp,
-                               GError **errp)
+static bool filter_common_opts(QnicBackends *be, QnicNetFilter *f, QnicOpts *o,
+                               QnicNetdev **ndp, GError **errp)
 {
     const char *id = qnic_opts_get(o, "id");
     const char *netdev = qnic_opts_get(o, "netdev");
@@ -70,7 +69,7 @@ static bool filter_common_opts(QnicNetFilter *f, QnicOpts *o, QnicNetdev **ndp,
         qnic_error_setg_invalid(errp, "Parameter 'id' is missing");
         return false;
     }
-    if (filter_find(id)) {
+    if (filter_find(be, id)) {
         qnic_error_setg_invalid(errp, "attempt to add duplicate property '%s' to object", id);
         return false;
     }
@@ -78,7 +77,7 @@ static bool filter_common_opts(QnicNetFilter *f, QnicOpts *o, QnicNetdev **ndp,
         qnic_error_setg_invalid(errp, "Parameter 'netdev' is missing");
         return false;
     }
-    *ndp = qnic_netdev_find(netdev);
+    *ndp = qnic_netdev_find(be, netdev);
     if (!*ndp) {
         qnic_error_setg_invalid(errp, "Parameter 'netdev' expects a network backend id");
         return false;
@@ -103,7 +102,7 @@ static bool filter_implemented(const QnicSchemaType *t)
     return filter_class_find(t->name) != NULL;
 }
 
-bool qnic_filter_add(QnicOpts *opts, GError **errp)
+bool qnic_filter_add(QnicBackends *be, QnicOpts *opts, GError **errp)
 {
     g_autoptr(QnicOpts) o = opts;
     QnicNetdev *nd = NULL;
@@ -115,7 +114,7 @@ bool qnic_filter_add(QnicOpts *opts, GError **errp)
     f = g_new0(QnicNetFilter, 1);
     f->cls = filter_class_find(o->schema->name);
     f->clients = g_ptr_array_new();
-    if (!filter_common_opts(f, o, &nd, errp) || !f->cls->init(f, o, errp)) {
+    if (!filter_common_opts(be, f, o, &nd, errp) || !f->cls->init(f, o, errp)) {
         filter_free(f);
         return false;
     }
@@ -123,31 +122,31 @@ bool qnic_filter_add(QnicOpts *opts, GError **errp)
         g_ptr_array_add(f->clients, nd->ncs[i]);
         nd->ncs[i]->filters = g_list_append(nd->ncs[i]->filters, f);
     }
-    filters = g_list_append(filters, f);
+    be->filters = g_list_append(be->filters, f);
     return true;
 }
 
-bool qnic_filter_add_str(const char *str, GError **errp)
+bool qnic_filter_add_str(QnicBackends *be, const char *str, GError **errp)
 {
     QnicOpts *o = qnic_schema_parse(QNIC_SCHEMA_OBJECT, str, filter_implemented, errp);
-    return o ? qnic_filter_add(o, errp) : false;
+    return o ? qnic_filter_add(be, o, errp) : false;
 }
 
-bool qnic_filter_del(const char *id)
+bool qnic_filter_del(QnicBackends *be, const char *id)
 {
-    QnicNetFilter *f = filter_find(id);
+    QnicNetFilter *f = filter_find(be, id);
 
     if (!f) {
         return false;
     }
-    filters = g_list_remove(filters, f);
+    be->filters = g_list_remove(be->filters, f);
     filter_free(f);
     return true;
 }
 
-void qnic_filter_del_all(void)
+void qnic_filter_del_all(QnicBackends *be)
 {
-    while (filters) {
-        qnic_filter_del(((QnicNetFilter *)filters->data)->id);
+    while (be->filters) {
+        qnic_filter_del(be, ((QnicNetFilter *)be->filters->data)->id);
     }
 }

@@ -26,11 +26,9 @@ struct QnicHub {
     GList *ports;             /* QnicHubPort * */
 };
 
-static GList *hubs;
-
-static QnicHub *hub_find(int id)
+static QnicHub *hub_find(QnicBackends *be, int id)
 {
-    for (GList *l = hubs; l; l = l->next) {
+    for (GList *l = be->hubs; l; l = l->next) {
         QnicHub *h = l->data;
         if (h->id == id) {
             return h;
@@ -39,13 +37,13 @@ static QnicHub *hub_find(int id)
     return NULL;
 }
 
-static QnicHub *hub_get(int id)
+static QnicHub *hub_get(QnicBackends *be, int id)
 {
-    QnicHub *h = hub_find(id);
+    QnicHub *h = hub_find(be, id);
     if (!h) {
         h = g_new0(QnicHub, 1);
         h->id = id;
-        hubs = g_list_append(hubs, h);
+        be->hubs = g_list_append(be->hubs, h);
     }
     return h;
 }
@@ -101,9 +99,9 @@ static const QnicNetClientOps hub_port_ops = {
 };
 
 
-int qnic_net_hub_port_count(int hubid)
+int qnic_net_hub_port_count(QnicBackends *be, int hubid)
 {
-    QnicHub *h = hub_find(hubid);
+    QnicHub *h = hub_find(be, hubid);
     return h ? (int)g_list_length(h->ports) : 0;
 }
 
@@ -127,7 +125,7 @@ static bool hubport_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
         return false;
     }
     if (plug) {
-        peer_nd = qnic_netdev_find(plug);
+        peer_nd = qnic_netdev_find(nd->be, plug);
         if (!peer_nd) {
             qnic_error_setg_invalid(errp, "netdev '%s' not found", plug);
             return false;
@@ -138,11 +136,11 @@ static bool hubport_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
         }
     }
 
-    QnicHub *hub = hub_get((int)hubid);
+    QnicHub *hub = hub_get(nd->be, (int)hubid);
     port = g_new0(QnicHubPort, 1);
     port->hub = hub;
     port->index = hub->next_port++;
-    port->nc = qnic_net_client_new(&hub_port_ops, "hubport", nd->id, port);
+    port->nc = qnic_net_client_new(nd->be, &hub_port_ops, "hubport", nd->id, port);
     g_snprintf(port->nc->info_str, sizeof(port->nc->info_str), "hub %d port %d",
                hub->id, port->index);
     hub->ports = g_list_append(hub->ports, port);
@@ -178,7 +176,7 @@ static void hubport_cleanup(QnicNetdev *nd)
         port->plugged->in_use = false;
     }
     if (!hub->ports) {
-        hubs = g_list_remove(hubs, hub);
+        nd->be->hubs = g_list_remove(nd->be->hubs, hub);
         g_free(hub);
     }
     g_free(port);

@@ -8,7 +8,26 @@
 #define QNIC_NET_INTERNAL_H
 
 #include "qnic/net.h"
+#include "qnic/backends.h"
 #include <sys/socket.h>
+
+/* One machine's backends (qnic/backends.h); each list is the one file's
+ * that names it in its comment. */
+struct QnicBackends {
+    GList *clients;             /* QnicNetClient *, creation order (net.c) */
+    GList *netdevs;             /* QnicNetdev *, creation order (netdev.c) */
+    GList *hubs;                /* hub.c's hubs */
+    GList *filters;             /* QnicNetFilter *, creation order (filter.c) */
+    QnicChardevSet *chardevs;
+    /* QEMU's rule: while the VM is stopped no frame moves; senders queue
+     * (a backend with a completion callback stops reading until it runs). */
+    bool vm_running;
+    uint64_t oversize_drops;    /* net.c */
+    unsigned mac_index;         /* next default MAC (nic.c) */
+    QnicNetRxFilterHook *rx_filter_hook;
+    void *rx_filter_opaque;
+    unsigned sock_peer_drops;   /* backends/socket.c */
+};
 
 /* Deliver one frame to the queue's owner; same return convention as
  * QnicNetClientOps.receive_iov (0 = still busy, keep it queued). */
@@ -49,10 +68,10 @@ void qnic_net_queue_set_max(QnicNetQueue *q, unsigned max);
 size_t qnic_net_queue_bytes(const QnicNetQueue *q);
 
 /* hub.c: ports on hub hubid (tests). */
-int qnic_net_hub_port_count(int hubid);
+int qnic_net_hub_port_count(QnicBackends *be, int hubid);
 
 /* Lookup of a client by netdev id (filters, set_link). */
-QnicNetClient *qnic_net_client_find(const char *name);
+QnicNetClient *qnic_net_client_find(QnicBackends *be, const char *name);
 
 /* backends/: parse "host:port" (host may be empty: any / loopback as the
  * caller decides, IPv6 in brackets) into a sockaddr_in / sockaddr_in6. */
@@ -88,8 +107,9 @@ bool qnic_sock_connect(QnicSockBackend *sb, const struct sockaddr *addr, socklen
 bool qnic_sock_is_connected(QnicSockBackend *sb);
 void qnic_sock_set_info(QnicSockBackend *sb, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
-/* Connections dropped because the peer misbehaved or went away (tests). */
-extern unsigned qnic_sock_peer_drops;
+/* Connections dropped because the peer misbehaved or went away, in
+ * be's socket-like netdevs (tests). */
+unsigned qnic_sock_peer_drops(QnicBackends *be);
 
 /* A listening TCP/unix socket and a bound UDP socket from an address. */
 int qnic_sock_listen(const struct sockaddr *addr, socklen_t len, GError **errp);

@@ -10,20 +10,13 @@
 #include "qnic/net-filter.h"
 #include "qnic/log.h"
 
-/* Every live client, so that filters and set_link can find one by name. */
-static GList *all_clients;
-/* QEMU's rule: while the VM is stopped no frame moves; senders queue (a
- * backend with a completion callback stops reading until it runs). */
-static bool vm_running = true;
-static uint64_t oversize_drops;
-
 static ssize_t net_client_deliver(QnicNetClient *sender, const struct iovec *iov,
                                   int iovcnt, void *opaque)
 {
     QnicNetClient *nc = opaque;
     ssize_t ret;
 
-    if (G_UNLIKELY(!vm_running)) {
+    if (G_UNLIKELY(!nc->be->vm_running)) {
         return 0;               /* held, see qnic_net_set_vm_running */
     }
     if (nc->link_down) {
@@ -47,18 +40,20 @@ static ssize_t net_client_deliver(QnicNetClient *sender, const struct iovec *iov
     return ret;
 }
 
-QnicNetClient *qnic_net_client_new(const QnicNetClientOps *ops, const char *model,
-                                   const char *name, void *opaque)
+QnicNetClient *qnic_net_client_new(QnicBackends *be, const QnicNetClientOps *ops,
+                                   const char *model, const char *name, void *opaque)
 {
     QnicNetClient *nc = g_new0(QnicNetClient, 1);
 
+    g_assert(be);
+    nc->be = be;
     nc->ops = ops;
     nc->model = g_strdup(model);
     nc->name = g_strdup(name ? name : model);
     nc->opaque = opaque;
     nc->incoming = qnic_net_queue_new(net_client_deliver, nc);
     nc->rx_filter_notify = true;
-    all_clients = g_list_append(all_clients, nc);
+    be->clients = g_list_append(be->clients, nc);
     return nc;
 }
 
@@ -92,7 +87,7 @@ void qnic_net_client_free(QnicNetClient *nc)
     if (nc->ops && nc->ops->cleanup) {
         nc->ops->cleanup(nc);
     }
-    all_clients = g_list_remove(all_clients, nc);
+    nc->be->clients = g_list_remove(nc->be->clients, nc);
     qnic_net_queue_free(nc->incoming);
     g_free(nc->name);
     g_free(nc->model);
@@ -117,9 +112,9 @@ void qnic_net_client_set_peer(QnicNetClient *a, QnicNetClient *b)
     }
 }
 
-QnicNetClient *qnic_net_client_find(const char *name)
+QnicNetClient *qnic_net_client_find(QnicBackends *be, const char *name)
 {
-    for (GList *l = all_clients; l; l = l->next) {
+    for (GList *l = be->clients; l; l = l->next) {
         QnicNetClient *nc = l->data;
         if (nc->ops->kind != QNIC_NET_CLIENT_NIC && g_strcmp0(nc->name, name) == 0) {
             return nc;
@@ -128,11 +123,11 @@ QnicNetClient *qnic_net_client_find(const char *name)
     return NULL;
 }
 
-QnicNetClient *qnic_net_client_find_link(const char *name)
+QnicNetClient *qnic_net_client_find_link(QnicBackends *be, const char *name)
 {
-    QnicNetClient *nc = qnic_net_client_find(name);
+    QnicNetClient *nc = qnic_net_client_find(be, name);
 
-    for (GList *l = all_clients; l && !nc; l = l->next) {
+    for (GList *l = be->clients; l && !nc; l = l->next) {
         QnicNetClient *c = l->data;
         if (g_strcmp0(c->name, name) == 0) {
             nc = c;
@@ -141,24 +136,24 @@ QnicNetClient *qnic_net_client_find_link(const char *name)
     return nc;
 }
 
-void qnic_net_set_vm_running(bool running)
+void qnic_net_set_vm_running(QnicBackends *be, bool running)
 {
-    if (vm_running == running) {
+    if (be->vm_running == running) {
         return;
     }
-    vm_running = running;
+    be->vm_running = running;
     if (!running) {
         return;
     }
     /* What waited for the VM goes now, NICs first (frames for the guest),
      * whose completions wake the backends. The list may change under
      * the callbacks: walk a copy. */
-    GList *copy = g_list_copy(all_clients);
+    GList *copy = g_list_copy(be->clients);
     for (int pass = 0; pass < 2; pass++) {
         for (GList *l = copy; l; l = l->next) {
             QnicNetClient *nc = l->data;
             bool nic = nc->ops->kind == QNIC_NET_CLIENT_NIC;
-            if (g_list_find(all_clients, nc) && nic == (pass == 0)) {
+            if (g_list_find(be->clients, nc) && nic == (pass == 0)) {
                 qnic_net_flush_queued(nc);
             }
         }
@@ -166,18 +161,19 @@ void qnic_net_set_vm_running(bool running)
     g_list_free(copy);
 }
 
-static QnicNetRxFilterHook *rx_filter_hook;
-
-void qnic_net_set_rx_filter_hook(QnicNetRxFilterHook *hook)
+void qnic_net_set_rx_filter_hook(QnicBackends *be, QnicNetRxFilterHook *hook, void *opaque)
 {
-    rx_filter_hook = hook;
+    be->rx_filter_hook = hook;
+    be->rx_filter_opaque = opaque;
 }
 
 void qnic_net_rx_filter_changed(QnicNetClient *nic)
 {
-    if (nic->rx_filter_notify && rx_filter_hook) {
+    QnicBackends *be = nic->be;
+
+    if (nic->rx_filter_notify && be->rx_filter_hook) {
         nic->rx_filter_notify = false;
-        rx_filter_hook(nic);
+        be->rx_filter_hook(nic, be->rx_filter_opaque);
     }
 }
 
@@ -201,21 +197,21 @@ void qnic_rx_filter_info_clear(QnicRxFilterInfo *info)
     memset(info, 0, sizeof(*info));
 }
 
-GList *qnic_net_clients(void)
+GList *qnic_net_clients(QnicBackends *be)
 {
-    return all_clients;
+    return be->clients;
 }
 
-bool qnic_net_vm_running(void)
+bool qnic_net_vm_running(QnicBackends *be)
 {
-    return vm_running;
+    return be->vm_running;
 }
 
 bool qnic_net_can_send(QnicNetClient *sender)
 {
     QnicNetClient *peer = sender->peer;
 
-    if (G_UNLIKELY(!vm_running)) {
+    if (G_UNLIKELY(!sender->be->vm_running)) {
         return false;
     }
     if (!peer) {
@@ -258,7 +254,7 @@ ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int io
         return len;
     }
     if (G_UNLIKELY(len > QNIC_NET_MAX_FRAME)) {
-        oversize_drops++;
+        sender->be->oversize_drops++;
         qnic_guest_error("net: %s sent a %zu-byte frame, over the %d-byte limit: dropped\n",
                          sender->name, len, QNIC_NET_MAX_FRAME);
         return len;
@@ -271,9 +267,9 @@ ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int io
                                    qnic_net_can_send(sender));
 }
 
-uint64_t qnic_net_oversize_drops(void)
+uint64_t qnic_net_oversize_drops(QnicBackends *be)
 {
-    return oversize_drops;
+    return be->oversize_drops;
 }
 
 ssize_t qnic_net_send(QnicNetClient *sender, const void *buf, size_t len)
@@ -315,7 +311,7 @@ void qnic_net_set_link(QnicNetClient *nc, bool up)
 {
     /* Every queue of the same NIC/netdev shares one link. */
     GList *queues = NULL;
-    for (GList *l = all_clients; l; l = l->next) {
+    for (GList *l = nc->be->clients; l; l = l->next) {
         QnicNetClient *q = l->data;
         if (q == nc || (q->opaque == nc->opaque && nc->opaque &&
                         q->ops == nc->ops && g_strcmp0(q->name, nc->name) == 0)) {

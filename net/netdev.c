@@ -1,7 +1,7 @@
 /*
  * The netdev registry: backend classes register by type name; `-netdev`
  * strings become schema-checked options and a backend instance with its
- * clients, kept by id. Whoever holds a netdev it does not own hears of its
+ * clients, kept by id in a machine's QnicBackends. Whoever holds a netdev it does not own hears of its
  * deletion through the netdev's notifiers. The -nic/-net shortcuts, which
  * also create devices, live in the VMM's command line (vmm/cmdline-net.c).
  */
@@ -10,7 +10,6 @@
 #include "qnic/log.h"
 
 static GHashTable *netdev_classes;    /* type -> QnicNetdevClass */
-static GList *netdevs;                /* QnicNetdev *, creation order */
 
 void qnic_netdev_class_register(const QnicNetdevClass *cls)
 {
@@ -25,9 +24,9 @@ const QnicNetdevClass *qnic_netdev_class_find(const char *type)
     return netdev_classes && type ? g_hash_table_lookup(netdev_classes, type) : NULL;
 }
 
-QnicNetdev *qnic_netdev_find(const char *id)
+QnicNetdev *qnic_netdev_find(QnicBackends *be, const char *id)
 {
-    for (GList *l = netdevs; l; l = l->next) {
+    for (GList *l = be->netdevs; l; l = l->next) {
         QnicNetdev *nd = l->data;
         if (g_strcmp0(nd->id, id) == 0) {
             return nd;
@@ -55,7 +54,7 @@ static bool netdev_implemented(const QnicSchemaType *t)
     return qnic_netdev_class_find(t->name) != NULL;
 }
 
-QnicNetdev *qnic_netdev_add(QnicOpts *opts, GError **errp)
+QnicNetdev *qnic_netdev_add(QnicBackends *be, QnicOpts *opts, GError **errp)
 {
     const QnicNetdevClass *cls;
     const char *id;
@@ -77,12 +76,13 @@ QnicNetdev *qnic_netdev_add(QnicOpts *opts, GError **errp)
                                 "starting with a letter.");
         goto fail;
     }
-    if (qnic_netdev_find(id)) {
+    if (qnic_netdev_find(be, id)) {
         qnic_error_setg_invalid(errp, "Duplicate ID '%s' for netdev", id);
         goto fail;
     }
     nd = g_new0(QnicNetdev, 1);
     nd->cls = cls;
+    nd->be = be;
     nd->id = g_strdup(id);
     nd->opts = opts;
     if (!cls->init(nd, opts, errp)) {
@@ -98,7 +98,7 @@ QnicNetdev *qnic_netdev_add(QnicOpts *opts, GError **errp)
         goto fail;
     }
     g_assert(nd->queues >= 1 && nd->ncs);
-    netdevs = g_list_append(netdevs, nd);
+    be->netdevs = g_list_append(be->netdevs, nd);
     return nd;
 
 fail:
@@ -106,10 +106,10 @@ fail:
     return NULL;
 }
 
-QnicNetdev *qnic_netdev_add_str(const char *str, GError **errp)
+QnicNetdev *qnic_netdev_add_str(QnicBackends *be, const char *str, GError **errp)
 {
     QnicOpts *o = qnic_schema_parse(QNIC_SCHEMA_NETDEV, str, netdev_implemented, errp);
-    return o ? qnic_netdev_add(o, errp) : NULL;
+    return o ? qnic_netdev_add(be, o, errp) : NULL;
 }
 
 void qnic_netdev_add_gone_notifier(QnicNetdev *nd, QnicNetdevNotifier *n)
@@ -127,7 +127,7 @@ void qnic_netdev_del(QnicNetdev *nd)
     if (!nd) {
         return;
     }
-    netdevs = g_list_remove(netdevs, nd);
+    nd->be->netdevs = g_list_remove(nd->be->netdevs, nd);
     /* Those holding a pointer to it drop it (a notifier may remove
      * itself, so the list is taken first). */
     GList *gone = g_steal_pointer(&nd->gone_notifiers);
@@ -150,10 +150,10 @@ void qnic_netdev_del(QnicNetdev *nd)
     g_free(nd);
 }
 
-void qnic_netdev_del_all(void)
+void qnic_netdev_del_all(QnicBackends *be)
 {
     /* Newest first: a hub port plugged into an older netdev goes before it. */
-    while (netdevs) {
-        qnic_netdev_del(g_list_last(netdevs)->data);
+    while (be->netdevs) {
+        qnic_netdev_del(g_list_last(be->netdevs)->data);
     }
 }

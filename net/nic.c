@@ -3,27 +3,26 @@
  * This reads `netdev=` and `mac=` from the device's checked options, claims
  * the netdev (one NIC per netdev), peers queue i of the NIC with queue i of
  * the netdev, and assigns QEMU's default MAC 52:54:00:12:34:56 (+1 per NIC
- * that gave none) so guests see the addresses they would under QEMU.
+ * of the machine that gave none) so guests see the addresses they would
+ * under QEMU.
  */
 #include "net-internal.h"
 #include "qnic/log.h"
 
-static unsigned mac_index;      /* next default MAC */
-
-int qnic_nic_netdev_queues(QnicOpts *dev_opts)
+int qnic_nic_netdev_queues(QnicBackends *be, QnicOpts *dev_opts)
 {
     const char *id = qnic_opts_get(dev_opts, "netdev");
-    QnicNetdev *nd = id ? qnic_netdev_find(id) : NULL;
+    QnicNetdev *nd = id && be ? qnic_netdev_find(be, id) : NULL;
     return nd ? nd->queues : 1;
 }
 
 /* Like QEMU's default: the last byte counts up from 0x56, wrapping in the
  * byte as QEMU's 8-bit index does. */
-static void default_mac(uint8_t mac[6])
+static void default_mac(QnicBackends *be, uint8_t mac[6])
 {
     static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
     memcpy(mac, base, 6);
-    mac[5] = (uint8_t)(0x56 + mac_index++);
+    mac[5] = (uint8_t)(0x56 + be->mac_index++);
 }
 
 /* The netdev is deleted before the NIC: the NIC goes on without one. */
@@ -34,8 +33,8 @@ static void nic_netdev_gone(QnicNetdevNotifier *n, QnicNetdev *nd)
     nic->netdev = NULL;
 }
 
-QnicNic *qnic_nic_new(const QnicNetClientOps *ops, QnicOpts *dev_opts, const char *model,
-                      int queues, void *opaque, GError **errp)
+QnicNic *qnic_nic_new(QnicBackends *be, const QnicNetClientOps *ops, QnicOpts *dev_opts,
+                      const char *model, int queues, void *opaque, GError **errp)
 {
     const char *netdev_id = qnic_opts_get(dev_opts, "netdev");
     const char *mac = qnic_opts_get(dev_opts, "mac");
@@ -43,11 +42,16 @@ QnicNic *qnic_nic_new(const QnicNetClientOps *ops, QnicOpts *dev_opts, const cha
     QnicNetdev *nd = NULL;
     QnicNic *nic;
 
+    if (!be) {
+        qnic_error_setg_invalid(errp, "%s: the machine has no backends to find a netdev in",
+                                model);
+        return NULL;
+    }
     if (queues < 1) {
         queues = 1;
     }
     if (netdev_id) {
-        nd = qnic_netdev_find(netdev_id);
+        nd = qnic_netdev_find(be, netdev_id);
         if (!nd) {
             qnic_error_setg_invalid(errp, "Property '%s.netdev' can't find value '%s'",
                                     model, netdev_id);
@@ -66,13 +70,13 @@ QnicNic *qnic_nic_new(const QnicNetClientOps *ops, QnicOpts *dev_opts, const cha
             return NULL;
         }
     } else {
-        default_mac(nic->mac);
+        default_mac(be, nic->mac);
     }
     nic->netdev = nd;
     nic->queues = queues;
     nic->ncs = g_new0(QnicNetClient *, queues);
     for (int i = 0; i < queues; i++) {
-        nic->ncs[i] = qnic_net_client_new(ops, model, dev_id ? dev_id : model, opaque);
+        nic->ncs[i] = qnic_net_client_new(be, ops, model, dev_id ? dev_id : model, opaque);
         nic->ncs[i]->queue_index = i;
         g_autofree char *m = qnic_format_mac(nic->mac);
         g_snprintf(nic->ncs[i]->info_str, sizeof(nic->ncs[i]->info_str),

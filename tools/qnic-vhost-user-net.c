@@ -183,6 +183,7 @@ static int parse_args(int argc, char **argv, ToolArgs *a)
  * (or, with --once, the first disconnect). Returns the exit status. */
 static int run(ToolArgs *a)
 {
+    QnicBackends *be = qnic_backends_new();
     QnicVhuDev *dev = NULL;
     QnicNetdev *nd;
     GError *err = NULL;
@@ -191,14 +192,14 @@ static int run(ToolArgs *a)
 
     signal(SIGPIPE, SIG_IGN);
     qnic_bql_lock();
-    nd = qnic_netdev_add_str(a->netdev_str, &err);
+    nd = qnic_netdev_add_str(be, a->netdev_str, &err);
     if (!nd) {
         qnic_report("--netdev %s: %s", a->netdev_str, err->message);
         g_error_free(err);
         goto out;
     }
     devopts = device_opts(a->device_str, nd->id);
-    dev = qnic_vhu_dev_new(devopts, &err);
+    dev = qnic_vhu_dev_new(be, devopts, &err);
     if (!dev) {
         qnic_report("--device %s: %s", a->device_str, err->message);
         g_error_free(err);
@@ -226,7 +227,7 @@ static int run(ToolArgs *a)
 out:
     qnic_vhu_server_free(server);
     qnic_vhu_dev_free(dev);
-    qnic_netdev_del_all();
+    qnic_backends_free(be);
     qnic_bql_unlock();
     return status;
 }

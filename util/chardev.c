@@ -1,5 +1,6 @@
 /*
- * The chardev registry and the Unix socket chardev (see qnic/chardev.h):
+ * Chardev sets (the ids one machine's chardevs are found by) and the Unix
+ * socket chardev (see qnic/chardev.h):
  * QEMU's `-chardev socket` client/server/wait/reconnect behaviour for one
  * connection at a time, the listening and reconnect sources on the qnic
  * main loop, and chardevs wrapped around an already connected descriptor.
@@ -33,14 +34,38 @@ struct QnicChardev {
     guint reconnect_src;
     QnicChardevOpenedFunc *opened;
     void *opaque;
+    QnicChardevSet *set;        /* the set that finds it by id */
 };
 
-static GPtrArray *chardevs;
+struct QnicChardevSet {
+    GPtrArray *chardevs;        /* QnicChardev *, creation order */
+};
 
-QnicChardev *qnic_chardev_find(const char *id)
+QnicChardevSet *qnic_chardev_set_new(void)
 {
-    for (guint i = 0; chardevs && id && i < chardevs->len; i++) {
-        QnicChardev *c = g_ptr_array_index(chardevs, i);
+    QnicChardevSet *set = g_new0(QnicChardevSet, 1);
+
+    set->chardevs = g_ptr_array_new();
+    return set;
+}
+
+void qnic_chardev_set_free(QnicChardevSet *set)
+{
+    if (!set) {
+        return;
+    }
+    /* Newest first, as they were made. */
+    while (set->chardevs->len) {
+        qnic_chardev_free(g_ptr_array_index(set->chardevs, set->chardevs->len - 1));
+    }
+    g_ptr_array_free(set->chardevs, TRUE);
+    g_free(set);
+}
+
+QnicChardev *qnic_chardev_find(QnicChardevSet *set, const char *id)
+{
+    for (guint i = 0; id && i < set->chardevs->len; i++) {
+        QnicChardev *c = g_ptr_array_index(set->chardevs, i);
         if (strcmp(c->id, id) == 0) {
             return c;
         }
@@ -105,11 +130,11 @@ QnicOpts *qnic_chardev_parse(const char *str, GError **errp)
     return g_steal_pointer(&o);
 }
 
-static QnicChardev *chardev_alloc(const char *id, GError **errp)
+static QnicChardev *chardev_alloc(QnicChardevSet *set, const char *id, GError **errp)
 {
     QnicChardev *chr;
 
-    if (qnic_chardev_find(id)) {
+    if (qnic_chardev_find(set, id)) {
         qnic_error_setg_invalid(errp, "attempt to add duplicate property '%s' to object "
                                 "(type 'container')", id);
         return NULL;
@@ -118,10 +143,8 @@ static QnicChardev *chardev_alloc(const char *id, GError **errp)
     chr->id = g_strdup(id);
     chr->fd = -1;
     chr->listen_fd = -1;
-    if (!chardevs) {
-        chardevs = g_ptr_array_new();
-    }
-    g_ptr_array_add(chardevs, chr);
+    chr->set = set;
+    g_ptr_array_add(set->chardevs, chr);
     return chr;
 }
 
@@ -218,7 +241,7 @@ static void reconnect_arm(QnicChardev *chr)
     }
 }
 
-QnicChardev *qnic_chardev_new_str(const char *str, GError **errp)
+QnicChardev *qnic_chardev_new_str(QnicChardevSet *set, const char *str, GError **errp)
 {
     g_autoptr(QnicOpts) o = qnic_chardev_parse(str, errp);
     QnicChardev *chr;
@@ -229,7 +252,7 @@ QnicChardev *qnic_chardev_new_str(const char *str, GError **errp)
     if (!o) {
         return NULL;
     }
-    chr = chardev_alloc(qnic_opts_get(o, "id"), errp);
+    chr = chardev_alloc(set, qnic_opts_get(o, "id"), errp);
     if (!chr) {
         return NULL;
     }
@@ -293,7 +316,7 @@ QnicChardev *qnic_chardev_new_str(const char *str, GError **errp)
     return chr;
 }
 
-QnicChardev *qnic_chardev_new_fd(const char *id, int fd, GError **errp)
+QnicChardev *qnic_chardev_new_fd(QnicChardevSet *set, const char *id, int fd, GError **errp)
 {
     QnicChardev *chr;
     int type = 0;
@@ -303,7 +326,7 @@ QnicChardev *qnic_chardev_new_fd(const char *id, int fd, GError **errp)
         qnic_error_setg_invalid(errp, "chardev '%s': descriptor %d is not a stream socket", id, fd);
         return NULL;
     }
-    chr = chardev_alloc(id, errp);
+    chr = chardev_alloc(set, id, errp);
     if (!chr) {
         return NULL;
     }
@@ -385,9 +408,7 @@ void qnic_chardev_free(QnicChardev *chr)
     if (!chr) {
         return;
     }
-    if (chardevs) {
-        g_ptr_array_remove(chardevs, chr);
-    }
+    g_ptr_array_remove(chr->set->chardevs, chr);
     if (chr->listen_watch) {
         qnic_fd_watch_remove(chr->listen_watch);
     }
@@ -406,11 +427,4 @@ void qnic_chardev_free(QnicChardev *chr)
     g_free(chr->id);
     g_free(chr->desc);
     g_free(chr);
-}
-
-void qnic_chardev_del_all(void)
-{
-    while (chardevs && chardevs->len) {
-        qnic_chardev_free(g_ptr_array_index(chardevs, chardevs->len - 1));
-    }
 }

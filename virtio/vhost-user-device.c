@@ -670,7 +670,7 @@ static bool handle_vring_addr(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply,
 
 static void send_rarp(QnicVhuDev *d, const uint8_t mac[6])
 {
-    QnicNetdev *nd = qnic_netdev_find(d->netdev_id);
+    QnicNetdev *nd = qnic_netdev_find(d->machine->cfg.backends, d->netdev_id);
     QnicNetClient *nc = nd && nd->queues > 0 ? nd->ncs[0]->peer : NULL;
     uint8_t buf[12 + 60] = { 0 };
     uint8_t *f;
@@ -1055,9 +1055,9 @@ bool qnic_vhu_dev_handle(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, bool
 
 /* ---- lifetime ---- */
 
-QnicVhuDev *qnic_vhu_dev_new(const char *device_opts, GError **errp)
+QnicVhuDev *qnic_vhu_dev_new(QnicBackends *be, const char *device_opts, GError **errp)
 {
-    QnicMachineConfig mcfg = { .no_ram = true };
+    QnicMachineConfig mcfg = { .no_ram = true, .backends = be };
     QnicVhuDev *d = g_new0(QnicVhuDev, 1);
     const char *netdev;
 

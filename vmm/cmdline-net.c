@@ -148,7 +148,7 @@ bool qnic_cmdline_nic_add(QnicMachine *m, const char *str, GError **errp)
         if (!type) {
             qnic_opts_set(nopts, "type", "user");
         }
-        if (!qnic_netdev_add(nopts, errp)) {
+        if (!qnic_netdev_add(m->cfg.backends, nopts, errp)) {
             qnic_opts_free(dev);
             return false;
         }
@@ -182,12 +182,12 @@ bool qnic_cmdline_net_add(const char *str, GError **errp)
 static unsigned legacy_port;
 
 /* A new port on hub 0, optionally plugged into netdev `plug`. */
-static char *legacy_hubport(const char *plug, GError **errp)
+static char *legacy_hubport(QnicBackends *be, const char *plug, GError **errp)
 {
     char *id = g_strdup_printf("hub0port%u", legacy_port++);
     g_autofree char *s = plug ? g_strdup_printf("hubport,id=%s,hubid=0,netdev=%s", id, plug)
                               : g_strdup_printf("hubport,id=%s,hubid=0", id);
-    if (!qnic_netdev_add_str(s, errp)) {
+    if (!qnic_netdev_add_str(be, s, errp)) {
         g_free(id);
         return NULL;
     }
@@ -221,7 +221,7 @@ bool qnic_cmdline_net_realize(QnicMachine *m, GError **errp)
                 break;
             }
             if (!netdev) {
-                port = legacy_hubport(NULL, errp);
+                port = legacy_hubport(m->cfg.backends, NULL, errp);
                 if (!port) {
                     ok = false;
                     break;
@@ -249,11 +249,11 @@ bool qnic_cmdline_net_realize(QnicMachine *m, GError **errp)
                 g_free(id);
                 id = g_strdup(qnic_opts_get(nopts, "id"));
             }
-            if (!qnic_netdev_add(nopts, errp)) {
+            if (!qnic_netdev_add(m->cfg.backends, nopts, errp)) {
                 ok = false;
                 break;
             }
-            port = legacy_hubport(id, errp);
+            port = legacy_hubport(m->cfg.backends, id, errp);
             ok = port != NULL;
         }
     }

@@ -814,17 +814,18 @@ static bool create_all(Cmdline *c, QnicMachine *m)
 {
     GError *err = NULL;
     QnicVmmConfig *cfg = &c->cfg;
+    QnicBackends *be = m->cfg.backends;
 
     for (guint i = 0; i < c->chardevs->len; i++) {
         const char *s = g_ptr_array_index(c->chardevs, i);
-        if (!qnic_chardev_new_str(s, &err)) {
+        if (!qnic_chardev_new_str(qnic_backends_chardevs(be), s, &err)) {
             return opt_error("chardev", s, err), false;
         }
     }
     for (guint i = 0; i < cfg->netdevs->len; i++) {
         QnicOpts *o = g_steal_pointer(&g_ptr_array_index(cfg->netdevs, i));
         g_autofree char *s = g_strdup(o->source);
-        if (!qnic_netdev_add(o, &err)) {
+        if (!qnic_netdev_add(be, o, &err)) {
             return create_failed(c, "netdev", s, err);
         }
     }
@@ -845,7 +846,7 @@ static bool create_all(Cmdline *c, QnicMachine *m)
     }
     for (guint i = 0; i < cfg->objects->len; i++) {
         const char *s = g_ptr_array_index(cfg->objects, i);
-        if (!qnic_filter_add_str(s, &err)) {
+        if (!qnic_filter_add_str(be, s, &err)) {
             return opt_error("object", s, err), false;
         }
     }
@@ -864,7 +865,7 @@ static bool add_monitors(Cmdline *c, QnicMachine *m)
 
     for (guint i = 0; i < c->cfg.monitors->len; i++) {
         const char *id = g_ptr_array_index(c->cfg.monitors, i);
-        QnicChardev *chr = qnic_chardev_find(id);
+        QnicChardev *chr = qnic_chardev_find(qnic_backends_chardevs(m->cfg.backends), id);
         if (!chr) {
             qnic_report("QMP monitor: chardev '%s' not found", id);
             return false;
@@ -901,6 +902,7 @@ int main(int argc, char **argv)
 
     accel = strcmp(c.cfg.accel, "qtest") == 0 ? &qnic_accel_qtest : &qnic_accel_kvm;
     mcfg.ram_size = c.cfg.ram_size;
+    mcfg.backends = qnic_backends_new();
     if (!accel->init(&c.cfg, &mcfg, &accel_state, &err)) {
         qnic_report_err(err);
         goto out;
@@ -919,7 +921,7 @@ int main(int argc, char **argv)
         qnic_report_err(err);
         goto out_accel;
     }
-    qnic_vmm_runstate_init(accel, accel_state, c.cfg.start_paused);
+    qnic_vmm_runstate_init(accel, accel_state, mcfg.backends, c.cfg.start_paused);
     if (!add_monitors(&c, m)) {
         goto out_accel;
     }
@@ -935,10 +937,9 @@ out_accel:
         qnic_machine_free(m);
     }
     qnic_qmp_monitors_free();
-    qnic_filter_del_all();
-    qnic_netdev_del_all();
-    qnic_chardev_del_all();
 out:
+    /* after the monitors: they hold chardevs */
+    qnic_backends_free(mcfg.backends);
     cmdline_free(&c);
     return status;
 }

@@ -143,7 +143,7 @@ static void send_return(QnicQmpSession *s, const char *id, JsonNode *ret)
     send_node(s, node, id);
 }
 
-void qnic_qmp_event(const char *name, JsonNode *data)
+void qnic_qmp_event(QnicMachine *m, const char *name, JsonNode *data)
 {
     g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
     JsonObject *o = json_object_new();
@@ -160,7 +160,7 @@ void qnic_qmp_event(const char *name, JsonNode *data)
     json_node_take_object(node, o);
     for (GList *l = sessions; l; l = l->next) {
         QnicQmpSession *s = l->data;
-        if (s->negotiated) {
+        if (s->negotiated && s->machine == m) {
             send_node(s, node, NULL);
         }
     }
@@ -336,7 +336,7 @@ static JsonNode *cmd_stop(QnicQmpSession *s, JsonObject *args, const char **cls,
     /* A machine that never ran stays in prelaunch, as in QEMU. */
     if (qnic_vmm_runstate() == QNIC_RUNSTATE_RUNNING) {
         qnic_vmm_set_running(false);
-        qnic_qmp_event("STOP", NULL);
+        qnic_qmp_event(s->machine, "STOP", NULL);
     }
     return NULL;
 }
@@ -345,7 +345,7 @@ static JsonNode *cmd_cont(QnicQmpSession *s, JsonObject *args, const char **cls,
 {
     if (qnic_vmm_runstate() != QNIC_RUNSTATE_RUNNING) {
         qnic_vmm_set_running(true);
-        qnic_qmp_event("RESUME", NULL);
+        qnic_qmp_event(s->machine, "RESUME", NULL);
     }
     return NULL;
 }
@@ -359,7 +359,7 @@ static JsonNode *cmd_quit(QnicQmpSession *s, JsonObject *args, const char **cls,
     /* The reply goes first, then the event, then the process ends. */
     send_return(s, s->cur_id, NULL);
     s->replied = true;
-    qnic_qmp_event("SHUTDOWN", obj_node(d));
+    qnic_qmp_event(s->machine, "SHUTDOWN", obj_node(d));
     qnic_vmm_request_exit(0);
     return NULL;
 }
@@ -367,7 +367,7 @@ static JsonNode *cmd_quit(QnicQmpSession *s, JsonObject *args, const char **cls,
 static JsonNode *cmd_set_link(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
 {
     const char *name = json_object_get_string_member(args, "name");
-    QnicNetClient *nc = qnic_net_client_find_link(name);
+    QnicNetClient *nc = qnic_net_client_find_link(s->machine->cfg.backends, name);
 
     if (!nc) {
         *cls = "DeviceNotFound";
@@ -499,7 +499,7 @@ static JsonNode *cmd_netdev_add(QnicQmpSession *s, JsonObject *args, const char 
         *desc = g_strdup("Invalid parameter type for 'id', expected: string");
         return NULL;
     }
-    if (qnic_netdev_find(json_node_get_string(id))) {
+    if (qnic_netdev_find(s->machine->cfg.backends, json_node_get_string(id))) {
         *desc = g_strdup_printf("Duplicate ID '%s'", json_node_get_string(id));
         return NULL;
     }
@@ -519,7 +519,7 @@ static JsonNode *cmd_netdev_add(QnicQmpSession *s, JsonObject *args, const char 
         }
     }
     o->source = g_strdup("netdev_add");
-    if (!qnic_netdev_add(g_steal_pointer(&o), &err)) {
+    if (!qnic_netdev_add(s->machine->cfg.backends, g_steal_pointer(&o), &err)) {
         /* the first line: the command line adds a hint after it */
         char *nl = strchr(err->message, '\n');
         *desc = nl ? g_strndup(err->message, nl - err->message) : g_strdup(err->message);
@@ -532,7 +532,7 @@ static JsonNode *cmd_netdev_del(QnicQmpSession *s, JsonObject *args, const char 
                                 char **desc)
 {
     const char *id = json_object_get_string_member(args, "id");
-    QnicNetdev *nd = qnic_netdev_find(id);
+    QnicNetdev *nd = qnic_netdev_find(s->machine->cfg.backends, id);
 
     if (!nd) {
         *cls = "DeviceNotFound";
@@ -604,7 +604,7 @@ static JsonNode *query_rx_filter(QnicQmpSession *s, JsonObject *args, const char
     JsonArray *a = json_array_new();
     bool found = false;
 
-    for (GList *l = qnic_net_clients(); l; l = l->next) {
+    for (GList *l = qnic_net_clients(s->machine->cfg.backends); l; l = l->next) {
         QnicNetClient *nc = l->data;
         if (name && strcmp(nc->name, name) != 0) {
             continue;
@@ -645,8 +645,9 @@ static JsonNode *query_rx_filter(QnicQmpSession *s, JsonObject *args, const char
 }
 
 /* NIC_RX_FILTER_CHANGED: name only for a device with an id, as QEMU. */
-static void rx_filter_event(QnicNetClient *nc)
+static void rx_filter_event(QnicNetClient *nc, void *opaque)
 {
+    QnicMachine *m = opaque;
     QnicRxFilterInfo info = { 0 };
     JsonObject *d = json_object_new();
 
@@ -658,7 +659,7 @@ static void rx_filter_event(QnicNetClient *nc)
     }
     json_object_set_string_member(d, "path", info.path ? info.path : "");
     qnic_rx_filter_info_clear(&info);
-    qnic_qmp_event("NIC_RX_FILTER_CHANGED", obj_node(d));
+    qnic_qmp_event(m, "NIC_RX_FILTER_CHANGED", obj_node(d));
 }
 
 static const ArgDesc no_args[] = { { NULL } };
@@ -1257,7 +1258,9 @@ QnicQmpSession *qnic_qmp_session_new(QnicMachine *m, QnicQmpOutput *out, void *o
     s->out_opaque = opaque;
     s->buf = g_string_new(NULL);
     sessions = g_list_append(sessions, s);
-    qnic_net_set_rx_filter_hook(rx_filter_event);
+    if (m && m->cfg.backends) {
+        qnic_net_set_rx_filter_hook(m->cfg.backends, rx_filter_event, m);
+    }
     return s;
 }
 

@@ -31,10 +31,11 @@ void qnic_qmp_session_greet(QnicQmpSession *s);
  * a command and answered; a partial one waits for the rest. */
 void qnic_qmp_session_input(QnicQmpSession *s, const char *buf, size_t len);
 
-/* An event to every session past capabilities negotiation. data may be
+/* An event to every session of machine m past capabilities negotiation
+ * (sessions of other machines in the process do not hear it). data may be
  * NULL; it is taken over (json-glib's JsonNode, an object). */
 typedef struct _JsonNode JsonNode;
-void qnic_qmp_event(const char *name, JsonNode *data);
+void qnic_qmp_event(QnicMachine *m, const char *name, JsonNode *data);
 
 /* A monitor on a chardev: greets each connection and serves it. */
 bool qnic_qmp_monitor_add(QnicChardev *chr, QnicMachine *m, GError **errp);

@@ -39,17 +39,23 @@ bool qnic_vmm_exit_requested(int *status)
     return state != 0;
 }
 
-/* Main loop only (QMP, signals), so no atomics. */
+/* Main loop only (QMP, signals), so no atomics. qnic-vmm runs one
+ * machine: its run state is the program's. */
 static const QnicAccel *run_accel;
 static void *run_accel_state;
+static QnicBackends *run_backends;  /* whose frames wait while paused */
 static QnicRunState runstate = QNIC_RUNSTATE_RUNNING;
 
-void qnic_vmm_runstate_init(const QnicAccel *accel, void *accel_state, bool start_paused)
+void qnic_vmm_runstate_init(const QnicAccel *accel, void *accel_state, QnicBackends *be,
+                            bool start_paused)
 {
     run_accel = accel;
     run_accel_state = accel_state;
+    run_backends = be;
     runstate = start_paused ? QNIC_RUNSTATE_PRELAUNCH : QNIC_RUNSTATE_RUNNING;
-    qnic_net_set_vm_running(!start_paused);
+    if (be) {
+        qnic_net_set_vm_running(be, !start_paused);
+    }
 }
 
 QnicRunState qnic_vmm_runstate(void)
@@ -69,7 +75,9 @@ const char *qnic_vmm_runstate_name(QnicRunState st)
 void qnic_vmm_set_runstate(QnicRunState st)
 {
     runstate = st;
-    qnic_net_set_vm_running(st == QNIC_RUNSTATE_RUNNING);
+    if (run_backends) {
+        qnic_net_set_vm_running(run_backends, st == QNIC_RUNSTATE_RUNNING);
+    }
 }
 
 void qnic_vmm_set_running(bool running)

@@ -83,8 +83,10 @@ typedef enum {
 } QnicRunState;
 
 /* The accelerator that runs the machine (its set_running) with its state,
- * and whether it starts paused (-S). */
-void qnic_vmm_runstate_init(const QnicAccel *accel, void *accel_state, bool start_paused);
+ * the machine's backends (frames wait there while paused; NULL: none) and
+ * whether it starts paused (-S). */
+void qnic_vmm_runstate_init(const QnicAccel *accel, void *accel_state, QnicBackends *be,
+                            bool start_paused);
 QnicRunState qnic_vmm_runstate(void);
 const char *qnic_vmm_runstate_name(QnicRunState st);
 void qnic_vmm_set_runstate(QnicRunState st);

@@ -15,6 +15,7 @@
 #include "qnic/common.h"
 #include "qnic/pci.h"
 #include "qnic/net.h"
+#include "qnic/machine.h"
 #include "qnic/clock.h"
 #include "qnic/log.h"
 #include "qnic/opts.h"
@@ -1342,7 +1343,7 @@ static bool e1000_realize(QnicDevice *dev, QnicOpts *opts, GError **errp)
     qnic_pci_register_bar(&s->pci, 0, QNIC_PCI_BAR_MEM32, &s->mmio);
     qnic_pci_register_bar(&s->pci, 1, QNIC_PCI_BAR_IO, &s->io);
 
-    s->nic = qnic_nic_new(&e1000_net_ops, opts, dev->cls->name, 1, s, errp);
+    s->nic = qnic_nic_new(dev->machine->cfg.backends, &e1000_net_ops, opts, dev->cls->name, 1, s, errp);
     if (!s->nic) {
         qnic_pci_device_exit(&s->pci);
         return false;

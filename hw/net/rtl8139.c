@@ -1449,7 +1449,7 @@ static bool rtl_realize(QnicDevice *dev, QnicOpts *opts, GError **errp)
     qnic_pci_register_bar(&s->pci, 0, QNIC_PCI_BAR_IO, &s->io);
     qnic_pci_register_bar(&s->pci, 1, QNIC_PCI_BAR_MEM32, &s->mmio);
 
-    s->nic = qnic_nic_new(&rtl_net_ops, opts, "rtl8139", 1, s, errp);
+    s->nic = qnic_nic_new(dev->machine->cfg.backends, &rtl_net_ops, opts, "rtl8139", 1, s, errp);
     if (!s->nic) {
         qnic_pci_device_exit(&s->pci);
         return false;

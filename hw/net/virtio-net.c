@@ -552,7 +552,7 @@ static bool realize_link_props(VirtioNet *n, QnicOpts *opts, uint64_t *f, GError
 static bool realize_queue_props(VirtioNet *n, QnicOpts *opts, GError **errp)
 {
     const char *tx = qnic_opts_get(opts, "tx");
-    int netdev_queues = qnic_nic_netdev_queues(opts);
+    int netdev_queues = qnic_nic_netdev_queues(n->dev->machine->cfg.backends, opts);
 
     n->rx_queue_size = qnic_opts_get_uint(opts, "rx_queue_size", 256);
     if (n->rx_queue_size < 256 || n->rx_queue_size > QNIC_VQ_MAX_SIZE ||
@@ -670,7 +670,7 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
         !realize_queue_props(n, opts, errp)) {
         return false;
     }
-    n->nic = qnic_nic_new(&vn_client_ops, opts, model, n->max_pairs, n, errp);
+    n->nic = qnic_nic_new(dev->machine->cfg.backends, &vn_client_ops, opts, model, n->max_pairs, n, errp);
     if (!n->nic) {
         return false;
     }

@@ -19,6 +19,13 @@
 
 typedef struct QnicChardev QnicChardev;
 
+/* The chardevs of one machine (its embedder's -chardev ids): ids are
+ * unique within a set, and two sets may use the same id. Freeing the set
+ * frees every chardev still in it, newest first. */
+typedef struct QnicChardevSet QnicChardevSet;
+QnicChardevSet *qnic_chardev_set_new(void);
+void qnic_chardev_set_free(QnicChardevSet *set);
+
 /* A new connection is up (not called for the one qnic_chardev_wait_connected
  * made). The handler may call qnic_chardev_disconnect(). */
 typedef void QnicChardevOpenedFunc(void *opaque, QnicChardev *chr);
@@ -31,13 +38,13 @@ QnicOpts *qnic_chardev_parse(const char *str, GError **errp);
  * blocks until a client connects, as QEMU does); a client without
  * reconnect connects now and fails if it cannot. Duplicate ids are
  * refused. */
-QnicChardev *qnic_chardev_new_str(const char *str, GError **errp);
+QnicChardev *qnic_chardev_new_str(QnicChardevSet *set, const char *str, GError **errp);
 /* Create from a connected stream socket (taken over: closed on free).
  * After a disconnect such a chardev stays disconnected. */
-QnicChardev *qnic_chardev_new_fd(const char *id, int fd, GError **errp);
-QnicChardev *qnic_chardev_find(const char *id);
+QnicChardev *qnic_chardev_new_fd(QnicChardevSet *set, const char *id, int fd, GError **errp);
+QnicChardev *qnic_chardev_find(QnicChardevSet *set, const char *id);
+/* Close and leave its set. */
 void qnic_chardev_free(QnicChardev *chr);
-void qnic_chardev_del_all(void);
 
 const char *qnic_chardev_id(const QnicChardev *chr);
 /* "unix:PATH,server=on" style description for messages. */

@@ -26,6 +26,7 @@
 #define QNIC_PCI_HOLE_END 0xfec00000ull
 
 typedef struct QnicPciBus QnicPciBus;
+typedef struct QnicBackends QnicBackends;   /* qnic/backends.h */
 
 typedef struct QnicMachineConfig {
     uint64_t ram_size;          /* bytes; default 128 MiB */
@@ -45,6 +46,10 @@ typedef struct QnicMachineConfig {
      * every user of the same message. -1: not available. */
     int (*msi_irqfd)(void *opaque, uint64_t addr, uint32_t data);
     void *opaque;
+    /* The netdevs and chardevs this machine's devices name (netdev=):
+     * the embedder's, made with qnic_backends_new() before the machine
+     * and freed after it. NULL: a NIC model cannot be created. */
+    QnicBackends *backends;
 } QnicMachineConfig;
 
 struct QnicMachine {

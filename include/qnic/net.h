@@ -16,6 +16,7 @@
 
 #include "qnic/common.h"
 #include "qnic/opts.h"
+#include "qnic/backends.h"
 
 typedef struct QnicNetClient QnicNetClient;
 typedef struct QnicNetQueue QnicNetQueue;
@@ -96,6 +97,7 @@ typedef struct QnicNetClientOps {
 
 struct QnicNetClient {
     const QnicNetClientOps *ops;
+    QnicBackends *be;           /* the machine's backends it is listed in */
     char *name;                 /* netdev id, or device id / model for NICs */
     char *model;                /* "tap", "user", "virtio-net-pci", ... */
     QnicNetClient *peer;
@@ -117,10 +119,11 @@ struct QnicNetClient {
     GList *filters;
 };
 
-/* Create/destroy a client; the caller owns it. Destroying purges queued
- * frames in both directions and detaches the peer. */
-QnicNetClient *qnic_net_client_new(const QnicNetClientOps *ops, const char *model,
-                                   const char *name, void *opaque);
+/* Create/destroy a client of be (listed there until freed); the caller
+ * owns it. Destroying purges queued frames in both directions and detaches
+ * the peer. */
+QnicNetClient *qnic_net_client_new(QnicBackends *be, const QnicNetClientOps *ops,
+                                   const char *model, const char *name, void *opaque);
 void qnic_net_client_free(QnicNetClient *nc);
 void qnic_net_client_set_peer(QnicNetClient *a, QnicNetClient *b);
 
@@ -139,35 +142,36 @@ void qnic_net_client_set_peer(QnicNetClient *a, QnicNetClient *b);
  * 0 stops reading until sent_cb: it must not pause on qnic_net_can_send()
  * alone, since only a queued frame's completion wakes it again. */
 ssize_t qnic_net_send(QnicNetClient *sender, const void *buf, size_t len);
-/* Frames dropped on the send path for exceeding QNIC_NET_MAX_FRAME. */
-uint64_t qnic_net_oversize_drops(void);
+/* be's frames dropped on the send path for exceeding QNIC_NET_MAX_FRAME. */
+uint64_t qnic_net_oversize_drops(QnicBackends *be);
 ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int iovcnt,
                           QnicNetSentFunc *sent_cb);
 /* Can the peer take a frame now? (senders use this to pause reading) */
 bool qnic_net_can_send(QnicNetClient *sender);
 /* The embedder's VM stopped / runs again (QMP stop/cont, -S): while it is
- * stopped no frame is delivered, every sender queues, as in QEMU; running
- * again delivers what waited. Running by default. */
-void qnic_net_set_vm_running(bool running);
-bool qnic_net_vm_running(void);
+ * stopped no frame is delivered to or from be's clients, every sender
+ * queues, as in QEMU; running again delivers what waited. Running by
+ * default. Other machines' backends are not affected. */
+void qnic_net_set_vm_running(QnicBackends *be, bool running);
+bool qnic_net_vm_running(QnicBackends *be);
 /* The receiver can take frames again: deliver what was queued for it. */
 void qnic_net_flush_queued(QnicNetClient *receiver);
 void qnic_net_purge_queued(QnicNetClient *nc);
 void qnic_net_set_link(QnicNetClient *nc, bool up);
 /* The client QMP's set_link means by name: a netdev's first queue, else a
  * NIC's (its device id, or its model when it has none); NULL if none. */
-QnicNetClient *qnic_net_client_find_link(const char *name);
+QnicNetClient *qnic_net_client_find_link(QnicBackends *be, const char *name);
 
 /* A NIC's receive filter changed (the driver set a mode, a MAC, a VLAN):
  * the hook hears of it once, then not again until
  * qnic_net_rx_filter_notify_enable() (after a query), as QEMU's
  * NIC_RX_FILTER_CHANGED event. */
-typedef void QnicNetRxFilterHook(QnicNetClient *nic);
-void qnic_net_set_rx_filter_hook(QnicNetRxFilterHook *hook);
+typedef void QnicNetRxFilterHook(QnicNetClient *nic, void *opaque);
+void qnic_net_set_rx_filter_hook(QnicBackends *be, QnicNetRxFilterHook *hook, void *opaque);
 void qnic_net_rx_filter_changed(QnicNetClient *nic);
 void qnic_net_rx_filter_notify_enable(QnicNetClient *nic);
-/* Every live client, in creation order (the list is the core's own). */
-GList *qnic_net_clients(void);
+/* Every live client of be, in creation order (the list is the core's own). */
+GList *qnic_net_clients(QnicBackends *be);
 
 /* vnet header negotiation with the peer. */
 bool qnic_net_peer_has_vnet_hdr(QnicNetClient *nc);
@@ -194,6 +198,7 @@ typedef struct QnicNetdevClass {
 
 struct QnicNetdev {
     const QnicNetdevClass *cls;
+    QnicBackends *be;           /* where it is found by id; its clients' too */
     char *id;
     QnicOpts *opts;
     int queues;
@@ -221,12 +226,13 @@ void qnic_netdev_remove_gone_notifier(QnicNetdev *nd, QnicNetdevNotifier *n);
 void qnic_netdev_class_register(const QnicNetdevClass *cls);
 const QnicNetdevClass *qnic_netdev_class_find(const char *type);
 
-/* `-netdev TYPE,id=ID,...`: checks against the schema, rejects duplicate ids. */
-QnicNetdev *qnic_netdev_add_str(const char *str, GError **errp);
-QnicNetdev *qnic_netdev_add(QnicOpts *opts, GError **errp);
-QnicNetdev *qnic_netdev_find(const char *id);
+/* `-netdev TYPE,id=ID,...` in be: checks against the schema, rejects ids
+ * be already has. */
+QnicNetdev *qnic_netdev_add_str(QnicBackends *be, const char *str, GError **errp);
+QnicNetdev *qnic_netdev_add(QnicBackends *be, QnicOpts *opts, GError **errp);
+QnicNetdev *qnic_netdev_find(QnicBackends *be, const char *id);
 void qnic_netdev_del(QnicNetdev *nd);
-void qnic_netdev_del_all(void);
+void qnic_netdev_del_all(QnicBackends *be);
 
 /* ---- NIC side helpers ---- */
 
@@ -238,16 +244,17 @@ typedef struct QnicNic {
     QnicNetdevNotifier netdev_gone;   /* clears netdev when it is deleted */
 } QnicNic;
 
-/* Create a NIC's clients for a frontend: reads `netdev=` and `mac=` from
- * checked device opts (mac unset: 52:54:00:12:34:56 counting up per NIC, as
- * QEMU assigns), claims the netdev (error if missing or already in use) and
+/* Create a NIC's clients for a frontend in be (its machine's backends):
+ * reads `netdev=` and `mac=` from checked device opts (mac unset:
+ * 52:54:00:12:34:56 counting up per NIC of be, as QEMU assigns), claims the
+ * netdev (error if missing or already in use) and
  * peers queue i with the netdev's queue i. `queues` is the number the NIC
  * wants (capped by the caller to the netdev's). */
-QnicNic *qnic_nic_new(const QnicNetClientOps *ops, QnicOpts *dev_opts, const char *model,
-                      int queues, void *opaque, GError **errp);
+QnicNic *qnic_nic_new(QnicBackends *be, const QnicNetClientOps *ops, QnicOpts *dev_opts,
+                      const char *model, int queues, void *opaque, GError **errp);
 void qnic_nic_free(QnicNic *nic);
-/* Number of queues of the netdev named by opts `netdev=` (1 if none). */
-int qnic_nic_netdev_queues(QnicOpts *dev_opts);
+/* Number of queues of be's netdev named by opts `netdev=` (1 if none). */
+int qnic_nic_netdev_queues(QnicBackends *be, QnicOpts *dev_opts);
 
 /* ---- helpers for frames ---- */
 size_t qnic_iov_size(const struct iovec *iov, int iovcnt);

@@ -20,13 +20,15 @@
 #define QNIC_VHOST_USER_DEVICE_H
 
 #include "qnic/vhost-user-msg.h"
+#include "qnic/backends.h"
 
 typedef struct QnicVhuDev QnicVhuDev;
 typedef struct QnicVhuServer QnicVhuServer;
 
 /* device_opts: virtio-net-device properties ("netdev=n0,mac=..."); the
- * netdev must exist. Its queue count sets the number of queue pairs. */
-QnicVhuDev *qnic_vhu_dev_new(const char *device_opts, GError **errp);
+ * netdev must exist in be, which outlives the device. Its queue count sets
+ * the number of queue pairs. */
+QnicVhuDev *qnic_vhu_dev_new(QnicBackends *be, const char *device_opts, GError **errp);
 void qnic_vhu_dev_free(QnicVhuDev *d);
 
 /* Handle one request from the frontend. Takes the descriptors it keeps and

@@ -21,6 +21,7 @@
 #include "qnic/log.h"
 #include "fuzz.h"
 #include "vring-driver.h"
+#include "../lib/test-backends.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,13 +142,14 @@ static bool setup(Ctx *c)
     fuzz_frames_out = 0;
     qnic_clock_set_mode(QNIC_CLOCK_MANUAL);
     qnic_clock_reset();
+    cfg.backends = test_backends();
     c->m = qnic_machine_new(&cfg, &err);
     if (!c->m) {
         fprintf(stderr, "fuzz: machine: %s\n", err->message);
         abort();
     }
     for (int i = 0; netdevs[i]; i++) {
-        if (!qnic_netdev_add_str(netdevs[i], &err)) {
+        if (!qnic_netdev_add_str(test_backends(), netdevs[i], &err)) {
             fprintf(stderr, "fuzz: -netdev %s: %s\n", netdevs[i], err->message);
             abort();
         }
@@ -169,9 +171,9 @@ static bool setup(Ctx *c)
         c->pci = c->pcis[0];
         place_bars(c);
     }
-    QnicNetdev *pn = qnic_netdev_find("peer");
+    QnicNetdev *pn = qnic_netdev_find(test_backends(), "peer");
     if (pn && pn->queues > 0) {
-        c->peer = qnic_net_client_new(&sink_ops, "fuzz-peer", "fuzz-peer", c);
+        c->peer = qnic_net_client_new(test_backends(), &sink_ops, "fuzz-peer", "fuzz-peer", c);
         c->peer_backend = pn->ncs[0];
         qnic_net_client_set_peer(c->peer, c->peer_backend);
     }
@@ -184,7 +186,7 @@ static void teardown(Ctx *c)
     if (c->peer) {
         qnic_net_client_free(c->peer);
     }
-    qnic_netdev_del_all();
+    qnic_netdev_del_all(test_backends());
     qnic_bh_poll();
     qnic_clock_reset();
 }

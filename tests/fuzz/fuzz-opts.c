@@ -15,6 +15,7 @@
 #include "qnic/log.h"
 #include "qnic/chardev.h"
 #include "fuzz.h"
+#include "../lib/test-backends.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -55,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* A device string: really create it on a small machine. Netdevs
          * named by it are absent, which is an error path worth covering. */
         QnicMachineConfig cfg = { .ram_size = 2 << 20 };
+        cfg.backends = test_backends();
         QnicMachine *m = qnic_machine_new(&cfg, NULL);
         QnicDevice *d = qnic_device_create(m, o, &err);
         if (!d) {

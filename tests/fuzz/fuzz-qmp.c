@@ -15,6 +15,7 @@
 #include "vmm/qmp.h"
 #include "vmm/vmm.h"
 #include "fuzz.h"
+#include "../lib/test-backends.h"
 
 #include <json-glib/json-glib.h>
 #include <stdio.h>
@@ -76,12 +77,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     qnic_log_mask = 0;
     qnic_clock_set_mode(QNIC_CLOCK_MANUAL);
-    qnic_vmm_runstate_init(NULL, NULL, false);
+    qnic_vmm_runstate_init(NULL, NULL, test_backends(), false);
     pending = g_string_new(NULL);
     answers = 0;
+    cfg.backends = test_backends();
     m = qnic_machine_new(&cfg, NULL);
-    qnic_netdev_add_str("hubport,id=n0,hubid=0", NULL);
-    qnic_netdev_add_str("hubport,id=n1,hubid=0", NULL);
+    qnic_netdev_add_str(test_backends(), "hubport,id=n0,hubid=0", NULL);
+    qnic_netdev_add_str(test_backends(), "hubport,id=n1,hubid=0", NULL);
     qnic_device_create_str(m, "virtio-net-pci,netdev=n0,id=nic0,addr=4", NULL);
     qnic_device_create_str(m, "e1000,netdev=n1,id=e0,addr=5", NULL);
     s = qnic_qmp_session_new(m, output, NULL);
@@ -105,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     qnic_qmp_session_free(s);
     qnic_machine_free(m);
-    qnic_netdev_del_all();
+    qnic_netdev_del_all(test_backends());
     qnic_clock_reset();
     g_string_free(pending, TRUE);
     return 0;

@@ -11,6 +11,7 @@
 #include "qnic/log.h"
 #include "qtest-server.h"
 #include "fuzz.h"
+#include "../lib/test-backends.h"
 
 static void discard(void *opaque, const char *buf, size_t len)
 {
@@ -55,8 +56,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     qnic_log_mask = 0;
     qnic_clock_set_mode(QNIC_CLOCK_MANUAL);
+    cfg.backends = test_backends();
     m = qnic_machine_new(&cfg, NULL);
-    qnic_netdev_add_str("hubport,id=n0,hubid=0", NULL);
+    qnic_netdev_add_str(test_backends(), "hubport,id=n0,hubid=0", NULL);
     qnic_device_create_str(m, "e1000,netdev=n0,addr=4", NULL);
     s = qnic_qtest_server_new(m, discard, NULL);
     text = g_strndup((const char *)data, size);
@@ -68,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     qnic_qtest_server_free(s);
     qnic_machine_free(m);
-    qnic_netdev_del_all();
+    qnic_netdev_del_all(test_backends());
     qnic_clock_reset();
     return 0;
 }

@@ -19,6 +19,7 @@
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
 #include "fuzz.h"
+#include "../lib/test-backends.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -127,14 +128,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fcntl(sv[1], F_SETFL, O_NONBLOCK);
     g_autofree char *opts = g_strdup_printf("stream,id=fz0,addr.type=fd,addr.str=%d", sv[0]);
-    QnicNetdev *nd = qnic_netdev_add_str(opts, &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), opts, &err);
     if (!nd) {
         fprintf(stderr, "fuzz-stream: %s\n", err->message);
         abort();
     }
     memset(&sink, 0, sizeof(sink));
     sink.got = g_byte_array_new();
-    QnicNetClient *me = qnic_net_client_new(&sink_ops, "fuzz-sink", "fuzz-sink", NULL);
+    QnicNetClient *me = qnic_net_client_new(test_backends(), &sink_ops, "fuzz-sink", "fuzz-sink", NULL);
     qnic_net_client_set_peer(me, nd->ncs[0]);
 
     flags = fuzz_u8(&in);
@@ -166,7 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     qnic_net_client_free(me);
-    qnic_netdev_del_all();
+    qnic_netdev_del_all(test_backends());
     qnic_bh_poll();
     if (sv[1] >= 0) {
         close(sv[1]);

@@ -32,6 +32,7 @@
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
 #include "fuzz.h"
+#include "../lib/test-backends.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -181,16 +182,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(ram, 0, RAM_SIZE);
     fds0 = count_fds();
 
-    QnicNetdev *nd = qnic_netdev_add_str("hubport,id=vfz0,hubid=90", &err);
-    QnicNetdev *peer = qnic_netdev_add_str("hubport,id=vfz1,hubid=90", &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), "hubport,id=vfz0,hubid=90", &err);
+    QnicNetdev *peer = qnic_netdev_add_str(test_backends(), "hubport,id=vfz1,hubid=90", &err);
     if (!nd || !peer) {
         fprintf(stderr, "fuzz-vhost-user-backend: %s\n", err ? err->message : "?");
         abort();
     }
-    QnicNetClient *sink = qnic_net_client_new(&sink_ops, "fuzz-sink", "fuzz-sink", NULL);
+    QnicNetClient *sink = qnic_net_client_new(test_backends(), &sink_ops, "fuzz-sink", "fuzz-sink", NULL);
     qnic_net_client_set_peer(sink, peer->ncs[0]);
     peer->in_use = true;
-    QnicVhuDev *d = qnic_vhu_dev_new("netdev=vfz0,mac=52:54:00:12:34:56,packed=on", &err);
+    QnicVhuDev *d = qnic_vhu_dev_new(test_backends(), "netdev=vfz0,mac=52:54:00:12:34:56,packed=on", &err);
     if (!d) {
         fprintf(stderr, "fuzz-vhost-user-backend: %s\n", err->message);
         abort();
@@ -281,7 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qnic_vhu_dev_free(d);
     qnic_net_client_free(sink);
     peer->in_use = false;
-    qnic_netdev_del_all();
+    qnic_netdev_del_all(test_backends());
     qnic_bh_poll();
     if (count_fds() != fds0) {
         fprintf(stderr, "fuzz-vhost-user-backend: %d descriptors before the input, %d after\n",

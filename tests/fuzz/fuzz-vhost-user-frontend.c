@@ -169,7 +169,7 @@ static void run(Ctx *c, FuzzIn *in)
             qnic_bh_poll();
             break;
         case 8: {                         /* link, as set_link on the netdev */
-            QnicNetdev *nd = qnic_netdev_find("n0");
+            QnicNetdev *nd = qnic_netdev_find(c->m->cfg.backends, "n0");
             if (nd && nd->ncs && nd->ncs[0]) {
                 qnic_net_set_link(nd->ncs[0], fuzz_u8(in) & 1);
             }
@@ -197,6 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FuzzIn replies;
     QnicDevice *dev;
     GError *err = NULL;
+    QnicBackends *backends;
 
     if (!quiet) {
         qnic_log_mask = g_getenv("QNIC_FUZZ_VERBOSE") ? QNIC_LOG_GUEST_ERROR | QNIC_LOG_UNIMP : 0;
@@ -218,13 +219,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in.len -= replies.len;
     send_segments(&c, &replies);
 
+    /* A machine and its backends per input, made and freed whole. */
+    cfg.backends = backends = qnic_backends_new();
     c.m = qnic_machine_new(&cfg, &err);
     g_assert(c.m);
-    if (!qnic_chardev_new_fd("c0", sv[1], &err)) {
+    if (!qnic_chardev_new_fd(qnic_backends_chardevs(backends), "c0", sv[1], &err)) {
         close(sv[1]);
         goto out;
     }
-    if (!qnic_netdev_add_str("vhost-user,id=n0,chardev=c0,queues=2", &err)) {
+    if (!qnic_netdev_add_str(backends, "vhost-user,id=n0,chardev=c0,queues=2", &err)) {
         goto out;
     }
     dev = qnic_device_create_str(c.m, "virtio-net-pci,netdev=n0,addr=4,disable-legacy=on,mq=on,"
@@ -240,8 +243,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 out:
     g_clear_error(&err);
     qnic_machine_free(c.m);
-    qnic_netdev_del_all();
-    qnic_chardev_del_all();
+    qnic_backends_free(backends);
     qnic_bh_poll();
     qnic_clock_reset();
     for (unsigned i = 0; i < c.ncalls; i++) {

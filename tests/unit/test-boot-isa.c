@@ -9,6 +9,7 @@
 #include "qnic/device.h"
 #include "qnic/memory.h"
 #include "test-isa-io.h"
+#include "../lib/test-backends.h"
 
 #include <unistd.h>
 #include <linux/serial_reg.h>
@@ -28,6 +29,7 @@ static QnicMachine *new_machine(void)
 {
     QnicMachineConfig mcfg = { .ram_size = 16 << 20, .set_gsi = record_gsi };
     GError *err = NULL;
+    mcfg.backends = test_backends();
     QnicMachine *m = qnic_machine_new(&mcfg, &err);
 
     g_assert_no_error(err);

@@ -12,6 +12,7 @@
 #include "vmm/pc.h"
 #include "qnic/machine.h"
 #include "qnic/device.h"
+#include "../lib/test-backends.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -142,6 +143,7 @@ static void run_guest(const Run *r)
 
     g_assert_true(qnic_accel_kvm.init(&cfg, &mcfg, &k, &err));
     g_assert_no_error(err);
+    mcfg.backends = test_backends();
     QnicMachine *m = qnic_machine_new(&mcfg, &err);
     g_assert_no_error(err);
     g_assert_nonnull(qnic_device_create_str(m, "isa-debug-exit,iobase=0xf4,iosize=4", &err));
@@ -237,6 +239,7 @@ static void test_no_kernel(void)
     GError *err = NULL;
 
     g_assert_true(qnic_accel_kvm.init(&cfg, &mcfg, &k, &err));
+    mcfg.backends = test_backends();
     QnicMachine *m = qnic_machine_new(&mcfg, &err);
     g_assert_nonnull(m);
     g_assert_false(qnic_accel_kvm.machine_ready(k, &cfg, m, NULL, &err));

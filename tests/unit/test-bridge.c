@@ -9,6 +9,7 @@
  * runs in a subprocess with a time limit.
  */
 #include "test-tap-helpers.h"
+#include "../lib/test-backends.h"
 #include <sys/mount.h>
 #include <sys/stat.h>
 
@@ -115,7 +116,7 @@ static void bridge_child(void)
     g_setenv("QNIC_BRIDGE_HELPER", helper, TRUE);
 
     /* -netdev bridge with qnic's helper (found through $QNIC_BRIDGE_HELPER). */
-    QnicNetdev *nd = qnic_netdev_add_str("bridge,id=b0,br=qbr0", &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), "bridge,id=b0,br=qbr0", &err);
     g_assert_no_error(err);
     g_assert_cmpint(test_sh("ip -d link show master qbr0 | grep -q 'tun type tap\\|tap'"), ==, 0);
     check_traffic(nd);
@@ -123,7 +124,7 @@ static void bridge_child(void)
 
     /* -netdev tap,helper= with a helper command line run by the shell. */
     opts = g_strdup_printf("tap,id=t0,br=qbr0,helper=%s --acl=%s", helper, acl);
-    nd = qnic_netdev_add_str(opts, &err);
+    nd = qnic_netdev_add_str(test_backends(), opts, &err);
     g_assert_no_error(err);
     check_traffic(nd);
     qnic_netdev_del(nd);
@@ -137,7 +138,7 @@ static void bridge_child(void)
         g_assert_cmpint(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), ==, 0);
         g_assert_cmpint(mount("tmpfs", "/etc/qemu", "tmpfs", 0, "size=64k"), ==, 0);
         g_assert_true(g_file_set_contents("/etc/qemu/bridge.conf", "allow qbr0\n", -1, NULL));
-        nd = qnic_netdev_add_str("bridge,id=bq,br=qbr0,helper=" QEMU_BRIDGE_HELPER, &err);
+        nd = qnic_netdev_add_str(test_backends(), "bridge,id=bq,br=qbr0,helper=" QEMU_BRIDGE_HELPER, &err);
         g_assert_no_error(err);
         check_traffic(nd);
         qnic_netdev_del(nd);

@@ -9,6 +9,7 @@
  */
 #include "test-tap-helpers.h"
 #include "backends/l2tpv3.h"
+#include "../lib/test-backends.h"
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -169,9 +170,9 @@ static void test_qnic_pair(void)
         "l2tpv3,id=lb,src=127.0.0.1,dst=127.0.0.1,udp=on,srcport=%u,dstport=%u,"
         "txsession=0x22,rxsession=0x11,txcookie=0x0a0b0c0d0e0f1011,rxcookie=0x0102030405060708,"
         "cookie64=on,counter=on", pb, pa);
-    QnicNetdev *a = qnic_netdev_add_str(oa, &err);
+    QnicNetdev *a = qnic_netdev_add_str(test_backends(), oa, &err);
     g_assert_no_error(err);
-    QnicNetdev *b = qnic_netdev_add_str(ob, &err);
+    QnicNetdev *b = qnic_netdev_add_str(test_backends(), ob, &err);
     g_assert_no_error(err);
     TestSink *sa = test_sink_new(a->ncs[0], "sa"), *sb = test_sink_new(b->ncs[0], "sb");
     uint8_t f[1514];
@@ -293,7 +294,7 @@ static void qemu_peer(bool udp)
         nopt = g_strdup_printf("l2tpv3,id=n2,src=127.0.0.2,dst=127.0.0.3,txsession=0x78,"
                                "rxsession=0x77,txcookie=0x10fedcba,rxcookie=0xabcdef01,%s", common);
     }
-    QnicNetdev *nd = qnic_netdev_add_str(nopt, &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), nopt, &err);
     g_assert_no_error(err);
     TestSink *sink = test_sink_new(nd->ncs[0], "sink");
     cfd = test_qemu_start_hub_peer(qopt, "l2", lfd, ls_port, &pid);

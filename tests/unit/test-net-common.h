@@ -10,6 +10,7 @@
 
 #include "qnic/net.h"
 #include "qnic/mainloop.h"
+#include "../lib/test-backends.h"
 
 typedef struct TestNic {
     QnicNetClient *nc;
@@ -57,7 +58,7 @@ static G_GNUC_UNUSED TestNic *test_nic_new(const char *name)
 {
     TestNic *t = g_new0(TestNic, 1);
     t->frames = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-    t->nc = qnic_net_client_new(&test_nic_ops, "test-nic", name, t);
+    t->nc = qnic_net_client_new(test_backends(), &test_nic_ops, "test-nic", name, t);
     return t;
 }
 

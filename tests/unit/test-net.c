@@ -12,6 +12,7 @@
 #include "qnic/machine.h"
 #include "qnic/schema.h"
 #include "vmm/cmdline-net.h"
+#include "../lib/test-backends.h"
 #include <fcntl.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -99,8 +100,8 @@ static void test_vm_stopped(void)
     struct iovec ib = { (void *)frame_b, sizeof(frame_b) };
 
     qnic_net_client_set_peer(a->nc, b->nc);
-    qnic_net_set_vm_running(false);
-    g_assert_false(qnic_net_vm_running());
+    qnic_net_set_vm_running(test_backends(), false);
+    g_assert_false(qnic_net_vm_running(test_backends()));
     g_assert_false(qnic_net_can_send(a->nc));
     g_assert_cmpint(qnic_net_send_iov(a->nc, &ia, 1, test_nic_sent_cb), ==, 0);
     g_assert_cmpint(qnic_net_send_iov(b->nc, &ib, 1, test_nic_sent_cb), ==, 0);
@@ -111,7 +112,7 @@ static void test_vm_stopped(void)
     qnic_net_flush_queued(b->nc);
     g_assert_cmpuint(b->frames->len, ==, 0);
 
-    qnic_net_set_vm_running(true);
+    qnic_net_set_vm_running(test_backends(), true);
     g_assert_cmpuint(b->frames->len, ==, 2);
     g_assert_true(test_frame_eq(b->frames->pdata[0], frame_a, sizeof(frame_a)));
     g_assert_true(test_frame_eq(b->frames->pdata[1], frame_b, sizeof(frame_b)));
@@ -185,8 +186,8 @@ static void test_purge(void)
 static void test_link_state(void)
 {
     TestNic *a = test_nic_new("a"), *b = test_nic_new("b");
-    QnicNetdev *nd = qnic_netdev_add_str("hubport,id=lnk0,hubid=40", NULL);
-    QnicNetdev *nd2 = qnic_netdev_add_str("hubport,id=lnk1,hubid=40", NULL);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), "hubport,id=lnk0,hubid=40", NULL);
+    QnicNetdev *nd2 = qnic_netdev_add_str(test_backends(), "hubport,id=lnk1,hubid=40", NULL);
 
     g_assert_nonnull(nd);
     g_assert_nonnull(nd2);
@@ -230,12 +231,12 @@ static void test_hub_forwarding(void)
     for (int i = 0; i < 3; i++) {
         g_autofree char *s = g_strdup_printf("hubport,id=hp%d,hubid=7", i);
         GError *err = NULL;
-        p[i] = qnic_netdev_add_str(s, &err);
+        p[i] = qnic_netdev_add_str(test_backends(), s, &err);
         g_assert_no_error(err);
         n[i] = test_nic_new("n");
         test_nic_attach(n[i], p[i]);
     }
-    g_assert_cmpint(qnic_net_hub_port_count(7), ==, 3);
+    g_assert_cmpint(qnic_net_hub_port_count(test_backends(), 7), ==, 3);
 
     g_assert_cmpint(qnic_net_send(n[0]->nc, frame_a, sizeof(frame_a)), ==, sizeof(frame_a));
     g_assert_cmpuint(n[0]->frames->len, ==, 0);     /* not back to the sender */
@@ -273,32 +274,32 @@ static void test_hub_forwarding(void)
     /* A port leaves: the rest keep working. */
     test_nic_free(n[2]);
     qnic_netdev_del(p[2]);
-    g_assert_cmpint(qnic_net_hub_port_count(7), ==, 2);
+    g_assert_cmpint(qnic_net_hub_port_count(test_backends(), 7), ==, 2);
     qnic_net_send(n[1]->nc, frame_a, sizeof(frame_a));
     g_assert_cmpuint(n[0]->frames->len, ==, 1);
     for (int i = 0; i < 2; i++) {
         test_nic_free(n[i]);
         qnic_netdev_del(p[i]);
     }
-    g_assert_cmpint(qnic_net_hub_port_count(7), ==, 0);
+    g_assert_cmpint(qnic_net_hub_port_count(test_backends(), 7), ==, 0);
 }
 
 static void test_hubport_plug(void)
 {
     GError *err = NULL;
-    QnicNetdev *a = qnic_netdev_add_str("hubport,id=pa,hubid=9", &err);
-    QnicNetdev *b = qnic_netdev_add_str("hubport,id=pb,hubid=8", &err);
+    QnicNetdev *a = qnic_netdev_add_str(test_backends(), "hubport,id=pa,hubid=9", &err);
+    QnicNetdev *b = qnic_netdev_add_str(test_backends(), "hubport,id=pb,hubid=8", &err);
     /* Port of hub 9 plugged into a port of hub 8: hubs chained. */
-    QnicNetdev *c = qnic_netdev_add_str("hubport,id=pc,hubid=9,netdev=pb", &err);
-    QnicNetdev *d = qnic_netdev_add_str("hubport,id=pd,hubid=8", &err);
+    QnicNetdev *c = qnic_netdev_add_str(test_backends(), "hubport,id=pc,hubid=9,netdev=pb", &err);
+    QnicNetdev *d = qnic_netdev_add_str(test_backends(), "hubport,id=pd,hubid=8", &err);
     TestNic *x = test_nic_new("x"), *y = test_nic_new("y");
 
     g_assert_no_error(err);
     g_assert_true(b->in_use && c->in_use);
-    g_assert_null(qnic_netdev_add_str("hubport,id=pe,hubid=9,netdev=nope", &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), "hubport,id=pe,hubid=9,netdev=nope", &err));
     g_assert_nonnull(strstr(err->message, "netdev 'nope' not found"));
     g_clear_error(&err);
-    g_assert_null(qnic_netdev_add_str("hubport,id=pf,hubid=9,netdev=pb", &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), "hubport,id=pf,hubid=9,netdev=pb", &err));
     g_assert_nonnull(err);
     g_clear_error(&err);
 
@@ -308,39 +309,39 @@ static void test_hubport_plug(void)
     g_assert_cmpuint(y->frames->len, ==, 1);
     test_nic_free(x);
     test_nic_free(y);
-    qnic_netdev_del_all();
+    qnic_netdev_del_all(test_backends());
 }
 
 static void test_netdev_errors(void)
 {
     GError *err = NULL;
-    QnicNetdev *nd = qnic_netdev_add_str("hubport,id=dup,hubid=1", &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), "hubport,id=dup,hubid=1", &err);
 
     g_assert_no_error(err);
-    g_assert_true(qnic_netdev_find("dup") == nd);
-    g_assert_null(qnic_netdev_add_str("hubport,id=dup,hubid=1", &err));
+    g_assert_true(qnic_netdev_find(test_backends(), "dup") == nd);
+    g_assert_null(qnic_netdev_add_str(test_backends(), "hubport,id=dup,hubid=1", &err));
     g_assert_cmpstr(err->message, ==, "Duplicate ID 'dup' for netdev");
     g_clear_error(&err);
-    g_assert_null(qnic_netdev_add_str("hubport,id=1bad,hubid=1", &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), "hubport,id=1bad,hubid=1", &err));
     g_assert_nonnull(strstr(err->message, "Parameter 'id' expects an identifier"));
     g_clear_error(&err);
-    g_assert_null(qnic_netdev_add_str("nosuchtype,id=x", &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), "nosuchtype,id=x", &err));
     g_assert_cmpstr(err->message, ==, "Parameter 'type' does not accept value 'nosuchtype'");
     g_clear_error(&err);
-    g_assert_null(qnic_netdev_add_str("hubport,hubid=1", &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), "hubport,hubid=1", &err));
     g_assert_nonnull(err);
     g_clear_error(&err);
-    g_assert_null(qnic_netdev_add_str("socket,id=s", &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), "socket,id=s", &err));
     g_assert_nonnull(strstr(err->message, "exactly one of"));
     g_clear_error(&err);
     qnic_netdev_del(nd);
-    g_assert_null(qnic_netdev_find("dup"));
+    g_assert_null(qnic_netdev_find(test_backends(), "dup"));
 }
 
 static void test_nic_new_mac(void)
 {
     GError *err = NULL;
-    QnicNetdev *nd = qnic_netdev_add_str("hubport,id=nicnd,hubid=3", &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), "hubport,id=nicnd,hubid=3", &err);
     g_autoptr(QnicOpts) o1 = qnic_opts_parse("device", "e1000,netdev=nicnd", "driver", &err);
     g_autoptr(QnicOpts) o2 = qnic_opts_parse("device", "e1000", "driver", &err);
     g_autoptr(QnicOpts) o3 = qnic_opts_parse("device", "e1000,mac=02:00:00:00:00:09", "driver",
@@ -348,33 +349,33 @@ static void test_nic_new_mac(void)
     g_autoptr(QnicOpts) o4 = qnic_opts_parse("device", "e1000,netdev=none", "driver", &err);
 
     g_assert_no_error(err);
-    QnicNic *n1 = qnic_nic_new(&test_nic_ops, o1, "e1000", 1, NULL, &err);
+    QnicNic *n1 = qnic_nic_new(test_backends(), &test_nic_ops, o1, "e1000", 1, NULL, &err);
     g_assert_no_error(err);
     g_assert_true(n1->netdev == nd && nd->in_use);
     g_assert_true(n1->ncs[0]->peer == nd->ncs[0]);
     static const uint8_t m1[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
     g_assert_cmpmem(n1->mac, 6, m1, 6);
-    QnicNic *n2 = qnic_nic_new(&test_nic_ops, o2, "e1000", 1, NULL, &err);
+    QnicNic *n2 = qnic_nic_new(test_backends(), &test_nic_ops, o2, "e1000", 1, NULL, &err);
     g_assert_no_error(err);
     g_assert_cmpuint(n2->mac[5], ==, 0x57);
     g_assert_null(n2->netdev);
-    QnicNic *n3 = qnic_nic_new(&test_nic_ops, o3, "e1000", 1, NULL, &err);
+    QnicNic *n3 = qnic_nic_new(test_backends(), &test_nic_ops, o3, "e1000", 1, NULL, &err);
     g_assert_no_error(err);
     g_assert_cmpuint(n3->mac[0], ==, 0x02);
     g_assert_cmpuint(n3->mac[5], ==, 0x09);
 
-    g_assert_null(qnic_nic_new(&test_nic_ops, o1, "e1000", 1, NULL, &err));
+    g_assert_null(qnic_nic_new(test_backends(), &test_nic_ops, o1, "e1000", 1, NULL, &err));
     g_assert_cmpstr(err->message, ==, "Property 'e1000.netdev' can't take value 'nicnd', it's in use");
     g_clear_error(&err);
-    g_assert_null(qnic_nic_new(&test_nic_ops, o4, "e1000", 1, NULL, &err));
+    g_assert_null(qnic_nic_new(test_backends(), &test_nic_ops, o4, "e1000", 1, NULL, &err));
     g_assert_cmpstr(err->message, ==, "Property 'e1000.netdev' can't find value 'none'");
     g_clear_error(&err);
-    g_assert_cmpint(qnic_nic_netdev_queues(o1), ==, 1);
+    g_assert_cmpint(qnic_nic_netdev_queues(test_backends(), o1), ==, 1);
 
     qnic_nic_free(n1);
     g_assert_false(nd->in_use);
     /* The netdev can go first: the NIC forgets it. */
-    QnicNic *n4 = qnic_nic_new(&test_nic_ops, o1, "e1000", 1, NULL, &err);
+    QnicNic *n4 = qnic_nic_new(test_backends(), &test_nic_ops, o1, "e1000", 1, NULL, &err);
     qnic_netdev_del(nd);
     g_assert_null(n4->netdev);
     g_assert_null(n4->ncs[0]->peer);
@@ -452,7 +453,7 @@ static void test_oversize_frame(void)
     TestNic *a = test_nic_new("a"), *b = test_nic_new("b");
     static uint8_t page[4096];
     struct iovec iov[32];
-    uint64_t drops = qnic_net_oversize_drops();
+    uint64_t drops = qnic_net_oversize_drops(test_backends());
     uint64_t errs = qnic_log_count(QNIC_LOG_GUEST_ERROR);
 
     for (int i = 0; i < 32; i++) {
@@ -469,7 +470,7 @@ static void test_oversize_frame(void)
     g_assert_cmpint(qnic_net_send_iov(a->nc, iov, 32, NULL), ==, 32 * sizeof(page));
     g_assert_cmpuint(b->frames->len, ==, 1);
     g_assert_cmpuint(a->sent_cbs, ==, 0);
-    g_assert_cmpuint(qnic_net_oversize_drops() - drops, ==, 2);
+    g_assert_cmpuint(qnic_net_oversize_drops(test_backends()) - drops, ==, 2);
     g_assert_cmpuint(qnic_log_count(QNIC_LOG_GUEST_ERROR) - errs, ==, 2);
     /* A busy receiver does not make the core queue one either. */
     b->busy = true;
@@ -493,7 +494,7 @@ static void test_queue_byte_bound(void)
     for (int i = 0; i < 3; i++) {
         g_autofree char *s = g_strdup_printf("hubport,id=bb%d,hubid=17", i);
         GError *err = NULL;
-        p[i] = qnic_netdev_add_str(s, &err);
+        p[i] = qnic_netdev_add_str(test_backends(), s, &err);
         g_assert_no_error(err);
         n[i] = test_nic_new("n");
         test_nic_attach(n[i], p[i]);
@@ -541,8 +542,8 @@ static void test_filter_dump(void)
     g_autofree char *file = g_build_filename(dir, "d.pcap", NULL);
     g_autofree char *file2 = g_build_filename(dir, "e.pcap", NULL);
     GError *err = NULL;
-    QnicNetdev *p0 = qnic_netdev_add_str("hubport,id=dp0,hubid=11", &err);
-    QnicNetdev *p1 = qnic_netdev_add_str("hubport,id=dp1,hubid=11", &err);
+    QnicNetdev *p0 = qnic_netdev_add_str(test_backends(), "hubport,id=dp0,hubid=11", &err);
+    QnicNetdev *p1 = qnic_netdev_add_str(test_backends(), "hubport,id=dp1,hubid=11", &err);
     TestNic *a = test_nic_new("a"), *b = test_nic_new("b");
     uint8_t big[1514];
 
@@ -552,11 +553,11 @@ static void test_filter_dump(void)
     g_autofree char *f1 = g_strdup_printf("filter-dump,id=fd0,netdev=dp0,file=%s", file);
     g_autofree char *f2 = g_strdup_printf("filter-dump,id=fd1,netdev=dp1,file=%s,maxlen=64,"
                                           "queue=tx", file2);
-    g_assert_true(qnic_filter_add_str(f1, &err));
+    g_assert_true(qnic_filter_add_str(test_backends(), f1, &err));
     g_assert_no_error(err);
-    g_assert_true(qnic_filter_add_str(f2, &err));
+    g_assert_true(qnic_filter_add_str(test_backends(), f2, &err));
     g_assert_no_error(err);
-    g_assert_false(qnic_filter_add_str("filter-dump,id=fd2,netdev=nope,file=/dev/null", &err));
+    g_assert_false(qnic_filter_add_str(test_backends(), "filter-dump,id=fd2,netdev=nope,file=/dev/null", &err));
     g_assert_nonnull(err);
     g_clear_error(&err);
 
@@ -566,7 +567,7 @@ static void test_filter_dump(void)
     qnic_net_send(b->nc, frame_b, sizeof(frame_b));   /* tx at dp0, rx at dp1 */
     g_assert_cmpuint(b->frames->len, ==, 2);
     g_assert_cmpuint(a->frames->len, ==, 1);
-    qnic_filter_del_all();
+    qnic_filter_del_all(test_backends());
     qnic_net_send(a->nc, frame_a, sizeof(frame_a));   /* not dumped any more */
 
     if (!tshark) {
@@ -593,6 +594,7 @@ static void test_nic_option(void)
 {
     QnicMachineConfig cfg = { .ram_size = 16 * 1024 * 1024 };
     GError *err = NULL;
+    cfg.backends = test_backends();
     QnicMachine *m = qnic_machine_new(&cfg, &err);
     guint ndev;
 
@@ -603,7 +605,7 @@ static void test_nic_option(void)
     g_assert_true(qnic_cmdline_nic_add(m, "hubport,hubid=21,model=e1000,mac=02:00:00:00:00:01", &err));
     g_assert_no_error(err);
     g_assert_cmpuint(m->devices->len, ==, ndev + 1);
-    QnicNetdev *nd = qnic_netdev_find("__org.qemu.nic0");
+    QnicNetdev *nd = qnic_netdev_find(test_backends(), "__org.qemu.nic0");
     g_assert_nonnull(nd);
     g_assert_cmpstr(nd->cls->type, ==, "hubport");
     g_assert_true(nd->in_use);
@@ -619,21 +621,21 @@ static void test_nic_option(void)
     g_assert_true(qnic_cmdline_net_realize(m, &err));
     g_assert_no_error(err);
     g_assert_cmpuint(m->devices->len, ==, ndev + 2);
-    g_assert_cmpint(qnic_net_hub_port_count(0), ==, 2);
-    QnicNetdev *user = qnic_netdev_find("leg");
+    g_assert_cmpint(qnic_net_hub_port_count(test_backends(), 0), ==, 2);
+    QnicNetdev *user = qnic_netdev_find(test_backends(), "leg");
     g_assert_nonnull(user);
     g_assert_true(user->in_use);
     g_assert_nonnull(user->ncs[0]->peer);
     g_assert_cmpint(user->ncs[0]->peer->ops->kind, ==, QNIC_NET_CLIENT_HUBPORT);
-    QnicNetdev *port = qnic_netdev_find("hub0port0");
+    QnicNetdev *port = qnic_netdev_find(test_backends(), "hub0port0");
     g_assert_nonnull(port);
     g_assert_true(port->in_use);
     g_assert_cmpint(port->ncs[0]->peer->ops->kind, ==, QNIC_NET_CLIENT_NIC);
 
     qnic_machine_free(m);
-    g_assert_false(qnic_netdev_find("__org.qemu.nic0")->in_use);
-    qnic_netdev_del_all();
-    g_assert_cmpint(qnic_net_hub_port_count(0), ==, 0);
+    g_assert_false(qnic_netdev_find(test_backends(), "__org.qemu.nic0")->in_use);
+    qnic_netdev_del_all(test_backends());
+    g_assert_cmpint(qnic_net_hub_port_count(test_backends(), 0), ==, 0);
 }
 
 /* help asked of the library: it prints (to /dev/null here, stdout carries
@@ -641,6 +643,7 @@ static void test_nic_option(void)
 static void test_help_returns(void)
 {
     QnicMachineConfig cfg = { .ram_size = 16 * 1024 * 1024 };
+    cfg.backends = test_backends();
     QnicMachine *m = qnic_machine_new(&cfg, NULL);
     int saved = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY);
     GError *err = NULL;
@@ -648,10 +651,10 @@ static void test_help_returns(void)
 
     fflush(stdout);
     dup2(null, STDOUT_FILENO);
-    ok[0] = qnic_netdev_add_str("help", &err) != NULL;
+    ok[0] = qnic_netdev_add_str(test_backends(), "help", &err) != NULL;
     g_assert_true(qnic_error_is_help(err));
     g_clear_error(&err);
-    ok[1] = qnic_netdev_add_str("hubport,id=h,help", &err) != NULL;
+    ok[1] = qnic_netdev_add_str(test_backends(), "hubport,id=h,help", &err) != NULL;
     g_assert_true(qnic_error_is_help(err));
     g_clear_error(&err);
     ok[2] = qnic_cmdline_nic_add(m, "user,model=help", &err);
@@ -671,7 +674,7 @@ static void test_help_returns(void)
     for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
         g_assert_false(ok[i]);
     }
-    g_assert_null(qnic_netdev_find("h"));
+    g_assert_null(qnic_netdev_find(test_backends(), "h"));
     qnic_machine_free(m);
 }
 

@@ -14,6 +14,7 @@
 #include "qnic/pci.h"
 #include "qnic/virtio.h"
 #include "test-isa-io.h"
+#include "../lib/test-backends.h"
 
 #include <unistd.h>
 
@@ -48,6 +49,7 @@ static QnicMachine *new_machine(void)
 {
     QnicMachineConfig mcfg = { .ram_size = 16 << 20 };
     GError *err = NULL;
+    mcfg.backends = test_backends();
     QnicMachine *m = qnic_machine_new(&mcfg, &err);
 
     g_assert_no_error(err);

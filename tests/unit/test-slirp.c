@@ -7,6 +7,7 @@
  * host UDP datagram into one to the guest. Only loopback is used.
  */
 #include "test-net-common.h"
+#include "../lib/test-backends.h"
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -171,7 +172,7 @@ static Guest *guest_new(const char *netdev_opts)
     Guest *g = g_new0(Guest, 1);
     GError *err = NULL;
 
-    g->nd = qnic_netdev_add_str(netdev_opts, &err);
+    g->nd = qnic_netdev_add_str(test_backends(), netdev_opts, &err);
     g_assert_no_error(err);
     g->nic = test_nic_new("guest");
     test_nic_attach(g->nic, g->nd);
@@ -392,27 +393,27 @@ static void test_options(void)
     GError *err = NULL;
     QnicNetdev *nd;
 
-    nd = qnic_netdev_add_str("user,id=o1,net=192.168.76.0/24,host=192.168.76.1,"
+    nd = qnic_netdev_add_str(test_backends(), "user,id=o1,net=192.168.76.0/24,host=192.168.76.1,"
                              "dhcpstart=192.168.76.50,dns=192.168.76.53,hostname=g,"
                              "domainname=example.test,dnssearch=a.test,dnssearch=b.test,"
                              "ipv6-net=fd00:1::/64,restrict=on", &err);
     g_assert_no_error(err);
     qnic_netdev_del(nd);
-    g_assert_null(qnic_netdev_add_str("user,id=o2,net=10.0.2.0/24,host=10.0.3.2", &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), "user,id=o2,net=10.0.2.0/24,host=10.0.3.2", &err));
     g_assert_nonnull(strstr(err->message, "not in the network"));
     g_clear_error(&err);
-    g_assert_null(qnic_netdev_add_str("user,id=o3,hostfwd=tcp:127.0.0.1:x-:22", &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), "user,id=o3,hostfwd=tcp:127.0.0.1:x-:22", &err));
     g_assert_nonnull(strstr(err->message, "Invalid host forwarding rule"));
     g_clear_error(&err);
-    g_assert_null(qnic_netdev_add_str("user,id=o4,ipv4=off,ipv6=off", &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), "user,id=o4,ipv4=off,ipv6=off", &err));
     g_assert_nonnull(err);
     g_clear_error(&err);
     if (!g_file_test("/usr/sbin/smbd", G_FILE_TEST_EXISTS)) {
-        g_assert_null(qnic_netdev_add_str("user,id=o5,smb=/tmp", &err));
+        g_assert_null(qnic_netdev_add_str(test_backends(), "user,id=o5,smb=/tmp", &err));
         g_assert_nonnull(strstr(err->message, "smbd"));
         g_clear_error(&err);
     }
-    g_assert_null(qnic_netdev_add_str("user,id=o6,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:1",
+    g_assert_null(qnic_netdev_add_str(test_backends(), "user,id=o6,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:1",
                                       &err));
     g_assert_nonnull(strstr(err->message, "guestfwd"));
     g_clear_error(&err);

@@ -9,6 +9,7 @@
  */
 #include "test-net-common.h"
 #include "net/net-internal.h"
+#include "../lib/test-backends.h"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -63,7 +64,7 @@ static Srv *srv_new(const char *kind)
         sin->sin_port = htons(port);
         s->len = sizeof(*sin);
     }
-    s->nd = qnic_netdev_add_str(opts, &err);
+    s->nd = qnic_netdev_add_str(test_backends(), opts, &err);
     g_assert_no_error(err);
     s->nic = test_nic_new("nic");
     test_nic_attach(s->nic, s->nd);
@@ -119,7 +120,7 @@ static void wait_frames(TestNic *n, guint count)
 static unsigned drops_at_start;
 static bool drops_reached(void *opaque)
 {
-    return qnic_sock_peer_drops >= drops_at_start + GPOINTER_TO_UINT(opaque);
+    return qnic_sock_peer_drops(test_backends()) >= drops_at_start + GPOINTER_TO_UINT(opaque);
 }
 
 /* After a drop the peer sees the connection closed. */
@@ -140,7 +141,7 @@ static void run_bad_peer(const char *kind)
     for (int i = 0; i < 100; i++) {
         f[i] = i;
     }
-    drops_at_start = qnic_sock_peer_drops;
+    drops_at_start = qnic_sock_peer_drops(test_backends());
 
     /* A good client. */
     fd = srv_connect(s);
@@ -311,7 +312,7 @@ static void test_reconnect(void)
         port);
     GError *err = NULL;
     /* Nothing listens yet: with reconnect= that is not an error. */
-    QnicNetdev *nd = qnic_netdev_add_str(opts, &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), opts, &err);
     g_assert_no_error(err);
     TestNic *nic = test_nic_new("nic");
     test_nic_attach(nic, nd);

@@ -10,6 +10,7 @@
  * layer holds frames while stopped).
  */
 #include "test-net-common.h"
+#include "../lib/test-backends.h"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -218,7 +219,7 @@ static void run_case(PeerKind kind, const char *peer_path, int peer_port,
     }
     /* QEMU may still be starting: retry creating qnic's side. */
     gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-    while (!(nd = qnic_netdev_add_str(qnic_opts, &err)) && g_get_monotonic_time() < end) {
+    while (!(nd = qnic_netdev_add_str(test_backends(), qnic_opts, &err)) && g_get_monotonic_time() < end) {
         g_clear_error(&err);
         g_usleep(50000);
     }
@@ -286,11 +287,11 @@ static void test_tcp_nodelay(void)
     g_autofree char *a = g_strdup_printf("socket,id=na,listen=127.0.0.1:%d", pa);
     g_autofree char *q = g_strdup_printf("socket,id=nq,connect=127.0.0.1:%d", pa);
     GError *err = NULL;
-    QnicNetdev *nda = qnic_netdev_add_str(a, &err), *ndq;
+    QnicNetdev *nda = qnic_netdev_add_str(test_backends(), a, &err), *ndq;
     int connected = 0;
 
     g_assert_no_error(err);
-    ndq = qnic_netdev_add_str(q, &err);
+    ndq = qnic_netdev_add_str(test_backends(), q, &err);
     g_assert_no_error(err);
     test_loop_run_ms(100);      /* the listener accepts */
     for (int fd = 3; fd < 1024; fd++) {

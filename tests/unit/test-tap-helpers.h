@@ -11,6 +11,7 @@
 #include "qnic/net.h"
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
+#include "../lib/test-backends.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -49,7 +50,7 @@ static G_GNUC_UNUSED TestSink *test_sink_new(QnicNetClient *peer, const char *na
 {
     TestSink *s = g_new0(TestSink, 1);
     s->frames = g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
-    s->nc = qnic_net_client_new(&test_sink_ops, "test-sink", name, s);
+    s->nc = qnic_net_client_new(test_backends(), &test_sink_ops, "test-sink", name, s);
     if (peer) {
         qnic_net_client_set_peer(s->nc, peer);
     }
@@ -143,7 +144,7 @@ static G_GNUC_UNUSED char *test_name(const char *prefix)
 static G_GNUC_UNUSED void expect_error(const char *opts, const char *substr)
 {
     g_autoptr(GError) err = NULL;
-    QnicNetdev *nd = qnic_netdev_add_str(opts, &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), opts, &err);
 
     if (nd) {
         qnic_netdev_del(nd);

@@ -8,6 +8,7 @@
  * parent creates and always deletes the namespace.
  */
 #include "test-tap-helpers.h"
+#include "../lib/test-backends.h"
 
 #include <sched.h>
 #include <fcntl.h>
@@ -61,7 +62,7 @@ static void tap_env_up(TapEnv *e, const char *extra, int queues)
     e->ifname = test_name("qnt");
     opts = g_strdup_printf("tap,id=t0,ifname=%s,script=no,downscript=no%s%s", e->ifname,
                            extra && extra[0] ? "," : "", extra ? extra : "");
-    e->nd = qnic_netdev_add_str(opts, &err);
+    e->nd = qnic_netdev_add_str(test_backends(), opts, &err);
     g_assert_no_error(err);
     g_assert_nonnull(e->nd);
     g_assert_cmpint(e->nd->queues, ==, queues);
@@ -456,7 +457,7 @@ static void test_missing_script(void)
     g_autoptr(GError) err = NULL;
     g_free(opts);
     opts = g_strdup_printf("tap,id=s2,ifname=%s,script=%s,downscript=%s", ifname, good, down);
-    QnicNetdev *nd = qnic_netdev_add_str(opts, &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), opts, &err);
     g_assert_no_error(err);
     qnic_netdev_del(nd);
     g_assert_true(g_file_get_contents(log, &content, NULL, NULL));
@@ -476,7 +477,7 @@ static void test_no_tun(void)
             printf("cannot hide /dev/net/tun: %s\n", g_strerror(errno));
             exit(77);
         }
-        QnicNetdev *nd = qnic_netdev_add_str("tap,id=n0,script=no,downscript=no,vnet_hdr=off", &err);
+        QnicNetdev *nd = qnic_netdev_add_str(test_backends(), "tap,id=n0,script=no,downscript=no,vnet_hdr=off", &err);
         g_assert_null(nd);
         printf("%s\n", err->message);
         return;

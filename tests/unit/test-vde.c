@@ -8,6 +8,7 @@
  */
 #include "test-tap-helpers.h"
 #include "qnic-config.h"
+#include "../lib/test-backends.h"
 
 #include <signal.h>
 
@@ -122,9 +123,9 @@ static void test_two_clients(void)
     }
     oa = g_strdup_printf("vde,id=va,sock=%s", sw.sock);
     ob = g_strdup_printf("vde,id=vb,sock=%s,port=5", sw.sock);
-    QnicNetdev *a = qnic_netdev_add_str(oa, &err);
+    QnicNetdev *a = qnic_netdev_add_str(test_backends(), oa, &err);
     g_assert_no_error(err);
-    QnicNetdev *b = qnic_netdev_add_str(ob, &err);
+    QnicNetdev *b = qnic_netdev_add_str(test_backends(), ob, &err);
     g_assert_no_error(err);
     TestSink *sa = test_sink_new(a->ncs[0], "sa"), *sb = test_sink_new(b->ncs[0], "sb");
 
@@ -163,7 +164,7 @@ static void test_qemu(void)
     lfd = test_listen_tcp(&port);
     qopt = g_strdup_printf("vde,id=vq,sock=%s", sw.sock);
     nopt = g_strdup_printf("vde,id=vn,sock=%s", sw.sock);
-    QnicNetdev *nd = qnic_netdev_add_str(nopt, &err);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), nopt, &err);
     g_assert_no_error(err);
     TestSink *sink = test_sink_new(nd->ncs[0], "sink");
 

@@ -22,6 +22,7 @@
 #include "qnic/pci.h"
 #include "qnic/virtio.h"
 #include "qnic/vhost-kernel.h"
+#include "../lib/test-backends.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -374,10 +375,11 @@ static void fx_init(Fx *f, const char *netdev)
     g_autoptr(GError) err = NULL;
 
     memset(f, 0, sizeof(*f));
+    cfg.backends = test_backends();
     f->m = qnic_machine_new(&cfg, &err);
     g_assert_no_error(err);
     f->mem = vring_host_machine_mem(&f->ram, f->m, cfg.ram_size);
-    f->nd = qnic_netdev_add_str(netdev, &err);
+    f->nd = qnic_netdev_add_str(test_backends(), netdev, &err);
     g_assert_no_error(err);
     g_assert_nonnull(f->nd);
     f->dev = qnic_device_create_str(f->m, "virtio-net-pci,netdev=vk0,addr=4,disable-legacy=on",
@@ -683,7 +685,7 @@ static void vhostfds_child(void)
     qnic_vhost_kernel_set_ops(&fake_ops);
     opts = g_strdup_printf("tap,id=vq0,ifname=qvq0,script=no,downscript=no,queues=2,"
                            "vhostfds=%d:%d", a, b);
-    nd = qnic_netdev_add_str(opts, &err);
+    nd = qnic_netdev_add_str(test_backends(), opts, &err);
     g_assert_no_error(err);
     g_assert_cmpint(fk.opens, ==, 0);
     fk_expect(0, (const char *const[]){ "SET_OWNER", "GET_FEATURES",
@@ -699,7 +701,7 @@ static void vhostfds_child(void)
     g_free(opts);
     opts = g_strdup_printf("tap,id=vq1,ifname=qvq1,script=no,downscript=no,queues=2,vhostfds=%d",
                            eventfd(0, EFD_CLOEXEC));
-    g_assert_null(qnic_netdev_add_str(opts, &err));
+    g_assert_null(qnic_netdev_add_str(test_backends(), opts, &err));
     g_assert_nonnull(strstr(err->message, "vhostfds= has 1 file descriptors but the tap has 2"));
     /* SET_OWNER refused */
     g_clear_error(&err);
@@ -707,7 +709,7 @@ static void vhostfds_child(void)
     fk.fail_req = VHOST_SET_OWNER;
     fk.fail_errno = EBUSY;
     qnic_vhost_kernel_set_ops(&fake_ops);
-    g_assert_null(qnic_netdev_add_str("tap,id=vq2,ifname=qvq2,script=no,downscript=no,vhost=on",
+    g_assert_null(qnic_netdev_add_str(test_backends(), "tap,id=vq2,ifname=qvq2,script=no,downscript=no,vhost=on",
                                       &err));
     g_assert_cmpstr(err->message, ==, "vhost-net requested but could not be initialized: "
                     "vhost-net: VHOST_SET_OWNER: Device or resource busy");
@@ -730,7 +732,7 @@ static void missing_child(void)
 
     g_assert_true(child_netns());
     qnic_vhost_kernel_set_ops(NULL);
-    g_assert_null(qnic_netdev_add_str("tap,id=mv0,ifname=qmv0,script=no,downscript=no,vhost=on",
+    g_assert_null(qnic_netdev_add_str(test_backends(), "tap,id=mv0,ifname=qmv0,script=no,downscript=no,vhost=on",
                                       &err));
     printf("%s\n", err->message);
 }
@@ -764,7 +766,7 @@ static void real_child(void)
 
     g_assert_true(child_netns());
     qnic_vhost_kernel_set_ops(NULL);
-    nd = qnic_netdev_add_str("tap,id=rv0,ifname=qrv0,script=no,downscript=no,vhost=on", &err);
+    nd = qnic_netdev_add_str(test_backends(), "tap,id=rv0,ifname=qrv0,script=no,downscript=no,vhost=on", &err);
     g_assert_no_error(err);
     hd = qnic_vhost_net_get(nd->ncs[0]);
     g_assert_nonnull(hd);

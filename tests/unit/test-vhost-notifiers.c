@@ -20,6 +20,7 @@
 #include "qnic/mainloop.h"
 #include "qnic/virtio.h"
 #include "qnic/vhost.h"
+#include "../lib/test-backends.h"
 #include <linux/virtio_pci.h>
 #include <linux/virtio_net.h>
 #include <linux/pci_regs.h>
@@ -162,12 +163,13 @@ static void fx_init(Fx *f, bool hooks)
         cfg.msi_irqfd = on_msi_irqfd;
     }
     f->routes = g_array_new(FALSE, TRUE, sizeof(Route));
+    cfg.backends = test_backends();
     f->m = qnic_machine_new(&cfg, &err);
     g_assert_no_error(err);
     f->m->mem.ioeventfd_in_kernel = hooks;
     f->m->io.ioeventfd_in_kernel = hooks;
     a = g_strdup_printf("hubport,id=vhn%u,hubid=%u", fx_counter, 60 + fx_counter);
-    f->nd = qnic_netdev_add_str(a, &err);
+    f->nd = qnic_netdev_add_str(test_backends(), a, &err);
     g_assert_no_error(err);
     d = g_strdup_printf("virtio-net-pci,netdev=vhn%u,addr=4", fx_counter);
     fx_counter++;

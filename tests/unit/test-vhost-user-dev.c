@@ -13,6 +13,7 @@
 #include "qnic/log.h"
 #include "test-net-common.h"
 #include "vring-host.h"
+#include "../lib/test-backends.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
@@ -164,13 +165,13 @@ static Fe *fe_new(const char *hub, bool packed)
     g_autofree char *b = g_strdup_printf("hubport,id=vp%s,hubid=%s", hub, hub);
     g_autofree char *dev = g_strdup_printf("netdev=vh%s,mac=52:54:00:12:34:56,packed=on", hub);
 
-    fe->nd = qnic_netdev_add_str(a, &err);
+    fe->nd = qnic_netdev_add_str(test_backends(), a, &err);
     g_assert_no_error(err);
-    fe->peer_nd = qnic_netdev_add_str(b, &err);
+    fe->peer_nd = qnic_netdev_add_str(test_backends(), b, &err);
     g_assert_no_error(err);
     fe->peer = test_nic_new("peer");
     test_nic_attach(fe->peer, fe->peer_nd);
-    fe->d = qnic_vhu_dev_new(dev, &err);
+    fe->d = qnic_vhu_dev_new(test_backends(), dev, &err);
     g_assert_no_error(err);
     g_assert_nonnull(fe->d);
     fe->memfd = memfd_create("test-guest-ram", MFD_CLOEXEC);
@@ -642,11 +643,11 @@ static void test_broken_ring(void)
 static void test_mq(void)
 {
     g_autoptr(GError) e = NULL;
-    QnicNetdev *nd = qnic_netdev_add_str("hubport,id=mqhp,hubid=65", &e);
+    QnicNetdev *nd = qnic_netdev_add_str(test_backends(), "hubport,id=mqhp,hubid=65", &e);
     g_assert_no_error(e);
     /* a hubport has one queue: MQ needs a multiqueue netdev; use the
      * device API's view instead when none is available without root */
-    QnicVhuDev *d = qnic_vhu_dev_new("netdev=mqhp", &e);
+    QnicVhuDev *d = qnic_vhu_dev_new(test_backends(), "netdev=mqhp", &e);
     g_assert_no_error(e);
     g_assert_cmpuint(qnic_vhu_dev_num_vrings(d), ==, 2);
     g_assert_false(qnic_vhu_dev_features(d) & (1ull << VIRTIO_NET_F_MQ));
@@ -654,7 +655,7 @@ static void test_mq(void)
     qnic_vhu_dev_free(d);
     qnic_netdev_del(nd);
     /* a missing netdev is a clear error */
-    g_assert_null(qnic_vhu_dev_new("netdev=nope", &e));
+    g_assert_null(qnic_vhu_dev_new(test_backends(), "netdev=nope", &e));
     g_assert_nonnull(e);
     g_test_message("%s", e->message);
 }

@@ -15,6 +15,7 @@
 #include "qnic/mainloop.h"
 #include "qnic/virtio.h"
 #include "vring-host.h"
+#include "../lib/test-backends.h"
 #include <linux/virtio_pci.h>
 #include <linux/virtio_net.h>
 #include <linux/pci_regs.h>
@@ -108,6 +109,7 @@ static void fx_init(Fx *f, bool in_kernel, const char *devopts)
     unsigned id = fx_counter++;
 
     memset(f, 0, sizeof(*f));
+    cfg.backends = test_backends();
     f->m = qnic_machine_new(&cfg, &err);
     g_assert_no_error(err);
     f->mem = vring_host_machine_mem(&f->ram, f->m, cfg.ram_size);
@@ -122,11 +124,11 @@ static void fx_init(Fx *f, bool in_kernel, const char *devopts)
     /* NIC <-> hubport a == hub == hubport b <-> sink */
     a = g_strdup_printf("hubport,id=vn%u-a,hubid=%u", id, 40 + id);
     b = g_strdup_printf("hubport,id=vn%u-b,hubid=%u", id, 40 + id);
-    f->nd = qnic_netdev_add_str(a, &err);
+    f->nd = qnic_netdev_add_str(test_backends(), a, &err);
     g_assert_no_error(err);
-    f->nd_peer = qnic_netdev_add_str(b, &err);
+    f->nd_peer = qnic_netdev_add_str(test_backends(), b, &err);
     g_assert_no_error(err);
-    f->sink = qnic_net_client_new(&sink_ops, "sink", "sink", f);
+    f->sink = qnic_net_client_new(test_backends(), &sink_ops, "sink", "sink", f);
     qnic_net_client_set_peer(f->sink, f->nd_peer->ncs[0]);
 
     d = g_strdup_printf("virtio-net-pci,netdev=vn%u-a,addr=4%s", id, devopts);
@@ -270,7 +272,7 @@ static void test_link_down_at_start(void)
     QnicPciDevice *pd;
 
     fx_init(&f, false, "");
-    nd = qnic_netdev_add_str("hubport,id=vn-down,hubid=77", &err);
+    nd = qnic_netdev_add_str(test_backends(), "hubport,id=vn-down,hubid=77", &err);
     g_assert_no_error(err);
     qnic_net_set_link(nd->ncs[0], false);
     dev2 = qnic_device_create_str(f.m, "virtio-net-pci,netdev=vn-down,addr=5", &err);
