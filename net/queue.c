@@ -11,22 +11,109 @@
 #include "qnic/log.h"
 
 typedef struct QnicNetPacket {
+    struct QnicNetPacket *next;
     QnicNetClient *sender;
     QnicNetSentFunc *sent_cb;
     size_t size;
+    size_t cap;              /* bytes data[] can hold */
     uint8_t data[];
 } QnicNetPacket;
+
+/* A queued frame's buffer is kept for the next one when the queue drains,
+ * so that a receiver that is busy again and again (a tap meeting EAGAIN, a
+ * NIC out of RX buffers) costs no allocation per frame once warm. Bounded
+ * per queue in buffers and bytes; buffers start at a size that fits a
+ * full Ethernet frame, so small and MTU-sized frames share them. */
+#define NET_QUEUE_SPARE_MAX 64
+#define NET_QUEUE_SPARE_MAX_BYTES (1u << 20)
+#define NET_QUEUE_MIN_BUF 2048
+
+typedef struct PacketList {
+    QnicNetPacket *head, *tail;
+    unsigned len;
+} PacketList;
 
 struct QnicNetQueue {
     QnicNetQueueDeliverFunc *deliver;
     void *opaque;
-    GQueue packets;          /* QnicNetPacket * */
+    PacketList packets;
     unsigned max;
     size_t max_bytes;        /* bound on callback-less frames' bytes */
     size_t bytes;            /* every queued frame's bytes */
     uint64_t dropped;
     bool delivering;         /* re-entry guard: a receiver that sends back */
+    QnicNetPacket *spare;    /* drained buffers for reuse */
+    unsigned nspare;
+    size_t spare_bytes;
 };
+
+static void list_push_tail(PacketList *l, QnicNetPacket *p)
+{
+    p->next = NULL;
+    if (l->tail) {
+        l->tail->next = p;
+    } else {
+        l->head = p;
+    }
+    l->tail = p;
+    l->len++;
+}
+
+static void list_push_head(PacketList *l, QnicNetPacket *p)
+{
+    p->next = l->head;
+    l->head = p;
+    if (!l->tail) {
+        l->tail = p;
+    }
+    l->len++;
+}
+
+static QnicNetPacket *list_pop_head(PacketList *l)
+{
+    QnicNetPacket *p = l->head;
+
+    if (p) {
+        l->head = p->next;
+        if (!l->head) {
+            l->tail = NULL;
+        }
+        l->len--;
+        p->next = NULL;
+    }
+    return p;
+}
+
+/* A buffer for `size` bytes: a spare one that fits, else a new one. */
+static QnicNetPacket *packet_get(QnicNetQueue *q, size_t size)
+{
+    QnicNetPacket **pp, *p;
+
+    for (pp = &q->spare; *pp; pp = &(*pp)->next) {
+        if ((*pp)->cap >= size) {
+            p = *pp;
+            *pp = p->next;
+            q->nspare--;
+            q->spare_bytes -= p->cap;
+            return p;
+        }
+    }
+    p = g_malloc(sizeof(*p) + MAX(size, NET_QUEUE_MIN_BUF));
+    p->cap = MAX(size, NET_QUEUE_MIN_BUF);
+    return p;
+}
+
+static void packet_put(QnicNetQueue *q, QnicNetPacket *p)
+{
+    if (q->nspare >= NET_QUEUE_SPARE_MAX || q->spare_bytes + p->cap > NET_QUEUE_SPARE_MAX_BYTES) {
+        g_free(p);
+        return;
+    }
+    p->next = q->spare;
+    q->spare = p;
+    q->nspare++;
+    q->spare_bytes += p->cap;
+}
 
 QnicNetQueue *qnic_net_queue_new(QnicNetQueueDeliverFunc *deliver, void *opaque)
 {
@@ -35,7 +122,6 @@ QnicNetQueue *qnic_net_queue_new(QnicNetQueueDeliverFunc *deliver, void *opaque)
     q->opaque = opaque;
     q->max = QNIC_NET_QUEUE_DEFAULT_MAX;
     q->max_bytes = QNIC_NET_QUEUE_DEFAULT_MAX_BYTES;
-    g_queue_init(&q->packets);
     return q;
 }
 
@@ -45,6 +131,11 @@ void qnic_net_queue_free(QnicNetQueue *q)
         return;
     }
     qnic_net_queue_purge(q, NULL, false);
+    while (q->spare) {
+        QnicNetPacket *p = q->spare;
+        q->spare = p->next;
+        g_free(p);
+    }
     g_free(q);
 }
 
@@ -55,7 +146,7 @@ void qnic_net_queue_set_max(QnicNetQueue *q, unsigned max)
 
 unsigned qnic_net_queue_len(const QnicNetQueue *q)
 {
-    return q->packets.length;
+    return q->packets.len;
 }
 
 size_t qnic_net_queue_bytes(const QnicNetQueue *q)
@@ -76,19 +167,19 @@ bool qnic_net_queue_append_iov(QnicNetQueue *q, QnicNetClient *sender,
 
     /* A sender with a callback throttles itself (it waits for the callback
      * before sending more), so only callback-less frames can pile up. */
-    if (!sent_cb && (q->packets.length >= q->max || q->bytes + size > q->max_bytes)) {
+    if (!sent_cb && (q->packets.len >= q->max || q->bytes + size > q->max_bytes)) {
         q->dropped++;
         qnic_log(QNIC_LOG_TRACE_NET, "net: queue full (%u frames, %zu bytes), dropping a frame from %s\n",
-                 q->packets.length, q->bytes, sender && sender->name ? sender->name : "?");
+                 q->packets.len, q->bytes, sender && sender->name ? sender->name : "?");
         return false;
     }
-    QnicNetPacket *p = g_malloc(sizeof(*p) + size);
+    QnicNetPacket *p = packet_get(q, size);
     p->sender = sender;
     p->sent_cb = sent_cb;
     p->size = size;
     qnic_iov_to_buf(iov, iovcnt, 0, p->data, size);
     q->bytes += size;
-    g_queue_push_tail(&q->packets, p);
+    list_push_tail(&q->packets, p);
     return true;
 }
 
@@ -113,10 +204,10 @@ ssize_t qnic_net_queue_send_iov(QnicNetQueue *q, QnicNetClient *sender,
      * a new frame goes behind it. The older frames are pushed first so that
      * a queued return (0) always means "the callback runs later", never
      * "it already ran". */
-    if (!q->delivering && can_deliver && q->packets.length > 0) {
+    if (!q->delivering && can_deliver && q->packets.len > 0) {
         qnic_net_queue_flush(q);
     }
-    if (q->delivering || !can_deliver || q->packets.length > 0) {
+    if (q->delivering || !can_deliver || q->packets.len > 0) {
         qnic_net_queue_append_iov(q, sender, iov, iovcnt, sent_cb);
         return 0;
     }
@@ -136,8 +227,8 @@ bool qnic_net_queue_flush(QnicNetQueue *q)
     if (q->delivering) {
         return false;
     }
-    while (!g_queue_is_empty(&q->packets)) {
-        QnicNetPacket *p = g_queue_pop_head(&q->packets);
+    while (q->packets.head) {
+        QnicNetPacket *p = list_pop_head(&q->packets);
         struct iovec iov = { .iov_base = p->data, .iov_len = p->size };
         ssize_t ret;
 
@@ -145,39 +236,37 @@ bool qnic_net_queue_flush(QnicNetQueue *q)
         ret = queue_deliver(q, p->sender, &iov, 1);
         if (ret == 0) {
             q->bytes += p->size;
-            g_queue_push_head(&q->packets, p);
+            list_push_head(&q->packets, p);
             return false;
         }
         if (p->sent_cb) {
             p->sent_cb(p->sender, ret);
         }
-        g_free(p);
+        packet_put(q, p);
     }
     return true;
 }
 
 void qnic_net_queue_purge(QnicNetQueue *q, QnicNetClient *from, bool notify)
 {
-    GQueue dropped = G_QUEUE_INIT;
-    GList *l = q->packets.head;
+    PacketList keep = { 0 }, dropped = { 0 };
+    QnicNetPacket *p;
 
     /* Unlink first, notify after: a callback may send again, and what it
      * sends must not be purged with the old frames. */
-    while (l) {
-        GList *next = l->next;
-        QnicNetPacket *p = l->data;
+    while ((p = list_pop_head(&q->packets))) {
         if (!from || p->sender == from) {
             q->bytes -= p->size;
-            g_queue_unlink(&q->packets, l);
-            g_queue_push_tail_link(&dropped, l);
+            list_push_tail(&dropped, p);
+        } else {
+            list_push_tail(&keep, p);
         }
-        l = next;
     }
-    while (!g_queue_is_empty(&dropped)) {
-        QnicNetPacket *p = g_queue_pop_head(&dropped);
+    q->packets = keep;
+    while ((p = list_pop_head(&dropped))) {
         if (notify && p->sent_cb) {
             p->sent_cb(p->sender, 0);
         }
-        g_free(p);
+        packet_put(q, p);
     }
 }
