@@ -32,8 +32,6 @@
 #define TAP_BUF_SIZE (65536 + 64)
 /* Frames read per wakeup before going back to the loop (fairness). */
 #define TAP_READ_BATCH 64
-/* iovecs accepted from a sender on the stack; more go through the heap. */
-#define TAP_STACK_IOV 64
 #define TAP_MAX_QUEUES 256
 
 typedef struct TapState TapState;
@@ -53,6 +51,7 @@ typedef struct TapQueue {
     bool detached;            /* IFF_DETACH_QUEUE in effect */
     bool vhost_owned;         /* the kernel's vhost-net moves its frames */
     uint8_t *buf;
+    struct iovec *wiov;       /* [IOV_MAX]: a frame's iovecs behind the added header */
     uint64_t read_errors;
 } TapQueue;
 
@@ -174,9 +173,7 @@ static void tap_fd_event(void *opaque, int fd, GIOCondition cond)
 static ssize_t tap_receive_iov(QnicNetClient *nc, const struct iovec *iov, int iovcnt)
 {
     TapQueue *q = nc->opaque;
-    struct iovec stack_iov[TAP_STACK_IOV + 1];
-    g_autofree struct iovec *heap_iov = NULL;
-    struct iovec *v = stack_iov;
+    struct iovec *v;
     size_t add, size;
     int n = 0;
     ssize_t ret;
@@ -194,16 +191,18 @@ static ssize_t tap_receive_iov(QnicNetClient *nc, const struct iovec *iov, int i
     if (add > sizeof(zero_vnet_hdr)) {
         return -EINVAL;
     }
-    if (iovcnt > TAP_STACK_IOV) {
-        heap_iov = g_new(struct iovec, iovcnt + 1);
-        v = heap_iov;
-    }
     if (add) {
+        /* The NIC's iovecs stay as they are; the header goes in front of
+         * a copy of them in the queue's own array (no allocation). */
+        v = q->wiov;
         v[n].iov_base = (void *)zero_vnet_hdr;
         v[n++].iov_len = add;
+        memcpy(&v[n], iov, iovcnt * sizeof(*iov));
+        n += iovcnt;
+    } else {
+        v = (struct iovec *)iov;
+        n = iovcnt;
     }
-    memcpy(&v[n], iov, iovcnt * sizeof(*iov));
-    n += iovcnt;
 
     do {
         ret = writev(q->fd, v, n);
@@ -458,6 +457,7 @@ bool qnic_tap_netdev_setup(QnicNetdev *nd, const char *model,
             qnic_tap_fd_set_offload(q->fd, 0);
         }
         q->buf = g_malloc(TAP_BUF_SIZE);
+        q->wiov = g_new(struct iovec, IOV_MAX);
         q->nc = qnic_net_client_new(nd->be, &tap_ops, model, nd->id, q);
         q->nc->queue_index = i;
         snprintf(q->nc->info_str, sizeof(q->nc->info_str), "ifname=%s%s%s,vnet_hdr=%s",
@@ -495,6 +495,7 @@ void qnic_tap_netdev_cleanup(QnicNetdev *nd)
             q->fd = -1;
         }
         g_free(q->buf);
+        g_free(q->wiov);
     }
     if (ts->downscript && ts->ifname[0]) {
         g_autoptr(GError) err = NULL;
