@@ -4,31 +4,22 @@
 Runs bench/qtest-virtio-net (built in BUILD/bench/) against each target:
 qnic-vmm -accel qtest and QEMU -accel tcg with a halted CPU (libqtest's
 QTEST_FLAG_RUNNING), the same driver traffic, frames through -netdev
-socket,udp= on loopback. No root, no KVM. Each cell is the best of --repeat
-runs (the machine is shared: the best run is the least disturbed one).
+socket,udp= on loopback. No root, no KVM. Each cell runs --rounds
+rounds, the implementations alternating (A B A B ...), and the median is
+printed with the ratios (bench/benchlib.py).
 
 usage: bench/qtest-bench.py [--build build-bench] [--impls qemu,qnic] [--base PATH]
                             [--frames 102400] [--sizes 64,1400] [--modes modern,legacy,packed]
-                            [--dirs tx,rx] [--repeat 3]
+                            [--dirs tx,rx] [--rounds 3] [--json FILE]
 """
 import argparse
 import os
-import platform
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def machine():
-    model = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return "%s, nproc %d, Linux %s, load %.2f %.2f %.2f" % ((model, os.cpu_count(), platform.release())
-                                                           + os.getloadavg())
+sys.path.insert(0, HERE)
+import benchlib  # noqa: E402
 
 
 def main():
@@ -42,7 +33,8 @@ def main():
     ap.add_argument("--sizes", default="64,1400")
     ap.add_argument("--modes", default="modern,legacy,packed")
     ap.add_argument("--dirs", default="tx,rx")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", "--rounds", type=int, default=3, help="rounds of A B A B; medians")
+    ap.add_argument("--json", help="append the results here (bench/plot.py)")
     a = ap.parse_args()
     prog = os.path.join(a.build, "bench", "qtest-virtio-net")
     qnic = a.qnic or os.path.join(a.build, "vmm", "qnic-vmm")
@@ -67,45 +59,38 @@ def main():
             sys.exit(77)
         impls.append((name, binary, env))
 
-    print("machine: " + machine(), flush=True)
+    benchlib.header("device path over qtest: qnic-vmm vs QEMU (%s)" % prog)
     for name, binary, _ in impls:
         print("impl %s: %s" % (name, binary))
+    envs = {name: env for name, _, env in impls}
+
+    def run(name, d, mode, size):
+        argv = [prog, d, mode, str(size), str(a.frames)]
+        r = subprocess.run(argv, env=envs[name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        cmd = [l[len("# qtest: "):] for l in r.stderr.decode().splitlines() if l.startswith("# qtest: ")]
+        res = [l for l in r.stdout.decode().splitlines() if l.startswith("result ")]
+        if r.returncode or not res:
+            print("  %s %s %s %d: failed (%d): %s" % (name, d, mode, size, r.returncode, r.stderr.decode()[-300:]))
+            return None
+        if (name, d, mode, size) not in shown:
+            shown.add((name, d, mode, size))
+            print("  %s: %s; target: %s" % (name, " ".join(argv), cmd[0] if cmd else "?"))
+        return float(dict(p.split("=", 1) for p in res[0].split()[1:])["fps"])
+
+    shown = set()
     rows = []
+    names = [n for n, _, _ in impls]
     for d in a.dirs.split(","):
         for mode in a.modes.split(","):
             for size in [int(s) for s in a.sizes.split(",")]:
-                vals = {}
-                for name, binary, env in impls:
-                    best = None
-                    for _ in range(a.repeat):
-                        argv = [prog, d, mode, str(size), str(a.frames)]
-                        r = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                           timeout=300)
-                        out = r.stdout.decode()
-                        cmd = [l[len("# qtest: "):] for l in r.stderr.decode().splitlines()
-                               if l.startswith("# qtest: ")]
-                        res = [l for l in out.splitlines() if l.startswith("result ")]
-                        if r.returncode or not res:
-                            print("  %s %s %s %d: failed (%d): %s" % (name, d, mode, size, r.returncode,
-                                                                      r.stderr.decode()[-300:]))
-                            continue
-                        kv = dict(p.split("=", 1) for p in res[0].split()[1:])
-                        fps = int(kv["fps"])
-                        print("  %s %s %s %d: %d frames/s  (%s; target: %s)" % (
-                            name, d, mode, size, fps, " ".join(argv[1:]), cmd[0] if cmd else "?"), flush=True)
-                        best = max(best or 0, fps)
-                    vals[name] = best
-                rows.append((d, mode, size, vals))
+                res = benchlib.alternate("%s %s %d" % (d, mode, size), names, a.repeat,
+                                         lambda n: run(n, d, mode, size))
+                rows.append(((d, mode, size), res))
     print()
-    print("machine: " + machine())
-    ref = impls[0][0]
-    print("| dir | transport | frame | " + " | ".join(n for n, _, _ in impls) + " | " +
-          " | ".join("%s/%s" % (n, ref) for n, _, _ in impls[1:]) + " |")
-    print("|" + "---|" * (3 + 2 * len(impls) - 1))
-    for d, mode, size, vals in rows:
-        cols = ["%d" % vals[n] if vals[n] else "fail" for n, _, _ in impls]
-        rat = ["%.2f" % (vals[n] / vals[ref]) if vals[n] and vals[ref] else "-" for n, _, _ in impls[1:]]
-        print("| %s | %s | %d | %s | %s |" % (d, mode, size, " | ".join(cols), " | ".join(rat)))
+    print("machine: " + benchlib.machine())
+    cols = ("dir", "transport", "frame")
+    benchlib.table(cols, rows, names, names[0], "frames/s")
+    benchlib.record(a.json, "qtest", "frames/s", cols, rows, names)
 
 
 if __name__ == "__main__":
