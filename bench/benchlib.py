@@ -72,8 +72,10 @@ def table(cols, rows, impls, ref, unit, lower_better=False):
     other impl's ratio against `ref` (>1 = better than ref, whichever way
     the unit goes)."""
     others = [i for i in impls if i != ref]
+    # the ratio's name says what is divided: speed i/ref, time ref/i
     print("| %s | %s | %s |" % (" | ".join(cols), " | ".join("%s (%s)" % (i, unit) for i in impls),
-                                " | ".join("%s/%s" % (i, ref) for i in others)))
+                                " | ".join(("%s/%s" % (ref, i)) if lower_better else ("%s/%s" % (i, ref))
+                                           for i in others)))
     print("|" + "---|" * (len(cols) + len(impls) + len(others)))
     for key, res in rows:
         meds = [res[i][0] for i in impls]

@@ -6,11 +6,13 @@ qnic-vmm -accel qtest and QEMU -accel tcg with a halted CPU (libqtest's
 QTEST_FLAG_RUNNING), the same driver traffic, frames through -netdev
 socket,udp= on loopback. No root, no KVM. Each cell runs --rounds
 rounds, the implementations alternating (A B A B ...), and the median is
-printed with the ratios (bench/benchlib.py).
+printed with the ratios (bench/benchlib.py). Then request/response latency
+(qtest-virtio-net lat: a frame out of TX, echoed by the peer socket into
+RX), median and p99 per run, medians over the rounds.
 
 usage: bench/qtest-bench.py [--build build-bench] [--impls qemu,qnic] [--base PATH]
                             [--frames 102400] [--sizes 64,1400] [--modes modern,legacy,packed]
-                            [--dirs tx,rx] [--rounds 3] [--json FILE]
+                            [--dirs tx,rx] [--rounds 3] [--lat-pings 500] [--json FILE]
 """
 import argparse
 import os
@@ -35,6 +37,7 @@ def main():
     ap.add_argument("--dirs", default="tx,rx")
     ap.add_argument("--repeat", "--rounds", type=int, default=3, help="rounds of A B A B; medians")
     ap.add_argument("--json", help="append the results here (bench/plot.py)")
+    ap.add_argument("--lat-pings", type=int, default=500, help="round trips per latency run; 0: none")
     a = ap.parse_args()
     prog = os.path.join(a.build, "bench", "qtest-virtio-net")
     qnic = a.qnic or os.path.join(a.build, "vmm", "qnic-vmm")
@@ -91,6 +94,39 @@ def main():
     cols = ("dir", "transport", "frame")
     benchlib.table(cols, rows, names, names[0], "frames/s")
     benchlib.record(a.json, "qtest", "frames/s", cols, rows, names)
+    if a.lat_pings:
+        lat(a, prog, names, envs)
+
+
+def lat(a, prog, names, envs):
+    """Request/response through the device (qtest-virtio-net lat): each
+    run's median and p99 round trip, medians over the rounds."""
+    p99s = {n: [] for n in names}
+
+    def run(name, mode):
+        argv = [prog, "lat", mode, "64", str(a.lat_pings)]
+        r = subprocess.run(argv, env=envs[name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        res = [l for l in r.stdout.decode().splitlines() if l.startswith("result ")]
+        if r.returncode or not res:
+            print("  %s lat %s: failed (%d): %s" % (name, mode, r.returncode, r.stderr.decode()[-300:]))
+            return None
+        kv = dict(p.split("=", 1) for p in res[0].split()[1:])
+        p99s[name].append(float(kv["p99_us"]))
+        return float(kv["median_us"])
+
+    rows = []
+    print("\nrequest/response latency (%s lat MODE 64 %d: TX to the UDP peer, echoed into RX), us:"
+          % (prog, a.lat_pings))
+    for mode in a.modes.split(","):
+        for n in names:
+            p99s[n] = []
+        res = benchlib.alternate("lat %s 64" % mode, names, a.repeat, lambda n: run(n, mode))
+        rows.append(((mode, "median"), res))
+        rows.append(((mode, "p99"), {n: (benchlib.statistics.median(p99s[n]) if p99s[n] else None, p99s[n])
+                                     for n in names}))
+    cols = ("transport", "round trip")
+    benchlib.table(cols, rows, names, names[0], "us", lower_better=True)
+    benchlib.record(a.json, "qtest-lat", "us", cols, rows, names, lower_better=True)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,14 @@
  * buffer holds only so many); frames it dropped anyway are sent again after
  * 20 ms without progress and counted.
  *
- * usage: qtest-virtio-net tx|rx modern|legacy|packed FRAME_BYTES FRAMES
+ * lat: request/response latency through the device: one frame out of TX to
+ * the peer socket, which sends it straight back into RX; FRAMES round trips,
+ * median and p99 (the qtest socket's own round trips are in both targets'
+ * numbers alike).
+ *
+ * usage: qtest-virtio-net tx|rx|lat modern|legacy|packed FRAME_BYTES FRAMES
  * prints: result dir=tx transport=modern size=64 frames=N time_us=T fps=F
+ *         result dir=lat transport=modern size=64 frames=N median_us=M p99_us=P
  */
 #include "libqtest.h"
 #include "virtio-driver.h"
@@ -101,10 +107,76 @@ static unsigned used_count(VringDriver *q, uint16_t round_start, bool wrap, unsi
     return lo;
 }
 
+static int cmp_us(const void *a, const void *b)
+{
+    gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Request/response: one frame out of the TX queue to the peer socket,
+ * which sends it straight back; the round trip ends when the driver sees
+ * it in a used RX buffer. Both queues are set up; `pings` round trips
+ * after 20 of warm-up. */
+static int lat_run(QTestState *qts, VDev *d, unsigned hl, size_t size, unsigned pings, const char *mode)
+{
+    VringDriver *rxq = &d->q[0].vr, *txq = &d->q[1].vr;
+    uint64_t rxb = qtest_guest_alloc(qts, (size_t)rxq->num * STRIDE, 4096);
+    uint64_t txb = qtest_guest_alloc(qts, (size_t)txq->num * STRIDE, 4096);
+    g_autofree gint64 *rtt = g_new(gint64, pings);
+    uint8_t frame[STRIDE], back[STRIDE];
+    uint16_t id;
+    uint32_t len;
+
+    for (unsigned i = 0; i < rxq->num; i++) {
+        VringBuf b = { .addr = rxb + (uint64_t)i * STRIDE, .len = STRIDE, .write = true };
+        vring_add(rxq, &b, 1);
+    }
+    vd_kick(d, 0);
+    memset(frame, 0, hl);
+    for (unsigned i = 0; i < pings + 20; i++) {
+        unsigned slot = i % txq->num;
+        VringBuf b = { .addr = txb + (uint64_t)slot * STRIDE, .len = hl + size };
+        gint64 t0;
+        ssize_t n;
+
+        qtest_net_make_frame(frame + hl, size, (uint8_t)i);
+        qtest_bufwrite(qts, b.addr, frame, hl + size);
+        t0 = now_us();
+        vring_add(txq, &b, 1);
+        vd_kick(d, 1);
+        n = qtest_udp_peer_recv(&peer, back, sizeof(back), 2000);
+        if (n != (ssize_t)size) {
+            fprintf(stderr, "lat: request %u did not reach the peer (%zd)\n", i, n);
+            return 1;
+        }
+        qtest_udp_peer_send(&peer, back, size);
+        /* poll without sleeping: each read is a qtest round trip already */
+        while (!vring_get_used(rxq, &id, &len) && now_us() - t0 < 2000000) {
+        }
+        if (now_us() - t0 >= 2000000 || len != hl + size) {
+            fprintf(stderr, "lat: response %u did not come back\n", i);
+            return 1;
+        }
+        if (i >= 20) {
+            rtt[i - 20] = now_us() - t0;
+        }
+        VringBuf r = { .addr = rxb + (uint64_t)id * STRIDE, .len = STRIDE, .write = true };
+        vring_add_at(rxq, id, &r, 1);
+        vd_kick(d, 0);
+        while (vring_get_used(txq, &id, &len)) {
+        }
+    }
+    qsort(rtt, pings, sizeof(*rtt), cmp_us);
+    printf("result dir=lat transport=%s size=%zu frames=%u median_us=%lld p99_us=%lld\n", mode, size, pings,
+           (long long)rtt[pings / 2], (long long)rtt[(pings - 1) * 99 / 100]);
+    qtest_quit(qts);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
-        fprintf(stderr, "usage: %s tx|rx modern|legacy|packed FRAME_BYTES FRAMES\n", argv[0]);
+        fprintf(stderr, "usage: %s tx|rx|lat modern|legacy|packed FRAME_BYTES FRAMES\n", argv[0]);
         return 2;
     }
     bool tx = !strcmp(argv[1], "tx");
@@ -136,6 +208,9 @@ int main(int argc, char **argv)
     vd_setup_queues(&d, 2, 0);
     vd_driver_ok(&d);
     unsigned hl = legacy ? 10 : 12;
+    if (!strcmp(argv[1], "lat")) {
+        return lat_run(qts, &d, hl, size, frames, mode);
+    }
     unsigned qi = tx ? 1 : 0;
     VringDriver *q = &d.q[qi].vr;
     unsigned n = q->num;
