@@ -2,7 +2,8 @@
 #   make demo    - build and boot a guest on -netdev user + virtio-net-pci (KVM, else Linux under QEMU TCG)
 #   make check   - the full test suite
 #   make fuzz-smoke / make fuzz TARGET=x   - libFuzzer targets (clang)
-#   make bench   - benchmarks vs QEMU (release build in build-bench; by hand, never in check)
+#   make bench   - benchmarks vs QEMU and DPDK, with a plot (release build in build-bench;
+#                  by hand, never in check; BENCH_ARGS="--only inproc,qtest --quick")
 BUILD ?= build
 FUZZ_BUILD ?= build-fuzz
 MESON_OPTS ?=
@@ -48,8 +49,7 @@ $(BENCH_BUILD)/build.ninja:
 
 bench: deps $(BENCH_BUILD)/build.ninja
 	ninja -C $(BENCH_BUILD)
-	python3 bench/bench.py --build $(BENCH_BUILD) $(BENCH_ARGS)
-	python3 bench/qtest-bench.py --build $(BENCH_BUILD)
+	python3 bench/run-all.py --build $(BENCH_BUILD) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

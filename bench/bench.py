@@ -36,6 +36,7 @@ import platform
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -355,7 +356,8 @@ def main():
     ap.add_argument("--tftp-sizes", default="1M,4M")
     ap.add_argument("--count", type=int, default=3000, help="frames per tx/rx run")
     ap.add_argument("--tx-batch", type=int, default=0, help="guest tx-batch= (virtio only)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per cell; the best is kept")
+    ap.add_argument("--repeat", "--rounds", type=int, default=1,
+                    help="rounds per cell, implementations alternating; the median is kept")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--no-perf", dest="perf", action="store_false",
                     help="do not count emulated instructions (perf stat) in tx runs")
@@ -400,22 +402,30 @@ def main():
                 break           # slirp's TFTP pace does not depend on the NIC: one NIC is enough
     rows = []
     for w, nic, size in cells:
+        runs = {impl.name: [] for impl in impls}
+        unit, emulated = "", set()
+        # rounds alternate the implementations (A B, then B A ...): a burst
+        # of host load hits both alike; the median is kept
+        for r in range(ARGS.repeat):
+            for impl in (impls if r % 2 == 0 else impls[::-1]):
+                EMULATED.discard(id(impl))
+                log("run %s nic=%s size=%d impl=%s round %d" % (w, nic, size, impl.name, r + 1))
+                try:
+                    v, u, detail, cmd = WORKLOADS[w](impl, nic, size)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    v, u, detail, cmd = None, "", "error: %s" % e, ""
+                log("  %s %s (%s)" % (v, u, detail))
+                log("  $ " + cmd)
+                if v is not None:
+                    runs[impl.name].append(v)
+                    unit = u
+                    if id(impl) in EMULATED:
+                        emulated.add(impl.name)
         vals = {}
         for impl in impls:
-            best, emulated = None, False
-            for _ in range(ARGS.repeat):
-                EMULATED.discard(id(impl))
-                log("run %s nic=%s size=%d impl=%s" % (w, nic, size, impl.name))
-                try:
-                    v, unit, detail, cmd = WORKLOADS[w](impl, nic, size)
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    v, unit, detail, cmd = None, "", "error: %s" % e, ""
-                log("  %s %s (%s)" % (v, unit, detail))
-                log("  $ " + cmd)
-                lower_better = unit == "s"
-                if v is not None and (best is None or (v < best if lower_better else v > best)):
-                    best, emulated = v, id(impl) in EMULATED
-            vals[impl.name] = (best, unit + (" (kvm-emul>100/frame)" if emulated else ""))
+            v = runs[impl.name]
+            vals[impl.name] = (statistics.median(v) if v else None,
+                               unit + (" (kvm-emul>100/frame)" if impl.name in emulated else ""))
         rows.append((w, nic, size, vals))
 
     log("")

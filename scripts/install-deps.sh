@@ -3,12 +3,13 @@
 # are missing, so that running it again costs one dpkg query and prints nothing.
 # The last line is the Linux test guest's (scripts/build-linux-guest.sh): the
 # kernel, busybox and tools it packs into an initramfs, and tcpreplay, which
-# the tap test runs on the peer side to replay a pcap at the guest.
+# the tap test runs on the peer side to replay a pcap at the guest. valgrind
+# and python3-matplotlib are make bench's (callgrind counts, the plot).
 set -e
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev python3
 libglib2.0-dev libjson-glib-dev libslirp-dev libvdeplug-dev libbpf-dev
 linux-libc-dev qemu-system-x86 ipxe-qemu tshark vde2 iproute2 iputils-ping
-procps dpdk-dev
+procps dpdk-dev valgrind python3-matplotlib
 linux-image-amd64 busybox-static iperf3 ethtool tcpdump cpio xz-utils zstd tcpreplay"
 missing=""
 for p in $PKGS; do
