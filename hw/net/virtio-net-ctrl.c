@@ -62,88 +62,6 @@ bool virtio_net_rx_filter(VirtioNet *n, const uint8_t *eth, size_t len)
     return false;
 }
 
-/* ---- RSS: Toeplitz hash over the flow's addresses and ports ---- */
-
-static uint32_t toeplitz(const uint8_t *key, unsigned key_len, const uint8_t *in, unsigned len)
-{
-    uint32_t result = 0, v = 0;
-    unsigned kbit = 0;
-
-    if (key_len < 4) {
-        return 0;
-    }
-    v = qnic_ld32be(key);
-    for (unsigned i = 0; i < len; i++) {
-        for (int b = 7; b >= 0; b--) {
-            if (in[i] & (1u << b)) {
-                result ^= v;
-            }
-            /* shift the 32-bit key window left by one bit */
-            unsigned next = kbit + 32;
-            uint8_t nb = next / 8 < key_len ? (key[next / 8] >> (7 - next % 8)) & 1 : 0;
-            v = (v << 1) | nb;
-            kbit++;
-        }
-    }
-    return result;
-}
-
-/* Compute the hash of a frame; returns the report type (0 = none). */
-unsigned virtio_net_rss_hash(VirtioNet *n, const uint8_t *eth, size_t len, uint32_t *hash)
-{
-    uint8_t in[36];
-    unsigned l3 = ETH_HLEN, inlen = 0, report = VIRTIO_NET_HASH_REPORT_NONE;
-    uint16_t type;
-    uint32_t types = n->rss_hash_types;
-
-    if (len < ETH_HLEN) {
-        return 0;
-    }
-    type = qnic_ld16be(eth + 12);
-    if (type == 0x8100 && len >= ETH_HLEN + 4) {
-        type = qnic_ld16be(eth + 16);
-        l3 += 4;
-    }
-    if (type == 0x0800 && len >= l3 + 20) {
-        const uint8_t *ip = eth + l3;
-        unsigned ihl = (ip[0] & 0xf) * 4, proto = ip[9];
-        bool frag = qnic_ld16be(ip + 6) & 0x3fff;
-        memcpy(in, ip + 12, 8);
-        inlen = 8;
-        if (!frag && ihl >= 20 && len >= l3 + ihl + 4 &&
-            ((proto == 6 && (types & VIRTIO_NET_RSS_HASH_TYPE_TCPv4)) ||
-             (proto == 17 && (types & VIRTIO_NET_RSS_HASH_TYPE_UDPv4)))) {
-            memcpy(in + 8, ip + ihl, 4);
-            inlen = 12;
-            report = proto == 6 ? VIRTIO_NET_HASH_REPORT_TCPv4 : VIRTIO_NET_HASH_REPORT_UDPv4;
-        } else if (types & VIRTIO_NET_RSS_HASH_TYPE_IPv4) {
-            report = VIRTIO_NET_HASH_REPORT_IPv4;
-        } else {
-            return 0;
-        }
-    } else if (type == 0x86dd && len >= l3 + 40) {
-        const uint8_t *ip = eth + l3;
-        unsigned proto = ip[6];
-        memcpy(in, ip + 8, 32);
-        inlen = 32;
-        if (len >= l3 + 44 &&
-            ((proto == 6 && (types & VIRTIO_NET_RSS_HASH_TYPE_TCPv6)) ||
-             (proto == 17 && (types & VIRTIO_NET_RSS_HASH_TYPE_UDPv6)))) {
-            memcpy(in + 32, ip + 40, 4);
-            inlen = 36;
-            report = proto == 6 ? VIRTIO_NET_HASH_REPORT_TCPv6 : VIRTIO_NET_HASH_REPORT_UDPv6;
-        } else if (types & VIRTIO_NET_RSS_HASH_TYPE_IPv6) {
-            report = VIRTIO_NET_HASH_REPORT_IPv6;
-        } else {
-            return 0;
-        }
-    } else {
-        return 0;
-    }
-    *hash = toeplitz(n->rss_key, n->rss_key_len, in, inlen);
-    return report;
-}
-
 /* ---- control queue ---- */
 
 static uint8_t ctrl_rx(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len)
@@ -246,65 +164,23 @@ static uint8_t ctrl_vlan(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len
     return VIRTIO_NET_OK;
 }
 
+/* RSS_CONFIG (do_rss) or HASH_CONFIG: parsed whole by net/rss.c, applied
+ * only when valid. Which receive queue a frame takes follows from it in
+ * the data plane (software RSS) or in the tap's eBPF program. */
 static uint8_t ctrl_rss(VirtioNet *n, bool do_rss, const uint8_t *d, size_t len)
 {
-    uint32_t types;
-    uint16_t mask = 0, deflt = 0, table_len = 1, max_tx;
-    size_t off;
-    uint8_t key_len;
+    QnicRssConfig c;
+    const char *why = NULL;
 
-    if (len < 4) {
+    if (!qnic_rss_parse_config(d, len, do_rss, n->max_pairs, &c, &why)) {
+        qnic_guest_error("virtio-net: %s refused: %s", do_rss ? "RSS config" : "hash config", why);
         return VIRTIO_NET_ERR;
     }
-    types = qnic_ld32(d);
+    n->rss = c;
+    n->rss_enabled = do_rss && c.hash_types != 0;
+    n->hash_report = has_f(n, VIRTIO_NET_F_HASH_REPORT) && c.hash_types != 0;
     if (do_rss) {
-        if (len < 8) {
-            return VIRTIO_NET_ERR;
-        }
-        mask = qnic_ld16(d + 4);
-        deflt = qnic_ld16(d + 6);
-        table_len = mask + 1;
-        if (!QNIC_IS_POW2(table_len) || table_len > RSS_MAX_TABLE) {
-            return VIRTIO_NET_ERR;
-        }
-        off = 8 + 2u * table_len;
-        if (len < off + 3) {
-            return VIRTIO_NET_ERR;
-        }
-        max_tx = qnic_ld16(d + off);
-        if (max_tx == 0 || max_tx > n->max_pairs || deflt >= n->max_pairs) {
-            return VIRTIO_NET_ERR;
-        }
-        for (unsigned i = 0; i < table_len; i++) {
-            uint16_t t = qnic_ld16(d + 8 + 2 * i);
-            if (t >= n->max_pairs) {
-                return VIRTIO_NET_ERR;
-            }
-            n->rss_table[i] = t;
-        }
-        off += 2;
-    } else {
-        /* hash config: hash_types, reserved[4] (le16), key length, key */
-        off = 12;
-        if (len < off + 1) {
-            return VIRTIO_NET_ERR;
-        }
-        max_tx = n->curr_pairs;
-    }
-    key_len = d[off];
-    off++;
-    if (key_len > RSS_MAX_KEY || len - off < key_len) {
-        return VIRTIO_NET_ERR;
-    }
-    memcpy(n->rss_key, d + off, key_len);
-    n->rss_key_len = key_len;
-    n->rss_hash_types = types & SUPPORTED_HASH_TYPES;
-    n->rss_table_len = table_len;
-    n->rss_default = deflt;
-    n->rss_enabled = do_rss && types != 0;
-    n->hash_report = has_f(n, VIRTIO_NET_F_HASH_REPORT) && types != 0;
-    if (do_rss) {
-        virtio_net_set_pairs(n, max_tx);
+        virtio_net_set_pairs(n, c.max_tx_vq);
     }
     return VIRTIO_NET_OK;
 }

@@ -135,6 +135,35 @@ static ssize_t rx_deliver(VirtioNetQueue *q, const struct iovec *iov, int iovcnt
     return size;
 }
 
+/* RSS and hash reports (net/rss.c): the frame's hash and report type, and
+ * the pair software RSS gives it - q itself while the tap's eBPF program
+ * steers (it already put the frame on the right queue) or when the chosen
+ * pair cannot take it now. The headers are read in place when the first
+ * buffer holds them. */
+static VirtioNetQueue *rx_rss(VirtioNet *n, VirtioNetQueue *q, const struct iovec *iov,
+                              int iovcnt, size_t size, uint32_t *hash, unsigned *report)
+{
+    uint8_t copy[QNIC_RSS_PARSE_MAX];
+    size_t want = MIN(size - n->host_hdr_len, sizeof(copy)), len;
+    const uint8_t *frame;
+
+    if (iovcnt > 0 && iov[0].iov_len >= n->host_hdr_len + want) {
+        frame = (const uint8_t *)iov[0].iov_base + n->host_hdr_len;
+        len = want;
+    } else {
+        len = qnic_iov_to_buf(iov, iovcnt, n->host_hdr_len, copy, want);
+        frame = copy;
+    }
+    *report = qnic_rss_hash(&n->rss, frame, len, hash);
+    if (n->rss_enabled && !n->rss_ebpf_steering) {
+        unsigned target = qnic_rss_queue(&n->rss, *report, *hash);
+        if (target < n->curr_pairs && target != q->index && rx_ready(&n->q[target])) {
+            return &n->q[target];
+        }
+    }
+    return q;
+}
+
 ssize_t virtio_net_receive_iov(QnicNetClient *nc, const struct iovec *iov, int iovcnt)
 {
     VirtioNet *n = nc->opaque;
@@ -162,13 +191,7 @@ ssize_t virtio_net_receive_iov(QnicNetClient *nc, const struct iovec *iov, int i
         return size;
     }
     if (n->rss_enabled || n->hash_report) {
-        report = virtio_net_rss_hash(n, eth, eth_len, &hash);
-        if (n->rss_enabled) {
-            unsigned target = report ? n->rss_table[hash & (n->rss_table_len - 1)] : n->rss_default;
-            if (target < n->curr_pairs && target != q->index && rx_ready(&n->q[target])) {
-                q = &n->q[target];
-            }
-        }
+        q = rx_rss(n, q, iov, iovcnt, size, &hash, &report);
     }
     qnic_device_enter(n->dev);
     ret = rx_deliver(q, iov, iovcnt, size, eth, eth_len, hash, report);

@@ -16,12 +16,11 @@
 #include "qnic/mainloop.h"
 #include "qnic/clock.h"
 #include "qnic/vhost.h"
+#include "qnic/rss.h"
 #include <linux/virtio_net.h>
 
 #define MAC_TABLE_ENTRIES 64
 #define MAX_VLAN 4096
-#define RSS_MAX_KEY 40
-#define RSS_MAX_TABLE 128
 #define CTRL_BUF_MAX (8 + 2 * (4 + 6 * 1024))
 #define ETH_HLEN 14
 
@@ -81,13 +80,11 @@ struct VirtioNet {
     unsigned guest_hdr_len, host_hdr_len;
     uint64_t curr_guest_offloads;
 
-    /* RSS / hash report */
+    /* RSS / hash report: the driver's last accepted configuration */
     bool rss_enabled, hash_report;
-    uint32_t rss_hash_types;
-    uint16_t rss_table_len, rss_default;
-    uint16_t rss_table[RSS_MAX_TABLE];
-    uint8_t rss_key_len;
-    uint8_t rss_key[RSS_MAX_KEY];
+    QnicRssConfig rss;
+    /* the peer's eBPF program steers frames by rss (no software RSS) */
+    bool rss_ebpf_steering;
 
     uint64_t stat_rx_dropped, stat_rx_filtered;
 
@@ -100,11 +97,6 @@ struct VirtioNet {
     ((1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_GUEST_TSO4) |     \
      (1ull << VIRTIO_NET_F_GUEST_TSO6) | (1ull << VIRTIO_NET_F_GUEST_ECN) |      \
      (1ull << VIRTIO_NET_F_GUEST_UFO))
-
-#define SUPPORTED_HASH_TYPES                                                    \
-    (VIRTIO_NET_RSS_HASH_TYPE_IPv4 | VIRTIO_NET_RSS_HASH_TYPE_TCPv4 |            \
-     VIRTIO_NET_RSS_HASH_TYPE_UDPv4 | VIRTIO_NET_RSS_HASH_TYPE_IPv6 |            \
-     VIRTIO_NET_RSS_HASH_TYPE_TCPv6 | VIRTIO_NET_RSS_HASH_TYPE_UDPv6)
 
 static inline bool has_f(VirtioNet *n, unsigned bit)
 {
@@ -140,8 +132,6 @@ void virtio_net_tx_stop(VirtioNetQueue *q);
 void virtio_net_handle_ctrl(VirtioNet *n);
 /* Whether the rx mode, MAC table and VLAN filter let this frame in. */
 bool virtio_net_rx_filter(VirtioNet *n, const uint8_t *eth, size_t len);
-/* The RSS hash of a frame; returns the hash report type (0 = none). */
-unsigned virtio_net_rss_hash(VirtioNet *n, const uint8_t *eth, size_t len, uint32_t *hash);
 /* Tell a vnet-header peer the guest offloads now in force. */
 void virtio_net_apply_offloads(VirtioNet *n);
 /* QMP query-rx-filter (QnicNetClientOps). */

@@ -64,9 +64,9 @@ static void vn_get_config(QnicVirtioDevice *vdev)
     c[16] = n->duplex;
     if (qnic_virtio_host_has_feature(vdev, VIRTIO_NET_F_RSS) ||
         qnic_virtio_host_has_feature(vdev, VIRTIO_NET_F_HASH_REPORT)) {
-        c[17] = RSS_MAX_KEY;
-        qnic_st16(c + 18, qnic_virtio_host_has_feature(vdev, VIRTIO_NET_F_RSS) ? RSS_MAX_TABLE : 1);
-        qnic_st32(c + 20, SUPPORTED_HASH_TYPES);
+        c[17] = QNIC_RSS_MAX_KEY;
+        qnic_st16(c + 18, qnic_virtio_host_has_feature(vdev, VIRTIO_NET_F_RSS) ? QNIC_RSS_MAX_TABLE : 1);
+        qnic_st32(c + 20, QNIC_RSS_HASH_TYPES);
     }
     memcpy(vdev->config, c, MIN(vdev->config_len, sizeof(c)));
 }
