@@ -137,3 +137,20 @@ void qtest_net_make_frame(uint8_t *f, size_t len, uint8_t tag)
         f[i] = (uint8_t)(i * 7 + tag);
     }
 }
+
+uint16_t qtest_net_csum(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    uint32_t sum = 0;
+
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    }
+    if (len & 1) {
+        sum += (uint32_t)p[len - 1] << 8;
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint16_t)~sum;
+}

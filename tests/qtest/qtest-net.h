@@ -50,6 +50,10 @@ void qtest_udp_peer_send(QtestUdpPeer *p, const void *buf, size_t len);
 /* Receive one datagram: its length, or -1 after timeout_ms. */
 ssize_t qtest_udp_peer_recv(QtestUdpPeer *p, void *buf, size_t len, int timeout_ms);
 
+/* The Internet checksum (RFC 1071) of len bytes: the value to store in an
+ * IPv4, ICMP or UDP checksum field that held 0 while it was summed. */
+uint16_t qtest_net_csum(const void *data, size_t len);
+
 /* A test frame of len bytes: to 52:54:00:12:34:56 from 02:00:00:00:00:01,
  * ethertype 0x88b5 (local experimental), payload byte i = i * 7 + tag. */
 void qtest_net_make_frame(uint8_t *f, size_t len, uint8_t tag);
