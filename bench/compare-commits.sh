@@ -6,8 +6,10 @@
 # refs): safe while others work in the same clone.
 #
 # usage: bench/compare-commits.sh REV [BUILD]      (BUILD: current release build, default build-bench)
-# env:   WHAT="qtest guest" (default both; guest needs root and /dev/kvm)
-#        BENCH_ARGS / QTEST_ARGS: extra arguments for bench.py / qtest-bench.py
+# env:   WHAT="qtest guest inproc" (default qtest guest; guest needs root and
+#        /dev/kvm; inproc needs a REV that has bench/inproc-virtio-net.c)
+#        BENCH_ARGS / QTEST_ARGS / INPROC_ARGS: extra arguments for bench.py /
+#        qtest-bench.py / inproc-bench.py
 set -eu
 rev=${1:?usage: bench/compare-commits.sh REV [BUILD]}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +35,12 @@ for w in $what; do
         # the current tree's bench program drives both binaries the same way
         python3 "$src/bench/qtest-bench.py" --build "$build" --impls base,qnic \
             --base "$tree/build/vmm/qnic-vmm" ${QTEST_ARGS:-} ;;
+    inproc)
+        # each tree's own in-process program (it links that tree's library)
+        [ -f "$tree/bench/inproc-virtio-net.c" ] || { echo "compare-commits: $rev has no inproc bench"; continue; }
+        ninja -C "$tree/build" -j2 bench/inproc-virtio-net
+        python3 "$src/bench/inproc-bench.py" --build "$build" \
+            --base "$tree/build/bench/inproc-virtio-net" ${INPROC_ARGS:-} ;;
     guest)
         # the current tree's guest ELF runs on both: the same workload
         python3 "$src/bench/bench.py" --build "$build" --impls base,qnic \

@@ -159,6 +159,10 @@ class Side:
             self.pmd.cmd("start", 0.3)
             wait_path(sock, 10)
 
+    def pid(self):
+        """The device process (ip netns exec, taskset and stdbuf exec it)."""
+        return (self.proc or self.pmd.proc).pid
+
     def stop(self):
         if self.pmd:
             self.pmd.stop()
@@ -169,6 +173,16 @@ class Side:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process, all its threads."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def wait_path(path, timeout):
@@ -192,7 +206,7 @@ def frontend(sock, queues, mode, size, pin):
     return pmd, " ".join(argv)
 
 
-def run_tx(impl, ns, queues, size, a, shown):
+def run_tx(impl, ns, queues, size, a, shown, cpu):
     tmp = tempfile.mkdtemp(prefix="qnic-dpdk-bench-")
     sock = os.path.join(tmp, "vhu.sock")
     side = pmd = None
@@ -202,13 +216,15 @@ def run_tx(impl, ns, queues, size, a, shown):
         if impl not in shown:
             shown[impl] = "%s\n    %s" % (side.cmd, fcmd)
         pmd.cmd("start", a.warmup)
-        n0, t0 = ns.rx_packets(TAP), time.monotonic()
+        n0, t0, c0 = ns.rx_packets(TAP), time.monotonic(), cpu_seconds(side.pid())
         time.sleep(a.seconds)
-        n1, t1 = ns.rx_packets(TAP), time.monotonic()
+        n1, t1, c1 = ns.rx_packets(TAP), time.monotonic(), cpu_seconds(side.pid())
         pmd.cmd("stop", 0.2)
         if n0 is None or n1 is None:
             print("  %s: no rx_packets on %s" % (impl, TAP))
             return None
+        if c0 is not None and c1 is not None and n1 > n0:
+            cpu.append((c1 - c0) * 1e6 / (n1 - n0))
         return (n1 - n0) / (t1 - t0)
     except RuntimeError as e:
         print("  %s: %s" % (impl, e))
@@ -330,17 +346,25 @@ def main():
     shown = {}
     try:
         if "tx" in a.only.split(","):
-            rows = []
+            rows, cpu_rows = [], []
             for c in a.cells.split(","):
                 size, queues = (int(x) for x in c.split("x"))
+                cpu = {i: [] for i in impls}
                 res = benchlib.alternate("tx %dB %dq" % (size, queues), impls, a.rounds,
-                                         lambda i: run_tx(i, ns, queues, size, a, shown))
+                                         lambda i: run_tx(i, ns, queues, size, a, shown, cpu[i]))
                 rows.append(((size, queues), res))
+                cpu_rows.append(((size, queues), {i: (statistics.median(v) if v else None, v)
+                                                  for i, v in cpu.items()}))
             for i, cmd in shown.items():
                 print("  %s: %s" % (i, cmd))
             print("\ntxonly into the tap, burst 32, frames/s the tap received (median of %d):" % a.rounds)
             benchlib.table(("frame", "queue pairs"), rows, impls, impls[0], "frames/s")
             benchlib.record(a.json, "dpdk-tx", "frames/s", ("frame", "queue pairs"), rows, impls)
+            print("\nCPU time of the device process per frame, us (user + system, all threads; DPDK's "
+                  "forwarding lcore polls, so it spends its whole core whatever the rate):")
+            benchlib.table(("frame", "queue pairs"), cpu_rows, impls, impls[0], "us/frame", lower_better=True)
+            benchlib.record(a.json, "dpdk-cpu", "device CPU us/frame", ("frame", "queue pairs"), cpu_rows, impls,
+                            lower_better=True)
         if "lat" in a.only.split(","):
             shown.clear()
             samples = {i: [] for i in impls}

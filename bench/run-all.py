@@ -48,6 +48,7 @@ def main():
     png = os.path.join(a.build, "bench.png")
     open(results, "w").close()
     benchlib.header("make bench")
+    sha = benchlib.commit()     # the tree measured (the plot is drawn later)
     rounds = ["--rounds", str(a.rounds)]
     q = a.quick
     parts = {
@@ -70,7 +71,7 @@ def main():
     py = plot_python()
     if py:
         argv = [py, os.path.join(HERE, "plot.py"), results, png, "--title",
-                "%s | %s" % (benchlib.commit(), benchlib.machine())]
+                "%s | %s" % (sha, benchlib.machine())]
         print("\n$ " + " ".join(argv), flush=True)
         status["plot"] = "ok" if subprocess.run(argv).returncode == 0 else "failed"
     else:
