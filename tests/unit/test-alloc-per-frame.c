@@ -14,9 +14,11 @@
  * side in front of a real tap in a network namespace, as
  * tools/qnic-vhost-user-net runs it: virtio-net TX from the rings into the
  * tap, and RX from the tap into the rings (frames injected from the
- * namespace through a packet socket), split and packed rings.
+ * namespace through a packet socket), split and packed rings; and the same
+ * with `-netdev af-xdp` (skb mode) on a veth pair in place of the tap.
  */
 #include "qnic/vhost-user-device.h"
+#include "qnic-config.h"
 #include "qnic/mainloop.h"
 #include "qnic/net.h"
 #include "test-tap-helpers.h"
@@ -351,25 +353,53 @@ static int open_packet_socket(const char *ns, const char *ifname, int *ifindex)
     return s;
 }
 
-static void env_up(Env *e, bool packed)
+/* The netdev in front of the device: a tap qnic creates and hands to the
+ * namespace, or (xdp) AF_XDP in skb mode on xa of a veth pair made in the
+ * namespace, created from inside it; frames go in and out at the tap or at
+ * xb. */
+static void env_netdev(Env *e, bool xdp)
 {
     g_autoptr(GError) err = NULL;
-    g_autofree char *opts = NULL;
+    g_autofree char *opts = NULL, *path = g_strdup_printf("/var/run/netns/%s", e->ns);
+    int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), target = -1;
+
+    if (xdp) {
+        e->ifname = g_strdup("xb");
+        g_assert_cmpint(test_sh("ip -n %s link add xa type veth peer name xb && "
+                                "ip -n %s link set xa up", e->ns, e->ns), ==, 0);
+        target = open(path, O_RDONLY | O_CLOEXEC);
+        g_assert_cmpint(setns(target, CLONE_NEWNET), ==, 0);
+        opts = g_strdup("af-xdp,id=t0,ifname=xa,mode=skb");
+    } else {
+        e->ifname = test_name("qna");
+        opts = g_strdup_printf("tap,id=t0,ifname=%s,script=no,downscript=no", e->ifname);
+    }
+    e->nd = qnic_netdev_add_str(test_backends(), opts, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(setns(self, CLONE_NEWNET), ==, 0);
+    close(self);
+    if (target >= 0) {
+        close(target);
+    }
+}
+
+static void env_up(Env *e, bool packed, bool xdp)
+{
+    g_autoptr(GError) err = NULL;
 
     e->packed = packed;
     e->ns = test_name("qnicalloc");
-    e->ifname = test_name("qna");
     test_sh("ip netns del %s 2>/dev/null", e->ns);
     g_assert_cmpint(test_sh("ip netns add %s && ip -n %s link set lo up && "
                             "ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
                             "net.ipv6.conf.default.disable_ipv6=1", e->ns, e->ns, e->ns), ==, 0);
-    opts = g_strdup_printf("tap,id=t0,ifname=%s,script=no,downscript=no", e->ifname);
-    e->nd = qnic_netdev_add_str(test_backends(), opts, &err);
-    g_assert_no_error(err);
+    env_netdev(e, xdp);
     e->d = qnic_vhu_dev_new(test_backends(), "netdev=t0,mac=52:54:00:12:34:56,packed=on", &err);
     g_assert_no_error(err);
-    g_assert_cmpint(test_sh("ip link set %s netns %s && ip -n %s link set %s up", e->ifname,
-                            e->ns, e->ns, e->ifname), ==, 0);
+    if (!xdp) {
+        g_assert_cmpint(test_sh("ip link set %s netns %s", e->ifname, e->ns), ==, 0);
+    }
+    g_assert_cmpint(test_sh("ip -n %s link set %s up", e->ns, e->ifname), ==, 0);
     e->pkt = open_packet_socket(e->ns, e->ifname, &e->ifindex);
     e->memfd = memfd_create("alloc-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     g_assert_true(ftruncate(e->memfd, RAM_SIZE) == 0 &&
@@ -492,7 +522,7 @@ static unsigned rx_round(Env *e)
     return reap(&e->rx, BATCH);
 }
 
-static void run_vhost_user_tap(bool packed)
+static void run_vhost_user_tap(bool packed, bool xdp)
 {
     const char *skip = test_need_tun();
     Env e = { 0 };
@@ -503,7 +533,7 @@ static void run_vhost_user_tap(bool packed)
         g_test_skip(skip);
         return;
     }
-    env_up(&e, packed);
+    env_up(&e, packed, xdp);
     for (unsigned r = 0; r < 4; r++) {
         g_assert_cmpuint(tx_round(&e, r), ==, BATCH);
         g_assert_cmpuint(rx_round(&e), ==, BATCH);
@@ -516,7 +546,7 @@ static void run_vhost_user_tap(bool packed)
     }
     n = count_stop();
     seen = drain_packet_socket(&e, FRAME_LEN);
-    g_test_message("TX into the tap: %" PRIu64 " allocations for %u frames (%u seen in the "
+    g_test_message("TX into the netdev: %" PRIu64 " allocations for %u frames (%u seen in the "
                    "namespace)", n, moved, seen);
     g_assert_cmpuint(moved, ==, 8 * BATCH);
     g_assert_cmpuint(seen, ==, 8 * BATCH);
@@ -528,7 +558,7 @@ static void run_vhost_user_tap(bool packed)
         moved += rx_round(&e);
     }
     n = count_stop();
-    g_test_message("RX from the tap: %" PRIu64 " allocations for %u frames", n, moved);
+    g_test_message("RX from the netdev: %" PRIu64 " allocations for %u frames", n, moved);
     g_assert_cmpuint(moved, ==, 8 * BATCH);
     g_assert_cmpuint(n, ==, 0);
     env_down(&e);
@@ -536,12 +566,21 @@ static void run_vhost_user_tap(bool packed)
 
 static void test_vhost_user_tap_split(void)
 {
-    run_vhost_user_tap(false);
+    run_vhost_user_tap(false, false);
 }
 
 static void test_vhost_user_tap_packed(void)
 {
-    run_vhost_user_tap(true);
+    run_vhost_user_tap(true, false);
+}
+
+static void test_vhost_user_af_xdp(void)
+{
+#ifdef CONFIG_AF_XDP
+    run_vhost_user_tap(false, true);
+#else
+    g_test_skip("qnic was built without libxdp (-netdev af-xdp)");
+#endif
 }
 
 int main(int argc, char **argv)
@@ -563,5 +602,6 @@ int main(int argc, char **argv)
     g_test_add_func("/alloc-per-frame/net-queue", test_net_queue);
     g_test_add_func("/alloc-per-frame/vhost-user-tap/split", test_vhost_user_tap_split);
     g_test_add_func("/alloc-per-frame/vhost-user-tap/packed", test_vhost_user_tap_packed);
+    g_test_add_func("/alloc-per-frame/vhost-user-af-xdp/split", test_vhost_user_af_xdp);
     return g_test_run();
 }
