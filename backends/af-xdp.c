@@ -243,9 +243,12 @@ static bool xdp_rx_batch(AfXdpQueue *q)
             .iov_len = d->len,
         };
 
-        /* delivered, or copied into the peer's queue: the frame is free */
+        ssize_t ret = qnic_net_send_iov(q->nc, &iov, 1, xdp_rx_sent);
+
+        /* delivered, or copied into the peer's queue: the frame is free
+         * (only now: a peer answering at once must not reuse it early) */
         xdp_pool_put(q, d->addr);
-        if (qnic_net_send_iov(q->nc, &iov, 1, xdp_rx_sent) == 0) {
+        if (ret == 0) {
             xdp_read_poll(q, false);
             xsk_ring_cons__cancel(&q->rx, n - i - 1);
             n = i + 1;
@@ -286,6 +289,13 @@ static void xdp_fd_event(void *opaque, int fd, GIOCondition cond)
 
 /* ---- NIC to wire ---- */
 
+/* A free frame and a TX ring slot (*idx), or false. */
+static bool xdp_tx_reserve(AfXdpQueue *q, uint32_t *idx)
+{
+    xdp_reclaim_tx(q);
+    return q->n_pool && xsk_ring_prod__reserve(&q->tx, 1, idx) == 1;
+}
+
 static ssize_t xdp_receive_iov(QnicNetClient *nc, const struct iovec *iov, int iovcnt)
 {
     AfXdpQueue *q = nc->opaque;
@@ -308,12 +318,14 @@ static ssize_t xdp_receive_iov(QnicNetClient *nc, const struct iovec *iov, int i
         }
         return -EMSGSIZE;
     }
-    xdp_reclaim_tx(q);
-    if (!q->n_pool || xsk_ring_prod__reserve(&q->tx, 1, &idx) != 1) {
-        /* full: push the ring out and come back when it drained */
+    if (!xdp_tx_reserve(q, &idx)) {
+        /* full: push the ring out; if that freed nothing, come back when
+         * the socket is writable */
         xdp_kick_tx(q);
-        xdp_write_poll(q, true);
-        return 0;
+        if (!xdp_tx_reserve(q, &idx)) {
+            xdp_write_poll(q, true);
+            return 0;
+        }
     }
     addr = q->pool[--q->n_pool];
     qnic_iov_to_buf(iov, iovcnt, 0, q->area + addr, size);

@@ -7,7 +7,7 @@
  * ARP and ping (ICMP echo answered by the kernel), a counted UDP stream
  * from a kernel socket to the NIC and one from the NIC to a kernel socket,
  * every datagram present and in order; two queue pairs on a two-queue
- * veth; and QEMU 8.2's errors for the options (no such interface, queues
+ * veth; flow control (600 datagrams at once to a NIC with 8 buffers); and QEMU 8.2's errors for the options (no such interface, queues
  * beyond the interface's, a bad mode, sock-fds misuse), after which no XDP
  * program is left on the interface. QEMU 7.2 has no af-xdp netdev (QEMU
  * added it in 8.2), so against QEMU every case skips.
@@ -91,12 +91,19 @@ static const char *xdp_skip_reason(void)
 }
 
 /* A namespace with veth xa <-> xb (each with `queues` queues), xb at
- * 10.78.0.1/24; the test process enters it, so what it starts runs there. */
-static void env_up(XdpEnv *e, int queues)
+ * 10.78.0.1/24 with the NIC's address a permanent neighbour; the test
+ * process enters it, so what it starts runs there. False (the test is
+ * skipped, with the reason) where this cannot run. */
+static bool env_up(XdpEnv *e, int queues)
 {
+    const char *skip = xdp_skip_reason();
     g_autofree char *path = NULL, *add = NULL, *veth = NULL;
     int fd;
 
+    if (skip) {
+        g_test_skip(skip);
+        return false;
+    }
     snprintf(e->ns, sizeof(e->ns), "qnicxdp%d", (int)getpid());
     path = g_strdup_printf("/run/netns/%s", e->ns);
     add = g_strdup_printf("{ ! test -e %s || ip netns del %s; } && ip netns add %s",
@@ -116,8 +123,11 @@ static void env_up(XdpEnv *e, int queues)
         "ip link add xa numtxqueues %d numrxqueues %d type veth "
         "peer name xb numtxqueues %d numrxqueues %d && "
         "ip addr add 10.78.0.1/24 dev xb && ip link set xa up && ip link set xb up && "
-        "ip link set lo up", queues, queues, queues, queues);
+        "ip link set lo up && "
+        "ip neigh replace 10.78.0.2 lladdr 52:54:00:12:34:56 dev xb nud permanent",
+        queues, queues, queues, queues);
     g_assert_cmpint(run(veth), ==, 0);
+    return true;
 }
 
 static void env_down(XdpEnv *e)
@@ -155,7 +165,8 @@ static void nic_post_rx(XdpNic *n, unsigned p)
     vring_add_at(&n->d.q[2 * p].vr, slot, &b, 1);
 }
 
-static XdpNic *nic_start(const char *netdev_opts, unsigned pairs)
+/* The NIC with `posted` RX buffers on each queue pair's RX ring. */
+static XdpNic *nic_start(const char *netdev_opts, unsigned pairs, unsigned posted)
 {
     XdpNic *n = g_new0(XdpNic, 1);
     uint64_t want = F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS) | F(VIRTIO_F_VERSION_1);
@@ -177,7 +188,7 @@ static XdpNic *nic_start(const char *netdev_opts, unsigned pairs)
             n->rxbuf[p][i] = qtest_guest_alloc(n->qts, BUFSZ, 64);
             n->txbuf[p][i] = qtest_guest_alloc(n->qts, BUFSZ, 64);
         }
-        for (unsigned i = 0; i < WINDOW; i++) {
+        for (unsigned i = 0; i < posted; i++) {
             nic_post_rx(n, p);
         }
         vd_kick(&n->d, 2 * p);
@@ -446,20 +457,17 @@ static void check_udp_from_nic(XdpNic *n, int fd, const uint8_t host_mac[6])
 static void test_traffic(gconstpointer data)
 {
     const char *mode = data;
-    const char *skip = xdp_skip_reason();
     g_autofree char *opts = NULL;
     uint8_t host_mac[6];
     XdpEnv e;
     XdpNic *n;
     int fd;
 
-    if (skip) {
-        g_test_skip(skip);
+    if (!env_up(&e, 1)) {
         return;
     }
-    env_up(&e, 1);
     opts = g_strdup_printf("ifname=xa,mode=%s", mode);
-    n = nic_start(opts, 1);
+    n = nic_start(opts, 1, WINDOW);
     g_assert_true(xa_has_xdp());
     fd = host_udp_socket();
     check_ping(n, host_mac);
@@ -479,21 +487,16 @@ static void test_traffic(gconstpointer data)
  * so the second socket would see nothing (docs/backends.md). */
 static void test_two_queues(void)
 {
-    const char *skip = xdp_skip_reason();
     struct sockaddr_in to = { .sin_family = AF_INET };
     unsigned per_queue[2] = { 0, 0 };
     XdpEnv e;
     XdpNic *n;
     uint8_t f[BUFSZ];
 
-    if (skip) {
-        g_test_skip(skip);
+    if (!env_up(&e, 2)) {
         return;
     }
-    env_up(&e, 2);
-    g_assert_cmpint(run("ip neigh replace 10.78.0.2 lladdr 52:54:00:12:34:56 dev xb "
-                        "nud permanent"), ==, 0);
-    n = nic_start("ifname=xa,mode=native,queues=2", 2);
+    n = nic_start("ifname=xa,mode=native,queues=2", 2, WINDOW);
     {
         /* the driver turns both pairs on (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET) */
         uint64_t cmd = qtest_guest_alloc(n->qts, 16, 16), ack = qtest_guest_alloc(n->qts, 1, 1);
@@ -535,6 +538,48 @@ static void test_two_queues(void)
     env_down(&e);
 }
 
+/* Flow control: the NIC has 8 RX buffers when the kernel sends 600
+ * datagrams at once. The backend hands over what the NIC takes, stops
+ * reading while the net core holds a frame for it, and goes on when the
+ * driver gives buffers back; the rest waits in the socket's RX ring
+ * (2048), so every datagram arrives, in order. skb mode: the kernel then
+ * queues nothing in veth (native mode has a 256-frame ring there). */
+static void test_flow_control(void)
+{
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(UDP_PORT) };
+    uint8_t f[BUFSZ], payload[64] = { 0 };
+    XdpEnv e;
+    XdpNic *n;
+    int fd;
+
+    if (!env_up(&e, 1)) {
+        return;
+    }
+    n = nic_start("ifname=xa,mode=skb", 1, 8);
+    fd = host_udp_socket();
+    memcpy(&to.sin_addr, nic_ip, 4);
+    for (uint32_t seq = 0; seq < 600; seq++) {
+        memcpy(payload, &seq, 4);
+        g_assert_cmpint(sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&to,
+                               sizeof(to)), ==, sizeof(payload));
+    }
+    for (uint32_t got = 0; got < 600;) {
+        int len = nic_recv(n, 0, f, 5000);
+
+        if (len < 0) {
+            g_test_message("flow control: %u of 600 arrived", got);
+        }
+        g_assert_cmpint(len, >=, 0);
+        if (is_ipv4(f, len, 17) && get16(f + 36) == UDP_PORT) {
+            g_assert_cmpuint(get_seq(f + 42), ==, got);
+            got++;
+        }
+    }
+    close(fd);
+    nic_stop(n);
+    env_down(&e);
+}
+
 /* The option errors, with QEMU 8.2's words; none leaves a program behind. */
 static void test_errors(void)
 {
@@ -550,14 +595,11 @@ static void test_errors(void)
         { "ifname=xa,inhibit=on,sock-fds=abc", "Invalid file descriptor number 'abc'" },
         { "ifname=xa,inhibit=on,sock-fds=0", "fd 0 is not an AF_XDP socket" },
     };
-    const char *skip = xdp_skip_reason();
     XdpEnv e;
 
-    if (skip) {
-        g_test_skip(skip);
+    if (!env_up(&e, 1)) {
         return;
     }
-    env_up(&e, 1);
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autofree char *out = NULL, *err = NULL;
         g_autofree char *cmd = g_strdup_printf(
@@ -592,6 +634,7 @@ int main(int argc, char **argv)
     g_test_add_data_func("/af-xdp/skb", "skb", test_traffic);
     g_test_add_data_func("/af-xdp/native", "native", test_traffic);
     g_test_add_func("/af-xdp/two-queues", test_two_queues);
+    g_test_add_func("/af-xdp/flow-control", test_flow_control);
     g_test_add_func("/af-xdp/errors", test_errors);
     return g_test_run();
 }
