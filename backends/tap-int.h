@@ -44,6 +44,33 @@ void qnic_tap_fd_set_vnet_hdr_len(int fd, int len);
 bool qnic_tap_probe_offload(int fd, unsigned flags);
 int qnic_tap_fd_set_offload(int fd, unsigned flags);
 
+/* ---- tap-uring.c: batched writes ---- */
+
+/* Frames held for one submit, and the largest frame (with its vnet
+ * header) a slot takes; a larger one is written on its own. */
+#define QNIC_TAP_BATCH_SLOTS 64
+#define QNIC_TAP_BATCH_SLOT_SIZE 2048
+
+typedef struct QnicTapBatch QnicTapBatch;
+
+/* A batch writing to fd, or NULL when io_uring cannot be used here (no
+ * liburing at build time, or the kernel refuses it): write directly. */
+QnicTapBatch *qnic_tap_batch_new(int fd);
+void qnic_tap_batch_free(QnicTapBatch *b);
+/* Copy hdr (hdr_len bytes) and the frame (size bytes of iov) into a free
+ * slot. False when no slot is free or the frame does not fit one; the
+ * caller then submits, or writes the frame itself after submitting. */
+bool qnic_tap_batch_add(QnicTapBatch *b, const void *hdr, size_t hdr_len,
+                        const struct iovec *iov, int iovcnt, size_t size);
+/* Frames added and not yet written. */
+unsigned qnic_tap_batch_waiting(const QnicTapBatch *b);
+bool qnic_tap_batch_full(const QnicTapBatch *b);
+/* Write every waiting frame, in order, with one system call. Returns 0
+ * when all went, or the number still waiting when the tap refused one
+ * with EAGAIN (submit again once the fd is writable; nothing is dropped).
+ * A frame the tap refuses otherwise is dropped, as a failed writev. */
+int qnic_tap_batch_submit(QnicTapBatch *b);
+
 /* ---- tap.c ---- */
 
 typedef struct QnicTapQueueSetup {

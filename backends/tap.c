@@ -6,7 +6,9 @@
  * bridge`: reads are batched
  * per wakeup and pause while the peer is busy (resumed by the sent
  * callback), writes that meet EAGAIN are queued and resumed on POLLOUT, so
- * nothing is dropped. When the tap carries virtio-net headers but the NIC
+ * nothing is dropped. Where io_uring is available, frames up to a slot's
+ * size are copied into a batch and written together once per main-loop
+ * pass (tap-uring.c): one system call for many frames. When the tap carries virtio-net headers but the NIC
  * does not use them, the header is stripped on read and a zero header is
  * prepended on write. With vhost=on a vhost-net device per queue pair
  * (virtio/vhost-kernel.c) stands behind the clients; while the kernel moves
@@ -52,6 +54,8 @@ typedef struct TapQueue {
     bool vhost_owned;         /* the kernel's vhost-net moves its frames */
     uint8_t *buf;
     struct iovec *wiov;       /* [IOV_MAX]: a frame's iovecs behind the added header */
+    QnicTapBatch *batch;      /* io_uring batched writes, or NULL: one writev per frame */
+    QnicBH *batch_bh;         /* submits the batch once the loop pass is done */
     uint64_t read_errors;
 } TapQueue;
 
@@ -157,13 +161,37 @@ static void tap_send(TapQueue *q)
     }
 }
 
+/* Write what the batch holds; false when the tap refused part of it
+ * (it waits for POLLOUT, and so do new frames). */
+static bool tap_batch_flush(TapQueue *q)
+{
+    int r;
+
+    if (!q->batch || !qnic_tap_batch_waiting(q->batch)) {
+        return true;
+    }
+    r = qnic_tap_batch_submit(q->batch);
+    if (r == 0) {
+        return true;
+    }
+    tap_write_poll(q, true);
+    return false;
+}
+
+static void tap_batch_bh(void *opaque)
+{
+    tap_batch_flush(opaque);
+}
+
 static void tap_fd_event(void *opaque, int fd, GIOCondition cond)
 {
     TapQueue *q = opaque;
 
     if ((cond & G_IO_OUT) && q->write_poll) {
         tap_write_poll(q, false);
-        qnic_net_flush_queued(q->nc);
+        if (tap_batch_flush(q)) {
+            qnic_net_flush_queued(q->nc);
+        }
     }
     if ((cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && q->read_poll && !q->vhost_owned) {
         tap_send(q);
@@ -190,6 +218,22 @@ static ssize_t tap_receive_iov(QnicNetClient *nc, const struct iovec *iov, int i
     add = tap_hdr_fixup_len(q);
     if (add > sizeof(zero_vnet_hdr)) {
         return -EINVAL;
+    }
+    if (q->batch) {
+        if (q->write_poll) {
+            return 0;       /* earlier frames wait for the tap: queue behind them */
+        }
+        if (qnic_tap_batch_full(q->batch) && !tap_batch_flush(q)) {
+            return 0;
+        }
+        if (qnic_tap_batch_add(q->batch, zero_vnet_hdr, add, iov, iovcnt, size)) {
+            qnic_bh_schedule(q->batch_bh);
+            return size ? (ssize_t)size : 1;
+        }
+        /* Too large for a slot: written on its own, after what waits. */
+        if (!tap_batch_flush(q)) {
+            return 0;
+        }
     }
     if (add) {
         /* The NIC's iovecs stay as they are; the header goes in front of
@@ -458,6 +502,8 @@ bool qnic_tap_netdev_setup(QnicNetdev *nd, const char *model,
         }
         q->buf = g_malloc(TAP_BUF_SIZE);
         q->wiov = g_new(struct iovec, IOV_MAX);
+        q->batch = qnic_tap_batch_new(q->fd);
+        q->batch_bh = qnic_bh_new(tap_batch_bh, q);
         q->nc = qnic_net_client_new(nd->be, &tap_ops, model, nd->id, q);
         q->nc->queue_index = i;
         snprintf(q->nc->info_str, sizeof(q->nc->info_str), "ifname=%s%s%s,vnet_hdr=%s",
@@ -490,6 +536,14 @@ void qnic_tap_netdev_cleanup(QnicNetdev *nd)
         }
         qnic_fd_watch_remove(q->watch);
         q->watch = NULL;
+        if (q->batch && q->fd >= 0) {
+            /* frames already reported sent still go out */
+            tap_batch_flush(q);
+        }
+        qnic_tap_batch_free(q->batch);
+        q->batch = NULL;
+        qnic_bh_free(q->batch_bh);
+        q->batch_bh = NULL;
         if (q->fd >= 0) {
             close(q->fd);
             q->fd = -1;

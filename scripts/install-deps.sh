@@ -8,7 +8,7 @@
 set -e
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev python3
 libglib2.0-dev libjson-glib-dev libslirp-dev libvdeplug-dev libbpf-dev libxdp-dev
-linux-libc-dev qemu-system-x86 ipxe-qemu tshark vde2 iproute2 iputils-ping
+linux-libc-dev liburing-dev qemu-system-x86 ipxe-qemu tshark vde2 iproute2 iputils-ping
 procps dpdk-dev valgrind python3-matplotlib
 linux-image-amd64 busybox-static iperf3 ethtool tcpdump cpio xz-utils zstd tcpreplay"
 missing=""
