@@ -258,6 +258,10 @@ bool qnic_vhost_dev_start(QnicVhostDev *hd, QnicVirtioDevice *vdev, unsigned nvq
             return false;
         }
     }
+    if (hd->ops->dev_start && !hd->ops->dev_start(hd, errp)) {
+        qnic_vhost_dev_stop(hd);
+        return false;
+    }
     return true;
 }
 
@@ -266,8 +270,14 @@ void qnic_vhost_dev_stop(QnicVhostDev *hd)
     if (!hd->started) {
         return;
     }
+    if (hd->connected && hd->ops->dev_suspend) {
+        hd->ops->dev_suspend(hd);
+    }
     for (unsigned i = 0; i < hd->nvqs; i++) {
         qnic_vhost_vq_stop(hd, i);
+    }
+    if (hd->connected && hd->ops->dev_reset) {
+        hd->ops->dev_reset(hd);
     }
     hd->started = false;
     hd->vdev = NULL;
@@ -334,6 +344,20 @@ void qnic_vhost_vq_update_call(QnicVhostDev *hd, unsigned idx)
          * the pending bit. */
         call_ready(hv, hv->call_fd, G_IO_IN);
     }
+}
+
+bool qnic_vhost_takes_ctrl(const QnicVhostDev *hd)
+{
+    return hd && hd->ops->send_ctrl;
+}
+
+bool qnic_vhost_send_ctrl(QnicVhostDev *hd, uint8_t cls, uint8_t cmd, const void *data,
+                          size_t len, GError **errp)
+{
+    if (!qnic_vhost_takes_ctrl(hd) || !hd->connected) {
+        return true;
+    }
+    return hd->ops->send_ctrl(hd, cls, cmd, data, len, errp);
 }
 
 void qnic_vhost_backend_ready(QnicVhostDev *hd)

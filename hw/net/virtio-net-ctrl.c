@@ -253,6 +253,45 @@ static uint8_t ctrl_offloads(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t
     return VIRTIO_NET_OK;
 }
 
+/* A command qnic applied also reaches a backend whose device keeps that
+ * state itself (vhost-vdpa); its answer comes later and is the backend's
+ * to log, since the driver already has qnic's. */
+static void vhost_forward(VirtioNet *n, uint8_t cls, uint8_t cmd, const void *d, size_t len)
+{
+    GError *err = NULL;
+
+    if (n->vhost_started && !qnic_vhost_send_ctrl(n->vhost, cls, cmd, d, len, &err)) {
+        qnic_report_ratelimited("virtio-net: control command %u/%u to the vhost backend: %s",
+                                cls, cmd, err->message);
+        g_error_free(err);
+    }
+}
+
+void virtio_net_vhost_ctrl_replay(VirtioNet *n)
+{
+    static const uint8_t rx_cmds[] = {
+        VIRTIO_NET_CTRL_RX_PROMISC, VIRTIO_NET_CTRL_RX_ALLMULTI, VIRTIO_NET_CTRL_RX_ALLUNI,
+        VIRTIO_NET_CTRL_RX_NOMULTI, VIRTIO_NET_CTRL_RX_NOUNI, VIRTIO_NET_CTRL_RX_NOBCAST,
+    };
+    const bool rx_on[] = { n->promisc, n->allmulti, n->alluni, n->nomulti, n->nouni,
+                           n->nobcast };
+    uint8_t pairs[2];
+
+    if (!n->vhost_started || !qnic_vhost_takes_ctrl(n->vhost)) {
+        return;
+    }
+    vhost_forward(n, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, n->mac, 6);
+    qnic_st16(pairs, (uint16_t)n->curr_pairs);
+    vhost_forward(n, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, pairs, 2);
+    for (unsigned i = 0; i < QNIC_ARRAY_SIZE(rx_cmds); i++) {
+        uint8_t on = rx_on[i];
+        /* the device's power-on modes: only what differs, PROMISC always */
+        if (on || i == 0) {
+            vhost_forward(n, VIRTIO_NET_CTRL_RX, rx_cmds[i], &on, 1);
+        }
+    }
+}
+
 void virtio_net_handle_ctrl(VirtioNet *n)
 {
     QnicVqElem *e = &n->ctrl_elem;
@@ -299,6 +338,9 @@ void virtio_net_handle_ctrl(VirtioNet *n)
             case VIRTIO_NET_CTRL_GUEST_OFFLOADS:
                 status = ctrl_offloads(n, hdr[1], n->ctrl_buf, len);
                 break;
+            }
+            if (status == VIRTIO_NET_OK) {
+                vhost_forward(n, hdr[0], hdr[1], n->ctrl_buf, len);
             }
             /* QMP's NIC_RX_FILTER_CHANGED, as QEMU reports it */
             if (status == VIRTIO_NET_OK && (hdr[0] == VIRTIO_NET_CTRL_RX ||

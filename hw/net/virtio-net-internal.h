@@ -130,6 +130,9 @@ void virtio_net_tx_stop(VirtioNetQueue *q);
 
 /* Serve every request on the control queue. */
 void virtio_net_handle_ctrl(VirtioNet *n);
+/* Tell a backend that takes control commands (qnic_vhost_takes_ctrl) the
+ * state qnic keeps: MAC, queue pairs, receive modes; after each start. */
+void virtio_net_vhost_ctrl_replay(VirtioNet *n);
 /* Whether the rx mode, MAC table and VLAN filter let this frame in. */
 bool virtio_net_rx_filter(VirtioNet *n, const uint8_t *eth, size_t len);
 /* Tell a vnet-header peer the guest offloads now in force. */

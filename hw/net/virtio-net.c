@@ -162,6 +162,7 @@ static void vhost_start(VirtioNet *n)
     }
     n->vhost_started = true;
     vhost_apply_pairs(n);
+    virtio_net_vhost_ctrl_replay(n);
 }
 
 static void vhost_stop(VirtioNet *n)

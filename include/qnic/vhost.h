@@ -2,7 +2,7 @@
  * vhost, the generic layer: a virtio device's data queues handed to another
  * data plane through one ops table per backend kind (vhost-user:
  * qnic/vhost-user-frontend.h; the kernel's vhost-net: qnic/vhost-kernel.h;
- * vhost-vdpa later). qnic keeps the transport, the feature
+ * vhost-vdpa: qnic/vhost-vdpa.h). qnic keeps the transport, the feature
  * negotiation with the driver, the configuration space and the control
  * queue; the backend gets the guest memory table, each data ring's size,
  * base index and addresses (this process's virtual addresses of the rings,
@@ -40,8 +40,9 @@ typedef struct QnicNetClient QnicNetClient;
  *
  * - Order: set_features, set_mem_table once per start; then per ring
  *   set_vring_num, set_vring_base, set_vring_addr, set_vring_kick,
- *   set_vring_call, and set_vring_enable(true) once the device enables the
- *   ring. Taking a ring back: set_vring_enable(false), get_vring_base.
+ *   set_vring_call; then dev_start (optional op); and set_vring_enable(true)
+ *   once the device enables the ring. Taking every ring back: dev_suspend,
+ *   per ring set_vring_enable(false), get_vring_base; then dev_reset.
  *   set_vring_call may come again at any time while a ring runs (the
  *   transport's irqfd came or went).
  * - idx is the device's queue index (2 * pair for RX, 2 * pair + 1 for TX).
@@ -73,6 +74,21 @@ typedef struct QnicVhostOps {
     bool (*set_vring_enable)(QnicVhostDev *hd, unsigned idx, bool enable, GError **errp);
     /* Tell the backend the device MTU (optional). */
     bool (*set_mtu)(QnicVhostDev *hd, unsigned mtu, GError **errp);
+    /* Optional, for backends that run a whole device (vhost-vdpa):
+     * dev_start once every ring of a start was handed over (the device may
+     * run now: DRIVER_OK); dev_suspend before the rings are taken back
+     * (GET_VRING_BASE must then report a stable index); dev_reset after
+     * they were (the device forgets the rings, ready for the next start).
+     * A failed dev_start stops the rings again. */
+    bool (*dev_start)(QnicVhostDev *hd, GError **errp);
+    void (*dev_suspend)(QnicVhostDev *hd);
+    void (*dev_reset)(QnicVhostDev *hd);
+    /* Optional: one control-queue command (virtio-net class and command,
+     * its data) that qnic's device model already applied, for a backend
+     * whose device keeps receive filters and queue pairs of its own. May
+     * complete asynchronously; false only when it could not be queued. */
+    bool (*send_ctrl)(QnicVhostDev *hd, uint8_t cls, uint8_t cmd, const void *data, size_t len,
+                      GError **errp);
     /* The largest TX ring the backend takes; 0: QNIC_VHOST_TX_QUEUE_SIZE,
      * the cap of qnic's own data path (QEMU lifts it for vhost-user and
      * vhost-vdpa only). */
@@ -149,6 +165,13 @@ void qnic_vhost_kick(QnicVhostDev *hd, unsigned idx);
  * there is one, else qnic's watched call eventfd (a masked vector, INTx,
  * no route), with SET_VRING_CALL when that changes. */
 void qnic_vhost_vq_update_call(QnicVhostDev *hd, unsigned idx);
+
+/* A control-queue command the device applied goes to a backend that takes
+ * them (the send_ctrl op); true when there is none (nothing to tell). */
+bool qnic_vhost_send_ctrl(QnicVhostDev *hd, uint8_t cls, uint8_t cmd, const void *data,
+                          size_t len, GError **errp);
+/* Whether hd's backend takes control-queue commands. */
+bool qnic_vhost_takes_ctrl(const QnicVhostDev *hd);
 
 /* For backends: the connection is negotiated / is gone. */
 void qnic_vhost_backend_ready(QnicVhostDev *hd);
