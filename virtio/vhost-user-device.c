@@ -60,7 +60,8 @@ struct QnicVhuDev {
     QnicVirtioDevice *vdev;
     char *netdev_id;
     unsigned max_pairs;
-    unsigned nvrings;
+    unsigned nvrings;               /* 2 * max_pairs, + 1 with the control queue */
+    bool ctrl_vq;                   /* the control queue is ours too (vring 2 * max_pairs) */
     unsigned pairs;                 /* last told to the device */
     bool warned_unsealed;           /* logged once: frontend memory can shrink */
     VhuVring *vr;                   /* [nvrings] */
@@ -142,25 +143,14 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
     return a <= b + (blen - 1) && b <= a + (alen - 1);
 }
 
-/* Check the table of msg and map every region into out[]; on failure
- * nothing stays mapped. The descriptors are left in msg. */
-static bool mem_table_map(QnicVhuDev *d, const QnicVhuMsg *msg, VhuRegion *out, GError **errp)
+/* Every region nonempty, not wrapping, clear of the MSI window and of the
+ * others, in both address spaces. */
+static bool regions_valid(const QnicVhuMemRegion *rs, unsigned n, GError **errp)
 {
-    const QnicVhuMemory *mem = &msg->p.memory;
-    long page = sysconf(_SC_PAGESIZE);
-    unsigned n = mem->nregions, i;
+    unsigned i;
 
-    if (n == 0) {
-        qnic_error_setg(errp, "vhost-user: SET_MEM_TABLE with no regions");
-        return false;
-    }
-    if (msg->nfds != n) {
-        qnic_error_setg(errp, "vhost-user: SET_MEM_TABLE with %u regions but %u descriptors",
-                        n, msg->nfds);
-        return false;
-    }
     for (i = 0; i < n; i++) {
-        const QnicVhuMemRegion *r = &mem->regions[i];
+        const QnicVhuMemRegion *r = &rs[i];
         if (r->memory_size == 0 ||
             r->guest_phys_addr + r->memory_size - 1 < r->guest_phys_addr ||
             r->userspace_addr + r->memory_size - 1 < r->userspace_addr ||
@@ -178,7 +168,7 @@ static bool mem_table_map(QnicVhuDev *d, const QnicVhuMsg *msg, VhuRegion *out, 
             return false;
         }
         for (unsigned j = 0; j < i; j++) {
-            const QnicVhuMemRegion *o = &mem->regions[j];
+            const QnicVhuMemRegion *o = &rs[j];
             if (ranges_overlap(r->guest_phys_addr, r->memory_size, o->guest_phys_addr,
                                o->memory_size) ||
                 ranges_overlap(r->userspace_addr, r->memory_size, o->userspace_addr,
@@ -187,6 +177,29 @@ static bool mem_table_map(QnicVhuDev *d, const QnicVhuMsg *msg, VhuRegion *out, 
                 return false;
             }
         }
+    }
+    return true;
+}
+
+/* Check the table of msg and map every region into out[]; on failure
+ * nothing stays mapped. The descriptors are left in msg. */
+static bool mem_table_map(QnicVhuDev *d, const QnicVhuMsg *msg, VhuRegion *out, GError **errp)
+{
+    const QnicVhuMemory *mem = &msg->p.memory;
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned n = mem->nregions, i;
+
+    if (n == 0) {
+        qnic_error_setg(errp, "vhost-user: SET_MEM_TABLE with no regions");
+        return false;
+    }
+    if (msg->nfds != n) {
+        qnic_error_setg(errp, "vhost-user: SET_MEM_TABLE with %u regions but %u descriptors",
+                        n, msg->nfds);
+        return false;
+    }
+    if (!regions_valid(mem->regions, n, errp)) {
+        return false;
     }
     for (i = 0; i < n; i++) {
         const QnicVhuMemRegion *r = &mem->regions[i];
@@ -252,7 +265,7 @@ static void vring_update_pairs_force(QnicVhuDev *d, bool force)
 {
     unsigned pairs = 1;
 
-    for (unsigned i = 0; i < d->nvrings; i++) {
+    for (unsigned i = 0; i < 2 * d->max_pairs; i++) {
         if (d->vr[i].enabled) {
             pairs = MAX(pairs, i / 2 + 1);
         }
@@ -514,6 +527,10 @@ static void apply_features(QnicVhuDev *d)
     } else {
         f &= ~(1ull << VIRTIO_NET_F_MQ);
     }
+    if (d->ctrl_vq) {
+        /* vring 2 * max_pairs is the control queue whatever was acked */
+        f |= 1ull << VIRTIO_NET_F_CTRL_VQ;
+    }
     vdev->guest_features = f;
     vdev->driver_features = f;
     vdev->legacy = !(f & (1ull << VIRTIO_F_VERSION_1));
@@ -577,15 +594,11 @@ static bool vring_fd_msg(QnicVhuDev *d, QnicVhuMsg *msg, unsigned *idx, int *fd,
     return true;
 }
 
-static bool handle_mem_table(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+/* Replace the table with fresh[0..n-1] (checked and mapped). */
+static void mem_table_install(QnicVhuDev *d, VhuRegion *fresh, unsigned n)
 {
-    VhuRegion fresh[QNIC_VHU_MAX_REGIONS];
-    unsigned n = msg->p.memory.nregions;
     g_autofree bool *was = g_new0(bool, d->nvrings);
 
-    if (!mem_table_map(d, msg, fresh, errp)) {
-        return false;
-    }
     /* Rings hold pointers into the old table: stop them across the swap
      * and restart them where they were. */
     for (unsigned i = 0; i < d->nvrings; i++) {
@@ -600,7 +613,6 @@ static bool handle_mem_table(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, 
         qnic_as_map(&d->machine->mem, &r->mr, r->r.guest_phys_addr, 0);
     }
     d->nregions = n;
-    qnic_vhu_msg_close_fds(msg);    /* the mappings keep the memory */
     vring_try_start_all(d);
     for (unsigned i = 0; i < d->nvrings; i++) {
         if (was[i] && !d->vr[i].started) {
@@ -608,6 +620,44 @@ static bool handle_mem_table(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, 
                                     "new memory table", i);
         }
     }
+}
+
+static bool handle_mem_table(QnicVhuDev *d, QnicVhuMsg *msg, QnicVhuMsg *reply, GError **errp)
+{
+    VhuRegion fresh[QNIC_VHU_MAX_REGIONS];
+
+    if (!mem_table_map(d, msg, fresh, errp)) {
+        return false;
+    }
+    qnic_vhu_msg_close_fds(msg);    /* the mappings keep the memory */
+    mem_table_install(d, fresh, msg->p.memory.nregions);
+    return true;
+}
+
+bool qnic_vhu_dev_set_host_memory(QnicVhuDev *d, const QnicVhuHostRegion *hr, unsigned n,
+                                  GError **errp)
+{
+    QnicVhuMemRegion rs[QNIC_VHU_MAX_REGIONS] = { 0 };
+    VhuRegion fresh[QNIC_VHU_MAX_REGIONS];
+
+    if (n > QNIC_VHU_MAX_REGIONS) {
+        qnic_error_setg(errp, "vhost-user: %u memory regions, at most %u", n,
+                        QNIC_VHU_MAX_REGIONS);
+        return false;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        rs[i].guest_phys_addr = rs[i].userspace_addr = hr[i].addr;
+        rs[i].memory_size = hr[i].size;
+    }
+    if (!regions_valid(rs, n, errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        memset(&fresh[i], 0, sizeof(fresh[i]));
+        fresh[i].r = rs[i];
+        fresh[i].host = hr[i].host;     /* the caller's memory: never unmapped here */
+    }
+    mem_table_install(d, fresh, n);
     return true;
 }
 
@@ -1104,6 +1154,27 @@ QnicVhuDev *qnic_vhu_dev_new(QnicBackends *be, const char *device_opts, GError *
     return d;
 }
 
+void qnic_vhu_dev_enable_ctrl_vq(QnicVhuDev *d)
+{
+    uint64_t ctrl = (1ull << VIRTIO_NET_F_CTRL_VQ) | (1ull << VIRTIO_NET_F_CTRL_RX) |
+                    (1ull << VIRTIO_NET_F_CTRL_MAC_ADDR) | (1ull << VIRTIO_NET_F_CTRL_RX_EXTRA) |
+                    (1ull << VIRTIO_NET_F_CTRL_VLAN);
+
+    if (d->ctrl_vq) {
+        return;
+    }
+    reset_state(d, false);
+    d->ctrl_vq = true;
+    d->nvrings = 2 * d->max_pairs + 1;
+    d->vr = g_renew(VhuVring, d->vr, d->nvrings);
+    memset(&d->vr[d->nvrings - 1], 0, sizeof(VhuVring));
+    d->vr[d->nvrings - 1].d = d;
+    d->vr[d->nvrings - 1].index = d->nvrings - 1;
+    d->vr[d->nvrings - 1].kick_fd = d->vr[d->nvrings - 1].call_fd = -1;
+    d->vr[d->nvrings - 1].err_fd = -1;
+    d->offered |= d->vdev->host_features & ctrl;
+}
+
 void qnic_vhu_dev_free(QnicVhuDev *d)
 {
     if (!d) {
@@ -1120,6 +1191,11 @@ void qnic_vhu_dev_free(QnicVhuDev *d)
     g_free(d->vr);
     g_free(d->netdev_id);
     g_free(d);
+}
+
+const char *qnic_vhu_dev_netdev(const QnicVhuDev *d)
+{
+    return d->netdev_id;
 }
 
 unsigned qnic_vhu_dev_num_vrings(const QnicVhuDev *d)

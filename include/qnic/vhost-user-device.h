@@ -45,8 +45,32 @@ void qnic_vhu_dev_reset(QnicVhuDev *d);
 /* What a kick on vring i's eventfd does (tests and fuzzers call it). */
 void qnic_vhu_dev_kick(QnicVhuDev *d, unsigned vring);
 
+/* ---- an in-process device (the vDPA simulator, virtio/vdpa-sim.c) ---- */
+
+/* Memory of this process seen at `addr`, which is both its guest-physical
+ * and its frontend address, so that ring addresses given as addr translate
+ * unchanged. */
+typedef struct QnicVhuHostRegion {
+    uint64_t addr;
+    uint64_t size;
+    void *host;                 /* the caller's; it stays mapped while in use */
+} QnicVhuHostRegion;
+
+/* Replace the memory table with r[0..n-1] (n = 0: no memory), checked as
+ * SET_MEM_TABLE's regions are; running rings stop across the swap and
+ * restart where they were if their rings are still mapped. */
+bool qnic_vhu_dev_set_host_memory(QnicVhuDev *d, const QnicVhuHostRegion *r, unsigned n,
+                                  GError **errp);
+/* Run the control queue too, as vring 2 * max_pairs, and offer the
+ * control features of the device (CTRL_VQ, CTRL_RX, CTRL_MAC_ADDR, ...):
+ * its commands then reach this virtio-net model, whose receive filter
+ * query-rx-filter reports. Resets the device; call before the first
+ * request. */
+void qnic_vhu_dev_enable_ctrl_vq(QnicVhuDev *d);
+
 /* Introspection for tests. */
 unsigned qnic_vhu_dev_num_vrings(const QnicVhuDev *d);
+const char *qnic_vhu_dev_netdev(const QnicVhuDev *d);   /* the netdev= it serves */
 uint64_t qnic_vhu_dev_features(const QnicVhuDev *d);            /* offered */
 uint64_t qnic_vhu_dev_protocol_features(const QnicVhuDev *d);   /* offered */
 unsigned qnic_vhu_dev_num_regions(const QnicVhuDev *d);
