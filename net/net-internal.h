@@ -23,7 +23,8 @@ struct QnicBackends {
      * (a backend with a completion callback stops reading until it runs). */
     bool vm_running;
     uint64_t oversize_drops;    /* net.c */
-    unsigned mac_index;         /* next default MAC (nic.c) */
+    /* NICs holding each 52:54:00:12:34:XX address, by XX (nic.c) */
+    unsigned mac_users[256];
     QnicNetRxFilterHook *rx_filter_hook;
     void *rx_filter_opaque;
     unsigned sock_peer_drops;   /* backends/socket.c */

@@ -2,9 +2,9 @@
  * The NIC side of a netdev: a frontend device asks for its clients here.
  * This reads `netdev=` and `mac=` from the device's checked options, claims
  * the netdev (one NIC per netdev), peers queue i of the NIC with queue i of
- * the netdev, and assigns QEMU's default MAC 52:54:00:12:34:56 (+1 per NIC
- * of the machine that gave none) so guests see the addresses they would
- * under QEMU.
+ * the netdev, and assigns QEMU's default MACs (52:54:00:12:34:56 and up,
+ * the lowest one free in the machine) so guests see the addresses they
+ * would under QEMU, also after NICs were unplugged and plugged again.
  */
 #include "net-internal.h"
 #include "qnic/log.h"
@@ -16,13 +16,32 @@ int qnic_nic_netdev_queues(QnicBackends *be, QnicOpts *dev_opts)
     return nd ? nd->queues : 1;
 }
 
-/* Like QEMU's default: the last byte counts up from 0x56, wrapping in the
- * byte as QEMU's 8-bit index does. */
+#define DEFAULT_MAC_FIRST 0x56
+static const uint8_t default_mac_base[5] = { 0x52, 0x54, 0x00, 0x12, 0x34 };
+
+static bool in_default_range(const uint8_t mac[6])
+{
+    return memcmp(mac, default_mac_base, sizeof(default_mac_base)) == 0;
+}
+
+/* QEMU 7.2's rule: the lowest last byte from 0x56 that no NIC holds (a
+ * MAC given in the range counts as held); 0xff when all are. */
 static void default_mac(QnicBackends *be, uint8_t mac[6])
 {
-    static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
-    memcpy(mac, base, 6);
-    mac[5] = (uint8_t)(0x56 + be->mac_index++);
+    unsigned last = DEFAULT_MAC_FIRST;
+
+    while (last < 0xff && be->mac_users[last]) {
+        last++;
+    }
+    memcpy(mac, default_mac_base, sizeof(default_mac_base));
+    mac[5] = (uint8_t)last;
+}
+
+static void mac_hold(QnicBackends *be, const uint8_t mac[6], int delta)
+{
+    if (in_default_range(mac)) {
+        be->mac_users[mac[5]] += delta;
+    }
 }
 
 /* The netdev is deleted before the NIC: the NIC goes on without one. */
@@ -72,6 +91,8 @@ QnicNic *qnic_nic_new(QnicBackends *be, const QnicNetClientOps *ops, QnicOpts *d
     } else {
         default_mac(be, nic->mac);
     }
+    nic->be = be;
+    mac_hold(be, nic->mac, 1);
     nic->netdev = nd;
     nic->queues = queues;
     nic->ncs = g_new0(QnicNetClient *, queues);
@@ -101,6 +122,7 @@ void qnic_nic_free(QnicNic *nic)
     for (int i = 0; i < nic->queues; i++) {
         qnic_net_client_free(nic->ncs[i]);
     }
+    mac_hold(nic->be, nic->mac, -1);
     if (nic->netdev) {
         qnic_netdev_remove_gone_notifier(nic->netdev, &nic->netdev_gone);
         nic->netdev->in_use = false;

@@ -237,6 +237,7 @@ void qnic_netdev_del_all(QnicBackends *be);
 /* ---- NIC side helpers ---- */
 
 typedef struct QnicNic {
+    QnicBackends *be;
     QnicNetdev *netdev;         /* may be NULL: a NIC with no backend */
     int queues;
     QnicNetClient **ncs;        /* [queues] */
@@ -246,7 +247,8 @@ typedef struct QnicNic {
 
 /* Create a NIC's clients for a frontend in be (its machine's backends):
  * reads `netdev=` and `mac=` from checked device opts (mac unset:
- * 52:54:00:12:34:56 counting up per NIC of be, as QEMU assigns), claims the
+ * the lowest 52:54:00:12:34:XX from XX = 0x56 up that no NIC of be holds,
+ * as QEMU 7.2 assigns; a NIC that goes frees its address), claims the
  * netdev (error if missing or already in use) and
  * peers queue i with the netdev's queue i. `queues` is the number the NIC
  * wants (capped by the caller to the netdev's). */

@@ -374,8 +374,19 @@ static void test_nic_new_mac(void)
 
     qnic_nic_free(n1);
     g_assert_false(nd->in_use);
-    /* The netdev can go first: the NIC forgets it. */
+    /* QEMU 7.2's rule: the lowest free default address, so n1's goes to
+     * the next NIC, and one given in the range is held too. */
     QnicNic *n4 = qnic_nic_new(test_backends(), &test_nic_ops, o1, "e1000", 1, NULL, &err);
+    g_assert_cmpmem(n4->mac, 6, m1, 6);
+    g_autoptr(QnicOpts) o5 = qnic_opts_parse("device", "e1000,mac=52:54:00:12:34:58", "driver",
+                                             &err);
+    QnicNic *n5 = qnic_nic_new(test_backends(), &test_nic_ops, o5, "e1000", 1, NULL, &err);
+    QnicNic *n6 = qnic_nic_new(test_backends(), &test_nic_ops, o2, "e1000", 1, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(n6->mac[5], ==, 0x59);
+    qnic_nic_free(n6);
+    qnic_nic_free(n5);
+    /* The netdev can go first: the NIC forgets it. */
     qnic_netdev_del(nd);
     g_assert_null(n4->netdev);
     g_assert_null(n4->ncs[0]->peer);
