@@ -23,6 +23,7 @@
 typedef struct PciBusPriv {
     QnicPciBus bus;
     QnicPciDevice *host, *isa, *ide, *pm;
+    QnicPciHotplug *hotplug;    /* the PM function's ACPI hotplug block */
     QnicRegion ide_bmdma;       /* BAR4 of the IDE function, decode only */
     int link_count[4];
     bool isa_driven[16];
@@ -88,9 +89,12 @@ int qnic_pci_bus_claim(QnicPciBus *bus, QnicPciDevice *d, const char *addr, GErr
         }
         if (bus->devices[devfn]) {
             QnicPciDevice *o = bus->devices[devfn];
-            qnic_error_setg_invalid(errp, "PCI: slot %d function %d not available for %s, in use by %s",
+            /* QEMU 7.2's words, "(null)" for an occupant without an id */
+            qnic_error_setg_invalid(errp, "PCI: slot %d function %d not available for %s, "
+                                    "in use by %s,id=%s",
                                     QNIC_PCI_SLOT(devfn), QNIC_PCI_FUNC(devfn), name,
-                                    o->dev.cls ? o->dev.cls->name : "the host");
+                                    o->dev.cls ? o->dev.cls->name : "the host",
+                                    o->dev.id ? o->dev.id : "(null)");
             return -1;
         }
     } else {
@@ -312,6 +316,7 @@ QnicPciBus *qnic_pci_bus_new(QnicMachine *m, QnicPciSetIrq *set_irq, void *irq_o
     qnic_pci_set_word(p->ide, PCI_STATUS, PCI_STATUS_FAST_BACK | PCI_STATUS_DEVSEL_MEDIUM);
     p->pm = builtin_new(bus, "1.3", &pm_ids);
     qnic_pci_set_word(p->pm, PCI_STATUS, PCI_STATUS_FAST_BACK | PCI_STATUS_DEVSEL_MEDIUM);
+    p->hotplug = qnic_pci_hotplug_new(bus);
     /* The host bridge and ISA bridge ignore the master/IO/mem bits QEMU
      * also leaves them at; the stand-ins have no BARs to map. */
     return bus;
@@ -325,6 +330,7 @@ void qnic_pci_bus_free(QnicPciBus *bus)
         return;
     }
     p = priv(bus);
+    qnic_pci_hotplug_free(p->hotplug);
     QnicPciDevice *b[] = { p->host, p->isa, p->ide, p->pm };
     for (unsigned i = 0; i < QNIC_ARRAY_SIZE(b); i++) {
         if (b[i]) {
@@ -335,6 +341,21 @@ void qnic_pci_bus_free(QnicPciBus *bus)
     qnic_as_unmap(&bus->cf8_region);
     qnic_as_unmap(&bus->cfc_region);
     g_free(p);
+}
+
+bool qnic_pci_device_is_builtin(const QnicPciDevice *d)
+{
+    return d->dev.cls == &builtin_cls;
+}
+
+QnicPciHotplug *qnic_pci_bus_hotplug(QnicPciBus *bus)
+{
+    return priv(bus)->hotplug;
+}
+
+void qnic_pci_bus_reset(QnicPciBus *bus)
+{
+    qnic_pci_hotplug_reset(priv(bus)->hotplug);
 }
 
 /* Firmware's job on a real pc: tell each function which line its INTx pin
