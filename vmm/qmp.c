@@ -20,6 +20,8 @@
 #include "qnic/net.h"
 #include "qnic/vhost.h"
 #include "qnic/schema.h"
+#include "qnic/pci.h"
+#include "qnic/device.h"
 #include "qnic/log.h"
 #include "qnic/mainloop.h"
 #include "qnic-config.h"
@@ -662,6 +664,162 @@ static void rx_filter_event(QnicNetClient *nc, void *opaque)
     qnic_qmp_event(m, "NIC_RX_FILTER_CHANGED", obj_node(d));
 }
 
+/* ---- devices: device_add, device_del, system_reset ---- */
+
+/* A device_add value as a -device option value: QEMU takes strings,
+ * numbers and booleans alike for device properties. */
+static bool device_opt_value(JsonNode *n, const char *key, char **out, char **desc)
+{
+    if (JSON_NODE_HOLDS_VALUE(n)) {
+        switch (json_node_get_value_type(n)) {
+        case G_TYPE_STRING:
+            *out = g_strdup(json_node_get_string(n));
+            return true;
+        case G_TYPE_BOOLEAN:
+            *out = g_strdup(json_node_get_boolean(n) ? "on" : "off");
+            return true;
+        case G_TYPE_INT64:
+            *out = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(n));
+            return true;
+        default:
+            break;
+        }
+    }
+    *desc = g_strdup_printf("Invalid parameter type for '%s', expected: string", key);
+    return false;
+}
+
+/* The class of a device_add driver that can be plugged at run time, or
+ * NULL with QEMU's words for why not. */
+static const QnicSchemaType *hotpluggable_type(const char *driver, char **desc)
+{
+    const QnicSchemaType *t = qnic_schema_lookup(QNIC_SCHEMA_DEVICE, driver);
+    const QnicDeviceClass *dc = t ? qnic_device_class_find(t->alias_of ? t->alias_of : t->name)
+                                  : NULL;
+
+    if (!dc) {
+        *desc = g_strdup_printf("'%s' is not a valid device model name", driver);
+        return NULL;
+    }
+    if (strcmp(dc->bus, "pci") != 0) {
+        *desc = !strcmp(dc->bus, "isa") ? g_strdup("Bus 'isa.0' does not support hotplugging")
+              : g_strdup_printf("No '%s' bus found for device '%s'",
+                                !strcmp(dc->bus, "virtio-mmio") ? "virtio-bus" : dc->bus, driver);
+        return NULL;
+    }
+    return t;
+}
+
+static JsonNode *cmd_device_add(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
+{
+    g_autoptr(QnicOpts) o = qnic_opts_new("device");
+    g_autoptr(GList) members = json_object_get_members(args);
+    JsonNode *drv = json_object_get_member(args, "driver");
+    JsonNode *bus = json_object_get_member(args, "bus");
+    GError *err = NULL;
+    QnicDevice *dev;
+
+    if (!drv) {
+        *desc = g_strdup("Parameter 'driver' is missing");
+        return NULL;
+    }
+    if (!json_is(drv, "string")) {
+        *desc = g_strdup("Invalid parameter type for 'driver', expected: string");
+        return NULL;
+    }
+    if (!hotpluggable_type(json_node_get_string(drv), desc)) {
+        return NULL;
+    }
+    if (bus && (!json_is(bus, "string") || strcmp(json_node_get_string(bus), "pci.0") != 0)) {
+        *desc = g_strdup_printf("Bus '%s' not found",
+                                json_is(bus, "string") ? json_node_get_string(bus) : "?");
+        return NULL;
+    }
+    qnic_opts_append(o, "driver", json_node_get_string(drv));
+    for (GList *l = members; l; l = l->next) {
+        g_autofree char *v = NULL;
+        if (!strcmp(l->data, "driver") || !strcmp(l->data, "bus")) {
+            continue;
+        }
+        if (!device_opt_value(json_object_get_member(args, l->data), l->data, &v, desc)) {
+            return NULL;
+        }
+        qnic_opts_append(o, l->data, v);
+    }
+    o->source = g_strdup("device_add");
+    dev = qnic_device_create(s->machine, g_steal_pointer(&o), &err);
+    if (!dev) {
+        char *nl = strchr(err->message, '\n');
+        *desc = nl ? g_strndup(err->message, nl - err->message) : g_strdup(err->message);
+        g_error_free(err);
+        return NULL;
+    }
+    qnic_pci_hotplug_plugged(qnic_pci_bus_hotplug(s->machine->pci), (QnicPciDevice *)dev);
+    return NULL;
+}
+
+static JsonNode *cmd_device_del(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
+{
+    const char *id = json_object_get_string_member(args, "id");
+    QnicDevice *dev = qnic_device_find(s->machine, id);
+    GError *err = NULL;
+
+    if (!dev) {
+        *cls = "DeviceNotFound";
+        *desc = g_strdup_printf("Device '%s' not found", id);
+        return NULL;
+    }
+    if (strcmp(dev->cls->bus, "pci") != 0) {
+        *desc = g_strdup_printf("Bus '%s' does not support hotplugging",
+                                !strcmp(dev->cls->bus, "isa") ? "isa.0" : dev->cls->bus);
+        return NULL;
+    }
+    if (!qnic_pci_hotplug_request_unplug(qnic_pci_bus_hotplug(s->machine->pci),
+                                         (QnicPciDevice *)dev, &err)) {
+        *desc = g_strdup(err->message);
+        g_error_free(err);
+    }
+    return NULL;
+}
+
+/* The guest ejected dev: QEMU reports a virtio PCI device's inner virtio
+ * device first, then the device. */
+static void device_deleted_event(void *opaque, QnicDevice *dev)
+{
+    QnicMachine *m = opaque;
+    g_autofree char *path = qnic_device_path(dev);
+    JsonObject *d;
+
+    if (g_str_has_prefix(dev->cls->name, "virtio-") && g_str_has_suffix(dev->cls->name, "-pci")) {
+        g_autofree char *inner = g_strdup_printf("%s/virtio-backend", path);
+        d = json_object_new();
+        json_object_set_string_member(d, "path", inner);
+        qnic_qmp_event(m, "DEVICE_DELETED", obj_node(d));
+    }
+    d = json_object_new();
+    if (dev->id) {
+        json_object_set_string_member(d, "device", dev->id);
+    }
+    json_object_set_string_member(d, "path", path);
+    qnic_qmp_event(m, "DEVICE_DELETED", obj_node(d));
+}
+
+static JsonNode *cmd_system_reset(QnicQmpSession *s, JsonObject *args, const char **cls,
+                                  char **desc)
+{
+    JsonObject *d = json_object_new();
+    GError *err = NULL;
+
+    json_object_set_boolean_member(d, "guest", false);
+    json_object_set_string_member(d, "reason", "host-qmp-system-reset");
+    qnic_qmp_event(s->machine, "RESET", obj_node(d));
+    if (!qnic_vmm_system_reset(s->machine, &err)) {
+        *desc = g_strdup(err->message);
+        g_error_free(err);
+    }
+    return NULL;
+}
+
 static const ArgDesc no_args[] = { { NULL } };
 static const ArgDesc name_opt_args[] = { { "name", ARG_STR, true }, { NULL } };
 static const ArgDesc capabilities_args[] = { { "enable", ARG_STR_LIST, true }, { NULL } };
@@ -669,6 +827,7 @@ static const ArgDesc set_link_args[] = {
     { "name", ARG_STR, false }, { "up", ARG_BOOL, false }, { NULL }
 };
 static const ArgDesc netdev_del_args[] = { { "id", ARG_STR, false }, { NULL } };
+static const ArgDesc device_del_args[] = { { "id", ARG_STR, false }, { NULL } };
 
 static const QmpCommand commands[] = {
     { "qmp_capabilities", qmp_capabilities, capabilities_args, true },
@@ -682,6 +841,9 @@ static const QmpCommand commands[] = {
     { "netdev_add", cmd_netdev_add, NULL, false },
     { "netdev_del", cmd_netdev_del, netdev_del_args, false },
     { "query-rx-filter", query_rx_filter, name_opt_args, false },
+    { "device_add", cmd_device_add, NULL, false },
+    { "device_del", cmd_device_del, device_del_args, false },
+    { "system_reset", cmd_system_reset, no_args, false },
     { NULL }
 };
 
@@ -1260,6 +1422,9 @@ QnicQmpSession *qnic_qmp_session_new(QnicMachine *m, QnicQmpOutput *out, void *o
     sessions = g_list_append(sessions, s);
     if (m && m->cfg.backends) {
         qnic_net_set_rx_filter_hook(m->cfg.backends, rx_filter_event, m);
+    }
+    if (m && m->pci) {
+        qnic_pci_hotplug_set_deleted_handler(qnic_pci_bus_hotplug(m->pci), device_deleted_event, m);
     }
     return s;
 }

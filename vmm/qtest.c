@@ -566,7 +566,15 @@ static void qa_cleanup(void *state, QnicMachine *m)
     qa.log = NULL;
 }
 
+/* No CPU: a system reset is the machine's. */
+static bool qa_system_reset(void *state, QnicMachine *m, GError **errp)
+{
+    qnic_machine_reset(m);
+    return true;
+}
+
 const QnicAccel qnic_accel_qtest = {
+    .system_reset = qa_system_reset,
     .name = "qtest",
     .init = qa_init,
     .machine_ready = qa_machine_ready,

@@ -63,6 +63,16 @@ QnicRunState qnic_vmm_runstate(void)
     return runstate;
 }
 
+bool qnic_vmm_system_reset(QnicMachine *m, GError **errp)
+{
+    if (!run_accel || !run_accel->system_reset) {
+        qnic_error_setg(errp, "system_reset is not supported with the %s accelerator",
+                        run_accel ? run_accel->name : "current");
+        return false;
+    }
+    return run_accel->system_reset(run_accel_state, m, errp);
+}
+
 const char *qnic_vmm_runstate_name(QnicRunState st)
 {
     switch (st) {

@@ -64,6 +64,9 @@ typedef struct QnicAccel {
      * port 0x61: read its state (false: unavailable), or change its gate. */
     bool (*pit_ch2_get)(void *state, QnicPitChannel *c);
     void (*pit_ch2_set_gate)(void *state, bool gate);
+    /* Optional: system reset (QMP system_reset): the machine's devices
+     * and whatever of the guest the accelerator holds. Absent: refused. */
+    bool (*system_reset)(void *state, QnicMachine *m, GError **errp);
 } QnicAccel;
 
 extern const QnicAccel qnic_accel_kvm;
@@ -88,6 +91,8 @@ typedef enum {
 void qnic_vmm_runstate_init(const QnicAccel *accel, void *accel_state, QnicBackends *be,
                             bool start_paused);
 QnicRunState qnic_vmm_runstate(void);
+/* QMP system_reset through the running accelerator. */
+bool qnic_vmm_system_reset(QnicMachine *m, GError **errp);
 const char *qnic_vmm_runstate_name(QnicRunState st);
 void qnic_vmm_set_runstate(QnicRunState st);
 /* Stop or start the CPUs through the accelerator and record the state. */

@@ -130,6 +130,10 @@ void qnic_machine_free(QnicMachine *m)
 
 void qnic_machine_reset(QnicMachine *m)
 {
+    /* Pending unplugs complete first: those devices do not come back. */
+    if (m->pci) {
+        qnic_pci_bus_reset(m->pci);
+    }
     for (guint i = 0; i < m->devices->len; i++) {
         qnic_device_reset(g_ptr_array_index(m->devices, i));
     }

@@ -7,6 +7,13 @@
 int qnic_pci_bus_claim(QnicPciBus *bus, QnicPciDevice *d, const char *addr, GError **errp);
 void qnic_pci_bus_release(QnicPciBus *bus, int devfn);
 void qnic_pci_bus_intx_update(QnicPciDevice *d);
+/* A function the bus made itself (host bridge, PIIX): never hotplugged. */
+bool qnic_pci_device_is_builtin(const QnicPciDevice *d);
+
+/* pcihp.c, owned by the bus. */
+QnicPciHotplug *qnic_pci_hotplug_new(QnicPciBus *bus);
+void qnic_pci_hotplug_free(QnicPciHotplug *hp);
+void qnic_pci_hotplug_reset(QnicPciHotplug *hp);
 
 void qnic_msi_config_write(QnicPciDevice *d, uint32_t addr, unsigned len);
 void qnic_msi_reset(QnicPciDevice *d);

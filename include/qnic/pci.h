@@ -169,8 +169,8 @@ void qnic_msix_message(const QnicPciDevice *d, unsigned vector, uint64_t *addr, 
 
 /* ---- the bus and host bridge ---- */
 /* The level of an interrupt line the host drives changed: a PIRQ link's
- * IOAPIC pin (16..19) or the ISA IRQ (0..15) a PIIX route register sends
- * it to. */
+ * IOAPIC pin (16..19), the ISA IRQ (0..15) a PIIX route register sends
+ * it to, or the hotplug controller's SCI (ISA IRQ 9). */
 typedef void QnicPciSetIrq(void *opaque, unsigned gsi, int level);
 
 struct QnicPciBus {
@@ -193,5 +193,31 @@ QnicPciDevice *qnic_pci_find_devfn(QnicPciBus *bus, int devfn);
  * with the GSI its pin reaches (qnic-vmm calls it; qtest leaves them 0 as
  * QEMU does without firmware). */
 void qnic_pci_bus_fill_interrupt_lines(QnicPciBus *bus);
+/* System reset of what the bus itself holds (the hotplug controller:
+ * pending unplugs complete). qnic_machine_reset() calls it. */
+void qnic_pci_bus_reset(QnicPciBus *bus);
+
+/* ---- hotplug: QEMU's ACPI PCI hotplug interface of the pc machine ----
+ * Registers (I/O space, as QEMU 7.2's PIIX4 PM with bridge support):
+ * GPE0 at 0xafe0 (bytes: status 0-1, write 1 to clear; enable 2-3; status
+ * bit 1 = PCI hotplug event; SCI = ISA IRQ 9 while status & enable), and
+ * 0xae00: UP (slots plugged, cleared by reading), DOWN (slots asked to
+ * go), EJ (write: eject the lowest slot set), RMV (removable slots), SEL
+ * (bus; only 0 exists), AIDX. Every bus has one (qnic_pci_bus_hotplug). */
+typedef struct QnicPciHotplug QnicPciHotplug;
+/* A device the guest ejected, just before it is destroyed. */
+typedef void QnicPciHotplugDeletedFunc(void *opaque, QnicDevice *dev);
+
+QnicPciHotplug *qnic_pci_bus_hotplug(QnicPciBus *bus);
+void qnic_pci_hotplug_set_deleted_handler(QnicPciHotplug *hp, QnicPciHotplugDeletedFunc *cb,
+                                          void *opaque);
+/* d was created on the running machine: tell the guest (UP, GPE). */
+void qnic_pci_hotplug_plugged(QnicPciHotplug *hp, QnicPciDevice *d);
+/* Ask the guest to let d go (DOWN, GPE); it goes when the guest ejects its
+ * slot, or at the next system reset. Refused for built-in functions and
+ * for a device already asked ("Device ID is already in the process of
+ * unplug", QEMU's words). */
+bool qnic_pci_hotplug_request_unplug(QnicPciHotplug *hp, QnicPciDevice *d, GError **errp);
+bool qnic_pci_hotplug_unplug_pending(QnicPciHotplug *hp, QnicPciDevice *d);
 
 #endif

@@ -11,7 +11,7 @@
 int rtld_find(QTestState *qts)
 {
     for (int devfn = 0; devfn < 256; devfn += 8) {
-        if (qtest_pci_cfg_readl(qts, devfn, 0) == ((RTL8139_DEVICE_ID << 16) | RTL8139_VENDOR_ID)) {
+        if (qtest_pci_cfg_readl(qts, devfn, 0) == (((uint32_t)RTL8139_DEVICE_ID << 16) | RTL8139_VENDOR_ID)) {
             return devfn;
         }
     }
