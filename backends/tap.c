@@ -420,7 +420,24 @@ static void tap_vhost_attach(void *opaque, unsigned pair, bool attached)
     tap_update_watch(q);
 }
 
+/* The steering program runs in tun for every frame the kernel sends to
+ * the VMM and returns the queue (modulo the attached ones); -1 detaches
+ * it and the kernel's automatic flow steering is back. */
+static int tap_set_steering_ebpf(QnicNetClient *nc, int prog_fd)
+{
+    TapQueue *q = nc->opaque;
+
+    if (q->ts->nqueues < 2) {
+        return -ENOTSUP;
+    }
+    if (ioctl(q->fd, TUNSETSTEERINGEBPF, &prog_fd) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
 static const QnicNetClientOps tap_ops = {
+    .set_steering_ebpf = tap_set_steering_ebpf,
     .set_queue_enabled = tap_set_queue_enabled,
     .kind = QNIC_NET_CLIENT_TAP,
     .receive_iov = tap_receive_iov,

@@ -394,3 +394,13 @@ int qnic_net_peer_set_queue_enabled(QnicNetClient *nc, bool enable)
     }
     return peer->ops->set_queue_enabled(peer, enable);
 }
+
+int qnic_net_peer_set_steering_ebpf(QnicNetClient *nc, int prog_fd)
+{
+    QnicNetClient *peer = nc->peer;
+
+    if (!peer || !peer->ops->set_steering_ebpf) {
+        return -ENOTSUP;
+    }
+    return peer->ops->set_steering_ebpf(peer, prog_fd);
+}

@@ -157,9 +157,9 @@ void qnic_rss_ebpf_free(QnicRssEbpf *e)
     g_free(e);
 }
 
-int qnic_rss_ebpf_prog_fd(QnicRssEbpf *e)
+int qnic_rss_ebpf_fd(QnicRssEbpf *e, int which)
 {
-    return e->fd[QNIC_RSS_EBPF_PROG];
+    return e->fd[which];
 }
 
 bool qnic_rss_ebpf_set_config(QnicRssEbpf *e, const QnicRssConfig *c, GError **errp)
@@ -226,7 +226,7 @@ void qnic_rss_ebpf_free(QnicRssEbpf *e)
 {
 }
 
-int qnic_rss_ebpf_prog_fd(QnicRssEbpf *e)
+int qnic_rss_ebpf_fd(QnicRssEbpf *e, int which)
 {
     return -1;
 }

@@ -12,6 +12,8 @@
 #include "virtio-net-internal.h"
 #include "qnic/device.h"
 #include "qnic/log.h"
+#include "qnic/rss-ebpf.h"
+#include <fcntl.h>
 
 /* ---- RX filter ---- */
 
@@ -164,12 +166,115 @@ static uint8_t ctrl_vlan(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len
     return VIRTIO_NET_OK;
 }
 
+/* ---- RSS in the tap: the eBPF steering program ---- */
+
+/* ebpf-rss-fds=PROG:CONFIG:KEY:TABLE, each an open descriptor number. */
+static bool parse_rss_fds(const char *s, int *fds, GError **errp)
+{
+    g_auto(GStrv) parts = g_strsplit(s, ":", -1);
+    guint n = g_strv_length(parts);
+
+    if (n != QNIC_RSS_EBPF_NFDS) {
+        qnic_error_setg_invalid(errp, "ebpf-rss-fds: expected %d file descriptors "
+                                "(PROG:CONFIG:KEY:TABLE) but got %u", QNIC_RSS_EBPF_NFDS, n);
+        return false;
+    }
+    for (guint i = 0; i < n; i++) {
+        uint64_t v;
+
+        if (!qnic_parse_uint(parts[i], &v, NULL) || v > INT_MAX || fcntl((int)v, F_GETFD) < 0) {
+            qnic_error_setg_invalid(errp, "ebpf-rss-fds: '%s' is not an open file descriptor",
+                                    parts[i]);
+            return false;
+        }
+        fds[i] = (int)v;
+    }
+    return true;
+}
+
+bool virtio_net_rss_ebpf_init(VirtioNet *n, QnicOpts *opts, uint64_t features, GError **errp)
+{
+    const char *fds_opt = qnic_opts_get(opts, "ebpf-rss-fds");
+    int mode = qnic_opts_get_onoffauto(opts, "x-ebpf-rss", -1);
+    g_autoptr(GError) err = NULL;
+    int fds[QNIC_RSS_EBPF_NFDS];
+
+    if (!(features & (1ull << VIRTIO_NET_F_RSS))) {
+        return true;
+    }
+    n->rss_ebpf_forced = fds_opt || mode == 1;
+    if (mode == 0) {
+        if (fds_opt) {
+            qnic_error_setg_invalid(errp, "ebpf-rss-fds= asks for eBPF RSS, x-ebpf-rss=off for none");
+            return false;
+        }
+        return true;
+    }
+    if (qnic_net_peer_set_steering_ebpf(n->nic->ncs[0], -1) == -ENOTSUP) {
+        if (n->rss_ebpf_forced) {
+            qnic_error_setg_invalid(errp, "eBPF RSS needs a netdev that takes a steering program "
+                                    "(a tap with queues=2 or more)");
+            return false;
+        }
+        return true;
+    }
+    if (fds_opt) {
+        if (!parse_rss_fds(fds_opt, fds, errp)) {
+            return false;
+        }
+        n->rss_ebpf = qnic_rss_ebpf_from_fds(fds, &err);
+    } else {
+        n->rss_ebpf = qnic_rss_ebpf_load(&err);
+    }
+    if (!n->rss_ebpf) {
+        if (n->rss_ebpf_forced) {
+            g_propagate_error(errp, g_steal_pointer(&err));
+            return false;
+        }
+        /* as QEMU: software RSS, said only when tracing */
+        qnic_log(QNIC_LOG_TRACE_NET, "virtio-net: %s; RSS in software", err->message);
+    }
+    return true;
+}
+
+bool virtio_net_rss_steering_update(VirtioNet *n)
+{
+    g_autoptr(GError) err = NULL;
+    QnicNetClient *nc = n->nic ? n->nic->ncs[0] : NULL;
+    bool want = n->rss_enabled && n->rss_ebpf && nc;
+    int ret = 0;
+
+    if (want && qnic_rss_ebpf_set_config(n->rss_ebpf, &n->rss, &err)) {
+        ret = qnic_net_peer_set_steering_ebpf(nc, qnic_rss_ebpf_fd(n->rss_ebpf, QNIC_RSS_EBPF_PROG));
+    }
+    if (want && (err || ret < 0)) {
+        qnic_warn("virtio-net: cannot steer with eBPF RSS (%s); RSS in software",
+                  err ? err->message : g_strerror(-ret));
+        want = false;
+    }
+    if (!want && n->rss_ebpf_steering) {
+        qnic_net_peer_set_steering_ebpf(nc, -1);
+    }
+    n->rss_ebpf_steering = want;
+    return !(n->rss_enabled && n->rss_ebpf) || want;
+}
+
+void virtio_net_rss_ebpf_cleanup(VirtioNet *n)
+{
+    n->rss_enabled = false;
+    virtio_net_rss_steering_update(n);
+    g_clear_pointer(&n->rss_ebpf, qnic_rss_ebpf_free);
+}
+
 /* RSS_CONFIG (do_rss) or HASH_CONFIG: parsed whole by net/rss.c, applied
  * only when valid. Which receive queue a frame takes follows from it in
- * the data plane (software RSS) or in the tap's eBPF program. */
+ * the data plane (software RSS) or in the tap's eBPF program; where eBPF
+ * was asked for (ebpf-rss-fds=, x-ebpf-rss=on) and the program cannot
+ * steer, the command is refused and the old state stays. */
 static uint8_t ctrl_rss(VirtioNet *n, bool do_rss, const uint8_t *d, size_t len)
 {
-    QnicRssConfig c;
+    QnicRssConfig c, old = n->rss;
+    bool old_rss = n->rss_enabled, old_report = n->hash_report;
     const char *why = NULL;
 
     if (!qnic_rss_parse_config(d, len, do_rss, n->max_pairs, &c, &why)) {
@@ -179,6 +284,13 @@ static uint8_t ctrl_rss(VirtioNet *n, bool do_rss, const uint8_t *d, size_t len)
     n->rss = c;
     n->rss_enabled = do_rss && c.hash_types != 0;
     n->hash_report = has_f(n, VIRTIO_NET_F_HASH_REPORT) && c.hash_types != 0;
+    if (!virtio_net_rss_steering_update(n) && n->rss_ebpf_forced) {
+        n->rss = old;
+        n->rss_enabled = old_rss;
+        n->hash_report = old_report;
+        virtio_net_rss_steering_update(n);
+        return VIRTIO_NET_ERR;
+    }
     if (do_rss) {
         virtio_net_set_pairs(n, c.max_tx_vq);
     }
@@ -198,6 +310,7 @@ static uint8_t ctrl_mq(VirtioNet *n, uint8_t cmd, const uint8_t *d, size_t len)
             return VIRTIO_NET_ERR;
         }
         n->rss_enabled = false;
+        virtio_net_rss_steering_update(n);
         virtio_net_set_pairs(n, pairs);
         return VIRTIO_NET_OK;
     }

@@ -17,6 +17,7 @@
 #include "qnic/clock.h"
 #include "qnic/vhost.h"
 #include "qnic/rss.h"
+#include "qnic/rss-ebpf.h"
 #include <linux/virtio_net.h>
 
 #define MAC_TABLE_ENTRIES 64
@@ -83,8 +84,12 @@ struct VirtioNet {
     /* RSS / hash report: the driver's last accepted configuration */
     bool rss_enabled, hash_report;
     QnicRssConfig rss;
-    /* the peer's eBPF program steers frames by rss (no software RSS) */
+    /* eBPF RSS (net/rss-ebpf.c): the program, if it loaded; whether the
+     * peer runs it now (then no software RSS); whether the options demand
+     * it (ebpf-rss-fds=, x-ebpf-rss=on) */
+    QnicRssEbpf *rss_ebpf;
     bool rss_ebpf_steering;
+    bool rss_ebpf_forced;
 
     uint64_t stat_rx_dropped, stat_rx_filtered;
 
@@ -135,6 +140,15 @@ void virtio_net_handle_ctrl(VirtioNet *n);
 void virtio_net_vhost_ctrl_replay(VirtioNet *n);
 /* Whether the rx mode, MAC table and VLAN filter let this frame in. */
 bool virtio_net_rx_filter(VirtioNet *n, const uint8_t *eth, size_t len);
+/* Realize: with RSS offered, load the eBPF program (or take ebpf-rss-fds=)
+ * when the peer can run one; fails only where eBPF was demanded. */
+bool virtio_net_rss_ebpf_init(VirtioNet *n, QnicOpts *opts, uint64_t features, GError **errp);
+/* Attach the program with the current config while RSS is on, detach it
+ * otherwise (call after rss_enabled or the config changed). False when
+ * RSS is on with a program that cannot steer (software RSS takes over). */
+bool virtio_net_rss_steering_update(VirtioNet *n);
+/* Unrealize: detach and free the program. */
+void virtio_net_rss_ebpf_cleanup(VirtioNet *n);
 /* Tell a vnet-header peer the guest offloads now in force. */
 void virtio_net_apply_offloads(VirtioNet *n);
 /* QMP query-rx-filter (QnicNetClientOps). */

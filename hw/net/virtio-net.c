@@ -355,6 +355,7 @@ static void vn_set_features(QnicVirtioDevice *vdev, uint64_t f)
     virtio_net_set_pairs(n, 1);
     n->rss_enabled = false;
     n->hash_report = false;
+    virtio_net_rss_steering_update(n);
 }
 
 static void vn_set_status(QnicVirtioDevice *vdev, uint8_t old, uint8_t status)
@@ -395,6 +396,7 @@ static void vn_reset(QnicVirtioDevice *vdev)
     n->curr_pairs = 1;
     n->curr_guest_offloads = 0;
     n->rss_enabled = n->hash_report = false;
+    virtio_net_rss_steering_update(n);
     n->guest_hdr_len = sizeof(struct virtio_net_hdr);
     n->mergeable = false;
 }
@@ -661,6 +663,8 @@ static void realize_device(VirtioNet *n, QnicDevice *dev, uint64_t f)
     vn_reset_layout(&n->vdev);
 }
 
+static void virtio_net_unrealize(VirtioNet *n);
+
 static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, const char *model,
                                GError **errp)
 {
@@ -679,11 +683,16 @@ static bool virtio_net_realize(VirtioNet *n, QnicDevice *dev, QnicOpts *opts, co
     memcpy(n->mac, n->nic->mac, 6);
     f = realize_peer(n, f);
     realize_device(n, dev, f);
+    if (!virtio_net_rss_ebpf_init(n, opts, f, errp)) {
+        virtio_net_unrealize(n);
+        return false;
+    }
     return true;
 }
 
 static void virtio_net_unrealize(VirtioNet *n)
 {
+    virtio_net_rss_ebpf_cleanup(n);
     if (n->vhost) {
         vhost_stop(n);
         qnic_vhost_set_event_handler(n->vhost, NULL, NULL);

@@ -93,6 +93,12 @@ typedef struct QnicNetClientOps {
      * vhost=on, vhost-vdpa): the vhost device standing behind nc, or NULL
      * when there is none now. Absent: never one. */
     QnicVhostDev *(*get_vhost)(QnicNetClient *nc);
+    /* Backends that steer frames among their queues in the kernel (a
+     * multiqueue tap): run the BPF socket-filter program prog_fd on each
+     * frame to pick its queue (TUNSETSTEERINGEBPF); -1 takes it off. One
+     * program for the whole backend, set through any of its queues.
+     * 0 or -errno. Absent: the backend cannot. */
+    int (*set_steering_ebpf)(QnicNetClient *nc, int prog_fd);
 } QnicNetClientOps;
 
 struct QnicNetClient {
@@ -185,6 +191,10 @@ void qnic_net_peer_set_vnet_hdr_len(QnicNetClient *nc, int len);
 int qnic_net_peer_set_queue_enabled(QnicNetClient *nc, bool enable);
 void qnic_net_peer_set_offload(QnicNetClient *nc, bool csum, bool tso4, bool tso6,
                                bool ecn, bool ufo, bool uso4, bool uso6);
+/* The NIC asks its peer to steer with an eBPF program (set_steering_ebpf;
+ * prog_fd -1 detaches): 0, -errno, or -ENOTSUP when the peer has no such
+ * op (or there is no peer). */
+int qnic_net_peer_set_steering_ebpf(QnicNetClient *nc, int prog_fd);
 
 /* ---- netdevs (backends) and their registry ---- */
 

@@ -31,8 +31,9 @@ QnicRssEbpf *qnic_rss_ebpf_load(GError **errp);
  * sizes). The object owns the descriptors from here on, also on failure. */
 QnicRssEbpf *qnic_rss_ebpf_from_fds(const int *fds, GError **errp);
 void qnic_rss_ebpf_free(QnicRssEbpf *e);
-/* The program's descriptor, for TUNSETSTEERINGEBPF. */
-int qnic_rss_ebpf_prog_fd(QnicRssEbpf *e);
+/* Descriptor `which` (QNIC_RSS_EBPF_PROG for TUNSETSTEERINGEBPF, or a
+ * map's, which a parent hands a child as ebpf-rss-fds=); e keeps it. */
+int qnic_rss_ebpf_fd(QnicRssEbpf *e, int which);
 /* Write c into the maps (the program steers by it from the next frame). */
 bool qnic_rss_ebpf_set_config(QnicRssEbpf *e, const QnicRssConfig *c, GError **errp);
 /* Run the program on one frame in the kernel (BPF_PROG_TEST_RUN): the

@@ -28,6 +28,8 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <net/if.h>
+#include <linux/if_packet.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -975,6 +977,7 @@ static pid_t mq_start_echo_server(unsigned count)
 typedef struct {
     VDev d;
     QTestState *qts;
+    char tap[16];
     uint64_t rx_addr[MQ_PAIRS][1024];   /* by descriptor head */
 } MqDev;
 
@@ -1045,9 +1048,9 @@ static bool match_udp_5000(const uint8_t *f, size_t len, void *opaque)
     return true;
 }
 
-/* Send UDP datagrams to 10.77.0.10:5000 from 10.77.0.1:sport[k] inside the
- * namespace: a child process enters it, the test stays where it is. */
-static void mq_send_udp_from_ns(const uint16_t *sports, unsigned n)
+/* Run fn(arg) in a child process inside the namespace (the test stays
+ * where it is); fn returns the child's exit status, 0 for success. */
+static void mq_in_ns(int (*fn)(const void *arg), const void *arg)
 {
     g_autofree char *path = g_strdup_printf("/run/netns/%s", mq_ns);
     pid_t pid = fork();
@@ -1059,57 +1062,72 @@ static void mq_send_udp_from_ns(const uint16_t *sports, unsigned n)
         if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
             _exit(2);
         }
-        for (unsigned k = 0; k < n; k++) {
-            struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(sports[k]) };
-            struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(5000) };
-            uint8_t payload[16];
-            int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-            inet_pton(AF_INET, "10.77.0.1", &src.sin_addr);
-            inet_pton(AF_INET, "10.77.0.10", &dst.sin_addr);
-            memset(payload, k, sizeof(payload));
-            if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
-                sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&dst, sizeof(dst)) < 0) {
-                _exit(3);
-            }
-            close(fd);
-            usleep(2000);
-        }
-        _exit(0);
+        _exit(fn(arg));
     }
     g_assert_cmpint(waitpid(pid, &st, 0), ==, pid);
     g_assert_true(WIFEXITED(st));
     g_assert_cmpint(WEXITSTATUS(st), ==, 0);
 }
 
-static void test_mq_tap(void)
+typedef struct {
+    const uint16_t *sports;
+    unsigned n;
+    int type;                   /* SOCK_DGRAM: a datagram; SOCK_STREAM: a SYN */
+    uint16_t dport;
+} MqFlows;
+
+/* From 10.77.0.1:sport[k] to 10.77.0.10:dport: a UDP datagram each, or a
+ * TCP SYN (a non-blocking connect, closed at once: no retransmission). */
+static int mq_send_flows(const void *arg)
 {
+    const MqFlows *fl = arg;
+
+    for (unsigned k = 0; k < fl->n; k++) {
+        struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(fl->sports[k]) };
+        struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(fl->dport) };
+        uint8_t payload[16];
+        int fd = socket(AF_INET, fl->type | SOCK_NONBLOCK, 0);
+
+        inet_pton(AF_INET, "10.77.0.1", &src.sin_addr);
+        inet_pton(AF_INET, "10.77.0.10", &dst.sin_addr);
+        memset(payload, k, sizeof(payload));
+        if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+            return 3;
+        }
+        if (fl->type == SOCK_DGRAM &&
+            sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&dst, sizeof(dst)) < 0) {
+            return 4;
+        }
+        if (fl->type == SOCK_STREAM && connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 &&
+            errno != EINPROGRESS) {
+            return 5;
+        }
+        close(fd);
+        usleep(2000);
+    }
+    return 0;
+}
+
+/* Send UDP datagrams to 10.77.0.10:5000 from 10.77.0.1:sport[k] inside the
+ * namespace. */
+static void mq_send_udp_from_ns(const uint16_t *sports, unsigned n)
+{
+    MqFlows fl = { sports, n, SOCK_DGRAM, 5000 };
+    mq_in_ns(mq_send_flows, &fl);
+}
+
+/* A 4-pair virtio-net (features `want`, device options dev_extra) on a
+ * multiqueue tap moved into a fresh namespace as 10.77.0.1, with the guest's
+ * 10.77.0.10-13 as permanent neighbours, driven to DRIVER_OK with RX
+ * buffers on every queue. */
+#define MQ_FEATURES (BASE_F | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_MQ) | \
+                     F(VIRTIO_NET_F_RSS) | F(VIRTIO_NET_F_HASH_REPORT))
+
+static MqDev *mq_setup(uint64_t want, const char *dev_extra)
+{
+    g_autofree char *tap = NULL;
     MqDev *m;
     VDev *d;
-    g_autofree char *tap = NULL;
-    uint64_t want = BASE_F | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_MQ) | F(VIRTIO_NET_F_RSS) |
-                    F(VIRTIO_NET_F_HASH_REPORT);
-    uint16_t pairs = MQ_PAIRS;
-    unsigned ctrlq = 2 * MQ_PAIRS;
-    uint8_t frame[BUFSZ];
-    size_t len;
-    int got_on[MQ_PAIRS];
-    pid_t echo_pid;
-
-    if (!have_tap()) {
-        g_test_skip("needs root and /dev/net/tun for -netdev tap,queues=4");
-        return;
-    }
-    if (system("ip netns list >/dev/null 2>&1") != 0) {
-        g_test_skip("needs iproute2 with network namespace support (ip netns)");
-        return;
-    }
-    /* the reference hash must match Microsoft's published test vector:
-     * 66.9.149.187:2794 -> 161.142.100.80:1766 gives 0x51ccc178 */
-    {
-        static const uint8_t v[12] = { 66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6 };
-        g_assert_cmphex(toeplitz_ref(rss_key, sizeof(rss_key), v, 12), ==, 0x51ccc178);
-    }
 
     snprintf(mq_ns, sizeof(mq_ns), "qnicmq%d", (int)getpid());
     tap = g_strdup_printf("qvmq%d", (int)getpid() % 100000);
@@ -1123,7 +1141,8 @@ static void test_mq_tap(void)
     d = &m->d;
     m->qts = qtest_initf(QTEST_FLAG_RUNNING,
                          "-netdev tap,id=n0,queues=4,script=no,downscript=no,ifname=%s "
-                         "-device virtio-net-pci,netdev=n0,mq=on,rss=on,hash=on,addr=4", tap);
+                         "-device virtio-net-pci,netdev=n0,mq=on,rss=on,hash=on,addr=4%s",
+                         tap, dev_extra);
     /* hand the VMM's tap to the namespace (wait for it to appear first) */
     {
         g_autofree char *sys = g_strdup_printf("/sys/class/net/%s", tap);
@@ -1140,6 +1159,7 @@ static void test_mq_tap(void)
         mq_sh("ip -n %s neigh replace 10.77.0.%u lladdr 52:54:00:12:34:56 dev %s nud permanent",
               mq_ns, 10 + i, tap);
     }
+    snprintf(m->tap, sizeof(m->tap), "%s", tap);
 
     vd_pci_init(d, m->qts, DEVFN, VD_PCI_MODERN);
     g_assert_true(vd_negotiate(d, want));
@@ -1153,6 +1173,45 @@ static void test_mq_tap(void)
     for (unsigned p = 0; p < MQ_PAIRS; p++) {
         mq_post_rx(m, p);
     }
+    return m;
+}
+
+static bool mq_can_run(void)
+{
+    if (!have_tap()) {
+        g_test_skip("needs root and /dev/net/tun for -netdev tap,queues=4");
+        return false;
+    }
+    if (system("ip netns list >/dev/null 2>&1") != 0) {
+        g_test_skip("needs iproute2 with network namespace support (ip netns)");
+        return false;
+    }
+    return true;
+}
+
+static void test_mq_tap(void)
+{
+    MqDev *m;
+    VDev *d;
+    uint16_t pairs = MQ_PAIRS;
+    unsigned ctrlq = 2 * MQ_PAIRS;
+    uint8_t frame[BUFSZ];
+    size_t len;
+    int got_on[MQ_PAIRS];
+    pid_t echo_pid;
+
+    if (!mq_can_run()) {
+        return;
+    }
+    /* the reference hash must match Microsoft's published test vector:
+     * 66.9.149.187:2794 -> 161.142.100.80:1766 gives 0x51ccc178 */
+    {
+        static const uint8_t v[12] = { 66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6 };
+        g_assert_cmphex(toeplitz_ref(rss_key, sizeof(rss_key), v, 12), ==, 0x51ccc178);
+    }
+
+    m = mq_setup(MQ_FEATURES, "");
+    d = &m->d;
     /* One pair in use (the state after feature negotiation): the tap's
      * other queues are detached, as QEMU does, so every flow the kernel
      * sends arrives on RX queue 0 rather than waiting on a queue the driver
@@ -1303,6 +1362,357 @@ static void test_mq_tap(void)
     signal(SIGABRT, SIG_DFL);
 }
 
+/* ---- RSS on the tap: the eBPF steering program, and software RSS ----
+ *
+ * Flows the kernel sends (UDP datagrams and TCP SYNs from sockets) and
+ * frames written to the tap from inside the namespace with an AF_PACKET
+ * socket (IPv4 with options and fragments, IPv6 with extension headers,
+ * a home address option and a type 2 routing header, a frame of no IP
+ * type) must land on the RX queue the indirection table gives for the
+ * hash this test computes from the frame's own bytes (toeplitz_ref, not
+ * qnic's code), for two keys and tables programmed through the control
+ * queue, and carry that hash in their header. With x-ebpf-rss=on the tap's
+ * eBPF program steers (the device refuses an RSS config it cannot steer
+ * with), with x-ebpf-rss=off qnic does. Malformed configs are refused and
+ * leave the last good one in force (QEMU 7.2 turns RSS off instead). */
+
+#define RSS_RAW_MAX 96
+
+typedef struct {
+    uint8_t f[200];
+    size_t len;
+    uint8_t tuple[36];
+    size_t tuple_len;
+    unsigned report;
+    bool seen;
+} RssFrame;
+
+typedef struct {
+    RssFrame fr[RSS_RAW_MAX];
+    unsigned n;
+    char tap[16];
+} RssFrames;
+
+static uint8_t *rf_begin(RssFrames *s, uint16_t type)
+{
+    RssFrame *r;
+
+    g_assert_cmpuint(s->n, <, RSS_RAW_MAX);
+    r = &s->fr[s->n++];
+    memset(r, 0, sizeof(*r));
+    memcpy(r->f, mq_guest_mac, 6);
+    memcpy(r->f + 6, mq_tap_mac, 6);
+    r->f[12] = type >> 8;
+    r->f[13] = type & 0xff;
+    r->len = 14;
+    return r->f + 14;
+}
+
+static void rf_ports(RssFrame *r, uint8_t *l4, uint8_t proto, uint16_t sport, uint16_t dport)
+{
+    l4[0] = sport >> 8; l4[1] = sport & 0xff; l4[2] = dport >> 8; l4[3] = dport & 0xff;
+    if (proto == 6) {
+        l4[12] = 0x50;          /* data offset 5 */
+    }
+    r->len = l4 - r->f + (proto == 6 ? 20 : 8);
+}
+
+/* IPv4 from 10.77.1.k to 10.77.0.10 with opt_words of options and
+ * fragment field frag; expect the ports when they count. */
+static void rf_ipv4(RssFrames *s, unsigned k, uint8_t proto, unsigned opt_words, uint16_t frag)
+{
+    uint8_t *ip = rf_begin(s, 0x0800), *l4 = ip + 20 + 4 * opt_words;
+    RssFrame *r = &s->fr[s->n - 1];
+    uint16_t sport = 20000 + 97 * k, dport = 80 + k;
+
+    ip[0] = 0x45 + opt_words;
+    ip[6] = frag >> 8;
+    ip[7] = frag & 0xff;
+    ip[8] = 64;
+    ip[9] = proto;
+    ip[12] = 10; ip[13] = 77; ip[14] = 1; ip[15] = k;
+    ip[16] = 10; ip[17] = 77; ip[18] = 0; ip[19] = 10;
+    memset(ip + 20, 1, 4 * opt_words);      /* NOP options */
+    rf_ports(r, l4, proto, sport, dport);
+    memcpy(r->tuple, ip + 12, 8);
+    r->tuple_len = 8;
+    r->report = VIRTIO_NET_HASH_REPORT_IPv4;
+    if (!(frag & 0x3fff)) {
+        memcpy(r->tuple + 8, l4, 4);
+        r->tuple_len = 12;
+        r->report = proto == 6 ? VIRTIO_NET_HASH_REPORT_TCPv4 : VIRTIO_NET_HASH_REPORT_UDPv4;
+    }
+}
+
+enum { V6_PLAIN, V6_HOP, V6_HAO_RH2, V6_FRAG };
+
+/* IPv6 from fd77:1::k to fd77::10, with extension headers of a kind; the
+ * home address and routing header carry fd77:2::k and fd77:3::10. The
+ * expected tuple follows virtio 1.2 5.1.6.4.3.3-4 with every type on. */
+static void rf_ipv6(RssFrames *s, unsigned k, uint8_t proto, int kind)
+{
+    uint8_t *ip = rf_begin(s, 0x86dd), *p = ip + 40;
+    RssFrame *r = &s->fr[s->n - 1];
+    uint8_t home[16], rh[16];
+    uint8_t *nh = ip + 6;
+
+    ip[0] = 0x60;
+    ip[7] = 64;
+    inet_pton(AF_INET6, "fd77:1::", ip + 8);
+    ip[23] = k;
+    inet_pton(AF_INET6, "fd77::10", ip + 24);
+    inet_pton(AF_INET6, "fd77:2::", home);
+    home[15] = k;
+    inet_pton(AF_INET6, "fd77:3::10", rh);
+    if (kind == V6_HOP) {
+        *nh = 0; nh = p; p[2] = 1; p[3] = 4; p += 8;         /* PadN */
+    } else if (kind == V6_HAO_RH2) {
+        *nh = 60; nh = p; p[1] = 2; p[2] = 1; p[3] = 2;      /* PadN of 2 */
+        p[6] = 0xc9; p[7] = 16; memcpy(p + 8, home, 16); p += 24;
+        *nh = 43; nh = p; p[1] = 2; p[2] = 2; p[3] = 1; memcpy(p + 8, rh, 16); p += 24;
+    } else if (kind == V6_FRAG) {
+        *nh = 44; nh = p; p[3] = 1; p[7] = k; p += 8;        /* M set */
+    }
+    *nh = proto;
+    ip[4] = 0;
+    ip[5] = (p - (ip + 40)) + (proto == 6 ? 20 : 8);
+    rf_ports(r, p, proto, 30000 + 89 * k, 443 + k);
+    memcpy(r->tuple, kind == V6_HAO_RH2 ? home : ip + 8, 16);
+    memcpy(r->tuple + 16, kind == V6_HAO_RH2 ? rh : ip + 24, 16);
+    r->tuple_len = 32;
+    if (kind == V6_FRAG) {
+        r->report = VIRTIO_NET_HASH_REPORT_IPv6_EX;
+        return;
+    }
+    memcpy(r->tuple + 32, p, 4);
+    r->tuple_len = 36;
+    if (kind == V6_PLAIN) {
+        r->report = proto == 6 ? VIRTIO_NET_HASH_REPORT_TCPv6 : VIRTIO_NET_HASH_REPORT_UDPv6;
+    } else {
+        r->report = proto == 6 ? VIRTIO_NET_HASH_REPORT_TCPv6_EX : VIRTIO_NET_HASH_REPORT_UDPv6_EX;
+    }
+}
+
+/* The frames of one round; QEMU 7.2 gets the plain classes only (its RSS
+ * differs on the rest). */
+static void rss_build_frames(RssFrames *s, bool plain_only)
+{
+    s->n = 0;
+    for (unsigned k = 1; k <= 6; k++) {
+        rf_ipv4(s, k, 6, 0, 0);
+        rf_ipv4(s, k, 17, 0, 0x4000);           /* DF: not a fragment */
+        rf_ipv6(s, k, 6, V6_PLAIN);
+        rf_ipv6(s, k, 17, V6_PLAIN);
+        if (plain_only) {
+            continue;
+        }
+        rf_ipv4(s, k, 6, 3, 0);                 /* options */
+        rf_ipv4(s, k, 17, 0, 0x2000);           /* MF */
+        rf_ipv4(s, k, 6, 0, 0x0010);            /* an offset */
+        rf_ipv6(s, k, 6, V6_HOP);
+        rf_ipv6(s, k, 17, V6_HAO_RH2);
+        rf_ipv6(s, k, 6, V6_HAO_RH2);
+        rf_ipv6(s, k, 6, V6_FRAG);
+        /* no IP at all: the unclassified queue */
+        rf_begin(s, 0x88b5)[0] = k;
+        s->fr[s->n - 1].len = 60;
+    }
+}
+
+static int rss_send_raw(const void *arg)
+{
+    const RssFrames *s = arg;
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_halen = 6 };
+    int fd = socket(AF_PACKET, SOCK_RAW, 0);
+
+    sll.sll_ifindex = if_nametoindex(s->tap);
+    if (fd < 0 || !sll.sll_ifindex) {
+        return 3;
+    }
+    for (unsigned k = 0; k < s->n; k++) {
+        if (sendto(fd, s->fr[k].f, s->fr[k].len, 0, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+            return 4;
+        }
+        usleep(1000);
+    }
+    close(fd);
+    return 0;
+}
+
+typedef struct {
+    uint32_t types;
+    uint16_t mask, unclassified;
+    uint16_t table[128];
+    uint8_t key[40];
+} RssCfg;
+
+static uint8_t rss_send_cfg(MqDev *m, const RssCfg *c, uint8_t key_len)
+{
+    uint8_t b[4 + 4 + 256 + 2 + 1 + 64];
+    size_t o = 0;
+
+    for (unsigned i = 0; i < 4; i++) {
+        b[o++] = c->types >> (8 * i);
+    }
+    b[o++] = c->mask & 0xff; b[o++] = c->mask >> 8;
+    b[o++] = c->unclassified & 0xff; b[o++] = c->unclassified >> 8;
+    for (unsigned i = 0; i <= c->mask; i++) {
+        b[o++] = c->table[i] & 0xff;
+        b[o++] = c->table[i] >> 8;
+    }
+    b[o++] = MQ_PAIRS; b[o++] = 0;              /* max_tx_vq */
+    b[o++] = key_len;
+    for (unsigned i = 0; i < key_len; i++) {
+        b[o++] = c->key[i % 40];
+    }
+    return ctrl_cmd_q(&m->d, m->qts, 2 * MQ_PAIRS, VIRTIO_NET_CTRL_MQ,
+                      VIRTIO_NET_CTRL_MQ_RSS_CONFIG, b, o);
+}
+
+/* Expected report and tuple of a frame the kernel's sockets sent (plain
+ * IPv4 TCP or UDP to port 5000/5001); false for anything else. */
+static bool rss_kernel_flow(const uint8_t *f, size_t len, uint8_t *tuple, unsigned *report)
+{
+    if (len < 14 + 20 + 8 || f[12] != 0x08 || f[13] != 0 || f[14] != 0x45 ||
+        f[14 + 12] != 10 || f[14 + 14] != 0 || f[14 + 15] != 1 ||
+        (f[14 + 9] != 6 && f[14 + 9] != 17)) {
+        return false;
+    }
+    memcpy(tuple, f + 14 + 12, 8);
+    memcpy(tuple + 8, f + 34, 4);
+    *report = f[14 + 9] == 6 ? VIRTIO_NET_HASH_REPORT_TCPv4 : VIRTIO_NET_HASH_REPORT_UDPv4;
+    return true;
+}
+
+/* Reap `want` frames of this round, each checked against the table; RX
+ * buffers go back to their ring as they are used. Returns the queues hit. */
+static unsigned rss_reap_round(MqDev *m, RssFrames *s, const RssCfg *c, unsigned want)
+{
+    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    unsigned got = 0, used = 0;
+
+    while (got < want) {
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+        for (unsigned p = 0; p < MQ_PAIRS; p++) {
+            uint8_t fb[BUFSZ], tuple[36];
+            const uint8_t *f = fb + MQ_HDR;
+            uint16_t id;
+            uint32_t len, hash = 0;
+            unsigned report = 0, q;
+            size_t tlen = 0;
+            VdBuf b;
+
+            if (!vd_get_used(&m->d, 2 * p, &id, &len, 0)) {
+                continue;
+            }
+            qtest_memread(m->qts, m->rx_addr[p][id], fb, len);
+            b = (VdBuf){ m->rx_addr[p][id], BUFSZ, true };
+            m->rx_addr[p][vd_add(&m->d, 2 * p, &b, 1, false)] = b.addr;
+            vd_kick(&m->d, 2 * p);
+            len -= MQ_HDR;
+            for (unsigned k = 0; k < s->n && !tlen; k++) {
+                if (!s->fr[k].seen && s->fr[k].len == len && !memcmp(s->fr[k].f, f, len)) {
+                    s->fr[k].seen = true;
+                    memcpy(tuple, s->fr[k].tuple, 36);
+                    tlen = s->fr[k].tuple_len;
+                    report = s->fr[k].report;
+                    tlen += !tlen;  /* a frame of no type still counts */
+                }
+            }
+            if (!tlen && rss_kernel_flow(f, len, tuple, &report)) {
+                tlen = 12;
+            }
+            if (!tlen) {
+                continue;       /* stray traffic */
+            }
+            if (report) {
+                hash = toeplitz_ref(c->key, 40, tuple, tlen);
+            }
+            q = report ? c->table[hash & c->mask] : c->unclassified;
+            if ((unsigned)p != q || (fb[12] | fb[13] << 8 | fb[14] << 16 | (uint32_t)fb[15] << 24) != hash ||
+                (fb[16] | fb[17] << 8) != report) {
+                g_test_message("frame of %u bytes, report %u hash 0x%08x: on queue %u, want %u; "
+                               "header hash 0x%02x%02x%02x%02x type %u", (unsigned)len, report, hash,
+                               p, q, fb[15], fb[14], fb[13], fb[12], fb[16]);
+            }
+            g_assert_cmpuint(p, ==, q);
+            g_assert_cmphex(fb[12] | fb[13] << 8 | fb[14] << 16 | (uint32_t)fb[15] << 24, ==, hash);
+            g_assert_cmpuint(fb[16] | fb[17] << 8, ==, report);
+            used |= 1u << p;
+            got++;
+        }
+    }
+    return used;
+}
+
+static void test_rss_steering(gconstpointer data)
+{
+    bool ebpf = GPOINTER_TO_INT(data);
+    bool qemu = qtest_target_is_qemu();
+    uint32_t types = qemu ? 0x3f : 0x1ff;      /* QEMU: the plain types only */
+    static const uint16_t sports[8] = { 40001, 40103, 40211, 40307, 40409, 40503, 40601, 40709 };
+    MqFlows udp = { sports, 8, SOCK_DGRAM, 5000 }, tcp = { sports, 8, SOCK_STREAM, 5001 };
+    RssFrames *s = g_new0(RssFrames, 1);
+    RssCfg cfg[2] = { { .types = types, .mask = 7, .unclassified = 2,
+                        .table = { 3, 1, 0, 2, 2, 0, 1, 3 } },
+                      { .types = types, .mask = 127, .unclassified = 1 } };
+    MqDev *m;
+
+    if (!mq_can_run()) {
+        g_free(s);
+        return;
+    }
+    if (qemu && !ebpf) {
+        g_test_skip("QEMU 7.2 has no switch that keeps RSS in software");
+        g_free(s);
+        return;
+    }
+    memcpy(cfg[0].key, rss_key, 40);
+    for (unsigned i = 0; i < 128; i++) {
+        cfg[1].table[i] = (i * 7 + i / 16) % MQ_PAIRS;
+    }
+    for (unsigned i = 0; i < 40; i++) {
+        cfg[1].key[i] = (uint8_t)(i * 37 + 11);
+    }
+    m = mq_setup(MQ_FEATURES, qemu ? "" : ebpf ? ",x-ebpf-rss=on" : ",x-ebpf-rss=off");
+    snprintf(s->tap, sizeof(s->tap), "%s", m->tap);
+    for (unsigned round = 0; round < 2; round++) {
+        RssCfg bad = cfg[round];
+        unsigned want, used;
+
+        /* RSS_CONFIG OK: with x-ebpf-rss=on, the tap runs the program */
+        g_assert_cmpuint(rss_send_cfg(m, &cfg[round], 40), ==, VIRTIO_NET_OK);
+        /* refused, and the good config stays: a table of 3, a key of 41 */
+        bad.mask = 2;
+        g_assert_cmpuint(rss_send_cfg(m, &bad, 40), ==, VIRTIO_NET_ERR);
+        g_assert_cmpuint(rss_send_cfg(m, &cfg[round], 41), ==, VIRTIO_NET_ERR);
+        if (!qemu) {
+            bad = cfg[round];
+            bad.table[1] = MQ_PAIRS;             /* a queue that is not there */
+            g_assert_cmpuint(rss_send_cfg(m, &bad, 40), ==, VIRTIO_NET_ERR);
+        } else {
+            /* QEMU turns RSS off on a refused config: set it again */
+            g_assert_cmpuint(rss_send_cfg(m, &cfg[round], 40), ==, VIRTIO_NET_OK);
+        }
+        rss_build_frames(s, qemu);
+        mq_in_ns(rss_send_raw, s);
+        mq_in_ns(mq_send_flows, &udp);
+        mq_in_ns(mq_send_flows, &tcp);
+        want = s->n + udp.n + tcp.n;
+        used = rss_reap_round(m, s, &cfg[round], want);
+        g_test_message("round %u: %u frames, queues used 0x%x", round, want, used);
+        g_assert_cmpuint(__builtin_popcount(used), >, 2);
+        for (unsigned k = 0; k < s->n; k++) {
+            g_assert_true(s->fr[k].seen);
+        }
+    }
+    qtest_quit(m->qts);
+    g_free(m);
+    g_free(s);
+    mq_ns_cleanup();
+    signal(SIGABRT, SIG_DFL);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1321,6 +1731,8 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio-net/errors", test_errors);
     g_test_add_func("/virtio-net/unoffered", test_unoffered);
     g_test_add_func("/virtio-net/mq/tap-4-pairs-rss", test_mq_tap);
+    g_test_add_data_func("/virtio-net/rss/ebpf", GINT_TO_POINTER(1), test_rss_steering);
+    g_test_add_data_func("/virtio-net/rss/software", GINT_TO_POINTER(0), test_rss_steering);
     for (int k = 0; k < (int)G_N_ELEMENTS(bad_names); k++) {
         g_autofree char *name = g_strdup_printf("/virtio-net/malformed/%s", bad_names[k]);
         g_test_add_data_func(name, GINT_TO_POINTER(k), test_malformed);

@@ -13,7 +13,16 @@
  */
 #include "qnic/rss.h"
 #include "qnic/rss-ebpf.h"
+#include "qnic/machine.h"
+#include "qnic/device.h"
+#include "qnic/net.h"
+#include "../lib/test-backends.h"
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 
 static const uint8_t ms_key[40] = {
     0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
@@ -517,6 +526,174 @@ static void test_ebpf_ran(void)
     g_test_message("the BPF program agreed with net/rss.c on %u frames", ebpf_checked);
 }
 
+/* ---- virtio-net's options: ebpf-rss-fds=, x-ebpf-rss= ---- */
+
+static bool can_open_tap(void)
+{
+    int fd = open("/dev/net/tun", O_RDWR);
+
+    if (fd < 0) {
+        return false;
+    }
+    close(fd);
+    return geteuid() == 0;
+}
+
+/* Create virtio-net-pci,netdev=ID,rss=on<opts> on a fresh machine whose
+ * netdev is `netdev`; returns the error message, or NULL when it realized. */
+static char *try_device(const char *netdev, const char *opts)
+{
+    static unsigned n;
+    QnicMachineConfig cfg = { .ram_size = 16 * 1024 * 1024, .backends = test_backends() };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *id = g_strdup_printf("rss%u", n++);
+    g_autofree char *nd_str = g_strdup_printf("%s,id=%s", netdev, id);
+    g_autofree char *dev_str = g_strdup_printf("virtio-net-pci,netdev=%s,rss=on,mq=on%s", id, opts);
+    QnicMachine *m = qnic_machine_new(&cfg, &err);
+    QnicNetdev *nd;
+    QnicDevice *dev;
+    char *msg = NULL;
+
+    g_assert_no_error(err);
+    nd = qnic_netdev_add_str(test_backends(), nd_str, &err);
+    g_assert_no_error(err);
+    dev = qnic_device_create_str(m, dev_str, &err);
+    if (dev) {
+        qnic_device_destroy(dev);
+    } else {
+        g_assert_nonnull(err);
+        msg = g_strdup(err->message);
+    }
+    qnic_netdev_del(nd);
+    qnic_machine_free(m);
+    return msg;
+}
+
+static void assert_refused(const char *netdev, const char *opts, const char *want)
+{
+    g_autofree char *msg = try_device(netdev, opts);
+
+    g_test_message("%s%s: %s", netdev, opts, msg ? msg : "(realized)");
+    g_assert_nonnull(msg);
+    g_assert_nonnull(strstr(msg, want));
+}
+
+static char *fds_opt(const int *fds)
+{
+    return g_strdup_printf(",ebpf-rss-fds=%d:%d:%d:%d", fds[0], fds[1], fds[2], fds[3]);
+}
+
+/* Descriptors as a privileged parent would hand them in: the program's
+ * and its maps', duplicated (the object closes its own). */
+static void parent_fds(int *fds)
+{
+    g_autoptr(GError) err = NULL;
+    QnicRssEbpf *e = qnic_rss_ebpf_load(&err);
+
+    g_assert_no_error(err);
+    for (int i = 0; i < QNIC_RSS_EBPF_NFDS; i++) {
+        fds[i] = dup(qnic_rss_ebpf_fd(e, i));
+        g_assert_cmpint(fds[i], >=, 0);
+    }
+    qnic_rss_ebpf_free(e);
+}
+
+static void test_options(void)
+{
+    int fds[4], nul[4];
+    g_autofree char *msg = NULL, *opt = NULL;
+
+    /* forced eBPF on a netdev that cannot steer */
+    assert_refused("user", ",x-ebpf-rss=on", "needs a netdev that takes a steering program");
+    assert_refused("user", ",ebpf-rss-fds=3:4:5:6", "needs a netdev that takes a steering program");
+    msg = try_device("user", "");
+    g_assert_null(msg);             /* auto: software RSS */
+    if (!can_open_tap()) {
+        g_test_skip("the rest needs root and /dev/net/tun (a multiqueue tap)");
+        return;
+    }
+    assert_refused("tap,queues=2,script=no,downscript=no", ",ebpf-rss-fds=1:2:3",
+                   "expected 4 file descriptors (PROG:CONFIG:KEY:TABLE) but got 3");
+    assert_refused("tap,queues=2,script=no,downscript=no", ",ebpf-rss-fds=a:b:c:d",
+                   "'a' is not an open file descriptor");
+    assert_refused("tap,queues=2,script=no,downscript=no", ",ebpf-rss-fds=1:2:3:999",
+                   "'999' is not an open file descriptor");
+    assert_refused("tap,queues=2,script=no,downscript=no", ",x-ebpf-rss=off,ebpf-rss-fds=1:2:3:4",
+                   "x-ebpf-rss=off");
+    for (int i = 0; i < 4; i++) {
+        nul[i] = open("/dev/null", O_RDONLY);
+    }
+    opt = fds_opt(nul);
+    assert_refused("tap,queues=2,script=no,downscript=no", opt, "is not a BPF program");
+    g_free(opt);
+    if (!ebpf) {
+        g_test_skip("the rest needs the eBPF program loadable here");
+        return;
+    }
+    /* handed-in descriptors of the real program and maps: accepted; with
+     * two maps swapped: refused */
+    parent_fds(fds);
+    opt = fds_opt(fds);
+    g_free(msg);
+    msg = try_device("tap,queues=2,script=no,downscript=no", opt);
+    g_assert_null(msg);
+    g_free(opt);
+    parent_fds(fds);
+    {
+        int t = fds[1];
+        fds[1] = fds[3];
+        fds[3] = t;
+    }
+    opt = fds_opt(fds);
+    assert_refused("tap,queues=2,script=no,downscript=no", opt, "is not the map this program uses");
+    /* loading it ourselves, forced and not */
+    g_free(msg);
+    msg = try_device("tap,queues=2,script=no,downscript=no", ",x-ebpf-rss=on");
+    g_assert_null(msg);
+}
+
+/* Without CAP_BPF and CAP_SYS_ADMIN the program does not load: forced eBPF
+ * fails realize with the loader's error, auto falls back to software. */
+static void test_load_failure(void)
+{
+    if (!ebpf || !can_open_tap()) {
+        g_test_skip("needs root, /dev/net/tun and a loadable eBPF program");
+        return;
+    }
+    if (g_test_subprocess()) {
+        struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+        struct __user_cap_data_struct d[2];
+        QnicMachineConfig cfg = { .ram_size = 16 * 1024 * 1024, .backends = test_backends() };
+        g_autoptr(GError) err = NULL;
+        QnicMachine *m = qnic_machine_new(&cfg, &err);
+        QnicNetdev *nd = qnic_netdev_add_str(test_backends(),
+                                             "tap,id=lf,queues=2,script=no,downscript=no", &err);
+        QnicDevice *dev;
+
+        g_assert_no_error(err);
+        g_assert_true(nd && m);
+        /* the tap is open: drop what loading a BPF program needs */
+        g_assert_cmpint(syscall(SYS_capget, &h, d), ==, 0);
+        for (int i = 0; i < 2; i++) {
+            d[i].effective &= ~((i == 0 ? (1u << CAP_SYS_ADMIN) : 0) |
+                                (i == 1 ? (1u << (CAP_BPF - 32)) | (1u << (CAP_PERFMON - 32)) : 0));
+        }
+        g_assert_cmpint(syscall(SYS_capset, &h, d), ==, 0);
+        dev = qnic_device_create_str(m, "virtio-net-pci,netdev=lf,rss=on,mq=on,x-ebpf-rss=on", &err);
+        g_assert_null(dev);
+        printf("forced: %s\n", err->message);
+        g_clear_error(&err);
+        dev = qnic_device_create_str(m, "virtio-net-pci,netdev=lf,rss=on,mq=on", &err);
+        g_assert_no_error(err);
+        printf("auto: realized\n");
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, 0);
+    g_test_trap_assert_passed();
+    g_test_trap_assert_stdout("forced: eBPF RSS: cannot load the steering program (needs CAP_BPF "
+                              "or root)*\nauto: realized\n");
+}
+
 int main(int argc, char **argv)
 {
     g_autoptr(GError) err = NULL;
@@ -534,6 +711,8 @@ int main(int argc, char **argv)
     g_test_add_func("/rss/ipv6-limits", test_ipv6_limits);
     g_test_add_func("/rss/parse-config", test_parse_config);
     g_test_add_func("/rss/ebpf-agrees", test_ebpf_ran);
+    g_test_add_func("/rss/options", test_options);
+    g_test_add_func("/rss/load-failure", test_load_failure);
     ret = g_test_run();
     qnic_rss_ebpf_free(ebpf);
     return ret;
