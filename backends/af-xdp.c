@@ -16,8 +16,11 @@
  * bottom half wakes the kernel once per burst, and only when the ring says
  * it needs it (XDP_USE_NEED_WAKEUP). A frame that finds no free frame or
  * ring slot is queued by the net core and goes on when the socket is
- * writable again. Without libxdp at build time the type exists and refuses
- * with a message saying so.
+ * writable again. With sock-fds= (inhibit=on) the sockets come from a
+ * privileged parent and qnic only binds them; libxdp before 1.4 cannot put a
+ * UMEM on a socket it did not open, so there qnic uses the kernel interface
+ * (linux/if_xdp.h) for those. Without libxdp at build time the type exists
+ * and refuses with a message saying so.
  */
 #include "qnic/net.h"
 #include "qnic/log.h"
@@ -25,6 +28,7 @@
 #include "qnic-config.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <net/if.h>
@@ -75,6 +79,8 @@ typedef struct AfXdpQueue {
     uint32_t rx_lent;               /* frames in the fill or RX ring */
     uint32_t tx_out;                /* frames in the TX or completion ring */
     int fd;
+    void *raw_map[4];               /* sock-fds without libxdp's help: rings */
+    size_t raw_len[4];
     QnicFdWatch *watch;
     QnicBH *kick_bh;
     bool read_poll, write_poll;
@@ -304,7 +310,7 @@ static ssize_t xdp_receive_iov(QnicNetClient *nc, const struct iovec *iov, int i
     uint32_t idx = 0;
     uint64_t addr;
 
-    if (!q || !q->xsk) {
+    if (!q || q->fd < 0) {
         return -EIO;
     }
     if (size == 0) {
@@ -367,6 +373,25 @@ static int xdp_libbpf_print(enum libbpf_print_level level, const char *fmt, va_l
     return 0;
 }
 
+/* The frames of the UMEM and the stack of free ones. */
+static bool xdp_area_create(AfXdpQueue *q, int index, GError **errp)
+{
+    q->area = mmap(NULL, (size_t)XDP_NUM_FRAMES * XDP_FRAME_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q->area == MAP_FAILED) {
+        q->area = NULL;
+        qnic_error_setg_errno(errp, errno, "failed to create umem for %s queue_index: %d",
+                              q->s->ifname, index);
+        return false;
+    }
+    q->pool = g_new(uint64_t, XDP_NUM_FRAMES);
+    for (uint32_t i = 0; i < XDP_NUM_FRAMES; i++) {
+        q->pool[i] = (uint64_t)(XDP_NUM_FRAMES - 1 - i) * XDP_FRAME_SIZE;
+    }
+    q->n_pool = XDP_NUM_FRAMES;
+    return true;
+}
+
 /* The UMEM and its fill/completion rings (on sock_fd when handed one). */
 static bool xdp_umem_create(AfXdpQueue *q, int index, int sock_fd, GError **errp)
 {
@@ -379,13 +404,6 @@ static bool xdp_umem_create(AfXdpQueue *q, int index, int sock_fd, GError **errp
     size_t size = (size_t)XDP_NUM_FRAMES * XDP_FRAME_SIZE;
     int ret;
 
-    q->area = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (q->area == MAP_FAILED) {
-        q->area = NULL;
-        qnic_error_setg_errno(errp, errno, "failed to create umem for %s queue_index: %d",
-                              q->s->ifname, index);
-        return false;
-    }
 #ifdef CONFIG_XSK_UMEM_CREATE_WITH_FD
     if (sock_fd >= 0) {
         ret = xsk_umem__create_with_fd(&q->umem, sock_fd, q->area, size, &q->fq, &q->cq, &cfg);
@@ -400,13 +418,80 @@ static bool xdp_umem_create(AfXdpQueue *q, int index, int sock_fd, GError **errp
                               q->s->ifname, index);
         return false;
     }
-    q->pool = g_new(uint64_t, XDP_NUM_FRAMES);
-    for (uint32_t i = 0; i < XDP_NUM_FRAMES; i++) {
-        q->pool[i] = (uint64_t)(XDP_NUM_FRAMES - 1 - i) * XDP_FRAME_SIZE;
-    }
-    q->n_pool = XDP_NUM_FRAMES;
     return true;
 }
+
+#ifndef CONFIG_XSK_UMEM_CREATE_WITH_FD
+/* sock-fds with a libxdp older than 1.4, which cannot put a UMEM on a
+ * socket it did not open: the kernel's interface (linux/if_xdp.h) directly.
+ * Map ring `slot` of the socket and point r at it (the producer and
+ * consumer ring types of xsk.h share one layout). */
+static bool xdp_raw_ring(AfXdpQueue *q, int slot, off_t pgoff, const struct xdp_ring_offset *o,
+                         size_t entry, bool producer, struct xsk_ring_prod *r)
+{
+    size_t len = o->desc + XDP_RING_SIZE * entry;
+    uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, q->fd, pgoff);
+
+    if (m == MAP_FAILED) {
+        return false;
+    }
+    q->raw_map[slot] = m;
+    q->raw_len[slot] = len;
+    r->mask = XDP_RING_SIZE - 1;
+    r->size = XDP_RING_SIZE;
+    r->producer = (__u32 *)(m + o->producer);
+    r->consumer = (__u32 *)(m + o->consumer);
+    r->ring = m + o->desc;
+    r->flags = (__u32 *)(m + o->flags);
+    r->cached_prod = *r->producer;
+    /* a producer sees the consumer a ring ahead (xsk.h's free count) */
+    r->cached_cons = *r->consumer + (producer ? XDP_RING_SIZE : 0);
+    return true;
+}
+
+static bool xdp_raw_open(AfXdpQueue *q, int index, int fd, const AfXdpConfig *c, GError **errp)
+{
+    struct xdp_umem_reg reg = {
+        .addr = (uintptr_t)q->area,
+        .len = (uint64_t)XDP_NUM_FRAMES * XDP_FRAME_SIZE,
+        .chunk_size = XDP_FRAME_SIZE,
+    };
+    struct sockaddr_xdp sxdp = {
+        .sxdp_family = AF_XDP,
+        .sxdp_ifindex = q->s->ifindex,
+        .sxdp_queue_id = q->queue_id,
+        .sxdp_flags = XDP_USE_NEED_WAKEUP | (c->force_copy ? XDP_COPY : 0),
+    };
+    struct xdp_mmap_offsets off;
+    socklen_t len = sizeof(off);
+    int n = XDP_RING_SIZE;
+
+    q->fd = fd;
+    if (setsockopt(fd, SOL_XDP, XDP_UMEM_REG, &reg, sizeof(reg)) ||
+        setsockopt(fd, SOL_XDP, XDP_UMEM_FILL_RING, &n, sizeof(n)) ||
+        setsockopt(fd, SOL_XDP, XDP_UMEM_COMPLETION_RING, &n, sizeof(n)) ||
+        getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &len) ||
+        !xdp_raw_ring(q, 0, XDP_UMEM_PGOFF_FILL_RING, &off.fr, sizeof(uint64_t), true, &q->fq) ||
+        !xdp_raw_ring(q, 1, XDP_UMEM_PGOFF_COMPLETION_RING, &off.cr, sizeof(uint64_t), false,
+                      (struct xsk_ring_prod *)(void *)&q->cq)) {
+        qnic_error_setg_errno(errp, errno, "failed to create umem for %s queue_index: %d",
+                              q->s->ifname, index);
+        return false;
+    }
+    if (setsockopt(fd, SOL_XDP, XDP_RX_RING, &n, sizeof(n)) ||
+        setsockopt(fd, SOL_XDP, XDP_TX_RING, &n, sizeof(n)) ||
+        getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &len) ||
+        !xdp_raw_ring(q, 2, XDP_PGOFF_RX_RING, &off.rx, sizeof(struct xdp_desc), false,
+                      (struct xsk_ring_prod *)(void *)&q->rx) ||
+        !xdp_raw_ring(q, 3, XDP_PGOFF_TX_RING, &off.tx, sizeof(struct xdp_desc), true, &q->tx) ||
+        bind(fd, (struct sockaddr *)&sxdp, sizeof(sxdp))) {
+        qnic_error_setg_errno(errp, errno, "failed to create AF_XDP socket for %s queue_id: %d",
+                              q->s->ifname, q->queue_id);
+        return false;
+    }
+    return true;
+}
+#endif
 
 /* The socket, bound to the interface's queue; mode unset tries native
  * first, then skb, as QEMU does. */
@@ -453,6 +538,16 @@ static bool xdp_queue_open(QnicNetdev *nd, AfXdpState *s, int i, const AfXdpConf
     nd->ncs[i] = q->nc;
     nd->queues = i + 1;
     s->nqueues = i + 1;
+    if (!xdp_area_create(q, i, errp)) {
+        return false;
+    }
+#ifndef CONFIG_XSK_UMEM_CREATE_WITH_FD
+    if (c->sock_fds) {
+        if (!xdp_raw_open(q, i, c->sock_fds[i], c, errp)) {
+            return false;
+        }
+    } else
+#endif
     if (!xdp_umem_create(q, i, c->sock_fds ? c->sock_fds[i] : -1, errp) ||
         !xdp_socket_create(q, c, errp)) {
         return false;
@@ -474,9 +569,17 @@ static void xdp_queue_close(AfXdpQueue *q)
     qnic_bh_free(q->kick_bh);
     q->kick_bh = NULL;
     if (q->xsk) {
-        xsk_socket__delete(q->xsk);
+        xsk_socket__delete(q->xsk);     /* closes q->fd */
         q->xsk = NULL;
+    } else if (q->fd >= 0) {
+        for (int i = 0; i < 4; i++) {
+            if (q->raw_map[i]) {
+                munmap(q->raw_map[i], q->raw_len[i]);
+            }
+        }
+        close(q->fd);                   /* handed in: ours now, as in QEMU */
     }
+    q->fd = -1;
     if (q->umem) {
         xsk_umem__delete(q->umem);
         q->umem = NULL;
@@ -580,11 +683,6 @@ static bool xdp_check_opts(QnicOpts *opts, AfXdpConfig *c, int *ifindex, GError 
         if (!c->sock_fds) {
             return false;
         }
-#ifndef CONFIG_XSK_UMEM_CREATE_WITH_FD
-        qnic_error_setg(errp, "sock-fds needs libxdp 1.4 or newer (xsk_umem__create_with_fd); "
-                        "this qnic was built with libxdp %s", QNIC_LIBXDP_VERSION);
-        return false;
-#endif
     }
     return true;
 }
