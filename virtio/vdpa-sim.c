@@ -105,12 +105,26 @@ static bool vq_is_used(const QnicVdpaSim *s, unsigned idx)
     return idx < data || (s->has_cvq && idx == data);
 }
 
+static void push_vq(QnicVdpaSim *s, unsigned idx);
+
+/* The device sees the IOTLB as it is now; a ring whose addresses were
+ * refused before (outside every mapping) is offered again. */
 static void push_memory(QnicVdpaSim *s)
 {
     g_autoptr(GError) err = NULL;
+    QnicVhuVringInfo vi;
 
-    if (s->running && !qnic_vhu_dev_set_host_memory(s->vhu, s->maps, s->nmaps, &err)) {
+    if (!s->running) {
+        return;
+    }
+    if (!qnic_vhu_dev_set_host_memory(s->vhu, s->maps, s->nmaps, &err)) {
         qnic_report_ratelimited("vdpa-sim: IOTLB: %s", err->message);
+        return;
+    }
+    for (unsigned i = 0; i < s->nvqs; i++) {
+        if (qnic_vhu_dev_vring_info(s->vhu, vhu_index(s, i), &vi) && !vi.started) {
+            push_vq(s, i);
+        }
     }
 }
 
@@ -151,10 +165,7 @@ static void sim_run(QnicVdpaSim *s)
     vhu_req(s, QNIC_VHU_SET_OWNER, NULL, 0, -1, NULL);
     vhu_req(s, QNIC_VHU_SET_FEATURES, &f, sizeof(f), -1, NULL);
     vhu_req(s, QNIC_VHU_SET_PROTOCOL_FEATURES, &none, sizeof(none), -1, NULL);
-    push_memory(s);
-    for (unsigned i = 0; i < s->nvqs; i++) {
-        push_vq(s, i);
-    }
+    push_memory(s);     /* and with it every ring the driver set up */
 }
 
 static void sim_reset(QnicVdpaSim *s)
@@ -596,6 +607,19 @@ QnicVdpaSim *qnic_vdpa_sim_new(const QnicVdpaSimConfig *cfg, GError **errp)
     sim_fill_config(s, info.main_mac, 0);
     qnic_rx_filter_info_clear(&info);
     return s;
+}
+
+void qnic_vdpa_sim_release(QnicVdpaSim *s)
+{
+    sim_reset(s);
+    s->nmaps = 0;
+    s->in_batch = false;
+    s->owner = false;
+    s->backend_acked = 0;
+    if (s->config_call_fd >= 0) {
+        close(s->config_call_fd);
+        s->config_call_fd = -1;
+    }
 }
 
 void qnic_vdpa_sim_free(QnicVdpaSim *s)

@@ -34,6 +34,10 @@ typedef struct QnicVdpaSimConfig {
 
 QnicVdpaSim *qnic_vdpa_sim_new(const QnicVdpaSimConfig *cfg, GError **errp);
 void qnic_vdpa_sim_free(QnicVdpaSim *s);
+/* What closing /dev/vhost-vdpa-N does (vhost_vdpa_release): the device is
+ * reset, the IOTLB emptied, the owner and backend features forgotten, so
+ * the next open starts afresh. */
+void qnic_vdpa_sim_release(QnicVdpaSim *s);
 
 /* The kernel boundary: ioctl returns 0 or -errno, write len or -errno. */
 int qnic_vdpa_sim_ioctl(QnicVdpaSim *s, unsigned long req, void *arg);

@@ -131,6 +131,20 @@ static G_GNUC_UNUSED const char *test_need_tun(void)
     return NULL;
 }
 
+/* Run the test at `path` in a child (which makes its own namespaces), or
+ * skip with the reason root-and-tun tests cannot run here. */
+static G_GNUC_UNUSED void test_trap_tun_child(const char *path)
+{
+    const char *skip = test_need_tun();
+
+    if (skip) {
+        g_test_skip(skip);
+        return;
+    }
+    g_test_trap_subprocess(path, 60 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed();
+}
+
 /* A name unique to this process: prefix + pid, within IFNAMSIZ. */
 static G_GNUC_UNUSED char *test_name(const char *prefix)
 {

@@ -487,18 +487,6 @@ static bool child_netns(void)
     return true;
 }
 
-static void run_child(const char *path)
-{
-    const char *skip = test_need_tun();
-
-    if (skip) {
-        g_test_skip(skip);
-        return;
-    }
-    g_test_trap_subprocess(path, 60 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
-    g_test_trap_assert_passed();
-}
-
 static void fake_lifecycle_child(void)
 {
     Fx f;
@@ -666,7 +654,7 @@ static void test_fake_lifecycle(void)
         fake_lifecycle_child();
         return;
     }
-    run_child("/vhost-kernel/fake/lifecycle");
+    test_trap_tun_child("/vhost-kernel/fake/lifecycle");
 }
 
 /* vhostfds= hands in one fd per queue; no /dev/vhost-net is opened. */
@@ -723,7 +711,7 @@ static void test_vhostfds(void)
         vhostfds_child();
         return;
     }
-    run_child("/vhost-kernel/fake/vhostfds");
+    test_trap_tun_child("/vhost-kernel/fake/vhostfds");
 }
 
 static void missing_child(void)
@@ -786,7 +774,7 @@ static void test_real_device(void)
         g_test_skip("/dev/vhost-net not present");
         return;
     }
-    run_child("/vhost-kernel/real/device");
+    test_trap_tun_child("/vhost-kernel/real/device");
 }
 
 int main(int argc, char **argv)

@@ -56,6 +56,9 @@ static const uint8_t peer_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x77 };
 
 static GPtrArray *rec;                  /* char *: one line per request */
 static QnicVdpaSim *cur_sim;
+/* A hostile device: this request's answer is replaced by mutate_val. */
+static unsigned long mutate_req;
+static uint64_t mutate_val;
 
 static void rec_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static void rec_log(const char *fmt, ...)
@@ -97,6 +100,10 @@ static int rec_ioctl(void *dev, unsigned long req, void *arg)
 {
     const char *n = req_name(req);
     int r = qnic_vdpa_sim_ioctl(dev, req, arg);
+
+    if (req == mutate_req && r == 0) {
+        memcpy(arg, &mutate_val, _IOC_SIZE(req) < 8 ? _IOC_SIZE(req) : 8);
+    }
 
     switch (req) {
     case VHOST_SET_BACKEND_FEATURES:
@@ -162,7 +169,12 @@ static void *sim_open(void *ctx, const char *path, int fd, const QnicVdpaOps **o
     return cur_sim;
 }
 
-static const QnicVdpaOpener sim_opener = { .open = sim_open };
+static void sim_close(void *ctx, void *dev)
+{
+    qnic_vdpa_sim_release(dev);
+}
+
+static const QnicVdpaOpener sim_opener = { .open = sim_open, .close = sim_close };
 
 static void rec_reset(void)
 {
@@ -449,7 +461,7 @@ static void fx_init(Fx *f, const char *peer_netdev, unsigned pairs, bool packed)
     QnicMachineConfig cfg = { .ram_size = RAM_SIZE };
     QnicVdpaSimConfig sc = { .be = test_backends() };
     g_autoptr(GError) err = NULL;
-    g_autofree char *dev_opts = NULL;
+    g_autofree char *dev_opts = NULL, *dev_opts2 = NULL;
     g_autofree char *nd_opts = g_strdup_printf("vhost-vdpa,id=vd0,vhostdev=" SIM_PATH
                                                ",queues=%u", pairs);
 
@@ -470,10 +482,10 @@ static void fx_init(Fx *f, const char *peer_netdev, unsigned pairs, bool packed)
     qnic_vhost_vdpa_set_opener(&sim_opener);
     f->nd = qnic_netdev_add_str(test_backends(), nd_opts, &err);
     g_assert_no_error(err);
-    f->dev = qnic_device_create_str(f->m, packed ? "virtio-net-pci,netdev=vd0,addr=4,"
-                                    "disable-legacy=on,mac=52:54:00:12:34:56,packed=on"
-                                    : "virtio-net-pci,netdev=vd0,addr=4,disable-legacy=on,"
-                                    "mac=52:54:00:12:34:56", &err);
+    dev_opts2 = g_strdup_printf("virtio-net-pci,netdev=vd0,addr=4,disable-legacy=on,"
+                                "mac=52:54:00:12:34:56%s%s", packed ? ",packed=on" : "",
+                                pairs > 1 ? ",mq=on" : "");
+    f->dev = qnic_device_create_str(f->m, dev_opts2, &err);
     g_assert_no_error(err);
     f->pd = (QnicPciDevice *)f->dev;
     qnic_pci_config_write(f->pd, PCI_BASE_ADDRESS_4, (uint32_t)BAR4_BASE, 4);
@@ -649,11 +661,318 @@ static void test_packed(void)
     lifecycle(true);
 }
 
+/* ---- two queue pairs: the simulator on a two-queue tap ---- */
+
+/* Frames of every protocol on the interface, both ways. */
+static int packet_socket(const char *ifname)
+{
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+                               .sll_ifindex = if_nametoindex(ifname) };
+    int s = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+
+    g_assert_true(s >= 0 && sll.sll_ifindex > 0);
+    g_assert_cmpint(bind(s, (struct sockaddr *)&sll, sizeof(sll)), ==, 0);
+    return s;
+}
+
+static void mq_child(bool packed)
+{
+    Fx f;
+    uint8_t pairs[2];
+    QnicVdpaCvqStats st;
+    int sock;
+
+    if (unshare(CLONE_NEWNET) < 0) {
+        g_error("unshare(CLONE_NEWNET): %s", g_strerror(errno));
+    }
+    fx_init(&f, "tap,id=sn0,ifname=qvd0,script=no,downscript=no,queues=2", 2, packed);
+    g_assert_cmpuint(qnic_vhost_vdpa_info(qnic_vhost_net_get(f.nd->ncs[0])->be)->max_pairs, ==,
+                     2);
+    g_assert_cmpint(test_sh("ip link set qvd0 up"), ==, 0);
+    sock = packet_socket("qvd0");
+    driver_up(&f);
+    /* rings 0-3 and the control queue at 2 * max_pairs = 4 */
+    for (unsigned q = 0; q < 5; q++) {
+        g_assert_true(qnic_vdpa_sim_vq_running(f.sim, q));
+    }
+    qnic_st16(pairs, 2);
+    ctrl_cmd(&f, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, pairs, 2);
+    test_pump(100, NULL, NULL);
+    check_traffic(&f, sock, 0x400);
+    qnic_vhost_vdpa_cvq_stats(qnic_vhost_net_get(f.nd->ncs[0])->be, &st);
+    g_assert_cmpuint(st.nacked, ==, 0);
+    g_assert_cmpuint(st.completed, ==, st.posted);
+    print_log();
+    fx_free(&f);
+    close(sock);
+}
+
+static void test_mq_split_child(void)
+{
+    mq_child(false);
+}
+
+static void test_mq_packed_child(void)
+{
+    mq_child(true);
+}
+
+static void test_mq_split(void)
+{
+    test_trap_tun_child("/vhost-vdpa/sim/mq-split/subprocess");
+}
+
+static void test_mq_packed(void)
+{
+    test_trap_tun_child("/vhost-vdpa/sim/mq-packed/subprocess");
+}
+
+/* ---- hostile sequences against the simulator: the kernel's errno ---- */
+
+typedef struct {
+    QnicNetdev *nd;
+    QnicVdpaSim *s;
+    uint8_t *mem;               /* 1 MiB of "guest memory" mapped at IOVA 0 */
+} Hs;
+
+static void hs_init(Hs *h, const char *id)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *nd = g_strdup_printf("hubport,id=%s,hubid=7%s", id, id + 2);
+    g_autofree char *dev = g_strdup_printf("netdev=%s", id);
+    QnicVdpaSimConfig sc = { .be = test_backends(), .device_opts = dev };
+
+    h->nd = qnic_netdev_add_str(test_backends(), nd, &err);
+    g_assert_no_error(err);
+    h->s = qnic_vdpa_sim_new(&sc, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(posix_memalign((void **)&h->mem, 4096, 1 << 20), ==, 0);
+    memset(h->mem, 0, 1 << 20);
+}
+
+static void hs_free(Hs *h)
+{
+    qnic_vdpa_sim_free(h->s);
+    qnic_netdev_del(h->nd);
+    free(h->mem);
+}
+
+static int hs_ioctl(Hs *h, unsigned long req, uint64_t v)
+{
+    uint64_t arg = v;
+    return qnic_vdpa_sim_ioctl(h->s, req, &arg);
+}
+
+static int hs_state(Hs *h, unsigned long req, unsigned idx, unsigned num)
+{
+    struct vhost_vring_state st = { .index = idx, .num = num };
+    return qnic_vdpa_sim_ioctl(h->s, req, &st);
+}
+
+static ssize_t hs_iotlb(Hs *h, uint32_t type, uint8_t t, uint64_t iova, uint64_t size,
+                        void *host, uint8_t perm, uint32_t asid)
+{
+    struct vhost_msg_v2 m = { .type = type, .asid = asid };
+
+    m.iotlb.type = t;
+    m.iotlb.iova = iova;
+    m.iotlb.size = size;
+    m.iotlb.uaddr = (uint64_t)(uintptr_t)host;
+    m.iotlb.perm = perm;
+    return qnic_vdpa_sim_write(h->s, &m, sizeof(m));
+}
+
+static void test_hostile_ioctls(void)
+{
+    Hs h;
+    struct {
+        struct vhost_vdpa_config c;
+        uint8_t buf[64];
+    } cfg;
+    uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_ACCESS_PLATFORM);
+
+    hs_init(&h, "hs1");
+    /* before SET_OWNER nothing but the queries goes */
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 1), ==, -EPERM);
+    g_assert_cmpint(hs_iotlb(&h, VHOST_IOTLB_MSG_V2, VHOST_IOTLB_UPDATE, 0, 4096, h.mem,
+                             VHOST_ACCESS_RW, 0), ==, -EFAULT);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_OWNER, 0), ==, 0);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_OWNER, 0), ==, -EBUSY);
+    /* unknown requests, rings past the last */
+    g_assert_cmpint(hs_ioctl(&h, _IO(VHOST_VIRTIO, 0x7f), 0), ==, -ENOTTY);
+    g_assert_cmpint(hs_state(&h, VHOST_SET_VRING_NUM, 3, 256), ==, -ENOBUFS);
+    g_assert_cmpint(hs_state(&h, VHOST_SET_VRING_NUM, 0, 100), ==, -EINVAL);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_BACKEND_FEATURES, 1ull << 40), ==, -EOPNOTSUPP);
+    /* configuration space bounds */
+    cfg.c = (struct vhost_vdpa_config){ .off = 0, .len = 0 };
+    g_assert_cmpint(qnic_vdpa_sim_ioctl(h.s, VHOST_VDPA_GET_CONFIG, &cfg), ==, -EINVAL);
+    cfg.c = (struct vhost_vdpa_config){ .off = 200, .len = 1 };
+    g_assert_cmpint(qnic_vdpa_sim_ioctl(h.s, VHOST_VDPA_GET_CONFIG, &cfg), ==, -EINVAL);
+    cfg.c = (struct vhost_vdpa_config){ .off = 4, .len = 60 };
+    g_assert_cmpint(qnic_vdpa_sim_ioctl(h.s, VHOST_VDPA_GET_CONFIG, &cfg), ==, -E2BIG);
+    /* features need the IOTLB (ACCESS_PLATFORM) and are fixed by FEATURES_OK */
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1), ==, -EINVAL);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 3), ==, 0);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_FEATURES, f), ==, 0);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 0xb), ==, 0);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_FEATURES, f), ==, -EBUSY);
+    /* the status never goes back but through 0 */
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 3), ==, -EINVAL);
+    g_assert_cmphex(qnic_vdpa_sim_status(h.s), ==, 0xb);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 0xf), ==, 0);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_FEATURES, f), ==, -EBUSY);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 0x7), ==, -EINVAL);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 0), ==, 0);
+    g_assert_cmphex(qnic_vdpa_sim_status(h.s), ==, 0);
+    hs_free(&h);
+}
+
+static void test_hostile_iotlb(void)
+{
+    Hs h;
+    uint64_t bf = (1ull << VHOST_BACKEND_F_IOTLB_MSG_V2) | (1ull << VHOST_BACKEND_F_IOTLB_ASID);
+    uint32_t v2 = VHOST_IOTLB_MSG_V2;
+    uint8_t shortmsg[8] = { 2 };
+
+    hs_init(&h, "hs2");
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_OWNER, 0), ==, 0);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_BACKEND_FEATURES, bf), ==, 0);
+    /* malformed: the write itself is refused */
+    g_assert_cmpint(qnic_vdpa_sim_write(h.s, shortmsg, sizeof(shortmsg)), ==, -EINVAL);
+    g_assert_cmpint(hs_iotlb(&h, VHOST_IOTLB_MSG, VHOST_IOTLB_UPDATE, 0, 4096, h.mem, 3, 0),
+                    ==, -EINVAL);
+    g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, 0, 0, h.mem, 3, 0), ==, -EINVAL);
+    g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_INVALIDATE, 0, 0, NULL, 0, 0), ==, -EINVAL);
+    /* refused by the driver: -EFAULT as write(2) reports it */
+    g_assert_cmpint(hs_iotlb(&h, v2, 42, 0, 4096, h.mem, 3, 0), ==, -EFAULT);
+    g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, UINT64_MAX - 10, 4096, h.mem, 3, 0),
+                    ==, -EFAULT);
+    g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, 0, 4096, h.mem, 0, 0), ==, -EFAULT);
+    g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, 0, 4096, h.mem, 7, 0), ==, -EFAULT);
+    g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, 0, 4096, h.mem, 3, 1), ==, -EFAULT);
+    g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, 0, 1 << 20, h.mem, 3, 0), ==,
+                    (ssize_t)sizeof(struct vhost_msg_v2));
+    g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, 4096, 4096, h.mem, 3, 0), ==, -EFAULT);
+    g_assert_cmpuint(qnic_vdpa_sim_num_maps(h.s), ==, 1);
+    hs_free(&h);
+}
+
+/* Rings outside every mapping do not start; a mapping in use that goes
+ * stops them; mapped again, they run again. Nothing crashes. */
+static void test_hostile_rings(void)
+{
+    Hs h;
+    uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_ACCESS_PLATFORM);
+    uint64_t bf = 1ull << VHOST_BACKEND_F_IOTLB_MSG_V2;
+    struct vhost_vring_addr a = { .index = 0, .desc_user_addr = 0x100000,
+                                  .avail_user_addr = 0x101000, .used_user_addr = 0x102000 };
+    uint32_t v2 = VHOST_IOTLB_MSG_V2;
+
+    hs_init(&h, "hs3");
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_OWNER, 0), ==, 0);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_BACKEND_FEATURES, bf), ==, 0);
+    g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, 0, 1 << 20, h.mem, 3, 0), ==,
+                    (ssize_t)sizeof(struct vhost_msg_v2));
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 3), ==, 0);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_SET_FEATURES, f), ==, 0);
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 0xb), ==, 0);
+    g_assert_cmpint(hs_state(&h, VHOST_SET_VRING_NUM, 0, 256), ==, 0);
+    g_assert_cmpint(qnic_vdpa_sim_ioctl(h.s, VHOST_SET_VRING_ADDR, &a), ==, 0);
+    g_assert_cmpint(hs_state(&h, VHOST_VDPA_SET_VRING_ENABLE, 0, 1), ==, 0);
+    /* the ring lies at 1 MiB, just past the only mapping */
+    g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 0xf), ==, 0);
+    g_assert_false(qnic_vdpa_sim_vq_running(h.s, 0));
+    /* a second mapping covers it: the ring starts */
+    {
+        g_autofree uint8_t *more = g_malloc0(1 << 20);
+        g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, 1 << 20, 1 << 20, more, 3, 0), ==,
+                        (ssize_t)sizeof(struct vhost_msg_v2));
+        g_assert_true(qnic_vdpa_sim_vq_running(h.s, 0));
+        /* invalidated while in use: the ring stops, and starts again */
+        g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_INVALIDATE, 1 << 20, 4096, NULL, 0, 0),
+                        ==, (ssize_t)sizeof(struct vhost_msg_v2));
+        g_assert_false(qnic_vdpa_sim_vq_running(h.s, 0));
+        g_assert_cmpint(hs_iotlb(&h, v2, VHOST_IOTLB_UPDATE, 1 << 20, 1 << 20, more, 3, 0), ==,
+                        (ssize_t)sizeof(struct vhost_msg_v2));
+        g_assert_true(qnic_vdpa_sim_vq_running(h.s, 0));
+        g_assert_cmpint(hs_ioctl(&h, VHOST_VDPA_SET_STATUS, 0), ==, 0);
+    }
+    hs_free(&h);
+}
+
+/* ---- the backend against a hostile device, and the real path ---- */
+
+static void expect_netdev_error(const char *opts, const char *msg)
+{
+    g_autoptr(GError) err = NULL;
+
+    g_assert_null(qnic_netdev_add_str(test_backends(), opts, &err));
+    g_assert_nonnull(err);
+    g_test_message("%s: %s", opts, err->message);
+    g_assert_nonnull(strstr(err->message, msg));
+}
+
+static void test_hostile_device(void)
+{
+    static const struct {
+        unsigned long req;
+        uint64_t val;
+        const char *msg;
+    } lies[] = {
+        { VHOST_VDPA_GET_DEVICE_ID, 2, "device id 2 is not a network" },
+        { VHOST_VDPA_GET_VRING_NUM, 3, "rings take 3 entries" },
+        { VHOST_VDPA_GET_VQS_COUNT, 1, "has 1 virtqueues" },
+        { VHOST_GET_BACKEND_FEATURES, 0, "lacks IOTLB_MSG_V2" },
+        { VHOST_GET_FEATURES, 1ull << VIRTIO_NET_F_MAC, "lacks VERSION_1" },
+    };
+    g_autoptr(GError) err = NULL;
+    QnicNetdev *peer = qnic_netdev_add_str(test_backends(), "hubport,id=hd0,hubid=90", &err);
+    QnicVdpaSimConfig sc = { .be = test_backends(), .device_opts = "netdev=hd0" };
+
+    g_assert_no_error(err);
+    cur_sim = qnic_vdpa_sim_new(&sc, &err);
+    g_assert_no_error(err);
+    qnic_vhost_vdpa_set_opener(&sim_opener);
+    rec_reset();
+    for (unsigned i = 0; i < G_N_ELEMENTS(lies); i++) {
+        g_autofree char *opts = g_strdup_printf("vhost-vdpa,id=h%u,vhostdev=" SIM_PATH, i);
+        mutate_req = lies[i].req;
+        mutate_val = lies[i].val;
+        expect_netdev_error(opts, lies[i].msg);
+    }
+    mutate_req = 0;
+    expect_netdev_error("vhost-vdpa,id=h9,vhostdev=" SIM_PATH ",queues=2",
+                        "queues=2 but the device has 1 queue pair");
+    qnic_vhost_vdpa_set_opener(NULL);
+    qnic_vdpa_sim_free(cur_sim);
+    cur_sim = NULL;
+    qnic_netdev_del(peer);
+}
+
+static void test_missing_device(void)
+{
+    expect_netdev_error("vhost-vdpa,id=m1,vhostdev=/dev/vhost-vdpa-77",
+                        "Could not open '/dev/vhost-vdpa-77': No such file or directory");
+    expect_netdev_error("vhost-vdpa,id=m2", "vhost-vdpa: neither vhostdev= nor vhostfd= was "
+                        "specified");
+    expect_netdev_error("vhost-vdpa,id=m3,vhostdev=/dev/x,vhostfd=3",
+                        "vhost-vdpa: vhostdev= and vhostfd= are mutually exclusive");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     qnic_bql_lock();
     g_test_add_func("/vhost-vdpa/sim/split", test_split);
     g_test_add_func("/vhost-vdpa/sim/packed", test_packed);
+    g_test_add_func("/vhost-vdpa/sim/mq-split", test_mq_split);
+    g_test_add_func("/vhost-vdpa/sim/mq-split/subprocess", test_mq_split_child);
+    g_test_add_func("/vhost-vdpa/sim/mq-packed", test_mq_packed);
+    g_test_add_func("/vhost-vdpa/sim/mq-packed/subprocess", test_mq_packed_child);
+    g_test_add_func("/vhost-vdpa/hostile/ioctls", test_hostile_ioctls);
+    g_test_add_func("/vhost-vdpa/hostile/iotlb", test_hostile_iotlb);
+    g_test_add_func("/vhost-vdpa/hostile/rings", test_hostile_rings);
+    g_test_add_func("/vhost-vdpa/hostile/device", test_hostile_device);
+    g_test_add_func("/vhost-vdpa/real/missing", test_missing_device);
     return g_test_run();
 }
