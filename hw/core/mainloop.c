@@ -12,6 +12,10 @@ static GMutex bql;
 static __thread bool bql_held;
 static GPollFunc default_poll;
 static bool loop_initialized;
+/* This thread is inside qnic_main_loop_iterate: what it schedules is seen
+ * by the loop's next prepare, so it needs no wakeup (an eventfd write and
+ * read per BH, two system calls per TX burst on the data path). */
+static __thread bool in_iteration;
 
 void qnic_bql_lock(void)
 {
@@ -75,7 +79,7 @@ void qnic_bh_schedule(QnicBH *bh)
     if (!bh->scheduled) {
         bh->scheduled = true;
         bh_pending++;
-        if (!bql_held || loop_initialized) {
+        if (!in_iteration && (!bql_held || loop_initialized)) {
             g_main_context_wakeup(g_main_context_default());
         }
     }
@@ -232,8 +236,14 @@ GMainContext *qnic_main_context(void)
 
 bool qnic_main_loop_iterate(bool blocking)
 {
+    bool outer = in_iteration;
+    bool r;
+
     loop_init();
-    return g_main_context_iteration(g_main_context_default(), blocking);
+    in_iteration = true;
+    r = g_main_context_iteration(g_main_context_default(), blocking);
+    in_iteration = outer;
+    return r;
 }
 
 void qnic_main_loop_wakeup(void)
