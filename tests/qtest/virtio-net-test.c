@@ -11,6 +11,7 @@
  * multiqueue tap in a network namespace. Differences with QEMU are in
  * docs/virtio.md.
  */
+#include "qnic-config.h"
 #include "libqtest.h"
 #include "virtio-driver.h"
 #include "qtest-net.h"
@@ -1667,6 +1668,13 @@ static void test_rss_steering(gconstpointer data)
         g_free(s);
         return;
     }
+#ifndef CONFIG_EBPF_RSS
+    if (!qemu && ebpf) {
+        g_test_skip("qnic built without eBPF RSS (no clang or libbpf)");
+        g_free(s);
+        return;
+    }
+#endif
     memcpy(cfg[0].key, rss_key, 40);
     for (unsigned i = 0; i < 128; i++) {
         cfg[1].table[i] = (i * 7 + i / 16) % MQ_PAIRS;
