@@ -84,7 +84,7 @@ def main():
         ax.grid(axis="y", alpha=0.3)
     if a.title:
         fig.suptitle(a.title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))    # room for the suptitle
     fig.savefig(a.out, dpi=90)
     print("plot: wrote %s" % a.out)
 
