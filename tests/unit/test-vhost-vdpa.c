@@ -529,20 +529,45 @@ static const char *const seq_bringup[] = {
     "IOTLB BATCH_BEGIN", "IOTLB UPDATE 0xffffffffffffb000+0x5000", "IOTLB BATCH_END", NULL
 };
 
-/* DRIVER_OK from the guest, one pair (ring bases: 0 split, 0x8000 packed,
- * the wrap counter set). */
-static const char *const seq_start[] = {
-    "SET_FEATURES 0x*", "SET_STATUS 0xb", "GET_STATUS",
-    "IOTLB BATCH_BEGIN", "IOTLB UPDATE 0x0+0x2000000", "IOTLB BATCH_END",
-    "SET_VRING_NUM 0 256", "SET_VRING_BASE 0 *", "SET_VRING_ADDR 0 0x100000 0x101000 0x102000",
-    "SET_VRING_KICK 0", "SET_VRING_CALL 0",
-    "SET_VRING_NUM 1 256", "SET_VRING_BASE 1 *", "SET_VRING_ADDR 1 0x110000 0x111000 0x112000",
-    "SET_VRING_KICK 1", "SET_VRING_CALL 1",
-    "SET_VRING_ENABLE 0 1", "SET_VRING_ENABLE 1 1",
-    "SET_VRING_NUM 2 32", "SET_VRING_BASE 2 *",
-    "SET_VRING_ADDR 2 0xffffffffffffb000 0xffffffffffffc000 0xffffffffffffd000",
-    "SET_VRING_KICK 2", "SET_VRING_CALL 2", "SET_VRING_ENABLE 2 1", "SET_STATUS 0xf", NULL
-};
+/* DRIVER_OK from the guest with `pairs` pairs (ring bases: 0 split,
+ * 0x8000 packed, the wrap counter set): the data rings, then the shadow
+ * control queue at 2 (one pair) or 2 * max_virtqueue_pairs. Returns a
+ * NULL-terminated list of patterns; free with g_strfreev. */
+static char **seq_start(unsigned pairs)
+{
+    GPtrArray *a = g_ptr_array_new();
+    unsigned cvq = 2 * pairs;
+    uint64_t cvq_iova = 0xffffffffffffb000ull;
+
+    g_ptr_array_add(a, g_strdup("SET_FEATURES 0x*"));
+    g_ptr_array_add(a, g_strdup("SET_STATUS 0xb"));
+    g_ptr_array_add(a, g_strdup("GET_STATUS"));
+    g_ptr_array_add(a, g_strdup("IOTLB BATCH_BEGIN"));
+    g_ptr_array_add(a, g_strdup("IOTLB UPDATE 0x0+0x2000000"));
+    g_ptr_array_add(a, g_strdup("IOTLB BATCH_END"));
+    for (unsigned q = 0; q < 2 * pairs; q++) {
+        uint64_t g = RING_GPA + q * 0x10000;
+        g_ptr_array_add(a, g_strdup_printf("SET_VRING_NUM %u 256", q));
+        g_ptr_array_add(a, g_strdup_printf("SET_VRING_BASE %u *", q));
+        g_ptr_array_add(a, g_strdup_printf("SET_VRING_ADDR %u 0x%" PRIx64 " 0x%" PRIx64 " 0x%"
+                                           PRIx64, q, g, g + 0x1000, g + 0x2000));
+        g_ptr_array_add(a, g_strdup_printf("SET_VRING_KICK %u", q));
+        g_ptr_array_add(a, g_strdup_printf("SET_VRING_CALL %u", q));
+    }
+    for (unsigned q = 0; q < 2 * pairs; q++) {
+        g_ptr_array_add(a, g_strdup_printf("SET_VRING_ENABLE %u 1", q));
+    }
+    g_ptr_array_add(a, g_strdup_printf("SET_VRING_NUM %u 32", cvq));
+    g_ptr_array_add(a, g_strdup_printf("SET_VRING_BASE %u *", cvq));
+    g_ptr_array_add(a, g_strdup_printf("SET_VRING_ADDR %u 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64,
+                                       cvq, cvq_iova, cvq_iova + 0x1000, cvq_iova + 0x2000));
+    g_ptr_array_add(a, g_strdup_printf("SET_VRING_KICK %u", cvq));
+    g_ptr_array_add(a, g_strdup_printf("SET_VRING_CALL %u", cvq));
+    g_ptr_array_add(a, g_strdup_printf("SET_VRING_ENABLE %u 1", cvq));
+    g_ptr_array_add(a, g_strdup("SET_STATUS 0xf"));
+    g_ptr_array_add(a, NULL);
+    return (char **)g_ptr_array_free(a, false);
+}
 
 /* The guest resets the device (or it is unplugged). */
 static const char *const seq_stop[] = {
@@ -587,7 +612,10 @@ static void lifecycle(bool packed)
     g_assert_cmpmem(qnic_vhost_vdpa_info(v)->mac, 6, "\x02\x00\x00\x00\x00\xaa", 6);
 
     driver_up(&f);
-    mark = rec_expect(mark, seq_start);
+    {
+        g_auto(GStrv) want = seq_start(1);
+        mark = rec_expect(mark, (const char *const *)want);
+    }
     g_assert_true(qnic_vdpa_sim_status(f.sim) & VIRTIO_CONFIG_S_DRIVER_OK);
     g_assert_true(qnic_vdpa_sim_features(f.sim) & (1ull << VIRTIO_F_ACCESS_PLATFORM));
     g_assert_cmpuint(!!(qnic_vdpa_sim_features(f.sim) & (1ull << VIRTIO_F_RING_PACKED)), ==,
@@ -678,6 +706,7 @@ static int packet_socket(const char *ifname)
 static void mq_child(bool packed)
 {
     Fx f;
+    unsigned mark;
     uint8_t pairs[2];
     QnicVdpaCvqStats st;
     int sock;
@@ -690,7 +719,12 @@ static void mq_child(bool packed)
                      2);
     g_assert_cmpint(test_sh("ip link set qvd0 up"), ==, 0);
     sock = packet_socket("qvd0");
+    mark = rec_expect(0, seq_bringup);
     driver_up(&f);
+    {
+        g_auto(GStrv) want = seq_start(2);
+        rec_expect(mark, (const char *const *)want);
+    }
     /* rings 0-3 and the control queue at 2 * max_pairs = 4 */
     for (unsigned q = 0; q < 5; q++) {
         g_assert_true(qnic_vdpa_sim_vq_running(f.sim, q));
