@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 typedef struct VdpaNetdev {
+    QnicNetdev *nd;
     QnicVhostVdpa *v;
     void *dev;                  /* the opener's handle */
     const QnicVdpaOpener *opener;
@@ -83,6 +84,16 @@ static bool open_device(VdpaNetdev *s, QnicOpts *opts, const QnicVdpaOps **ops, 
     return s->dev != NULL;
 }
 
+/* The device's link (its config status) is the netdev's link. */
+static void link_changed(void *opaque, bool up)
+{
+    VdpaNetdev *s = opaque;
+
+    qnic_log(QNIC_LOG_TRACE_NET, "vhost-vdpa netdev '%s': the device's link is %s", s->nd->id,
+             up ? "up" : "down");
+    qnic_net_set_link(s->nd->ncs[0], up);
+}
+
 static bool vhost_vdpa_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
 {
     VdpaNetdev *s = g_new0(VdpaNetdev, 1);
@@ -92,6 +103,7 @@ static bool vhost_vdpa_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     QnicVhostDev *hd;
 
     nd->state = s;
+    s->nd = nd;
     if (!open_device(s, opts, &ops, errp)) {
         return false;
     }
@@ -113,6 +125,7 @@ static bool vhost_vdpa_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     if (!(info->status & VIRTIO_NET_S_LINK_UP)) {
         qnic_net_set_link(nd->ncs[0], false);
     }
+    qnic_vhost_vdpa_set_link_handler(s->v, link_changed, s);
     return true;
 }
 

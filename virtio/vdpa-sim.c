@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <linux/vhost.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
@@ -658,6 +659,17 @@ bool qnic_vdpa_sim_vq_running(const QnicVdpaSim *s, unsigned idx)
 
     return s->running && idx < s->nvqs &&
            qnic_vhu_dev_vring_info(s->vhu, vhu_index(s, idx), &vi) && vi.started && vi.enabled;
+}
+
+void qnic_vdpa_sim_set_link(QnicVdpaSim *s, bool up)
+{
+    uint16_t st = qnic_ld16(s->config + 6);
+
+    st = up ? (st | VIRTIO_NET_S_LINK_UP) : (st & ~VIRTIO_NET_S_LINK_UP);
+    qnic_st16(s->config + 6, st);
+    if (s->config_call_fd >= 0 && eventfd_write(s->config_call_fd, 1) < 0) {
+        qnic_report_ratelimited("vdpa-sim: config interrupt: %s", g_strerror(errno));
+    }
 }
 
 const char *qnic_vdpa_sim_netdev(const QnicVdpaSim *s)

@@ -53,7 +53,10 @@ struct QnicVhostVdpa {
     QnicVhostDev *hd;
     uint64_t acked;                 /* SET_FEATURES */
     uint8_t status;                 /* last SET_STATUS */
-    int config_fd;
+    int config_fd;                  /* SET_CONFIG_CALL's eventfd */
+    QnicFdWatch *config_watch;
+    QnicVdpaLinkFunc *link_cb;
+    void *link_opaque;
     unsigned *ring_num;             /* [2 * queue_pairs] */
     bool *ring_enabled;             /* [2 * queue_pairs] */
     VdpaMap maps[2];                /* guest RAM in the IOTLB */

@@ -541,6 +541,37 @@ static const QnicVhostOps vdpa_vhost_ops = {
     .max_tx_queue_size = 1024,      /* QEMU lifts the cap for vhost-vdpa */
 };
 
+/* ---- configuration changes ---- */
+
+static void config_changed(void *opaque, int fd, GIOCondition cond)
+{
+    QnicVhostVdpa *v = opaque;
+    uint16_t old = v->info.status;
+    uint64_t cnt;
+    GError *err = NULL;
+
+    if (read(fd, &cnt, sizeof(cnt)) != sizeof(cnt)) {
+        return;
+    }
+    if (!get_config(v, &err)) {
+        qnic_report_ratelimited("%s (after a configuration change)", err->message);
+        g_error_free(err);
+        return;
+    }
+    if (((old ^ v->info.status) & VIRTIO_NET_S_LINK_UP) && v->link_cb) {
+        v->link_cb(v->link_opaque, v->info.status & VIRTIO_NET_S_LINK_UP);
+    }
+}
+
+void qnic_vhost_vdpa_set_link_handler(QnicVhostVdpa *v, QnicVdpaLinkFunc *cb, void *opaque)
+{
+    v->link_cb = cb;
+    v->link_opaque = opaque;
+    if (!v->config_watch) {
+        v->config_watch = qnic_fd_watch_add(v->config_fd, G_IO_IN, config_changed, v);
+    }
+}
+
 /* ---- lifetime ---- */
 
 QnicVhostVdpa *qnic_vhost_vdpa_new(const QnicVdpaOps *ops, void *dev, unsigned pairs,
@@ -589,6 +620,9 @@ void qnic_vhost_vdpa_free(QnicVhostVdpa *v)
         set_status(v, 0, NULL);
     }
     vdpa_cvq_free(v);
+    if (v->config_watch) {
+        qnic_fd_watch_remove(v->config_watch);
+    }
     if (v->config_fd >= 0) {
         close(v->config_fd);
     }

@@ -45,6 +45,10 @@ ssize_t qnic_vdpa_sim_write(QnicVdpaSim *s, const void *buf, size_t len);
 /* Both as an ops table whose device handle is the QnicVdpaSim. */
 extern const QnicVdpaOps qnic_vdpa_sim_ops;
 
+/* The cable: the config status's LINK_UP, with a config interrupt
+ * (SET_CONFIG_CALL's eventfd) as a device raises one. */
+void qnic_vdpa_sim_set_link(QnicVdpaSim *s, bool up);
+
 /* Introspection for tests. */
 uint8_t qnic_vdpa_sim_status(const QnicVdpaSim *s);
 uint64_t qnic_vdpa_sim_features(const QnicVdpaSim *s);     /* acked */

@@ -73,6 +73,13 @@ typedef struct QnicVdpaInfo {
 } QnicVdpaInfo;
 const QnicVdpaInfo *qnic_vhost_vdpa_info(const QnicVhostVdpa *v);
 
+/* The device signalled a configuration change (SET_CONFIG_CALL's eventfd)
+ * and its link status is now `up`: the owner (the netdev) sets the link of
+ * its clients, which virtio-net shows the guest. Called from the main loop
+ * only when the status changed. */
+typedef void QnicVdpaLinkFunc(void *opaque, bool up);
+void qnic_vhost_vdpa_set_link_handler(QnicVhostVdpa *v, QnicVdpaLinkFunc *cb, void *opaque);
+
 /* Shadow control queue counters: commands posted, completed, refused by
  * the device (VIRTIO_NET_ERR), dropped (ring full or device stopped). */
 typedef struct QnicVdpaCvqStats {

@@ -446,6 +446,16 @@ static void check_traffic(Fx *f, int peer_fd, uint16_t tag)
     }
 }
 
+static bool cond_link_down(void *opaque)
+{
+    return ((QnicNetClient *)opaque)->link_down;
+}
+
+static bool cond_link_up(void *opaque)
+{
+    return !((QnicNetClient *)opaque)->link_down;
+}
+
 /* The simulated NIC's receive filter, as query-rx-filter reports it. */
 static void sim_filter(Fx *f, QnicRxFilterInfo *info)
 {
@@ -656,8 +666,19 @@ static void lifecycle(bool packed)
     qnic_rx_filter_info_clear(&info);
     check_traffic(&f, peer, 0x200);
 
+    /* the device's cable: a config interrupt, the link follows */
+    {
+        QnicNetClient *nic = f.nd->ncs[0]->peer;
+        mark = rec->len;
+        qnic_vdpa_sim_set_link(f.sim, false);
+        g_assert_true(test_pump(2000, cond_link_down, nic));
+        mark = rec_expect(mark, (const char *const[]){ "GET_CONFIG", NULL });
+        qnic_vdpa_sim_set_link(f.sim, true);
+        g_assert_true(test_pump(2000, cond_link_up, nic));
+        mark = rec_expect(mark, (const char *const[]){ "GET_CONFIG", NULL });
+    }
+
     /* a remap while running: invalidate, update, traffic goes on */
-    mark = rec->len;
     {
         g_autoptr(GError) err = NULL;
         g_assert_true(qnic_vhost_vdpa_update_memory(v, f.m, &err));
@@ -991,6 +1012,18 @@ static void test_missing_device(void)
                         "specified");
     expect_netdev_error("vhost-vdpa,id=m3,vhostdev=/dev/x,vhostfd=3",
                         "vhost-vdpa: vhostdev= and vhostfd= are mutually exclusive");
+    expect_netdev_error("vhost-vdpa,id=m4,vhostfd=x", "Invalid file descriptor 'x'");
+    /* the real ioctl path on a descriptor that is no vhost-vdpa device:
+     * the first request fails with the kernel's errno, and the netdev
+     * closes the descriptor it took over */
+    {
+        int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        g_autofree char *opts = g_strdup_printf("vhost-vdpa,id=m5,vhostfd=%d", fd);
+
+        g_assert_cmpint(fd, >=, 0);
+        expect_netdev_error(opts, "vhost-vdpa 'm5': SET_OWNER: Inappropriate ioctl for device");
+        g_assert_cmpint(fcntl(fd, F_GETFD), <, 0);
+    }
 }
 
 int main(int argc, char **argv)
