@@ -466,10 +466,13 @@ static void sim_filter(Fx *f, QnicRxFilterInfo *info)
     nic->ops->query_rx_filter(nic, info);
 }
 
+/* The simulator's options for the next fx_init (then back to all offered). */
+static QnicVdpaSimConfig next_sim;
+
 static void fx_init(Fx *f, const char *peer_netdev, unsigned pairs, bool packed)
 {
     QnicMachineConfig cfg = { .ram_size = RAM_SIZE };
-    QnicVdpaSimConfig sc = { .be = test_backends() };
+    QnicVdpaSimConfig sc = next_sim;
     g_autoptr(GError) err = NULL;
     g_autofree char *dev_opts = NULL, *dev_opts2 = NULL;
     g_autofree char *nd_opts = g_strdup_printf("vhost-vdpa,id=vd0,vhostdev=" SIM_PATH
@@ -486,6 +489,8 @@ static void fx_init(Fx *f, const char *peer_netdev, unsigned pairs, bool packed)
     g_assert_no_error(err);
     dev_opts = g_strdup_printf("netdev=%s,mac=02:00:00:00:00:aa,packed=on", f->peer_nd->id);
     sc.device_opts = dev_opts;
+    sc.be = test_backends();
+    memset(&next_sim, 0, sizeof(next_sim));
     f->sim = cur_sim = qnic_vdpa_sim_new(&sc, &err);
     g_assert_no_error(err);
     rec_reset();
@@ -708,6 +713,39 @@ static void test_split(void)
 static void test_packed(void)
 {
     lifecycle(true);
+}
+
+/* A device without SUSPEND and IOTLB batches: maps go one message at a
+ * time, a stop reads the ring bases from the running device and resets it,
+ * and traffic resumes after a re-init. */
+static void test_plain_device(void)
+{
+    Fx f;
+    int peer;
+    g_autofree char *peer_nd = socket_peer(&peer);
+    unsigned mark;
+
+    next_sim.no_suspend = next_sim.no_batch = true;
+    fx_init(&f, peer_nd, 1, false);
+    rec_expect(3, (const char *const[]){ "SET_BACKEND_FEATURES 0xa", NULL });
+    rec_expect(12, (const char *const[]){ "IOTLB UPDATE 0xffffffffffffb000+0x5000", NULL });
+    driver_up(&f);
+    check_traffic(&f, peer, 0x500);
+    mark = rec->len;
+    set_status(&f, 0);
+    rec_expect(mark, (const char *const[]){ "GET_VRING_BASE 0 0", "GET_VRING_BASE 1 0",
+                                             "SET_STATUS 0x0", "SET_STATUS 0x3", NULL });
+    mark = rec->len;
+    driver_up(&f);
+    rec_expect(mark + 3, (const char *const[]){ "IOTLB INVALIDATE 0x0+0x2000000",
+                                                 "IOTLB UPDATE 0x0+0x2000000", NULL });
+    check_traffic(&f, peer, 0x600);
+    for (unsigned i = 0; i < rec->len; i++) {
+        g_assert_null(strstr(g_ptr_array_index(rec, i), "BATCH"));
+        g_assert_null(strstr(g_ptr_array_index(rec, i), "SUSPEND"));
+    }
+    fx_free(&f);
+    close(peer);
 }
 
 /* ---- two queue pairs: the simulator on a two-queue tap ---- */
@@ -1032,6 +1070,7 @@ int main(int argc, char **argv)
     qnic_bql_lock();
     g_test_add_func("/vhost-vdpa/sim/split", test_split);
     g_test_add_func("/vhost-vdpa/sim/packed", test_packed);
+    g_test_add_func("/vhost-vdpa/sim/plain-device", test_plain_device);
     g_test_add_func("/vhost-vdpa/sim/mq-split", test_mq_split);
     g_test_add_func("/vhost-vdpa/sim/mq-split/subprocess", test_mq_split_child);
     g_test_add_func("/vhost-vdpa/sim/mq-packed", test_mq_packed);
