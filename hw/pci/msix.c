@@ -294,7 +294,7 @@ static uint64_t msix_pba_read(void *opaque, uint64_t addr, unsigned size)
     unsigned pba_bytes = QNIC_ALIGN_UP(d->msix_entries, 64u) / 8;
     uint8_t b[8] = { 0 };
 
-    for (unsigned i = 0; i < size; i++) {
+    for (unsigned i = 0; i < size && i < sizeof(b); i++) {    /* size <= 8 */
         if (off + i < pba_bytes) {
             b[i] = d->msix_pba[off + i];
         }
