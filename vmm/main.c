@@ -479,6 +479,10 @@ static Result handle_object(Cmdline *c, const char *arg)
         g_ptr_array_add(c->memdevs, g_steal_pointer(&o));
         return RES_OK;
     }
+    if (strcmp(type, "x-vdpa-sim") == 0) {
+        qnic_vmm_vdpa_sim_add(g_steal_pointer(&o));
+        return RES_OK;
+    }
     if (!qnic_filter_type_known(type)) {
         return OPT_FAIL("object", arg, "object type '%s' is not supported by qnic yet", type);
     }
@@ -816,6 +820,7 @@ static bool create_all(Cmdline *c, QnicMachine *m)
     QnicVmmConfig *cfg = &c->cfg;
     QnicBackends *be = m->cfg.backends;
 
+    qnic_vmm_vdpa_sim_install(be);
     for (guint i = 0; i < c->chardevs->len; i++) {
         const char *s = g_ptr_array_index(c->chardevs, i);
         if (!qnic_chardev_new_str(qnic_backends_chardevs(be), s, &err)) {
@@ -940,6 +945,7 @@ out_accel:
 out:
     /* after the monitors: they hold chardevs */
     qnic_backends_free(mcfg.backends);
+    qnic_vmm_vdpa_sim_cleanup();       /* after the netdevs that opened them */
     cmdline_free(&c);
     return status;
 }

@@ -91,6 +91,13 @@ typedef enum {
 void qnic_vmm_runstate_init(const QnicAccel *accel, void *accel_state, QnicBackends *be,
                             bool start_paused);
 QnicRunState qnic_vmm_runstate(void);
+/* -object x-vdpa-sim (vmm/vdpa-sim-object.c): record one (takes opts),
+ * install the opener that serves vhostdev=x-vdpa-sim:ID from be's netdevs
+ * (before the netdevs are created), free them all (after the backends). */
+void qnic_vmm_vdpa_sim_add(QnicOpts *opts);
+void qnic_vmm_vdpa_sim_install(QnicBackends *be);
+void qnic_vmm_vdpa_sim_cleanup(void);
+
 /* QMP system_reset through the running accelerator. */
 bool qnic_vmm_system_reset(QnicMachine *m, GError **errp);
 const char *qnic_vmm_runstate_name(QnicRunState st);

@@ -88,6 +88,15 @@ CASES = [
     ("-smp cpus=-1", 1, "Parameter 'cpus' expects a number"),
     ("-smp 300", 1, "Invalid SMP CPUs"),
     ("-smp 2,maxcpus=1", 1, "maxcpus must be equal to or greater than smp"),
+    # -object x-vdpa-sim (qnic's vDPA device simulator behind vhost-vdpa)
+    ("-netdev vhost-vdpa,id=v0,vhostdev=x-vdpa-sim:none", 1,
+     "Could not open 'x-vdpa-sim:none': No such file or directory"),
+    ("-object x-vdpa-sim,id=sim0,netdev=n0 -netdev vhost-vdpa,id=v0,vhostdev=x-vdpa-sim:zz", 1,
+     "Could not open 'x-vdpa-sim:zz': no -object x-vdpa-sim with that id"),
+    ("-object x-vdpa-sim,id=sim0,netdev=nope -netdev vhost-vdpa,id=v0,vhostdev=x-vdpa-sim:sim0", 1,
+     "x-vdpa-sim 'sim0': "),
+    ("-object x-vdpa-sim,id=sim0", 1, "Parameter 'netdev' is missing"),
+    ("-object x-vdpa-sim,id=sim0,netdev=n0,ctrl=maybe", 1, "Parameter 'ctrl' expects 'on' or 'off'"),
     # -machine, -accel
     ("-machine q35", 1, "machine type 'q35' is not supported by qnic"),
     ("-machine foo", 1, "unsupported machine type 'foo'"),
