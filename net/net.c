@@ -243,6 +243,7 @@ ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int io
 {
     size_t len = qnic_iov_size(iov, iovcnt);
     QnicNetClient *peer;
+    ssize_t ret;
 
     if (!sender) {
         return -EINVAL;
@@ -251,9 +252,11 @@ ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int io
     /* No peer or no cable: dropped as the wire would, reported sent so a
      * NIC completes its descriptors. */
     if (sender->link_down || !peer) {
+        sender->tx.drops++;
         return len;
     }
     if (G_UNLIKELY(len > QNIC_NET_MAX_FRAME)) {
+        sender->tx.drops++;
         sender->be->oversize_drops++;
         qnic_guest_error("net: %s sent a %zu-byte frame, over the %d-byte limit: dropped\n",
                          sender->name, len, QNIC_NET_MAX_FRAME);
@@ -263,8 +266,12 @@ ssize_t qnic_net_send_iov(QnicNetClient *sender, const struct iovec *iov, int io
         run_filters(sender, QNIC_NET_FILTER_TX, iov, iovcnt);
         run_filters(peer, QNIC_NET_FILTER_RX, iov, iovcnt);
     }
-    return qnic_net_queue_send_iov(peer->incoming, sender, iov, iovcnt, sent_cb,
-                                   qnic_net_can_send(sender));
+    ret = qnic_net_queue_send_iov(peer->incoming, sender, iov, iovcnt, sent_cb,
+                                  qnic_net_can_send(sender));
+    sender->tx.frames++;
+    sender->tx.bytes += len;
+    sender->tx.backpressure += ret == 0;
+    return ret;
 }
 
 uint64_t qnic_net_oversize_drops(QnicBackends *be)

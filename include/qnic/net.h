@@ -101,6 +101,15 @@ typedef struct QnicNetClientOps {
     int (*set_steering_ebpf)(QnicNetClient *nc, int prog_fd);
 } QnicNetClientOps;
 
+/* What a client sent through qnic_net_send*(), counted in place on the send
+ * path (no allocation): frames and bytes handed to the peer (delivered or
+ * queued), frames dropped there (no peer, link down, over
+ * QNIC_NET_MAX_FRAME), and backpressure events (the peer was busy, so the
+ * frame was queued and the sender waits for its completion). */
+typedef struct QnicNetClientStats {
+    uint64_t frames, bytes, drops, backpressure;
+} QnicNetClientStats;
+
 struct QnicNetClient {
     const QnicNetClientOps *ops;
     QnicBackends *be;           /* the machine's backends it is listed in */
@@ -123,6 +132,7 @@ struct QnicNetClient {
     /* QnicNetFilter *: the filters that see the frames this client sends
      * and receives, in attach order (net/filter.c keeps it). */
     GList *filters;
+    QnicNetClientStats tx;      /* what it sent (see QnicNetClientStats) */
 };
 
 /* Create/destroy a client of be (listed there until freed); the caller
