@@ -802,7 +802,7 @@ static bool slirp_init_netdev(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     nd->queues = 1;
     nd->ncs = g_new0(QnicNetClient *, 1);
     nd->ncs[0] = s->nc;
-    g_snprintf(s->nc->info_str, sizeof(s->nc->info_str), "net=%s, restrict=%s",
+    g_snprintf(s->nc->info_str, sizeof(s->nc->info_str), "net=%s,restrict=%s",
                inet_ntoa(cfg.vnetwork), cfg.restricted ? "on" : "off");
 
     s->slirp = slirp_new(&cfg, &slirp_callbacks, s);
