@@ -12,10 +12,11 @@
  * answered with an error and skipped.
  *
  * Commands: qmp_capabilities, query-version, query-commands, query-status,
- * stop, cont, quit, set_link, netdev_add, netdev_del, query-rx-filter.
- * Events: STOP, RESUME, SHUTDOWN, NIC_RX_FILTER_CHANGED.
+ * stop, cont, quit, set_link, netdev_add, netdev_del, query-rx-filter,
+ * device_add, device_del, system_reset; vmm/qmp-query.c has the rest.
+ * Events: STOP, RESUME, SHUTDOWN, NIC_RX_FILTER_CHANGED, DEVICE_DELETED.
  */
-#include "vmm/qmp.h"
+#include "vmm/qmp-int.h"
 #include "vmm/vmm.h"
 #include "qnic/net.h"
 #include "qnic/vhost.h"
@@ -170,18 +171,7 @@ void qnic_qmp_event(QnicMachine *m, const char *name, JsonNode *data)
 
 /* ---- argument checking ---- */
 
-typedef enum { ARG_STR, ARG_BOOL, ARG_INT, ARG_STR_LIST } ArgType;
-
-typedef struct {
-    const char *name;
-    ArgType type;
-    bool optional;
-} ArgDesc;
-
 typedef struct QmpCommand QmpCommand;
-/* Returns the "return" value (NULL: {}), or sets *desc (and *cls) and returns
- * NULL with *desc set. */
-typedef JsonNode *QmpHandler(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc);
 
 struct QmpCommand {
     const char *name;
@@ -259,11 +249,23 @@ static bool check_args(const QmpCommand *c, JsonObject *args, char **desc)
 
 /* ---- commands ---- */
 
-static JsonNode *obj_node(JsonObject *o)
+JsonNode *qmp_obj_node(JsonObject *o)
 {
     JsonNode *n = json_node_new(JSON_NODE_OBJECT);
     json_node_take_object(n, o);
     return n;
+}
+
+JsonNode *qmp_array_node(JsonArray *a)
+{
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, a);
+    return n;
+}
+
+QnicMachine *qmp_session_machine(QnicQmpSession *s)
+{
+    return s->machine;
 }
 
 static JsonNode *qmp_capabilities(QnicQmpSession *s, JsonObject *args, const char **cls,
@@ -297,7 +299,7 @@ static JsonNode *version_node(void)
     json_object_set_int_member(q, "micro", 0);
     json_object_set_object_member(v, "qemu", q);
     json_object_set_string_member(v, "package", "qnic " QNIC_VERSION);
-    return obj_node(v);
+    return qmp_obj_node(v);
 }
 
 static JsonNode *query_version(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
@@ -330,7 +332,7 @@ static JsonNode *query_status(QnicQmpSession *s, JsonObject *args, const char **
     json_object_set_string_member(o, "status", qnic_vmm_runstate_name(st));
     json_object_set_boolean_member(o, "singlestep", false);
     json_object_set_boolean_member(o, "running", st == QNIC_RUNSTATE_RUNNING);
-    return obj_node(o);
+    return qmp_obj_node(o);
 }
 
 static JsonNode *cmd_stop(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
@@ -361,7 +363,7 @@ static JsonNode *cmd_quit(QnicQmpSession *s, JsonObject *args, const char **cls,
     /* The reply goes first, then the event, then the process ends. */
     send_return(s, s->cur_id, NULL);
     s->replied = true;
-    qnic_qmp_event(s->machine, "SHUTDOWN", obj_node(d));
+    qnic_qmp_event(s->machine, "SHUTDOWN", qmp_obj_node(d));
     qnic_vmm_request_exit(0);
     return NULL;
 }
@@ -661,7 +663,7 @@ static void rx_filter_event(QnicNetClient *nc, void *opaque)
     }
     json_object_set_string_member(d, "path", info.path ? info.path : "");
     qnic_rx_filter_info_clear(&info);
-    qnic_qmp_event(m, "NIC_RX_FILTER_CHANGED", obj_node(d));
+    qnic_qmp_event(m, "NIC_RX_FILTER_CHANGED", qmp_obj_node(d));
 }
 
 /* ---- devices: device_add, device_del, system_reset ---- */
@@ -794,14 +796,14 @@ static void device_deleted_event(void *opaque, QnicDevice *dev)
         g_autofree char *inner = g_strdup_printf("%s/virtio-backend", path);
         d = json_object_new();
         json_object_set_string_member(d, "path", inner);
-        qnic_qmp_event(m, "DEVICE_DELETED", obj_node(d));
+        qnic_qmp_event(m, "DEVICE_DELETED", qmp_obj_node(d));
     }
     d = json_object_new();
     if (dev->id) {
         json_object_set_string_member(d, "device", dev->id);
     }
     json_object_set_string_member(d, "path", path);
-    qnic_qmp_event(m, "DEVICE_DELETED", obj_node(d));
+    qnic_qmp_event(m, "DEVICE_DELETED", qmp_obj_node(d));
 }
 
 static JsonNode *cmd_system_reset(QnicQmpSession *s, JsonObject *args, const char **cls,
@@ -812,7 +814,7 @@ static JsonNode *cmd_system_reset(QnicQmpSession *s, JsonObject *args, const cha
 
     json_object_set_boolean_member(d, "guest", false);
     json_object_set_string_member(d, "reason", "host-qmp-system-reset");
-    qnic_qmp_event(s->machine, "RESET", obj_node(d));
+    qnic_qmp_event(s->machine, "RESET", qmp_obj_node(d));
     if (!qnic_vmm_system_reset(s->machine, &err)) {
         *desc = g_strdup(err->message);
         g_error_free(err);
@@ -844,6 +846,11 @@ static const QmpCommand commands[] = {
     { "device_add", cmd_device_add, NULL, false },
     { "device_del", cmd_device_del, device_del_args, false },
     { "system_reset", cmd_system_reset, no_args, false },
+    { "query-pci", qmp_query_pci, qmp_query_pci_args, false },
+    { "qom-list", qmp_qom_list, qmp_qom_list_args, false },
+    { "qom-get", qmp_qom_get, qmp_qom_get_args, false },
+    { "human-monitor-command", qmp_hmp, qmp_hmp_args, false },
+    { "query-netdev-stats", qmp_query_netdev_stats, qmp_netdev_stats_args, false },
     { NULL }
 };
 
@@ -1068,7 +1075,7 @@ static JsonNode *nul_restore(JsonNode *n)
             g_autofree char *name = nul_restore_str(l->data);
             json_object_set_member(o, name, nul_restore(json_object_get_member(src, l->data)));
         }
-        return obj_node(o);
+        return qmp_obj_node(o);
     }
     if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING) {
         g_autofree char *str = nul_restore_str(json_node_get_string(n));
@@ -1457,7 +1464,7 @@ void qnic_qmp_session_greet(QnicQmpSession *s)
     json_object_set_member(qmp, "version", version_node());
     json_object_set_array_member(qmp, "capabilities", json_array_new());
     json_object_set_object_member(o, "QMP", qmp);
-    g_autoptr(JsonNode) n = obj_node(o);
+    g_autoptr(JsonNode) n = qmp_obj_node(o);
     send_node(s, n, NULL);
 }
 

@@ -1,0 +1,41 @@
+/*
+ * What the files of qnic-vmm's QMP server share and nothing else sees:
+ * vmm/qmp.c holds the session, the parser, argument checking, dispatch and
+ * the commands of the run state, netdevs and device hotplug; vmm/qmp-query.c
+ * the read-mostly commands an operator's tools use (query-pci, qom-list,
+ * qom-get, human-monitor-command and qnic's
+ * query-netdev-stats). A command is a QmpHandler named in qmp.c's table
+ * with an argument table that dispatch checks before the handler runs.
+ */
+#ifndef QNIC_VMM_QMP_INT_H
+#define QNIC_VMM_QMP_INT_H
+
+#include "vmm/qmp.h"
+#include <json-glib/json-glib.h>
+
+typedef enum { ARG_STR, ARG_BOOL, ARG_INT, ARG_STR_LIST } ArgType;
+
+/* One argument of a command: dispatch refuses unknown, missing
+ * (non-optional) and mistyped ones with QEMU's words. */
+typedef struct {
+    const char *name;
+    ArgType type;
+    bool optional;
+} ArgDesc;
+
+/* Returns the "return" value (NULL: {}), or sets *desc (and *cls, else
+ * "GenericError") and returns NULL. args have passed the command's table. */
+typedef JsonNode *QmpHandler(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc);
+
+QnicMachine *qmp_session_machine(QnicQmpSession *s);
+/* A node holding o (taken over). */
+JsonNode *qmp_obj_node(JsonObject *o);
+JsonNode *qmp_array_node(JsonArray *a);
+
+/* vmm/qmp-query.c */
+extern const ArgDesc qmp_query_pci_args[], qmp_qom_list_args[], qmp_qom_get_args[],
+                     qmp_hmp_args[], qmp_netdev_stats_args[];
+QmpHandler qmp_query_pci, qmp_qom_list, qmp_qom_get, qmp_hmp,
+           qmp_query_netdev_stats;
+
+#endif
