@@ -59,6 +59,9 @@ struct QnicSockBackend {
     socklen_t conn_len;
     int reconnect_s;
     GSource *reconnect_src;
+    /* told when a stream peer comes and goes */
+    QnicSockConnFunc *conn_notify;
+    void *conn_opaque;
 };
 
 static void sock_update_watch(QnicSockBackend *sb)
@@ -103,6 +106,9 @@ static void sock_drop_peer(QnicSockBackend *sb, const char *why)
     qnic_warn_ratelimited("netdev %s: %s; connection dropped", sb->nd->id, why);
     sb->nd->be->sock_peer_drops++;
     sock_close_data(sb);
+    if (sb->conn_notify) {
+        sb->conn_notify(sb->conn_opaque, -1);
+    }
     if (sb->listen_watch) {
         qnic_fd_watch_set(sb->listen_watch, G_IO_IN);
     } else if (sb->reconnect_s > 0) {
@@ -434,6 +440,15 @@ void qnic_sock_attach_stream(QnicSockBackend *sb, int fd)
     sb->fd = fd;
     sb->is_dgram = false;
     sb->watch = qnic_fd_watch_add(fd, G_IO_IN, sock_fd_event, sb);
+    if (sb->conn_notify) {
+        sb->conn_notify(sb->conn_opaque, fd);
+    }
+}
+
+void qnic_sock_set_conn_notify(QnicSockBackend *sb, QnicSockConnFunc *fn, void *opaque)
+{
+    sb->conn_notify = fn;
+    sb->conn_opaque = opaque;
 }
 
 void qnic_sock_attach_dgram(QnicSockBackend *sb, int fd,

@@ -14,9 +14,29 @@
 #include <stdlib.h>
 
 typedef struct StreamNetdev {
+    QnicNetdev *nd;
     QnicSockBackend *sb;
     char *unlink_path;           /* a unix socket path we created */
+    struct sockaddr_storage addr;   /* addr.*: what a unix peer is reported as */
 } StreamNetdev;
+
+/* The peer came or went: QEMU 7.2 reports an inet peer's own address and,
+ * for a unix socket (whose client has no name), the socket's path. */
+static void stream_conn_changed(void *opaque, int fd)
+{
+    StreamNetdev *st = opaque;
+    struct sockaddr_storage peer = st->addr;
+    socklen_t len = sizeof(peer);
+
+    if (fd < 0) {
+        qnic_net_stream_changed(st->nd->be, st->nd->id, NULL);
+        return;
+    }
+    if (peer.ss_family != AF_UNIX && getpeername(fd, (struct sockaddr *)&peer, &len) < 0) {
+        peer.ss_family = AF_UNSPEC;
+    }
+    qnic_net_stream_changed(st->nd->be, st->nd->id, &peer);
+}
 
 /* The addr.type/host/port/path options to a sockaddr and a description. */
 static bool stream_addr(QnicOpts *opts, struct sockaddr_storage *ss, socklen_t *len,
@@ -67,7 +87,9 @@ static bool stream_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     g_autofree char *desc = NULL;
 
     nd->state = st;
+    st->nd = nd;
     st->sb = qnic_sock_new(nd, QNIC_NET_CLIENT_STREAM, "stream");
+    qnic_sock_set_conn_notify(st->sb, stream_conn_changed, st);
 
     if (g_strcmp0(type, "fd") == 0) {
         const char *s = qnic_opts_get(opts, "addr.str");
@@ -88,6 +110,7 @@ static bool stream_init(QnicNetdev *nd, QnicOpts *opts, GError **errp)
     if (!stream_addr(opts, &ss, &sl, &desc, errp)) {
         return false;
     }
+    st->addr = ss;
     if (server) {
         if (ss.ss_family == AF_UNIX && qnic_opts_get(opts, "addr.path") &&
             !qnic_opts_get_bool(opts, "addr.abstract", false)) {

@@ -27,6 +27,8 @@ struct QnicBackends {
     unsigned mac_users[256];
     QnicNetRxFilterHook *rx_filter_hook;
     void *rx_filter_opaque;
+    QnicNetStreamHook *stream_hook;
+    void *stream_opaque;
     unsigned sock_peer_drops;   /* backends/socket.c */
 };
 
@@ -106,6 +108,9 @@ void qnic_sock_attach_dgram(QnicSockBackend *sb, int fd,
 bool qnic_sock_connect(QnicSockBackend *sb, const struct sockaddr *addr, socklen_t len,
                        int reconnect_s, GError **errp);
 bool qnic_sock_is_connected(QnicSockBackend *sb);
+/* Tell fn when a stream peer comes (fd: its socket) or goes (fd -1). */
+typedef void QnicSockConnFunc(void *opaque, int fd);
+void qnic_sock_set_conn_notify(QnicSockBackend *sb, QnicSockConnFunc *fn, void *opaque);
 void qnic_sock_set_info(QnicSockBackend *sb, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 /* Connections dropped because the peer misbehaved or went away, in

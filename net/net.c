@@ -177,6 +177,20 @@ void qnic_net_rx_filter_changed(QnicNetClient *nic)
     }
 }
 
+void qnic_net_set_stream_hook(QnicBackends *be, QnicNetStreamHook *hook, void *opaque)
+{
+    be->stream_hook = hook;
+    be->stream_opaque = opaque;
+}
+
+void qnic_net_stream_changed(QnicBackends *be, const char *netdev_id,
+                             const struct sockaddr_storage *peer)
+{
+    if (be->stream_hook) {
+        be->stream_hook(netdev_id, peer, be->stream_opaque);
+    }
+}
+
 void qnic_net_rx_filter_notify_enable(QnicNetClient *nic)
 {
     nic->rx_filter_notify = true;

@@ -186,6 +186,16 @@ typedef void QnicNetRxFilterHook(QnicNetClient *nic, void *opaque);
 void qnic_net_set_rx_filter_hook(QnicBackends *be, QnicNetRxFilterHook *hook, void *opaque);
 void qnic_net_rx_filter_changed(QnicNetClient *nic);
 void qnic_net_rx_filter_notify_enable(QnicNetClient *nic);
+/* A stream netdev's peer came (peer: the address to report, the peer's for
+ * inet, the socket's path for unix) or went (peer NULL): what QEMU 7.2
+ * reports as NETDEV_STREAM_CONNECTED / NETDEV_STREAM_DISCONNECTED. The
+ * embedder's hook hears each change (one hook per be). */
+struct sockaddr_storage;
+typedef void QnicNetStreamHook(const char *netdev_id, const struct sockaddr_storage *peer,
+                               void *opaque);
+void qnic_net_set_stream_hook(QnicBackends *be, QnicNetStreamHook *hook, void *opaque);
+void qnic_net_stream_changed(QnicBackends *be, const char *netdev_id,
+                             const struct sockaddr_storage *peer);
 /* Every live client of be, in creation order (the list is the core's own). */
 GList *qnic_net_clients(QnicBackends *be);
 
