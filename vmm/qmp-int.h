@@ -4,13 +4,15 @@
  * the commands of the run state, netdevs and device hotplug; vmm/qmp-query.c
  * the read-mostly commands an operator's tools use (query-pci, qom-list,
  * qom-get, human-monitor-command and qnic's
- * query-netdev-stats). A command is a QmpHandler named in qmp.c's table
+ * query-netdev-stats); vmm/qmp-events.c the events the backends raise
+ * (NETDEV_STREAM_CONNECTED/_DISCONNECTED). A command is a QmpHandler named in qmp.c's table
  * with an argument table that dispatch checks before the handler runs.
  */
 #ifndef QNIC_VMM_QMP_INT_H
 #define QNIC_VMM_QMP_INT_H
 
 #include "vmm/qmp.h"
+#include "qnic/net.h"
 #include <json-glib/json-glib.h>
 
 typedef enum { ARG_STR, ARG_BOOL, ARG_INT, ARG_STR_LIST } ArgType;
@@ -37,5 +39,8 @@ extern const ArgDesc qmp_query_pci_args[], qmp_qom_list_args[], qmp_qom_get_args
                      qmp_hmp_args[], qmp_netdev_stats_args[];
 QmpHandler qmp_query_pci, qmp_qom_list, qmp_qom_get, qmp_hmp,
            qmp_query_netdev_stats;
+
+/* vmm/qmp-events.c: QnicNetStreamHook, opaque the QnicMachine. */
+QnicNetStreamHook qmp_stream_event;
 
 #endif

@@ -1429,6 +1429,7 @@ QnicQmpSession *qnic_qmp_session_new(QnicMachine *m, QnicQmpOutput *out, void *o
     sessions = g_list_append(sessions, s);
     if (m && m->cfg.backends) {
         qnic_net_set_rx_filter_hook(m->cfg.backends, rx_filter_event, m);
+        qnic_net_set_stream_hook(m->cfg.backends, qmp_stream_event, m);
     }
     if (m && m->pci) {
         qnic_pci_hotplug_set_deleted_handler(qnic_pci_bus_hotplug(m->pci), device_deleted_event, m);

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define TWO_NICS "-netdev user,id=n0 -device virtio-net-pci,netdev=n0,id=nic0 " \
@@ -325,6 +326,66 @@ static void test_netdev_stats(void)
     close(pfd);
 }
 
+/* ---- NETDEV_STREAM_CONNECTED / _DISCONNECTED ---- */
+
+/* The event's data equals expected. */
+static void expect_event(QTestState *s, const char *name, const char *expected)
+{
+    JsonNode *ev = qtest_qmp_event(s, name, 10000);
+
+    g_assert_nonnull(ev);
+    assert_json_eq(qtest_qmp_get(ev, "data"), expected);
+    json_node_unref(ev);
+}
+
+static void test_stream_events_inet(void)
+{
+    struct sockaddr_in a;
+    int fd = udp_socket(&a);    /* a free port number for the server */
+    socklen_t l = sizeof(a);
+    g_autofree char *args = NULL, *data = NULL;
+    QTestState *s;
+
+    close(fd);
+    args = g_strdup_printf("-netdev stream,id=n0,server=on,addr.type=inet,"
+                           "addr.host=127.0.0.1,addr.port=%d -device e1000,netdev=n0",
+                           ntohs(a.sin_port));
+    s = start(args);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&a, sizeof(a)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&a, &l), ==, 0);
+    /* QEMU 7.2: the peer's address, the port as a string */
+    data = g_strdup_printf("{\"netdev-id\": \"n0\", \"addr\": {\"port\": \"%d\", \"ipv4\": true,"
+                           " \"host\": \"127.0.0.1\", \"type\": \"inet\"}}", ntohs(a.sin_port));
+    expect_event(s, "NETDEV_STREAM_CONNECTED", data);
+    close(fd);
+    expect_event(s, "NETDEV_STREAM_DISCONNECTED", "{\"netdev-id\": \"n0\"}");
+    qtest_quit(s);
+}
+
+static void test_stream_events_unix(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("qmp-query-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "s", NULL);
+    g_autofree char *args = g_strdup_printf("-netdev stream,id=n0,server=on,addr.type=unix,"
+                                            "addr.path=%s -device e1000,netdev=n0", path);
+    g_autofree char *data = g_strdup_printf("{\"netdev-id\": \"n0\", \"addr\": "
+                                            "{\"path\": \"%s\", \"type\": \"unix\"}}", path);
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    QTestState *s = start(args);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    g_strlcpy(un.sun_path, path, sizeof(un.sun_path));
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&un, sizeof(un)), ==, 0);
+    /* QEMU 7.2: the socket's path (its client has no name) */
+    expect_event(s, "NETDEV_STREAM_CONNECTED", data);
+    close(fd);
+    expect_event(s, "NETDEV_STREAM_DISCONNECTED", "{\"netdev-id\": \"n0\"}");
+    qtest_quit(s);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -332,5 +393,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-query/qom", test_qom);
     g_test_add_func("/qmp-query/hmp-info-network", test_hmp_info_network);
     g_test_add_func("/qmp-query/netdev-stats", test_netdev_stats);
+    g_test_add_func("/qmp-query/stream-events/inet", test_stream_events_inet);
+    g_test_add_func("/qmp-query/stream-events/unix", test_stream_events_unix);
     return g_test_run();
 }
