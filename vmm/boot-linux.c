@@ -158,6 +158,7 @@ static void bz_write_zero_page(const BzImage *b, const QnicBootRam *ram, const u
     bp->hdr.type_of_loader = 0xff;
     bp->hdr.cmd_line_ptr = GUINT32_TO_LE((uint32_t)QNIC_BOOT_CMDLINE_ADDR);
     bp->ext_cmd_line_ptr = 0;
+    bp->acpi_rsdp_addr = GUINT64_TO_LE(ram->rsdp_addr);
     bp->hdr.ramdisk_image = GUINT32_TO_LE((uint32_t)b->initrd_addr);
     bp->hdr.ramdisk_size = GUINT32_TO_LE((uint32_t)(has_initrd ? initrd_len : 0));
     QnicBootMemRange map[E820_MAX_ENTRIES_ZEROPAGE];

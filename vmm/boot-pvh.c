@@ -249,6 +249,7 @@ static void pvh_write_start_info(const QnicBootRam *ram, const uint8_t *initrd,
         .version = 1,
         .cmdline_paddr = QNIC_BOOT_CMDLINE_ADDR,
         .memmap_paddr = QNIC_BOOT_MEMMAP_ADDR,
+        .rsdp_paddr = ram->rsdp_addr,
     };
     if (initrd) {
         struct qnic_hvm_modlist_entry mod = {

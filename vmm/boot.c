@@ -5,6 +5,7 @@
  * the -kernel/-initrd files and picks the loader from the image's magic.
  */
 #include "vmm/boot.h"
+#include "vmm/acpi.h"
 
 #include <asm/e820.h>
 #include <fcntl.h>
@@ -127,11 +128,17 @@ static bool read_file(const char *path, gchar **data, gsize *len, GError **errp)
     return true;
 }
 
-bool qnic_boot_load(const QnicBootRam *ram, const char *kernel, const char *initrd,
+bool qnic_boot_load(const QnicBootRam *ram_in, const char *kernel, const char *initrd,
                     const char *cmdline, QnicBootEntry *entry, GError **errp)
 {
     g_autofree gchar *img = NULL, *rd = NULL;
     gsize len = 0, rd_len = 0;
+    QnicBootRam view = *ram_in;
+    const QnicBootRam *ram = &view;
+
+    if (!view.rsdp_addr) {
+        view.rsdp_addr = qnic_acpi_rsdp_addr(view.host, view.below_4g);
+    }
 
     if (!read_file(kernel, &img, &len, errp)) {
         qnic_error_prefix(errp, "could not load kernel '%s': ", kernel);

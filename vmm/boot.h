@@ -76,6 +76,7 @@ typedef struct QnicBootRam {
     uint8_t *host;
     uint64_t below_4g;          /* bytes at 0 */
     uint64_t above_4g;          /* bytes at 4 GiB (memory maps only) */
+    uint64_t rsdp_addr;         /* the ACPI RSDP to hand over, 0: none */
 } QnicBootRam;
 
 typedef enum {
@@ -124,7 +125,8 @@ bool qnic_linux_load(const QnicBootRam *ram, const uint8_t *img, size_t len,
 bool qnic_linux_is_bzimage(const uint8_t *img, size_t len);
 
 /* Read -kernel/-initrd, detect the format (ELF -> PVH, 'HdrS' -> bzImage)
- * and load. Messages name the file and the problem. */
+ * and load. When ram->rsdp_addr is 0, the RSDP the board wrote (vmm/acpi.h),
+ * if any, is handed over. Messages name the file and the problem. */
 bool qnic_boot_load(const QnicBootRam *ram, const char *kernel, const char *initrd,
                     const char *cmdline, QnicBootEntry *entry, GError **errp);
 

@@ -5,6 +5,7 @@
  */
 #include "vmm/pc.h"
 #include "vmm/mptable.h"
+#include "vmm/acpi.h"
 #include "qnic/machine.h"
 #include "qnic/pci.h"
 #include "qnic/virtio.h"
@@ -104,15 +105,24 @@ static bool pc_create_serial(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
 /* ---- what firmware would do ---- */
 
 /* No firmware: tell each PCI function where its INTx lands, as a BIOS
- * would, write the MP table a BIOS would (vmm/mptable.h), and describe
+ * would, write the MP table and the ACPI tables a BIOS would (vmm/mptable.h,
+ * vmm/acpi.h; the kernel loaders find the RSDP there), and describe
  * virtio-mmio transports to the kernel the way QEMU's microvm does
  * (virtio_mmio.device=SIZE@ADDR:IRQ). */
-static char *pc_firmware_setup(QnicVmmConfig *cfg, QnicMachine *m)
+static char *pc_firmware_setup(QnicPcBoard *b, QnicVmmConfig *cfg, QnicMachine *m)
 {
+    unsigned ncpus = cfg->smp ? cfg->smp : 1;
+
     qnic_pci_bus_fill_interrupt_lines(m->pci);
-    if (m->ram && !qnic_mptable_write(m->ram, m->below_4g, cfg->smp ? cfg->smp : 1)) {
+    if (m->ram && !qnic_mptable_write(m->ram, m->below_4g, ncpus)) {
         qnic_warn("no MP table written (%" PRIu64 " bytes of low RAM, %u vCPUs): a guest "
-                  "without ACPI sees no I/O APIC", m->below_4g, cfg->smp);
+                  "without ACPI sees no I/O APIC", m->below_4g, ncpus);
+    }
+    if (m->ram && qnic_acpi_write(m->ram, m->below_4g, ncpus)) {
+        qnic_acpi_pm_init(&b->acpi_pm, &m->io);
+    } else if (m->ram) {
+        qnic_warn("no ACPI tables written (%" PRIu64 " bytes of low RAM, %u vCPUs): the "
+                  "guest sees no PCI hotplug", m->below_4g, ncpus);
     }
     g_autofree char *mmio_args = qnic_virtio_mmio_cmdline_all(m);
     if (mmio_args && *mmio_args) {
@@ -137,7 +147,7 @@ bool qnic_pc_board_ready(QnicPcBoard *b, const QnicAccel *accel, void *accel_sta
     if (!pc_create_serial(cfg, m, errp)) {
         return false;
     }
-    b->cmdline = pc_firmware_setup(cfg, m);
+    b->cmdline = pc_firmware_setup(b, cfg, m);
     return true;
 }
 
@@ -146,5 +156,6 @@ void qnic_pc_board_cleanup(QnicPcBoard *b)
     if (b->port61.as) {
         qnic_as_unmap(&b->port61);
     }
+    qnic_acpi_pm_cleanup(&b->acpi_pm);
     g_clear_pointer(&b->cmdline, g_free);
 }

@@ -13,6 +13,7 @@
 #define QNIC_VMM_PC_H
 
 #include "vmm/vmm.h"
+#include "vmm/acpi-pm.h"
 #include "qnic/memory.h"
 
 /* System control port B (Intel 8254/PIIX): bit 0 gates PIT channel 2,
@@ -29,13 +30,15 @@ typedef struct QnicPcBoard {
     void *accel_state;
     QnicRegion port61;          /* mapped when the accelerator has a PIT */
     uint8_t port61_val;         /* gate and speaker bits as last written */
+    QnicAcpiPm acpi_pm;         /* PM1 and PM timer, mapped with the ACPI tables */
     char *cmdline;              /* kernel command line, NULL: none */
 } QnicPcBoard;
 
 /* The board's part of a machine whose devices exist (b zeroed by the
  * caller). For an accelerator that boots a kernel: port 0x61 (if nothing
  * serves it yet), the -serial port (unless a -device made one), the PCI
- * interrupt lines, and b->cmdline = -append plus the virtio-mmio
+ * interrupt lines, the MP table, the ACPI tables with their PM registers
+ * (acpi.h, acpi-pm.h), and b->cmdline = -append plus the virtio-mmio
  * descriptions. Returns false with errp set (the -serial error). */
 bool qnic_pc_board_ready(QnicPcBoard *b, const QnicAccel *accel, void *accel_state,
                          QnicVmmConfig *cfg, QnicMachine *m, GError **errp);

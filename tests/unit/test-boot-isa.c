@@ -27,12 +27,8 @@ static void record_gsi(void *opaque, unsigned gsi, int level)
 
 static QnicMachine *new_machine(void)
 {
-    QnicMachineConfig mcfg = { .ram_size = 16 << 20, .set_gsi = record_gsi };
-    GError *err = NULL;
-    mcfg.backends = test_backends();
-    QnicMachine *m = qnic_machine_new(&mcfg, &err);
+    QnicMachine *m = isa_test_machine(record_gsi);
 
-    g_assert_no_error(err);
     memset(gsi_levels, 0, sizeof(gsi_levels));
     gsi_changes = 0;
     return m;

@@ -4,9 +4,10 @@
  * buffer standing in for guest RAM, and every structure the loaders write
  * (hvm_start_info, memory maps, zero page, GDT, page tables) is checked
  * field by field. Malformed images must be refused with a message and leave
- * RAM untouched.
+ * RAM untouched. Both hand over the ACPI RSDP the board wrote, if any.
  */
 #include "vmm/boot.h"
+#include "vmm/acpi.h"
 
 #include <elf.h>
 #include <unistd.h>
@@ -625,6 +626,47 @@ static void test_boot_load_files(Fixture *f, gconstpointer data)
     unlink(nonote_path);
 }
 
+/* The RSDP hand-over: hvm_start_info.rsdp_paddr and boot_params'
+ * acpi_rsdp_addr name the board's RSDP (vmm/acpi.h) once it is written,
+ * 0 before, and an address the caller gives wins. */
+static uint64_t load_rsdp(Fixture *f, const char *path, bool pvh)
+{
+    QnicBootEntry e;
+    GError *err = NULL;
+
+    g_assert_true(qnic_boot_load(&f->ram, path, NULL, NULL, &e, &err));
+    g_assert_no_error(err);
+    if (pvh) {
+        struct qnic_hvm_start_info si;
+        memcpy(&si, f->host + e.arg, sizeof(si));
+        return si.rsdp_paddr;
+    }
+    struct boot_params bp;
+    memcpy(&bp, f->host + e.arg, sizeof(bp));
+    return bp.acpi_rsdp_addr;
+}
+
+static void test_acpi_rsdp(Fixture *f, gconstpointer data)
+{
+    PvhOpts o = pvh_default();
+    g_autoptr(GByteArray) pvh = make_pvh(&o);
+    g_autofree char *elf = write_temp(pvh->data, pvh->len);
+    BzOpts bo = bz_default();
+    g_autoptr(GByteArray) bz = make_bzimage(&bo);
+    g_autofree char *bzpath = write_temp(bz->data, bz->len);
+
+    g_assert_cmphex(load_rsdp(f, elf, true), ==, 0);
+    g_assert_cmphex(load_rsdp(f, bzpath, false), ==, 0);
+    g_assert_cmpuint(qnic_acpi_write(f->host, RAM_SIZE, 1), >, 0);
+    g_assert_cmphex(load_rsdp(f, elf, true), ==, QNIC_ACPI_ADDR);
+    g_assert_cmphex(load_rsdp(f, bzpath, false), ==, QNIC_ACPI_ADDR);
+    f->ram.rsdp_addr = 0xe0000;
+    g_assert_cmphex(load_rsdp(f, elf, true), ==, 0xe0000);
+    g_assert_cmphex(load_rsdp(f, bzpath, false), ==, 0xe0000);
+    unlink(elf);
+    unlink(bzpath);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -639,5 +681,6 @@ int main(int argc, char **argv)
     ADD("/boot/linux/32bit", test_linux32);
     ADD("/boot/linux/bad", test_linux_bad);
     ADD("/boot/load-files", test_boot_load_files);
+    ADD("/boot/acpi-rsdp", test_acpi_rsdp);
     return g_test_run();
 }

@@ -1,7 +1,8 @@
 /*
  * Port I/O on a bare machine for the vmm's unit tests (ISA devices, the pc
  * board): a byte through the machine's I/O address space, as a vCPU's IN
- * and OUT reach it, asserting that something answers; and an empty
+ * and OUT reach it, asserting that something answers; a bare machine to
+ * put the devices on; and an empty
  * temporary file for a serial port's file: backend.
  */
 #ifndef QNIC_TEST_ISA_IO_H
@@ -9,6 +10,7 @@
 
 #include "qnic/machine.h"
 #include "qnic/memory.h"
+#include "../lib/test-backends.h"
 
 #include <unistd.h>
 
@@ -22,6 +24,18 @@ static inline uint8_t inb(QnicMachine *m, uint16_t port)
 static inline void outb(QnicMachine *m, uint16_t port, uint8_t v)
 {
     g_assert_true(qnic_as_store(&m->io, port, 1, v));
+}
+
+/* A bare machine of 16 MiB whose GSI changes go to SET_GSI (may be NULL). */
+static inline QnicMachine *isa_test_machine(void (*set_gsi)(void *, unsigned, int))
+{
+    QnicMachineConfig mcfg = { .ram_size = 16 << 20, .set_gsi = set_gsi };
+    GError *err = NULL;
+    mcfg.backends = test_backends();
+    QnicMachine *m = qnic_machine_new(&mcfg, &err);
+
+    g_assert_no_error(err);
+    return m;
 }
 
 /* An empty temporary file (g_free the name, unlink the file). */

@@ -47,12 +47,8 @@ static const QnicAccel fake_qtest = { .name = "fake-qtest" };
 
 static QnicMachine *new_machine(void)
 {
-    QnicMachineConfig mcfg = { .ram_size = 16 << 20 };
-    GError *err = NULL;
-    mcfg.backends = test_backends();
-    QnicMachine *m = qnic_machine_new(&mcfg, &err);
+    QnicMachine *m = isa_test_machine(NULL);
 
-    g_assert_no_error(err);
     fake_ch2 = (QnicPitChannel){ 0 };
     fake_ch2_ok = true;
     gate_calls = 0;
