@@ -99,6 +99,7 @@ QnicNic *qnic_nic_new(QnicBackends *be, const QnicNetClientOps *ops, QnicOpts *d
     for (int i = 0; i < queues; i++) {
         nic->ncs[i] = qnic_net_client_new(be, ops, model, dev_id ? dev_id : model, opaque);
         nic->ncs[i]->queue_index = i;
+        memcpy(nic->ncs[i]->conf_mac, nic->mac, 6);
         g_autofree char *m = qnic_format_mac(nic->mac);
         g_snprintf(nic->ncs[i]->info_str, sizeof(nic->ncs[i]->info_str),
                    "model=%s,macaddr=%s", model, m);
@@ -129,4 +130,34 @@ void qnic_nic_free(QnicNic *nic)
     }
     g_free(nic->ncs);
     g_free(nic);
+}
+
+/* the longest vnet header a link carries (virtio_net_hdr_v1_hash) */
+#define ANNOUNCE_HDR_MAX 20
+
+void qnic_net_rarp_frame(uint8_t f[60], const uint8_t mac[6])
+{
+    memset(f, 0, 60);
+    memset(f, 0xff, 6);
+    memcpy(f + 6, mac, 6);
+    qnic_st16be(f + 12, 0x8035);    /* RARP */
+    qnic_st16be(f + 14, 1);         /* Ethernet */
+    qnic_st16be(f + 16, 0x0800);    /* IPv4 */
+    f[18] = 6;
+    f[19] = 4;
+    qnic_st16be(f + 20, 3);         /* reverse request */
+    memcpy(f + 22, mac, 6);
+    memcpy(f + 32, mac, 6);
+}
+
+void qnic_net_announce_self(QnicNetClient *nic)
+{
+    uint8_t buf[ANNOUNCE_HDR_MAX + 60] = { 0 };
+    unsigned hdr = MIN((unsigned)MAX(nic->vnet_hdr_len, 0), (unsigned)ANNOUNCE_HDR_MAX);
+
+    qnic_net_rarp_frame(buf + hdr, nic->conf_mac);
+    qnic_net_send(nic, buf, hdr + 60);
+    if (nic->ops->announce) {
+        nic->ops->announce(nic);
+    }
 }

@@ -733,16 +733,7 @@ static void send_rarp(QnicVhuDev *d, const uint8_t mac[6])
     f = buf + hdr;
     /* The announce QEMU sends after migration: a broadcast RARP request
      * "who am I", sender and target the guest's MAC. */
-    memset(f, 0xff, 6);
-    memcpy(f + 6, mac, 6);
-    qnic_st16be(f + 12, 0x8035);
-    qnic_st16be(f + 14, 1);         /* Ethernet */
-    qnic_st16be(f + 16, 0x0800);    /* IPv4 */
-    f[18] = 6;
-    f[19] = 4;
-    qnic_st16be(f + 20, 3);         /* reverse request */
-    memcpy(f + 22, mac, 6);
-    memcpy(f + 32, mac, 6);
+    qnic_net_rarp_frame(f, mac);
     qnic_net_send(nc, buf, hdr + 60);
 }
 

@@ -463,12 +463,28 @@ static const QnicVirtioDeviceOps vn_ops = {
     .guest_notifier_changed = vn_guest_notifier_changed,
 };
 
+/* announce-self: a driver that offered to announce (GUEST_ANNOUNCE, which
+ * needs the control queue) is asked to, through the status field's
+ * ANNOUNCE bit and a configuration interrupt; it acks on the control
+ * queue (virtio-net-ctrl.c). */
+static void vn_announce(QnicNetClient *nc)
+{
+    VirtioNet *n = nc->opaque;
+
+    if (qnic_virtio_has_feature(&n->vdev, VIRTIO_NET_F_GUEST_ANNOUNCE) &&
+        qnic_virtio_has_feature(&n->vdev, VIRTIO_NET_F_CTRL_VQ)) {
+        n->status |= VIRTIO_NET_S_ANNOUNCE;
+        qnic_virtio_notify_config(&n->vdev);
+    }
+}
+
 static const QnicNetClientOps vn_client_ops = {
     .kind = QNIC_NET_CLIENT_NIC,
     .receive_iov = virtio_net_receive_iov,
     .can_receive = virtio_net_can_receive,
     .link_status_changed = vn_link_status_changed,
     .query_rx_filter = virtio_net_query_rx_filter,
+    .announce = vn_announce,
 };
 
 /* ---- realize: properties -> features, queues, config ---- */

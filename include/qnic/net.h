@@ -89,6 +89,10 @@ typedef struct QnicNetClientOps {
     /* NICs with receive filters: fill info (zeroed by the caller; free it
      * with qnic_rx_filter_info_clear). */
     void (*query_rx_filter)(QnicNetClient *nc, QnicRxFilterInfo *info);
+    /* NICs that announce themselves their own way as well (virtio-net:
+     * asks a driver with GUEST_ANNOUNCE to do it); qnic_net_announce_self
+     * calls it after the RARP. Absent: the RARP only. */
+    void (*announce)(QnicNetClient *nc);
     /* Backends whose data plane can run elsewhere (vhost-user, a tap with
      * vhost=on, vhost-vdpa): the vhost device standing behind nc, or NULL
      * when there is none now. Absent: never one. */
@@ -133,6 +137,7 @@ struct QnicNetClient {
      * and receives, in attach order (net/filter.c keeps it). */
     GList *filters;
     QnicNetClientStats tx;      /* what it sent (see QnicNetClientStats) */
+    uint8_t conf_mac[6];        /* NICs: the MAC they were given (mac= or default) */
 };
 
 /* Create/destroy a client of be (listed there until freed); the caller
@@ -287,6 +292,14 @@ QnicNic *qnic_nic_new(QnicBackends *be, const QnicNetClientOps *ops, QnicOpts *d
 void qnic_nic_free(QnicNic *nic);
 /* Number of queues of be's netdev named by opts `netdev=` (1 if none). */
 int qnic_nic_netdev_queues(QnicBackends *be, QnicOpts *dev_opts);
+
+/* QEMU's self-announce of a NIC (after migration; QMP announce-self):
+ * a broadcast RARP request "who am I" for its configured MAC from queue 0
+ * (behind a zeroed vnet header when the link carries one), then its own
+ * announce op. */
+void qnic_net_announce_self(QnicNetClient *nic);
+/* That RARP request for mac: the 60-byte minimum frame, into f[60]. */
+void qnic_net_rarp_frame(uint8_t f[60], const uint8_t mac[6]);
 
 /* ---- helpers for frames ---- */
 size_t qnic_iov_size(const struct iovec *iov, int iovcnt);
