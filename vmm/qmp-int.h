@@ -1,12 +1,13 @@
 /*
  * What the files of qnic-vmm's QMP server share and nothing else sees:
  * vmm/qmp.c holds the session, the parser, argument checking, dispatch and
- * the commands of the run state, netdevs and device hotplug; vmm/qmp-query.c
- * the read-mostly commands an operator's tools use (query-pci, qom-list,
- * qom-get, human-monitor-command and qnic's
- * query-netdev-stats); vmm/qmp-events.c the events the backends raise
- * (NETDEV_STREAM_CONNECTED/_DISCONNECTED). A command is a QmpHandler named in qmp.c's table
- * with an argument table that dispatch checks before the handler runs.
+ * the commands of the run state, netdevs and device hotplug;
+ * vmm/qmp-query.c the read-mostly commands an operator's tools use
+ * (query-pci, qom-list, qom-get, human-monitor-command, qnic's
+ * query-netdev-stats); vmm/qmp-announce.c announce-self; vmm/qmp-events.c
+ * the events the backends raise (NETDEV_STREAM_CONNECTED/_DISCONNECTED).
+ * A command is a QmpHandler named in qmp.c's table with an argument table
+ * that dispatch checks before the handler runs.
  */
 #ifndef QNIC_VMM_QMP_INT_H
 #define QNIC_VMM_QMP_INT_H
@@ -30,6 +31,9 @@ typedef struct {
 typedef JsonNode *QmpHandler(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc);
 
 QnicMachine *qmp_session_machine(QnicQmpSession *s);
+/* The session's announce-self timers (id -> timer; NULL until the first),
+ * freed with the session. */
+GHashTable **qmp_session_announce_timers(QnicQmpSession *s);
 /* A node holding o (taken over). */
 JsonNode *qmp_obj_node(JsonObject *o);
 JsonNode *qmp_array_node(JsonArray *a);
@@ -39,6 +43,10 @@ extern const ArgDesc qmp_query_pci_args[], qmp_qom_list_args[], qmp_qom_get_args
                      qmp_hmp_args[], qmp_netdev_stats_args[];
 QmpHandler qmp_query_pci, qmp_qom_list, qmp_qom_get, qmp_hmp,
            qmp_query_netdev_stats;
+
+/* vmm/qmp-announce.c */
+extern const ArgDesc qmp_announce_args[];
+QmpHandler qmp_announce_self;
 
 /* vmm/qmp-events.c: QnicNetStreamHook, opaque the QnicMachine. */
 QnicNetStreamHook qmp_stream_event;

@@ -13,7 +13,7 @@
  *
  * Commands: qmp_capabilities, query-version, query-commands, query-status,
  * stop, cont, quit, set_link, netdev_add, netdev_del, query-rx-filter,
- * device_add, device_del, system_reset; vmm/qmp-query.c has the rest.
+ * device_add, device_del, system_reset; the rest are in vmm/qmp-*.c.
  * Events: STOP, RESUME, SHUTDOWN, NIC_RX_FILTER_CHANGED, DEVICE_DELETED.
  */
 #include "vmm/qmp-int.h"
@@ -63,6 +63,7 @@ struct QnicQmpSession {
     const char *cur_id;         /* as the client wrote it */
     bool replied;
     const char *const *netdev_types;    /* NULL: any */
+    GHashTable *announce_timers;        /* vmm/qmp-announce.c's */
 };
 
 static GList *sessions;          /* QnicQmpSession *, for events */
@@ -215,20 +216,12 @@ static bool arg_type_ok(JsonNode *n, ArgType t)
     }
 }
 
+/* QEMU's order: each declared argument (missing, then mistyped) first,
+ * then any member it did not declare. */
 static bool check_args(const QmpCommand *c, JsonObject *args, char **desc)
 {
     g_autoptr(GList) members = json_object_get_members(args);
 
-    for (GList *l = members; l; l = l->next) {
-        const ArgDesc *a = c->args;
-        while (a->name && strcmp(a->name, l->data) != 0) {
-            a++;
-        }
-        if (!a->name) {
-            *desc = g_strdup_printf("Parameter '%s' is unexpected", (const char *)l->data);
-            return false;
-        }
-    }
     for (const ArgDesc *a = c->args; a->name; a++) {
         JsonNode *n = json_object_get_member(args, a->name);
         if (!n) {
@@ -241,6 +234,16 @@ static bool check_args(const QmpCommand *c, JsonObject *args, char **desc)
         if (!arg_type_ok(n, a->type)) {
             *desc = g_strdup_printf("Invalid parameter type for '%s', expected: %s", a->name,
                                     arg_type_name(a->type));
+            return false;
+        }
+    }
+    for (GList *l = members; l; l = l->next) {
+        const ArgDesc *a = c->args;
+        while (a->name && strcmp(a->name, l->data) != 0) {
+            a++;
+        }
+        if (!a->name) {
+            *desc = g_strdup_printf("Parameter '%s' is unexpected", (const char *)l->data);
             return false;
         }
     }
@@ -266,6 +269,11 @@ JsonNode *qmp_array_node(JsonArray *a)
 QnicMachine *qmp_session_machine(QnicQmpSession *s)
 {
     return s->machine;
+}
+
+GHashTable **qmp_session_announce_timers(QnicQmpSession *s)
+{
+    return &s->announce_timers;
 }
 
 static JsonNode *qmp_capabilities(QnicQmpSession *s, JsonObject *args, const char **cls,
@@ -850,6 +858,7 @@ static const QmpCommand commands[] = {
     { "qom-list", qmp_qom_list, qmp_qom_list_args, false },
     { "qom-get", qmp_qom_get, qmp_qom_get_args, false },
     { "human-monitor-command", qmp_hmp, qmp_hmp_args, false },
+    { "announce-self", qmp_announce_self, qmp_announce_args, false },
     { "query-netdev-stats", qmp_query_netdev_stats, qmp_netdev_stats_args, false },
     { NULL }
 };
@@ -1443,6 +1452,9 @@ void qnic_qmp_session_free(QnicQmpSession *s)
         return;
     }
     sessions = g_list_remove(sessions, s);
+    if (s->announce_timers) {
+        g_hash_table_destroy(s->announce_timers);
+    }
     g_string_free(s->buf, TRUE);
     g_free(s);
 }

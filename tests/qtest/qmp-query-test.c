@@ -11,6 +11,7 @@
 #include "libqtest.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -248,6 +249,22 @@ static int udp_socket(struct sockaddr_in *a)
     return fd;
 }
 
+/* A VM with -device DEVICE on a UDP socket netdev n0 whose peer is *pfd
+ * (the test's socket); *local is the netdev's own address. */
+static QTestState *start_udp(const char *device, int *pfd, struct sockaddr_in *local)
+{
+    struct sockaddr_in peer;
+    int lfd = udp_socket(local);
+    g_autofree char *args = NULL;
+
+    *pfd = udp_socket(&peer);
+    /* the netdev's port: take a free one and hand it over */
+    close(lfd);
+    args = g_strdup_printf("-netdev socket,id=n0,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d "
+                           "-device %s", ntohs(peer.sin_port), ntohs(local->sin_port), device);
+    return start(args);
+}
+
 /* Poll until the netdev's queue 0 "tx" equals expected (the netdev reads
  * its socket in qnic-vmm's main loop). */
 static void wait_tx(QTestState *s, const char *expected)
@@ -278,18 +295,11 @@ static void set_link(QTestState *s, bool up)
 
 static void test_netdev_stats(void)
 {
-    struct sockaddr_in peer, local;
-    int pfd = udp_socket(&peer), lfd = udp_socket(&local);
+    struct sockaddr_in local;
+    int pfd;
     char frame[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 1, 2, 3 };
-    g_autofree char *args = NULL;
-    QTestState *s;
+    QTestState *s = start_udp("virtio-net-pci,netdev=n0,id=nic0", &pfd, &local);
 
-    /* the netdev's port: take a free one and hand it over */
-    close(lfd);
-    args = g_strdup_printf("-netdev socket,id=n0,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d "
-                           "-device virtio-net-pci,netdev=n0,id=nic0",
-                           ntohs(peer.sin_port), ntohs(local.sin_port));
-    s = start(args);
     if (qtest_target_is_qemu()) {
         check_error(qtest_qmp(s, "{\"execute\": \"query-netdev-stats\"}"),
                     "CommandNotFound", "The command query-netdev-stats has not been found");
@@ -386,6 +396,82 @@ static void test_stream_events_unix(void)
     rmdir(dir);
 }
 
+/* ---- announce-self ---- */
+
+/* The next frame on fd within timeout_ms is the RARP request announcing
+ * mac; false if none came. */
+static bool recv_rarp(int fd, const uint8_t mac[6], int timeout_ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    uint8_t f[128];
+    ssize_t n;
+
+    if (poll(&p, 1, timeout_ms) != 1) {
+        return false;
+    }
+    n = recv(fd, f, sizeof(f), 0);
+    g_assert_cmpint(n, ==, 60);
+    for (int i = 0; i < 6; i++) {
+        g_assert_cmpuint(f[i], ==, 0xff);
+    }
+    g_assert_cmpmem(f + 6, 6, mac, 6);
+    g_assert_cmpuint(f[12] << 8 | f[13], ==, 0x8035);
+    g_assert_cmpuint(f[20] << 8 | f[21], ==, 3);    /* reverse request */
+    g_assert_cmpmem(f + 22, 6, mac, 6);
+    g_assert_cmpmem(f + 32, 6, mac, 6);
+    return true;
+}
+
+/* qnic (-accel qtest) runs its timers on a manual clock; QEMU (TCG, a
+ * running VM) on real time, which recv_rarp's wait lets pass. */
+static void step_ms(QTestState *s, int64_t ms)
+{
+    if (!qtest_target_is_qemu()) {
+        qtest_clock_step(s, ms * 1000000);
+    }
+}
+
+static void test_announce_self(void)
+{
+    static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x99 };
+    struct sockaddr_in local;
+    int pfd;
+    QTestState *s = start_udp("e1000,netdev=n0,id=nic0,mac=52:54:00:12:34:99", &pfd, &local);
+
+    /* Three rounds: now, 50 ms later, 150 ms after that (QEMU: real time;
+     * qnic under qtest: its virtual clock, stepped here). */
+    check_return(qtest_qmp(s, "{\"execute\": \"announce-self\", \"arguments\": {\"initial\": 50,"
+                              " \"max\": 550, \"rounds\": 3, \"step\": 100}}"), "{}");
+    g_assert_true(recv_rarp(pfd, mac, 5000));
+    step_ms(s, 50);
+    g_assert_true(recv_rarp(pfd, mac, 5000));
+    step_ms(s, 150);
+    g_assert_true(recv_rarp(pfd, mac, 5000));
+    step_ms(s, 1000);
+    g_assert_false(recv_rarp(pfd, mac, 1000));
+    /* Only the interfaces named. */
+    check_return(qtest_qmp(s, "{\"execute\": \"announce-self\", \"arguments\": {\"initial\": 50,"
+                              " \"max\": 550, \"rounds\": 1, \"step\": 100,"
+                              " \"interfaces\": [\"other\"], \"id\": \"a\"}}"), "{}");
+    g_assert_false(recv_rarp(pfd, mac, 500));
+
+    check_error(qtest_qmp(s, "{\"execute\": \"announce-self\", \"arguments\": {}}"),
+                "GenericError", "Parameter 'initial' is missing");
+    check_error(qtest_qmp(s, "{\"execute\": \"announce-self\", \"arguments\": {\"bogus\": 1}}"),
+                "GenericError", "Parameter 'initial' is missing");
+    check_error(qtest_qmp(s, "{\"execute\": \"announce-self\", \"arguments\": "
+                             "{\"initial\": \"x\"}}"),
+                "GenericError", "Invalid parameter type for 'initial', expected: integer");
+    check_error(qtest_qmp(s, "{\"execute\": \"announce-self\", \"arguments\": {\"initial\": 1,"
+                             " \"max\": 1, \"rounds\": 1, \"step\": 1, \"interfaces\": \"nic0\"}}"),
+                "GenericError", "Invalid parameter type for 'interfaces', expected: array");
+    check_error(qtest_qmp(s, "{\"execute\": \"announce-self\", \"arguments\": {\"initial\": 1,"
+                             " \"max\": 1, \"rounds\": 1, \"step\": 1, \"x\": 1}}"),
+                "GenericError", "Parameter 'x' is unexpected");
+    qtest_quit(s);
+    close(pfd);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -393,6 +479,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-query/qom", test_qom);
     g_test_add_func("/qmp-query/hmp-info-network", test_hmp_info_network);
     g_test_add_func("/qmp-query/netdev-stats", test_netdev_stats);
+    g_test_add_func("/qmp-query/announce-self", test_announce_self);
     g_test_add_func("/qmp-query/stream-events/inet", test_stream_events_inet);
     g_test_add_func("/qmp-query/stream-events/unix", test_stream_events_unix);
     return g_test_run();
