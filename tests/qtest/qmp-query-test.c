@@ -9,6 +9,10 @@
  * on QEMU.
  */
 #include "libqtest.h"
+#include "virtio-driver.h"
+
+#include <linux/virtio_net.h>
+#include <linux/virtio_pci.h>
 
 #include <arpa/inet.h>
 #include <poll.h>
@@ -472,6 +476,39 @@ static void test_announce_self(void)
     close(pfd);
 }
 
+/* virtio-net: a driver that accepted GUEST_ANNOUNCE (with the control
+ * queue) is asked to announce, through the status field's ANNOUNCE bit
+ * and a configuration interrupt; one that did not gets neither. */
+static uint16_t announce_once(QTestState *s, VDev *d)
+{
+    check_return(qtest_qmp(s, "{\"execute\": \"announce-self\", \"arguments\": {\"initial\": 50,"
+                              " \"max\": 550, \"rounds\": 1, \"step\": 100}}"), "{}");
+    return vd_config_readw(d, offsetof(struct virtio_net_config, status));
+}
+
+static void test_announce_virtio(void)
+{
+    QTestState *s = start("-netdev user,id=n0 -device virtio-net-pci,netdev=n0,id=nic0,addr=4");
+    uint64_t base = 1ull << VIRTIO_NET_F_MAC | 1ull << VIRTIO_NET_F_STATUS;
+    uint64_t ann = 1ull << VIRTIO_NET_F_CTRL_VQ | 1ull << VIRTIO_NET_F_GUEST_ANNOUNCE;
+    VDev d;
+
+    vd_pci_init(&d, s, vd_pci_find(s, 0x1000), VD_PCI_LEGACY);
+    g_assert_true(vd_negotiate(&d, base));
+    vd_driver_ok(&d);
+    vd_read_isr(&d);
+    g_assert_cmphex(announce_once(s, &d) & VIRTIO_NET_S_ANNOUNCE, ==, 0);
+    g_assert_cmphex(vd_read_isr(&d), ==, 0);
+
+    vd_set_status(&d, 0);
+    g_assert_true(vd_negotiate(&d, base | ann));
+    vd_driver_ok(&d);
+    vd_read_isr(&d);
+    g_assert_cmphex(announce_once(s, &d) & VIRTIO_NET_S_ANNOUNCE, ==, VIRTIO_NET_S_ANNOUNCE);
+    g_assert_cmphex(vd_read_isr(&d) & VIRTIO_PCI_ISR_CONFIG, ==, VIRTIO_PCI_ISR_CONFIG);
+    qtest_quit(s);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -480,6 +517,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-query/hmp-info-network", test_hmp_info_network);
     g_test_add_func("/qmp-query/netdev-stats", test_netdev_stats);
     g_test_add_func("/qmp-query/announce-self", test_announce_self);
+    g_test_add_func("/qmp-query/announce-self/virtio", test_announce_virtio);
     g_test_add_func("/qmp-query/stream-events/inet", test_stream_events_inet);
     g_test_add_func("/qmp-query/stream-events/unix", test_stream_events_unix);
     return g_test_run();
