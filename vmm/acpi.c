@@ -122,7 +122,8 @@ static void put_fadt(uint8_t *t, const AcpiLayout *l)
     qnic_st16(t + 109, BOOT_LEGACY_DEVICES | BOOT_VGA_NOT_PRESENT | BOOT_CMOS_RTC_NOT_PRESENT);
     qnic_st32(t + 112, FADT_WBINVD | FADT_PROC_C1 | FADT_PWR_BUTTON | FADT_SLP_BUTTON |
                        FADT_FIX_RTC | FADT_TMR_VAL_EXT);
-    qnic_st64(t + 132, l->facs);                /* X_FIRMWARE_CTRL */
+    /* X_FIRMWARE_CTRL stays 0: ACPI 6.5 table 5.9 wants it zero when
+     * FIRMWARE_CTRL is set (Linux lists the FACS twice otherwise). */
     qnic_st64(t + 140, l->dsdt);                /* X_DSDT */
     put_gas_io(t + 148, QNIC_ACPI_PM1_EVT, QNIC_ACPI_PM1_EVT_LEN);
     put_gas_io(t + 172, QNIC_ACPI_PM1_CNT, QNIC_ACPI_PM1_CNT_LEN);

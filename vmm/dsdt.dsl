@@ -6,7 +6,8 @@
  *   routing (_PRT): pin P (INTA = 0) of slot S goes to I/O APIC GSI
  *   16 + ((S + P) & 3), the fixed routing of hw/pci/host.c and of the MP
  *   table (vmm/mptable.c);
- * - the hotpluggable slots S01..S1F (slot 0 is the host bridge), each with
+ * - the hotpluggable slots S02..S1F (slot 0 is the host bridge, slot 1 the
+ *   PIIX3, both built in and never ejected: hw/pci/pcihp.c's RMV), each with
  *   _ADR, _SUN, _STA (a function 0 answers its vendor ID) and _EJ0, which
  *   writes the slot's bit to the EJ register;
  * - \_GPE._E01: GPE0 bit 1 is the hotplug event of hw/pci/pcihp.c; it reads
@@ -110,7 +111,6 @@ DefinitionBlock ("", "DSDT", 2, "QNIC  ", "QNICDSDT", 1)
             /* Notify every slot whose bit is set in Arg0 with event Arg1. */
             Method (DVNT, 2, NotSerialized)
             {
-                If ((Arg0 & 0x00000002)) { Notify (S01, Arg1) }
                 If ((Arg0 & 0x00000004)) { Notify (S02, Arg1) }
                 If ((Arg0 & 0x00000008)) { Notify (S03, Arg1) }
                 If ((Arg0 & 0x00000010)) { Notify (S04, Arg1) }
@@ -143,15 +143,6 @@ DefinitionBlock ("", "DSDT", 2, "QNIC  ", "QNICDSDT", 1)
                 If ((Arg0 & 0x80000000)) { Notify (S1F, Arg1) }
             }
 
-            Device (S01)
-            {
-                Name (_ADR, 0x00010000)
-                Name (_SUN, 0x01)
-                OperationRegion (PCIC, PCI_Config, Zero, 0x04)
-                Field (PCIC, DWordAcc, NoLock, Preserve) { VDID, 32 }
-                Method (_STA, 0, NotSerialized) { Return (SSTA (VDID)) }
-                Method (_EJ0, 1, NotSerialized) { PCEJ (_SUN) }
-            }
             Device (S02)
             {
                 Name (_ADR, 0x00020000)
