@@ -39,7 +39,7 @@ VM_TIMEOUT = 600
 # virtio-net-device (virtio-mmio) is not here: Debian's kernel is built
 # without CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES, so it finds virtio-mmio
 # transports only through ACPI or a device tree, and qnic-vmm describes
-# them on the command line only (it has no ACPI tables yet).
+# them on the command line only (its ACPI tables do not list them yet).
 MODELS = {
     "virtio-legacy": ("virtio-net-pci,disable-modern=on", {"transport": "legacy"}),
     "virtio-transitional": ("virtio-net-pci", {"transport": "modern"}),
@@ -64,10 +64,10 @@ def plan_for(crc, sha, http_port):
 
 def append_for(plan):
     # No pci=nomsi: QEMU's MSI-X bug is on vhost-user only. lpj and
-    # tsc=reliable: neither qnic-vmm nor QEMU's microvm gives the guest an
-    # HPET or ACPI PM timer, and under emulation (TCG, nested KVM) the PIT
-    # calibration fails; without a TSC rate Linux then waits forever. The
-    # QEMU reference gets the same command line.
+    # tsc=reliable: QEMU's microvm gives the guest no HPET or ACPI PM timer
+    # (qnic-vmm has a PM timer since its ACPI tables, no HPET), and under
+    # emulation (TCG, nested KVM) the PIT calibration fails; without a TSC
+    # rate Linux then waits forever. Both VMMs get the same command line.
     # quiet: every console byte is a VM exit, which costs most under
     # nested KVM.
     return "console=ttyS0 panic=-1 quiet lpj=4000000 tsc=reliable qnic.exit=isa-debug-exit qnic.plan=%s" % plan
