@@ -83,26 +83,6 @@ static void fx_stop(Fx *f)
     close(f->peer.fd);
 }
 
-static void check_error(JsonNode *r, const char *cls, const char *desc)
-{
-    g_autofree char *t = qtest_qmp_to_string(r);
-
-    g_test_message("reply: %s", t);
-    g_assert_cmpstr(qtest_qmp_error_class(r), ==, cls);
-    g_assert_cmpstr(qtest_qmp_error_desc(r), ==, desc);
-    json_node_unref(r);
-}
-
-static void check_ok(JsonNode *r)
-{
-    g_autofree char *t = qtest_qmp_to_string(r);
-
-    if (!qtest_qmp_return(r)) {
-        g_error("expected success, got %s", t);
-    }
-    json_node_unref(r);
-}
-
 /* ---- the registers, before anything happens ---- */
 
 static void test_registers_at_start(void)
@@ -139,33 +119,33 @@ static void test_qmp_errors(void)
 
     fx_start_flags(&f, 0);
     s = f.qts;
-    check_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": {\"id\": \"x\"}}"),
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": {\"id\": \"x\"}}"),
                 "GenericError", "Parameter 'driver' is missing");
-    check_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"foo\"}}"),
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"foo\"}}"),
                 "GenericError", "'foo' is not a valid device model name");
-    check_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": "
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": "
                           "{\"driver\": \"isa-serial\", \"id\": \"ser\"}}"),
                 "GenericError", "Bus 'isa.0' does not support hotplugging");
-    check_ok(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": "
-                       "{\"driver\": \"e1000\", \"id\": \"nic1\", \"netdev\": \"n0\", \"addr\": \"5\"}}"));
-    check_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": "
+    qtest_qmp_assert_ok(s, "{\"execute\": \"device_add\", \"arguments\": "
+                       "{\"driver\": \"e1000\", \"id\": \"nic1\", \"netdev\": \"n0\", \"addr\": \"5\"}}");
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": "
                           "{\"driver\": \"e1000\", \"id\": \"nic1\", \"addr\": \"6\"}}"),
                 "GenericError", "Duplicate device ID 'nic1'");
-    check_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": "
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": "
                           "{\"driver\": \"rtl8139\", \"id\": \"nic2\", \"addr\": \"5\"}}"),
                 "GenericError",
                 "PCI: slot 5 function 0 not available for rtl8139, in use by e1000,id=nic1");
-    check_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": "
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_add\", \"arguments\": "
                           "{\"driver\": \"rtl8139\", \"id\": \"nic2\", \"netdev\": \"n0\"}}"),
                 "GenericError", "Property 'rtl8139.netdev' can't take value 'n0', it's in use");
-    check_error(qtest_qmp(s, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nope\"}}"),
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nope\"}}"),
                 "DeviceNotFound", "Device 'nope' not found");
-    check_error(qtest_qmp(s, "{\"execute\": \"device_del\"}"),
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_del\"}"),
                 "GenericError", "Parameter 'id' is missing");
-    check_error(qtest_qmp(s, "{\"execute\": \"device_del\", \"arguments\": {\"id\": 5}}"),
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_del\", \"arguments\": {\"id\": 5}}"),
                 "GenericError", "Invalid parameter type for 'id', expected: string");
-    check_ok(qtest_qmp(s, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nic1\"}}"));
-    check_error(qtest_qmp(s, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nic1\"}}"),
+    qtest_qmp_assert_ok(s, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nic1\"}}");
+    qtest_qmp_assert_error(qtest_qmp(s, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nic1\"}}"),
                 "GenericError", "Device nic1 is already in the process of unplug");
     fx_stop(&f);
 }
@@ -273,9 +253,9 @@ static void traffic_rtl8139(Fx *f, uint8_t tag)
 
 static void plug(Fx *f, const NicCase *c)
 {
-    check_ok(qtest_qmp(f->qts, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"%s\", "
+    qtest_qmp_assert_ok(f->qts, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"%s\", "
                        "\"id\": \"hp0\", \"netdev\": \"n0\", \"addr\": \"%d\"%s}}",
-                       c->driver, SLOT, c->props));
+                       c->driver, SLOT, c->props);
     /* the guest's GPE handler: status bit 1, UP names the slot once */
     g_assert_cmphex(qtest_inb(f->qts, GPE0_STS), ==, GPE_PCI_HOTPLUG);
     g_assert_cmphex(qtest_inl(f->qts, PCIHP_UP), ==, 1u << SLOT);
@@ -310,7 +290,7 @@ static void unplug(Fx *f, const NicCase *c)
 {
     uint8_t frame[FRAME_LEN];
 
-    check_ok(qtest_qmp(f->qts, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"hp0\"}}"));
+    qtest_qmp_assert_ok(f->qts, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"hp0\"}}");
     g_assert_cmphex(qtest_inb(f->qts, GPE0_STS), ==, GPE_PCI_HOTPLUG);
     g_assert_cmphex(qtest_inl(f->qts, PCIHP_DOWN), ==, 1u << SLOT);
     g_assert_cmphex(qtest_inl(f->qts, PCIHP_DOWN), ==, 1u << SLOT);   /* not cleared by reading */
@@ -382,7 +362,7 @@ static void test_cycles(gconstpointer data)
     /* qnic exits cleanly: under ASan/LSan a leak makes the status nonzero */
     if (!qtest_target_is_qemu()) {
         int status;
-        check_ok(qtest_qmp(f.qts, "{\"execute\": \"quit\"}"));
+        qtest_qmp_assert_ok(f.qts, "{\"execute\": \"quit\"}");
         status = qtest_wait_exit(f.qts, 30000);
         g_assert_true(WIFEXITED(status));
         g_assert_cmpint(WEXITSTATUS(status), ==, 0);
@@ -399,11 +379,11 @@ static void test_reset_completes_unplug(void)
 
     fx_start(&f);
     plug(&f, &cases[1]);
-    check_ok(qtest_qmp(f.qts, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"hp0\"}}"));
+    qtest_qmp_assert_ok(f.qts, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"hp0\"}}");
     /* a guest that never ejects keeps the device */
     g_assert_null(qtest_qmp_event(f.qts, "DEVICE_DELETED", 300));
     g_assert_cmphex(qtest_pci_cfg_readl(f.qts, DEVFN, 0), !=, 0xffffffff);
-    check_ok(qtest_qmp(f.qts, "{\"execute\": \"system_reset\"}"));
+    qtest_qmp_assert_ok(f.qts, "{\"execute\": \"system_reset\"}");
     e = qtest_qmp_event(f.qts, "RESET", 5000);
     g_assert_nonnull(e);
     g_assert_cmpstr(json_node_get_string(qtest_qmp_get(e, "data.reason")), ==,

@@ -880,6 +880,16 @@ void qtest_qmp_assert_ok(QTestState *s, const char *fmt, ...)
     json_node_unref(r);
 }
 
+void qtest_qmp_assert_error(JsonNode *reply, const char *cls, const char *desc)
+{
+    g_autofree char *t = qtest_qmp_to_string(reply);
+
+    g_test_message("reply: %s", t);
+    g_assert_cmpstr(qtest_qmp_error_class(reply), ==, cls);
+    g_assert_cmpstr(qtest_qmp_error_desc(reply), ==, desc);
+    json_node_unref(reply);
+}
+
 void qtest_qmp_negotiate(QTestState *s)
 {
     JsonNode *r = qtest_qmp(s, "{\"execute\": \"qmp_capabilities\"}");

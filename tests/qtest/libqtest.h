@@ -133,6 +133,9 @@ JsonNode *qtest_qmp_receive(QTestState *s, int timeout_ms);
 void qtest_qmp_negotiate(QTestState *s);
 /* Send a command and assert it succeeded; returns nothing. */
 void qtest_qmp_assert_ok(QTestState *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* Assert reply is an error of class cls with description desc (logged
+ * first); frees reply. */
+void qtest_qmp_assert_error(JsonNode *reply, const char *cls, const char *desc);
 /* Take the first queued or newly arriving event called name; NULL after
  * timeout_ms. Other events stay queued. */
 JsonNode *qtest_qmp_event(QTestState *s, const char *name, int timeout_ms);
