@@ -13,6 +13,7 @@
 
 typedef struct QnicMachine QnicMachine;
 typedef struct QnicDevice QnicDevice;
+typedef struct QnicStateReader QnicStateReader;   /* qnic/state.h */
 
 typedef struct QnicDeviceClass {
     const char *name;           /* schema type name, e.g. "virtio-net-pci" */
@@ -22,6 +23,12 @@ typedef struct QnicDeviceClass {
     bool (*realize)(QnicDevice *dev, QnicOpts *opts, GError **errp);
     void (*reset)(QnicDevice *dev);         /* guest-visible reset */
     void (*unrealize)(QnicDevice *dev);     /* frees everything realize made */
+    /* Device state (qnic/state.h), optional. save_state appends the
+     * device's sections (every layer's) to out. load_state reads and checks
+     * every section first and applies them only when all are good: on
+     * false the device is as it was. Both run with the machine stopped. */
+    bool (*save_state)(QnicDevice *dev, GByteArray *out, GError **errp);
+    bool (*load_state)(QnicDevice *dev, QnicStateReader *r, GError **errp);
 } QnicDeviceClass;
 
 struct QnicDevice {
@@ -57,6 +64,14 @@ QnicDevice *qnic_device_create(QnicMachine *m, QnicOpts *opts, GError **errp);
 QnicDevice *qnic_device_create_class(QnicMachine *m, const QnicDeviceClass *cls,
                                      const QnicSchemaType *t, QnicOpts *opts, GError **errp);
 void qnic_device_reset(QnicDevice *dev);
+/* The device's state as a stream (qnic/state.h): a section naming the
+ * class, then the class's own sections. Load refuses a stream for another
+ * model, trailing bytes, and whatever the class refuses, leaving the device
+ * as it was; a class without the ops fails with an error naming it. The
+ * machine must be stopped. */
+bool qnic_device_save_state(QnicDevice *dev, GByteArray *out, GError **errp);
+bool qnic_device_load_state(QnicDevice *dev, const uint8_t *buf, size_t len,
+                            GError **errp);
 void qnic_device_destroy(QnicDevice *dev);   /* unplug + unrealize + free */
 QnicDevice *qnic_device_find(QnicMachine *m, const char *id);
 /* QEMU's QOM path of a -device: "/machine/peripheral/ID", or for one
