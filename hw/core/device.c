@@ -7,6 +7,7 @@
 #include "qnic/machine.h"
 #include "qnic/schema.h"
 #include "qnic/log.h"
+#include "qnic/state.h"
 
 static GHashTable *classes;
 
@@ -136,6 +137,60 @@ QnicDevice *qnic_device_create_class(QnicMachine *m, const QnicDeviceClass *cls,
 fail:
     qnic_opts_free(opts);
     return NULL;
+}
+
+/* The section that opens a device's state: the class name, no fields. */
+static const QnicStateField no_fields[] = { QNIC_STATE_END };
+
+static QnicStateDesc class_section(const QnicDevice *dev)
+{
+    return (QnicStateDesc){ .name = dev->cls->name, .version = 1, .min_version = 1,
+                            .size = 1, .fields = no_fields };
+}
+
+static bool state_ops_check(QnicDevice *dev, GError **errp)
+{
+    if (!dev->cls->save_state || !dev->cls->load_state) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_FAILED,
+                    "device '%s' (%s) cannot save or load its state",
+                    dev->id ? dev->id : "", dev->cls->name);
+        return false;
+    }
+    return true;
+}
+
+bool qnic_device_save_state(QnicDevice *dev, GByteArray *out, GError **errp)
+{
+    uint8_t none = 0;
+    if (!state_ops_check(dev, errp)) {
+        return false;
+    }
+    QnicStateDesc d = class_section(dev);
+    guint start = out->len;
+    qnic_state_write(out, &d, &none);
+    if (!dev->cls->save_state(dev, out, errp)) {
+        g_byte_array_set_size(out, start);
+        return false;
+    }
+    return true;
+}
+
+bool qnic_device_load_state(QnicDevice *dev, const uint8_t *buf, size_t len, GError **errp)
+{
+    uint8_t none;
+    QnicStateReader r;
+    if (!state_ops_check(dev, errp)) {
+        return false;
+    }
+    QnicStateDesc d = class_section(dev);
+    qnic_state_reader_init(&r, buf, len);
+    if (!qnic_state_read(&r, &d, &none, errp)) {
+        return false;
+    }
+    /* The class checks everything before it applies anything, and the
+     * whole stream must be its: trailing bytes are refused by the class
+     * calling qnic_state_reader_done() before it applies. */
+    return dev->cls->load_state(dev, &r, errp);
 }
 
 void qnic_device_reset(QnicDevice *dev)

@@ -25,7 +25,8 @@ typedef struct QnicDeviceClass {
     void (*unrealize)(QnicDevice *dev);     /* frees everything realize made */
     /* Device state (qnic/state.h), optional. save_state appends the
      * device's sections (every layer's) to out. load_state reads and checks
-     * every section first and applies them only when all are good: on
+     * every section first, then calls qnic_state_reader_done() (trailing
+     * bytes are refused), and applies them only when all are good: on
      * false the device is as it was. Both run with the machine stopped. */
     bool (*save_state)(QnicDevice *dev, GByteArray *out, GError **errp);
     bool (*load_state)(QnicDevice *dev, QnicStateReader *r, GError **errp);
