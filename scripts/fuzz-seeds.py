@@ -1010,6 +1010,28 @@ COMMON_MAGIC = [
 ]
 
 
+def state_op(patches=(), fix_crc=True, cut=None):
+    """fuzz-device.c's op 0xff: save the state, xor the patches (offset,
+    value) into it, fix the checksums or not, cut it to `cut` bytes, load."""
+    flags = (1 if fix_crc else 0) | (4 if cut is not None else 0)
+    out = bytes([0xff, len(patches), flags])
+    for off, val in patches:
+        out += struct.pack("<IB", off, val)
+    if cut is not None:
+        out += struct.pack("<I", cut)
+    return out
+
+
+def state_seeds(device_seeds):
+    seeds = {}
+    for name, prog in device_seeds.items():
+        prog = bytes(prog)
+        seeds[name + "-roundtrip"] = prog + state_op() + prog
+        seeds[name + "-patched"] = prog + state_op([(40, 1), (97, 0x80), (160, 0xff)]) + prog
+        seeds[name + "-cut"] = prog + state_op(cut=64) + prog
+    return seeds
+
+
 def main():
     src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")
     fz = os.path.join(src, "tests", "fuzz")
@@ -1071,6 +1093,15 @@ def main():
     dicts["virtio-net-pci-modern"] = dict_entries("virtio-net-pci-modern", modern_regs, vq_extra)
     dicts["virtio-net-pci-packed-mq"] = dicts["virtio-net-pci-modern"]
     dicts["virtio-net-mmio"] = dict_entries("virtio-net-mmio", mmio_regs, vq_extra)
+
+    # state-T (fuzz-device.c built with FUZZ_STATE): each seed of T, then op
+    # 0xff (save, patch, load) as a clean round trip, with patches whose
+    # checksums are fixed (so they reach the field checks), and cut short;
+    # then the seed's program again, run on whatever state loaded.
+    for t in ("virtio-net-pci-legacy", "virtio-net-pci-modern", "virtio-net-pci-packed-mq",
+              "virtio-net-mmio", "e1000", "rtl8139"):
+        corpora["state-" + t] = state_seeds(corpora[t])
+        dicts["state-" + t] = dicts[t]
 
     corpora["multi"] = multi_seeds()
     dicts["multi"] = dicts["e1000"].rstrip("\n") + "\n" + "\n".join(

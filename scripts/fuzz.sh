@@ -69,6 +69,7 @@ smoke_runs() {
     qtest) echo 30000 ;;
     qmp) echo 20000 ;;
     stream) echo 20000 ;;
+    state-*) echo 8000 ;;
     *) echo 15000 ;;
     esac
 }

@@ -12,6 +12,13 @@
  * machine is
  * torn down after each input so state never leaks between inputs, and
  * LeakSanitizer sees every allocation returned.
+ *
+ * Built with FUZZ_STATE (the state-* targets), op byte 0xff saves the
+ * device's state (qnic/state.h), patches it as the input says, fixes the
+ * sections' checksums or not, and loads it back: a stream refused must
+ * leave the device as it was (its state saved again is byte for byte the
+ * same), and whatever state a stream loads, the ops after it run the
+ * device on it.
  */
 #include "qnic/machine.h"
 #include "qnic/pci.h"
@@ -19,6 +26,7 @@
 #include "qnic/clock.h"
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
+#include "qnic/state.h"
 #include "fuzz.h"
 #include "vring-driver.h"
 #include "../lib/test-backends.h"
@@ -26,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/virtio_ring.h>
+#include <zlib.h>
 
 /* FUZZ_DEVICE names one -device string; FUZZ_DEVICES (fuzz-multi.c) lists
  * several PCI NICs on one machine, so that one device's DMA can reach
@@ -258,6 +267,63 @@ static void big_frame(Ctx *c, FuzzIn *in)
     }
 }
 
+#ifdef FUZZ_STATE
+/* Give every whole section of the stream its right CRC again, so that
+ * patches reach the field checks instead of stopping at the checksum. */
+static void fix_crcs(uint8_t *p, size_t len)
+{
+    size_t pos = 0;
+    while (len - pos >= 2 && p[pos] == 'S') {
+        size_t hdr = 2 + p[pos + 1] + 8;
+        uint32_t body;
+        if (len - pos < hdr) {
+            return;
+        }
+        memcpy(&body, p + pos + hdr - 4, 4);
+        if (len - pos - hdr < (size_t)body + 4) {
+            return;
+        }
+        uint32_t crc = (uint32_t)crc32(0L, p + pos, (uInt)(hdr + body));
+        memcpy(p + pos + hdr + body, &crc, 4);
+        pos += hdr + body + 4;
+    }
+}
+
+static void state_op(Ctx *c, FuzzIn *in)
+{
+    g_autoptr(GByteArray) before = g_byte_array_new();
+    g_autoptr(GByteArray) after = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+    uint8_t npatch = fuzz_u8(in) % 16, flags = fuzz_u8(in);
+
+    if (!qnic_device_save_state(c->dev, before, NULL)) {
+        return;                 /* a model that cannot save yet */
+    }
+    g_autoptr(GByteArray) s = g_byte_array_sized_new(before->len);
+    g_byte_array_append(s, before->data, before->len);
+    for (unsigned i = 0; i < npatch && s->len; i++) {
+        uint32_t off = fuzz_u32(in) % s->len;
+        uint8_t v = fuzz_u8(in);
+        s->data[off] = (flags & 2) ? v : s->data[off] ^ v;
+    }
+    if (flags & 4) {
+        g_byte_array_set_size(s, fuzz_u32(in) % (s->len + 1));
+    }
+    if (flags & 1) {
+        fix_crcs(s->data, s->len);
+    }
+    if (qnic_device_load_state(c->dev, s->data, s->len, &err)) {
+        return;
+    }
+    if (!qnic_device_save_state(c->dev, after, NULL) || after->len != before->len ||
+        memcmp(after->data, before->data, before->len) != 0) {
+        fprintf(stderr, "fuzz: a refused state stream changed the device (%s)\n",
+                err->message);
+        abort();
+    }
+}
+#endif
+
 static void run(Ctx *c, const uint8_t *data, size_t size)
 {
     FuzzIn in = { data, size };
@@ -269,6 +335,12 @@ static void run(Ctx *c, const uint8_t *data, size_t size)
         bool io;
         unsigned sz;
 
+#ifdef FUZZ_STATE
+        if (op == 0xff) {
+            state_op(c, &in);
+            continue;
+        }
+#endif
         /* Ops 11 and 12 came later: bytes from 13 up keep the meaning
          * (op % 11) they had, so earlier corpora and reproducers still
          * replay the same. */
