@@ -116,8 +116,10 @@ struct QnicStateDesc {
       .size = sizeof(((T *)0)->f[0]), \
       .count = sizeof(((T *)0)->f) / sizeof(((T *)0)->f[0]), \
       .count_offset = offsetof(T, n), .since = (since_), .sub = &(desc) }
+/* (.name only marks the entry as not the end; the subsection's name is
+ * desc.name, which C cannot read in a constant initializer.) */
 #define QNIC_STATE_SUBSECTION(desc, needed_) \
-    { .name = (desc).name, .kind = QNIC_SF_SUBSECTION, .count_offset = QNIC_SF_NO_COUNT, \
+    { .name = #desc, .kind = QNIC_SF_SUBSECTION, .count_offset = QNIC_SF_NO_COUNT, \
       .sub = &(desc), .needed = (needed_) }
 #define QNIC_STATE_END { .name = NULL }
 
