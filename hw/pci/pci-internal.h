@@ -9,6 +9,11 @@ void qnic_pci_bus_release(QnicPciBus *bus, int devfn);
 void qnic_pci_bus_intx_update(QnicPciDevice *d);
 /* A function the bus made itself (host bridge, PIIX): never hotplugged. */
 bool qnic_pci_device_is_builtin(const QnicPciDevice *d);
+/* Where BAR i (QNIC_PCI_ROM_SLOT: the ROM) of d decodes with config as its
+ * config space (d's own, or one being loaded), or QNIC_PCI_BAR_UNMAPPED. */
+uint64_t qnic_pci_bar_decode(const QnicPciDevice *d, const uint8_t *config, int i);
+/* Map, move or unmap d's BARs to match its config space. */
+void qnic_pci_update_mappings(QnicPciDevice *d);
 
 /* pcihp.c, owned by the bus. */
 QnicPciHotplug *qnic_pci_hotplug_new(QnicPciBus *bus);

@@ -296,14 +296,14 @@ uint64_t qnic_pci_bar_addr(const QnicPciDevice *d, int bar)
     return d->bars[bar].addr;
 }
 
-static uint64_t bar_decode(QnicPciDevice *d, int i)
+uint64_t qnic_pci_bar_decode(const QnicPciDevice *d, const uint8_t *config, int i)
 {
-    QnicPciBar *b = &d->bars[i];
-    uint16_t cmd = qnic_pci_get_word(d, PCI_COMMAND);
+    const QnicPciBar *b = &d->bars[i];
+    uint16_t cmd = qnic_ld16(&config[PCI_COMMAND]);
     uint64_t addr, last;
 
     if (i == QNIC_PCI_ROM_SLOT) {
-        uint32_t v = qnic_pci_get_long(d, PCI_ROM_ADDRESS);
+        uint32_t v = qnic_ld32(&config[PCI_ROM_ADDRESS]);
         if (!(cmd & PCI_COMMAND_MEMORY) || !(v & PCI_ROM_ADDRESS_ENABLE)) {
             return QNIC_PCI_BAR_UNMAPPED;
         }
@@ -319,7 +319,7 @@ static uint64_t bar_decode(QnicPciDevice *d, int i)
         if (!(cmd & PCI_COMMAND_IO)) {
             return QNIC_PCI_BAR_UNMAPPED;
         }
-        addr = qnic_pci_get_long(d, off) & ~(uint32_t)(b->size - 1) & ~3u;
+        addr = qnic_ld32(&config[off]) & ~(uint32_t)(b->size - 1) & ~3u;
         last = addr + b->size - 1;
         if (!addr || last > 0xffff) {
             return QNIC_PCI_BAR_UNMAPPED;
@@ -329,9 +329,9 @@ static uint64_t bar_decode(QnicPciDevice *d, int i)
     if (!(cmd & PCI_COMMAND_MEMORY)) {
         return QNIC_PCI_BAR_UNMAPPED;
     }
-    addr = qnic_pci_get_long(d, off);
+    addr = qnic_ld32(&config[off]);
     if (b->type & QNIC_PCI_BAR_MEM64) {
-        addr |= (uint64_t)qnic_pci_get_long(d, off + 4) << 32;
+        addr |= (uint64_t)qnic_ld32(&config[off + 4]) << 32;
     }
     addr &= ~(b->size - 1) & ~15ull;
     last = addr + b->size - 1;
@@ -344,7 +344,7 @@ static uint64_t bar_decode(QnicPciDevice *d, int i)
     return addr;
 }
 
-static void pci_update_mappings(QnicPciDevice *d)
+void qnic_pci_update_mappings(QnicPciDevice *d)
 {
     QnicMachine *m = d->dev.machine;
 
@@ -355,7 +355,7 @@ static void pci_update_mappings(QnicPciDevice *d)
         if (!b->region) {
             continue;
         }
-        addr = bar_decode(d, i);
+        addr = qnic_pci_bar_decode(d, d->config, i);
         if (addr == b->addr) {
             continue;
         }
@@ -477,7 +477,7 @@ void qnic_pci_config_write(QnicPciDevice *d, uint32_t addr, uint32_t val, unsign
     if (ranges_overlap(addr, len, PCI_COMMAND, 2) ||
         ranges_overlap(addr, len, PCI_BASE_ADDRESS_0, 24) ||
         ranges_overlap(addr, len, PCI_ROM_ADDRESS, 4)) {
-        pci_update_mappings(d);
+        qnic_pci_update_mappings(d);
     }
     if (ranges_overlap(addr, len, PCI_COMMAND, 2)) {
         uint16_t cmd = qnic_pci_get_word(d, PCI_COMMAND);

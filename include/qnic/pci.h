@@ -167,6 +167,31 @@ void qnic_msix_clear_pending(QnicPciDevice *d, unsigned vector);
 /* Address/data of a vector's table entry. */
 void qnic_msix_message(const QnicPciDevice *d, unsigned vector, uint64_t *addr, uint32_t *data);
 
+/* ---- device state (qnic/state.h) ----
+ * Section "pci" (written by the model's save_state before its own
+ * sections): all 256 bytes of config space as the guest programmed them
+ * (BARs, command/status, interrupt line, capabilities with the MSI and
+ * MSI-X control words), the INTx level the model drives, and per MSI-X
+ * vector its table entry (address, data, vector control) and pending bit.
+ * BAR mappings are not in the stream: apply re-derives them from the
+ * loaded BAR and command registers.
+ * qnic_pci_state_read decodes the next section and checks it against d:
+ * every bit the guest cannot write (IDs, class, BAR type and size bits,
+ * so an unaligned BAR, capability layout, MSI-X table size) must be d's
+ * own, the BARs the loaded command register enables must not overlap, the
+ * MSI-X vector count must be d's, MSI may not enable more vectors than it
+ * has. NULL with an error naming the field otherwise; d is untouched.
+ * qnic_pci_state_apply then installs it (remapping the BARs, setting bus
+ * mastering and the INTx line, telling msix_vector_changed about every
+ * vector); it cannot fail. Pending MSI-X vectors stay pending until
+ * unmasked, as they were. */
+typedef struct QnicPciState QnicPciState;
+void qnic_pci_state_save(QnicPciDevice *d, GByteArray *out);
+QnicPciState *qnic_pci_state_read(QnicPciDevice *d, QnicStateReader *r, GError **errp);
+void qnic_pci_state_apply(QnicPciDevice *d, const QnicPciState *s);
+void qnic_pci_state_free(QnicPciState *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QnicPciState, qnic_pci_state_free)
+
 /* ---- the bus and host bridge ---- */
 /* The level of an interrupt line the host drives changed: a PIRQ link's
  * IOAPIC pin (16..19), the ISA IRQ (0..15) a PIIX route register sends
