@@ -6,6 +6,8 @@
 #include "qnic/machine.h"
 #include "qnic/pci.h"
 #include "qnic/log.h"
+#include "qnic/state.h"
+#include "../lib/state-patch.h"
 
 static const QnicDeviceClass tdev_cls = {
     .name = "test-pci", .bus = "pci", .instance_size = sizeof(QnicPciDevice),
@@ -377,6 +379,191 @@ static void test_msi(void)
     fixture_fini(&f);
 }
 
+/* ---- device state ---- */
+
+/* A function as a guest leaves it: BARs placed and enabled, MSI-X on with
+ * vector 1 programmed and pending (masked), INTx asserted. */
+static void state_program(Fixture *f, uint8_t cap)
+{
+    cfg_write(f, 0x10, 4, 0xc000);
+    cfg_write(f, 0x14, 4, 0xe0000000);
+    cfg_write(f, 0x18, 4, 0xe0010000);
+    cfg_write(f, 0x1c, 4, 0x1);
+    cfg_write(f, 0x20, 4, 0xe0004000);
+    cfg_write(f, 0x3c, 1, 11);
+    cfg_write(f, 0x04, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    cfg_write(f, cap + 3, 1, 0x80);
+    qnic_as_store(&f->m->mem, 0xe0004000 + 16, 4, 0xfee01000);
+    qnic_as_store(&f->m->mem, 0xe0004000 + 24, 4, 0x4041);
+    qnic_msix_notify(f->d, 1);
+    qnic_pci_set_irq(f->d, 1);
+}
+
+static void state_fixture(Fixture *f, unsigned vectors)
+{
+    g_autoptr(GError) err = NULL;
+
+    fixture_init(f, "3");
+    g_assert_true(qnic_msix_init_exclusive_bar(f->d, vectors, 4, &err));
+    g_assert_no_error(err);
+}
+
+static GByteArray *state_save(Fixture *f)
+{
+    GByteArray *b = g_byte_array_new();
+    qnic_pci_state_save(f->d, b);
+    return b;
+}
+
+static bool state_load(Fixture *f, GByteArray *b, GError **errp)
+{
+    QnicStateReader r;
+    QnicPciState *s;
+
+    qnic_state_reader_init(&r, b->data, b->len);
+    s = qnic_pci_state_read(f->d, &r, errp);
+    if (!s) {
+        return false;
+    }
+    qnic_pci_state_apply(f->d, s);
+    qnic_pci_state_free(s);
+    return true;
+}
+
+/* A stream f must refuse with an error containing msg, leaving f's state
+ * byte for byte as it was. */
+static void state_refused(Fixture *f, GByteArray *b, const char *msg)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GByteArray) before = state_save(f);
+    g_autoptr(GByteArray) after = NULL;
+
+    g_assert_false(state_load(f, b, &err));
+    g_assert_nonnull(err);
+    if (!strstr(err->message, msg)) {
+        g_error("expected \"%s\" in \"%s\"", msg, err->message);
+    }
+    after = state_save(f);
+    g_assert_cmpmem(before->data, before->len, after->data, after->len);
+}
+
+static void test_state_roundtrip(void)
+{
+    Fixture a = { 0 }, b = { 0 };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GByteArray) sa = NULL, sb = NULL;
+    g_autofree char *da = NULL, *db = NULL;
+    uint8_t cap;
+    uint64_t v;
+    unsigned gsi;
+
+    state_fixture(&a, 3);
+    state_fixture(&b, 3);
+    cap = qnic_pci_find_capability(a.d, PCI_CAP_ID_MSIX);
+    state_program(&a, cap);
+    sa = state_save(&a);
+    g_assert_true(state_load(&b, sa, &err));
+    g_assert_no_error(err);
+
+    /* The mappings follow the loaded registers; bus mastering, INTx and the
+     * pending bit are as they were. */
+    g_assert_cmphex(qnic_pci_bar_addr(b.d, 0), ==, 0xc000);
+    g_assert_cmphex(qnic_pci_bar_addr(b.d, 1), ==, 0xe0000000);
+    g_assert_cmphex(qnic_pci_bar_addr(b.d, 2), ==, 0x1e0010000ull);
+    g_assert_true(qnic_as_find(&b.m->mem, 0x1e0010000ull + 8, NULL) == &b.mem64);
+    g_assert_true(qnic_as_find(&b.m->io, 0xc004, NULL) == &b.io);
+    g_assert_true(b.d->dev.dma_enabled);
+    gsi = qnic_pci_intx_gsi(b.d->devfn, 1);
+    g_assert_cmpint(b.sink.gsi[gsi], ==, 1);
+    g_assert_cmphex(cfg_read(&b, 0x06, 2) & PCI_STATUS_INTERRUPT, !=, 0);
+    g_assert_cmphex(cfg_read(&b, 0x3c, 1), ==, 11);
+    qnic_as_load(&b.m->mem, 0xe0004000 + 0x800, 4, &v);
+    g_assert_cmphex(v, ==, 0x2);
+    sb = state_save(&b);
+    da = qnic_state_dump(sa->data, sa->len, &err);
+    g_assert_no_error(err);
+    db = qnic_state_dump(sb->data, sb->len, &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(da, ==, db);
+
+    /* Unmasking on the destination sends what the source left pending. */
+    qnic_as_store(&b.m->mem, 0xe0004000 + 28, 4, 0);
+    g_assert_cmpuint(b.sink.nmsi, ==, 1);
+    g_assert_cmphex(b.sink.last_msi_data, ==, 0x4041);
+    /* A stream with the line low drops it. */
+    qnic_pci_set_irq(a.d, 0);
+    g_byte_array_set_size(sa, 0);
+    qnic_pci_state_save(a.d, sa);
+    g_assert_true(state_load(&b, sa, &err));
+    g_assert_cmpint(b.sink.gsi[gsi], ==, 0);
+    fixture_fini(&a);
+    fixture_fini(&b);
+}
+
+static void test_state_hostile(void)
+{
+    Fixture a = { 0 }, b = { 0 }, c = { 0 };
+    g_autoptr(GByteArray) good = NULL;
+    GByteArray *bad;
+
+    state_fixture(&a, 3);
+    state_fixture(&b, 3);
+    state_fixture(&c, 5);
+    state_program(&a, qnic_pci_find_capability(a.d, PCI_CAP_ID_MSIX));
+    good = state_save(&a);
+
+    /* Truncated anywhere, or a bit flipped (the CRC catches it). */
+    for (guint n = 0; n < good->len; n += 97) {
+        bad = g_byte_array_new();
+        g_byte_array_append(bad, good->data, n);
+        state_refused(&b, bad, "");
+        g_byte_array_unref(bad);
+    }
+    bad = g_byte_array_new();
+    g_byte_array_append(bad, good->data, good->len);
+    bad->data[good->len / 2] ^= 0x10;
+    state_refused(&b, bad, "");
+    g_byte_array_unref(bad);
+
+    /* A BAR address below its size's alignment. */
+    bad = g_byte_array_new();
+    g_byte_array_append(bad, good->data, good->len);
+    g_assert_true(state_patch_byte(bad, "pci", "config", 0x15, 0x08));
+    state_refused(&b, bad, "BAR");
+    g_byte_array_unref(bad);
+    /* Another device's IDs. */
+    bad = g_byte_array_new();
+    g_byte_array_append(bad, good->data, good->len);
+    g_assert_true(state_patch_byte(bad, "pci", "config", 0x02, 0x79));
+    state_refused(&b, bad, "config byte 0x02");
+    g_byte_array_unref(bad);
+    /* Two enabled BARs over each other: the 4 KiB BAR 1 on the MSI-X BAR. */
+    bad = g_byte_array_new();
+    g_byte_array_append(bad, good->data, good->len);
+    g_assert_true(state_patch_byte(bad, "pci", "config", 0x15, 0x40));
+    state_refused(&b, bad, "overlaps");
+    g_byte_array_unref(bad);
+    /* An INTx level that is not a level. */
+    bad = g_byte_array_new();
+    g_byte_array_append(bad, good->data, good->len);
+    g_assert_true(state_patch_uint(bad, "pci", "intx_level", 0, 2));
+    state_refused(&b, bad, "intx_level");
+    g_byte_array_unref(bad);
+    /* A function with another MSI-X table size. */
+    state_refused(&c, good, "MSI-X vectors");
+
+    /* b still works: the good stream loads after all of that. */
+    {
+        g_autoptr(GError) err = NULL;
+        g_assert_true(state_load(&b, good, &err));
+        g_assert_no_error(err);
+        g_assert_cmphex(qnic_pci_bar_addr(b.d, 1), ==, 0xe0000000);
+    }
+    fixture_fini(&a);
+    fixture_fini(&b);
+    fixture_fini(&c);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -388,5 +575,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pci/intx", test_intx);
     g_test_add_func("/pci/msix", test_msix);
     g_test_add_func("/pci/msi", test_msi);
+    g_test_add_func("/pci/state-roundtrip", test_state_roundtrip);
+    g_test_add_func("/pci/state-hostile", test_state_hostile);
     return g_test_run();
 }
