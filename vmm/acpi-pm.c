@@ -80,6 +80,12 @@ void qnic_acpi_pm_init(QnicAcpiPm *pm, QnicAddressSpace *io)
     qnic_as_map(io, &pm->tmr, QNIC_ACPI_PM_TMR, 0);
 }
 
+void qnic_acpi_pm_reset(QnicAcpiPm *pm)
+{
+    pm->pm1_en = 0;
+    pm->pm1_cnt = 0;
+}
+
 void qnic_acpi_pm_cleanup(QnicAcpiPm *pm)
 {
     if (pm->pm1.as) {

@@ -40,6 +40,8 @@ typedef struct QnicAcpiPm {
 
 /* Map the registers at QNIC_ACPI_PM_BASE in IO (pm zeroed by the caller). */
 void qnic_acpi_pm_init(QnicAcpiPm *pm, QnicAddressSpace *io);
+/* System reset: enables and control back to 0 (the timer runs on). */
+void qnic_acpi_pm_reset(QnicAcpiPm *pm);
 /* Unmap them; a zeroed pm is fine. */
 void qnic_acpi_pm_cleanup(QnicAcpiPm *pm);
 

@@ -77,6 +77,21 @@
 
 typedef struct KvmState KvmState;
 
+/* A vCPU's state as KVM created it (with qnic's CPUID, LAPIC LINT setup
+ * and FPU defaults): a system reset puts it back, as power-on would. */
+typedef struct KvmVcpuInit {
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_fpu fpu;
+    struct kvm_lapic_state lapic;
+    struct kvm_mp_state mp_state;
+    struct kvm_vcpu_events events;
+    struct kvm_debugregs debugregs;
+    struct kvm_xcrs xcrs;
+    bool have_xcrs;
+    struct kvm_msrs *msrs;      /* every MSR of KVM's list that reads */
+} KvmVcpuInit;
+
 typedef struct KvmVcpu {
     KvmState *k;
     unsigned index;
@@ -84,6 +99,7 @@ typedef struct KvmVcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool thread_started;
+    KvmVcpuInit init;
 } KvmVcpu;
 
 typedef struct KvmSlot {
@@ -126,6 +142,11 @@ struct KvmState {
     unsigned nr_vcpus;
     KvmVcpu *vcpus;
     QnicBootEntry boot;
+    QnicVmmConfig *cfg;         /* -kernel, -initrd: loaded again at reset */
+    const char *cmdline;        /* the board's, as loaded */
+    /* The in-kernel PICs, IOAPIC and PIT as created, for a system reset. */
+    struct kvm_irqchip irqchip_init[3];
+    struct kvm_pit_state2 pit_init;
 
     /* run state */
     int stop;                   /* atomic: vCPU threads leave */
@@ -464,6 +485,52 @@ static void kvm_pit_ch2_set_gate(void *opaque, bool gate)
     }
 }
 
+/* ---- the in-kernel interrupt controllers at power-on ---- */
+
+static bool kvm_save_irqchip(KvmState *k, GError **errp)
+{
+    static const unsigned chips[] = {
+        KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC,
+    };
+    for (unsigned i = 0; i < QNIC_ARRAY_SIZE(chips); i++) {
+        k->irqchip_init[i].chip_id = chips[i];
+        if (ioctl(k->vm_fd, KVM_GET_IRQCHIP, &k->irqchip_init[i]) < 0) {
+            qnic_error_setg_errno(errp, errno, "KVM_GET_IRQCHIP %u failed", chips[i]);
+            return false;
+        }
+    }
+    if (ioctl(k->vm_fd, KVM_GET_PIT2, &k->pit_init) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_GET_PIT2 failed");
+        return false;
+    }
+    return true;
+}
+
+/* PICs, IOAPIC and PIT as created; then the lines the devices still hold
+ * (their reset ran first) are raised again, since the restored IOAPIC
+ * forgot them. */
+static bool kvm_reset_irqchip(KvmState *k, GError **errp)
+{
+    for (unsigned i = 0; i < QNIC_ARRAY_SIZE(k->irqchip_init); i++) {
+        if (ioctl(k->vm_fd, KVM_SET_IRQCHIP, &k->irqchip_init[i]) < 0) {
+            qnic_error_setg_errno(errp, errno, "KVM_SET_IRQCHIP %u failed",
+                                  k->irqchip_init[i].chip_id);
+            return false;
+        }
+    }
+    struct kvm_pit_state2 pit = k->pit_init;
+    if (ioctl(k->vm_fd, KVM_SET_PIT2, &pit) < 0) {
+        qnic_error_setg_errno(errp, errno, "KVM_SET_PIT2 failed");
+        return false;
+    }
+    for (unsigned gsi = 0; gsi < QNIC_NUM_GSI; gsi++) {
+        if (k->m->gsi_level[gsi]) {
+            kvm_set_gsi(k, gsi, 1);
+        }
+    }
+    return true;
+}
+
 /* ---- accelerator: init ---- */
 
 static bool kvm_check_ram(uint64_t ram_size, GError **errp)
@@ -603,6 +670,9 @@ static bool kvm_init(QnicVmmConfig *cfg, QnicMachineConfig *mcfg, void **state,
     struct kvm_pit_config pit = { .flags = 0 };
     if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
         qnic_error_setg_errno(errp, errno, "KVM_CREATE_PIT2 failed");
+        goto fail;
+    }
+    if (!kvm_save_irqchip(k, errp)) {
         goto fail;
     }
 
@@ -768,12 +838,137 @@ static bool kvm_vcpu_set_boot_state(KvmVcpu *v, const QnicBootEntry *b, GError *
     return true;
 }
 
+/* ---- vCPU power-on state, for a system reset ---- */
+
+/* KVM's list of MSRs to save (NULL when it has none). */
+static struct kvm_msr_list *kvm_msr_index_list(KvmState *k)
+{
+    struct kvm_msr_list probe = { .nmsrs = 0 };
+
+    if (ioctl(k->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
+        return NULL;
+    }
+    struct kvm_msr_list *l = g_malloc0(sizeof(*l) + probe.nmsrs * sizeof(l->indices[0]));
+    l->nmsrs = probe.nmsrs;
+    if (ioctl(k->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+        g_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+/* One MSR through KVM_GET_MSRS or KVM_SET_MSRS; false when KVM refuses
+ * it (an MSR of the list this vCPU's CPUID does not have). */
+static bool kvm_msr_one(KvmVcpu *v, unsigned long req, struct kvm_msr_entry *e)
+{
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } one = { .h.nmsrs = 1, .e = *e };
+
+    if (ioctl(v->fd, req, &one) != 1) {
+        return false;
+    }
+    *e = one.e;
+    return true;
+}
+
+/* Everything a reset must restore, read right after the vCPU's setup,
+ * before the boot state: the paravirtual MSRs (kvmclock, async page
+ * faults, steal time) are 0 then, so a reset also stops KVM writing into
+ * the old kernel's memory. */
+static bool kvm_vcpu_save_init(KvmState *k, KvmVcpu *v, GError **errp)
+{
+    KvmVcpuInit *in = &v->init;
+
+    if (ioctl(v->fd, KVM_GET_REGS, &in->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &in->sregs) < 0 ||
+        ioctl(v->fd, KVM_GET_FPU, &in->fpu) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &in->lapic) < 0 ||
+        ioctl(v->fd, KVM_GET_MP_STATE, &in->mp_state) < 0 ||
+        ioctl(v->fd, KVM_GET_VCPU_EVENTS, &in->events) < 0 ||
+        ioctl(v->fd, KVM_GET_DEBUGREGS, &in->debugregs) < 0) {
+        qnic_error_setg_errno(errp, errno, "reading vCPU %u's initial state failed", v->index);
+        return false;
+    }
+    in->have_xcrs = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0 &&
+                    ioctl(v->fd, KVM_GET_XCRS, &in->xcrs) == 0;
+    g_autofree struct kvm_msr_list *list = kvm_msr_index_list(k);
+    unsigned n = list ? list->nmsrs : 0;
+    in->msrs = g_malloc0(sizeof(*in->msrs) + n * sizeof(in->msrs->entries[0]));
+    for (unsigned i = 0; i < n; i++) {
+        struct kvm_msr_entry e = { .index = list->indices[i] };
+        if (kvm_msr_one(v, KVM_GET_MSRS, &e)) {
+            in->msrs->entries[in->msrs->nmsrs++] = e;
+        }
+    }
+    return true;
+}
+
+/* Back to the saved state, in the order QEMU puts a vCPU's registers
+ * (sregs with the APIC base before the LAPIC, MP state before it). */
+static bool kvm_vcpu_reset(KvmState *k, KvmVcpu *v, GError **errp)
+{
+    KvmVcpuInit *in = &v->init;
+    struct kvm_regs regs = in->regs;
+    struct kvm_sregs sregs = in->sregs;
+    struct kvm_fpu fpu = in->fpu;
+    struct kvm_xcrs xcrs = in->xcrs;
+    struct kvm_mp_state mp = in->mp_state;
+    struct kvm_lapic_state lapic = in->lapic;
+    struct kvm_vcpu_events ev = in->events;
+    struct kvm_debugregs dr = in->debugregs;
+
+    if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0 || ioctl(v->fd, KVM_SET_FPU, &fpu) < 0 ||
+        (in->have_xcrs && ioctl(v->fd, KVM_SET_XCRS, &xcrs) < 0) ||
+        ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0) {
+        qnic_error_setg_errno(errp, errno, "resetting vCPU %u's registers failed", v->index);
+        return false;
+    }
+    for (unsigned i = 0; i < in->msrs->nmsrs; i++) {
+        struct kvm_msr_entry e = in->msrs->entries[i];
+        kvm_msr_one(v, KVM_SET_MSRS, &e);   /* one refused stays as it is */
+    }
+    if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0 || ioctl(v->fd, KVM_SET_LAPIC, &lapic) < 0 ||
+        ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 || ioctl(v->fd, KVM_SET_DEBUGREGS, &dr) < 0) {
+        qnic_error_setg_errno(errp, errno, "resetting vCPU %u's LAPIC and events failed",
+                              v->index);
+        return false;
+    }
+    return true;
+}
+
+/* The accelerator's part of a system reset (vmm.h): the CPUs are parked,
+ * the devices and the board (with the firmware tables) already reset. As
+ * on QEMU's pc, where the firmware loads -kernel again on every boot, the
+ * boot image is loaded again and vCPU 0 starts at its entry; the others
+ * wait for INIT/SIPI. */
+static bool kvm_system_reset(void *state, QnicMachine *m, GError **errp)
+{
+    KvmState *k = state;
+    QnicBootRam ram = { .host = m->ram, .below_4g = m->below_4g, .above_4g = m->above_4g };
+
+    if (!kvm_reset_irqchip(k, errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < k->nr_vcpus; i++) {
+        if (!kvm_vcpu_reset(k, &k->vcpus[i], errp)) {
+            return false;
+        }
+    }
+    if (!qnic_boot_load(&ram, k->cfg->kernel, k->cfg->initrd, k->cmdline, &k->boot, errp)) {
+        qnic_error_prefix(errp, "reloading the kernel at reset: ");
+        return false;
+    }
+    return kvm_vcpu_set_boot_state(&k->vcpus[0], &k->boot, errp);
+}
+
 static bool kvm_machine_ready(void *state, QnicVmmConfig *cfg, QnicMachine *m,
                               const char *cmdline, GError **errp)
 {
     KvmState *k = state;
 
     k->m = m;
+    k->cfg = cfg;
+    k->cmdline = cmdline;
     k->mem_listener = (QnicAsListener){
         .region_add = kvm_region_add, .region_del = kvm_region_del,
         .ioeventfd_add = kvm_ioeventfd_add, .ioeventfd_del = kvm_ioeventfd_del,
@@ -836,7 +1031,8 @@ static bool kvm_machine_ready(void *state, QnicVmmConfig *cfg, QnicMachine *m,
             qnic_error_setg_errno(errp, errno, "mmap of vCPU %u state failed", i);
             return false;
         }
-        if (!kvm_vcpu_setup_cpuid(k, v, errp) || !kvm_vcpu_setup_lapic(v, errp)) {
+        if (!kvm_vcpu_setup_cpuid(k, v, errp) || !kvm_vcpu_setup_lapic(v, errp) ||
+            !kvm_vcpu_save_init(k, v, errp)) {
             return false;
         }
     }
@@ -923,16 +1119,20 @@ static bool kvm_handle_exit(KvmVcpu *v)
         /* Only without an in-kernel LAPIC; ours has one. */
         return true;
     case KVM_EXIT_SHUTDOWN:
-        qnic_report("vCPU %u: guest shut down (triple fault); qnic-vmm does not reboot",
-                    v->index);
-        qnic_vmm_request_exit(1);
-        return false;
+        /* A triple fault resets the machine, as on QEMU's pc (the vCPU
+         * then waits for it: kvm_vcpu_thread). */
+        qnic_vmm_request_reset();
+        return true;
     case KVM_EXIT_SYSTEM_EVENT:
+        if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
+            qnic_vmm_request_reset();
+            return true;
+        }
         if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
             qnic_vmm_request_exit(0);
         } else {
-            qnic_report("vCPU %u: guest requested system event %u (reset is not "
-                        "supported); exiting", v->index, run->system_event.type);
+            qnic_report("vCPU %u: guest requested system event %u; exiting", v->index,
+                        run->system_event.type);
             qnic_vmm_request_exit(1);
         }
         return false;
@@ -960,14 +1160,21 @@ static bool kvm_handle_exit(KvmVcpu *v)
     }
 }
 
-/* Wait while the machine is paused; kvm_set_running(false) counts the
- * parked threads to know when no vCPU runs guest code any more. */
+/* Wait while the machine is paused or a guest reset is pending (the main
+ * loop carries it out and then resumes every vCPU); kvm_set_running(false)
+ * counts the parked threads to know when no vCPU runs guest code any
+ * more. */
+static bool kvm_must_park(KvmState *k)
+{
+    return __atomic_load_n(&k->paused, __ATOMIC_SEQ_CST) || qnic_vmm_reset_pending();
+}
+
 static void kvm_vcpu_park(KvmState *k)
 {
     pthread_mutex_lock(&k->pause_lock);
     k->parked++;
     pthread_cond_broadcast(&k->parked_cond);
-    while (k->paused && !kvm_stopping(k)) {
+    while (kvm_must_park(k) && !kvm_stopping(k)) {
         pthread_cond_wait(&k->pause_cond, &k->pause_lock);
     }
     k->parked--;
@@ -994,7 +1201,7 @@ static void *kvm_vcpu_thread(void *opaque)
         if (kvm_stopping(k)) {
             break;
         }
-        if (__atomic_load_n(&k->paused, __ATOMIC_SEQ_CST)) {
+        if (kvm_must_park(k)) {
             kvm_vcpu_park(k);
             continue;
         }
@@ -1142,6 +1349,7 @@ static int kvm_run(void *state, QnicVmmConfig *cfg, QnicMachine *m)
     }
     while (!qnic_vmm_exit_requested(&status)) {
         qnic_main_loop_iterate(true);
+        qnic_vmm_handle_reset_request(m);
     }
     /* vCPUs take the lock for every exit: let them finish theirs. */
     qnic_bql_unlock();
@@ -1179,6 +1387,7 @@ static void kvm_cleanup(void *state, QnicMachine *m)
         if (v->fd >= 0) {
             close(v->fd);
         }
+        g_free(v->init.msrs);
     }
     g_clear_pointer(&k->vcpus, g_free);
     k->nr_vcpus = 0;
@@ -1226,4 +1435,5 @@ const QnicAccel qnic_accel_kvm = {
     .set_running = kvm_set_running,
     .pit_ch2_get = kvm_pit_ch2_get,
     .pit_ch2_set_gate = kvm_pit_ch2_set_gate,
+    .system_reset = kvm_system_reset,
 };

@@ -80,7 +80,7 @@ static const OptDesc options[] = {
     { "D", true, OPT_LOGFILE, "FILE                 write -d logs to FILE" },
     { "d", true, OPT_LOG, "ITEM[,...]           enable log items (-d help)" },
     { "name", true, OPT_NAME, "NAME                 accepted and ignored" },
-    { "no-reboot", false, OPT_NO_REBOOT, "                     accepted and ignored" },
+    { "no-reboot", false, OPT_NO_REBOOT, "                     exit instead of rebooting the guest" },
     { "version", false, OPT_VERSION, "                     print the version" },
     { "h", false, OPT_HELP, NULL },
     { "help", false, OPT_HELP, "                     print this help" },
@@ -664,7 +664,7 @@ static Result handle_option(Cmdline *c, const OptDesc *d, const char *arg)
         return RES_OK;
     case OPT_LOG: return handle_log(arg);
     case OPT_NAME: return RES_OK;
-    case OPT_NO_REBOOT: return RES_OK;
+    case OPT_NO_REBOOT: c->cfg.no_reboot = true; return RES_OK;
     case OPT_VERSION:
         printf(PROG " version " QNIC_VERSION
                " (qnic network device emulation; QEMU 7.2 compatible command line)\n");
@@ -927,6 +927,8 @@ int main(int argc, char **argv)
         goto out_accel;
     }
     qnic_vmm_runstate_init(accel, accel_state, mcfg.backends, c.cfg.start_paused);
+    qnic_vmm_set_no_reboot(c.cfg.no_reboot);
+    qnic_vmm_set_board_reset(qnic_pc_board_reset, &board);
     if (!add_monitors(&c, m)) {
         goto out_accel;
     }

@@ -78,6 +78,62 @@ static const QnicMemOps port61_ops = {
     .valid_min = 1, .valid_max = 1, .impl_min = 1, .impl_max = 1,
 };
 
+/* ---- the guest's reset requests: port 0xcf9 and the 8042's 0x64 ---- */
+
+static uint64_t rcr_read(void *opaque, uint64_t addr, unsigned size)
+{
+    QnicPcBoard *b = opaque;
+    return b->rcr_val;
+}
+
+static void rcr_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
+{
+    QnicPcBoard *b = opaque;
+
+    if (val & QNIC_PC_RCR_RST_CPU) {
+        qnic_vmm_request_reset();
+        return;
+    }
+    b->rcr_val = val & QNIC_PC_RCR_SYS_RST;
+}
+
+static const QnicMemOps rcr_ops = {
+    .read = rcr_read, .write = rcr_write,
+    .valid_min = 1, .valid_max = 1, .impl_min = 1, .impl_max = 1,
+};
+
+/* Only the command port's reset pulse: the board has no keyboard, so its
+ * status reads 0 (both buffers empty), which ends an OS's wait for the
+ * input buffer at once. */
+static uint64_t kbc_read(void *opaque, uint64_t addr, unsigned size)
+{
+    return 0;
+}
+
+static void kbc_write(void *opaque, uint64_t addr, uint64_t val, unsigned size)
+{
+    if ((val & QNIC_PC_KBC_PULSE_MASK) == QNIC_PC_KBC_PULSE_MASK &&
+        !(val & QNIC_PC_KBC_PULSE_RESET)) {
+        qnic_vmm_request_reset();
+    }
+}
+
+static const QnicMemOps kbc_ops = {
+    .read = kbc_read, .write = kbc_write,
+    .valid_min = 1, .valid_max = 1, .impl_min = 1, .impl_max = 1,
+};
+
+/* Mapped above the PCI host's 0xcf8 dword, which it overlaps by a byte. */
+static void pc_map_reset_ports(QnicPcBoard *b, QnicMachine *m)
+{
+    qnic_region_init_io(&b->rcr, NULL, &rcr_ops, b, "piix3-reset-control", 1);
+    qnic_as_map(&m->io, &b->rcr, QNIC_PC_RCR, 1);
+    if (!qnic_as_find(&m->io, QNIC_PC_KBC_CMD, NULL)) {
+        qnic_region_init_io(&b->kbc, NULL, &kbc_ops, b, "i8042-reset", 1);
+        qnic_as_map(&m->io, &b->kbc, QNIC_PC_KBC_CMD, 0);
+    }
+}
+
 /* ---- COM1 from -serial ---- */
 
 static bool pc_create_serial(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
@@ -109,20 +165,29 @@ static bool pc_create_serial(QnicVmmConfig *cfg, QnicMachine *m, GError **errp)
  * vmm/acpi.h; the kernel loaders find the RSDP there), and describe
  * virtio-mmio transports to the kernel the way QEMU's microvm does
  * (virtio_mmio.device=SIZE@ADDR:IRQ). */
-static char *pc_firmware_setup(QnicPcBoard *b, QnicVmmConfig *cfg, QnicMachine *m)
+/* The interrupt lines and the tables; true when the ACPI tables were
+ * written. Warnings only at start: at a reset they say the same again. */
+static bool pc_firmware_tables(QnicPcBoard *b, QnicMachine *m, bool warn)
 {
-    unsigned ncpus = cfg->smp ? cfg->smp : 1;
+    bool acpi;
 
     qnic_pci_bus_fill_interrupt_lines(m->pci);
-    if (m->ram && !qnic_mptable_write(m->ram, m->below_4g, ncpus)) {
+    if (m->ram && !qnic_mptable_write(m->ram, m->below_4g, b->ncpus) && warn) {
         qnic_warn("no MP table written (%" PRIu64 " bytes of low RAM, %u vCPUs): a guest "
-                  "without ACPI sees no I/O APIC", m->below_4g, ncpus);
+                  "without ACPI sees no I/O APIC", m->below_4g, b->ncpus);
     }
-    if (m->ram && qnic_acpi_write(m->ram, m->below_4g, ncpus)) {
-        qnic_acpi_pm_init(&b->acpi_pm, &m->io);
-    } else if (m->ram) {
+    acpi = m->ram && qnic_acpi_write(m->ram, m->below_4g, b->ncpus);
+    if (m->ram && !acpi && warn) {
         qnic_warn("no ACPI tables written (%" PRIu64 " bytes of low RAM, %u vCPUs): the "
-                  "guest sees no PCI hotplug", m->below_4g, ncpus);
+                  "guest sees no PCI hotplug", m->below_4g, b->ncpus);
+    }
+    return acpi;
+}
+
+static char *pc_firmware_setup(QnicPcBoard *b, QnicVmmConfig *cfg, QnicMachine *m)
+{
+    if (pc_firmware_tables(b, m, true)) {
+        qnic_acpi_pm_init(&b->acpi_pm, &m->io);
     }
     g_autofree char *mmio_args = qnic_virtio_mmio_cmdline_all(m);
     if (mmio_args && *mmio_args) {
@@ -137,6 +202,8 @@ bool qnic_pc_board_ready(QnicPcBoard *b, const QnicAccel *accel, void *accel_sta
 {
     b->accel = accel;
     b->accel_state = accel_state;
+    b->ncpus = cfg->smp ? cfg->smp : 1;
+    pc_map_reset_ports(b, m);
     if (!accel->boots_kernel) {
         return true;
     }
@@ -151,10 +218,29 @@ bool qnic_pc_board_ready(QnicPcBoard *b, const QnicAccel *accel, void *accel_sta
     return true;
 }
 
+void qnic_pc_board_reset(void *opaque, QnicMachine *m)
+{
+    QnicPcBoard *b = opaque;
+
+    b->rcr_val = 0;
+    b->port61_val = 0;          /* the PIT (channel 2's gate too) is the accelerator's */
+    if (!b->accel || !b->accel->boots_kernel) {
+        return;
+    }
+    qnic_acpi_pm_reset(&b->acpi_pm);
+    pc_firmware_tables(b, m, false);
+}
+
 void qnic_pc_board_cleanup(QnicPcBoard *b)
 {
     if (b->port61.as) {
         qnic_as_unmap(&b->port61);
+    }
+    if (b->rcr.as) {
+        qnic_as_unmap(&b->rcr);
+    }
+    if (b->kbc.as) {
+        qnic_as_unmap(&b->kbc);
     }
     qnic_acpi_pm_cleanup(&b->acpi_pm);
     g_clear_pointer(&b->cmdline, g_free);

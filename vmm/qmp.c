@@ -822,6 +822,15 @@ static JsonNode *cmd_system_reset(QnicQmpSession *s, JsonObject *args, const cha
 
     json_object_set_boolean_member(d, "guest", false);
     json_object_set_string_member(d, "reason", "host-qmp-system-reset");
+    if (qnic_vmm_no_reboot()) {
+        /* QEMU 7.2 with -no-reboot: every reset but a subsystem's is a
+         * shutdown; the reply goes first. */
+        send_return(s, s->cur_id, NULL);
+        s->replied = true;
+        qnic_qmp_event(s->machine, "SHUTDOWN", qmp_obj_node(d));
+        qnic_vmm_request_exit(0);
+        return NULL;
+    }
     qnic_qmp_event(s->machine, "RESET", qmp_obj_node(d));
     if (!qnic_vmm_system_reset(s->machine, &err)) {
         *desc = g_strdup(err->message);

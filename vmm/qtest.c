@@ -541,6 +541,7 @@ static int qa_run(void *state, QnicVmmConfig *cfg, QnicMachine *m)
     qnic_bql_lock();
     while (!qa.closed && !qnic_vmm_exit_requested(&status)) {
         qnic_main_loop_iterate(true);
+        qnic_vmm_handle_reset_request(m);   /* a write to 0xcf9 or 0x64 */
     }
     qnic_bql_unlock();
     return status;
@@ -566,10 +567,9 @@ static void qa_cleanup(void *state, QnicMachine *m)
     qa.log = NULL;
 }
 
-/* No CPU: a system reset is the machine's. */
+/* No CPU: the machine's devices (reset by the caller) are all there is. */
 static bool qa_system_reset(void *state, QnicMachine *m, GError **errp)
 {
-    qnic_machine_reset(m);
     return true;
 }
 

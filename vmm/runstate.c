@@ -1,6 +1,8 @@
 /*
  * The VMM's run state: running, paused (QMP stop) or not yet started (-S),
- * and whether something (isa-debug-exit, a signal, a fatal
+ * system resets (QMP's, and the guest's requests, which vCPU threads and
+ * device handlers make and the main loop carries out, as QEMU's
+ * qemu_system_reset_request), and whether something (isa-debug-exit, a signal, a fatal
  * vCPU error, the qtest "quit") asked the running accelerator to stop, and
  * with which exit status. The first request wins, so a guest that writes to
  * isa-debug-exit and then triple-faults still exits with its chosen status.
@@ -8,8 +10,12 @@
  * the main loop is woken so that it notices at once.
  */
 #include "vmm/vmm.h"
+#include "vmm/qmp.h"
 #include "qnic/mainloop.h"
+#include "qnic/log.h"
 #include "qnic/net.h"
+
+#include <json-glib/json-glib.h>
 
 static int exit_requested;      /* 0 running, 2 being requested, 1 requested */
 static int exit_status;
@@ -63,14 +69,89 @@ QnicRunState qnic_vmm_runstate(void)
     return runstate;
 }
 
+static void (*board_reset)(void *opaque, QnicMachine *m);
+static void *board_reset_opaque;
+static bool no_reboot;
+static int reset_requested;     /* atomic */
+
+void qnic_vmm_set_board_reset(void (*fn)(void *opaque, QnicMachine *m), void *opaque)
+{
+    board_reset = fn;
+    board_reset_opaque = opaque;
+}
+
+void qnic_vmm_set_no_reboot(bool on)
+{
+    no_reboot = on;
+}
+
+bool qnic_vmm_no_reboot(void)
+{
+    return no_reboot;
+}
+
+void qnic_vmm_request_reset(void)
+{
+    __atomic_store_n(&reset_requested, 1, __ATOMIC_SEQ_CST);
+    qnic_main_loop_wakeup();
+}
+
+bool qnic_vmm_reset_pending(void)
+{
+    return __atomic_load_n(&reset_requested, __ATOMIC_SEQ_CST) != 0;
+}
+
 bool qnic_vmm_system_reset(QnicMachine *m, GError **errp)
 {
+    bool ok, was_running = runstate == QNIC_RUNSTATE_RUNNING;
+
     if (!run_accel || !run_accel->system_reset) {
         qnic_error_setg(errp, "system_reset is not supported with the %s accelerator",
                         run_accel ? run_accel->name : "current");
         return false;
     }
-    return run_accel->system_reset(run_accel_state, m, errp);
+    /* Nothing runs guest code while its machine changes under it. */
+    if (was_running && run_accel->set_running) {
+        run_accel->set_running(run_accel_state, false);
+    }
+    qnic_machine_reset(m);
+    if (board_reset) {
+        board_reset(board_reset_opaque, m);
+    }
+    ok = run_accel->system_reset(run_accel_state, m, errp);
+    /* Whatever the guest asked for before is done now. */
+    __atomic_store_n(&reset_requested, 0, __ATOMIC_SEQ_CST);
+    if (was_running && run_accel->set_running) {
+        run_accel->set_running(run_accel_state, true);
+    }
+    return ok;
+}
+
+void qnic_vmm_handle_reset_request(QnicMachine *m)
+{
+    JsonObject *d;
+    GError *err = NULL;
+
+    if (!qnic_vmm_reset_pending()) {
+        return;
+    }
+    d = json_object_new();
+    json_object_set_boolean_member(d, "guest", true);
+    json_object_set_string_member(d, "reason", "guest-reset");
+    JsonNode *node = json_node_new(JSON_NODE_OBJECT);
+    json_node_take_object(node, d);
+    if (no_reboot) {
+        /* QEMU -no-reboot: the guest's reset is a shutdown, status 0. */
+        qnic_qmp_event(m, "SHUTDOWN", node);
+        qnic_vmm_request_exit(0);
+        return;
+    }
+    qnic_qmp_event(m, "RESET", node);
+    if (!qnic_vmm_system_reset(m, &err)) {
+        qnic_report("system reset failed: %s", err->message);
+        g_error_free(err);
+        qnic_vmm_request_exit(1);
+    }
 }
 
 const char *qnic_vmm_runstate_name(QnicRunState st)

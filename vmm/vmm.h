@@ -25,6 +25,7 @@ typedef struct QnicVmmConfig {
                                  * (-qmp, -mon chardev=ID,mode=control) */
     const char *pidfile;
     bool nodefaults;
+    bool no_reboot;             /* -no-reboot: a guest reset ends the run */
     GPtrArray *netdevs;         /* QnicOpts *: checked -netdev options, in order */
     GPtrArray *devices;         /* char *: -device strings, in order */
     GPtrArray *nics;            /* char *: -nic strings */
@@ -64,8 +65,11 @@ typedef struct QnicAccel {
      * port 0x61: read its state (false: unavailable), or change its gate. */
     bool (*pit_ch2_get)(void *state, QnicPitChannel *c);
     void (*pit_ch2_set_gate)(void *state, bool gate);
-    /* Optional: system reset (QMP system_reset): the machine's devices
-     * and whatever of the guest the accelerator holds. Absent: refused. */
+    /* Optional: the accelerator's part of a system reset (QMP
+     * system_reset, a guest's reset request): what of the guest it holds
+     * (vCPUs back to power-on, the boot image loaded again, in-kernel
+     * interrupt controllers). Called with the CPUs stopped, after the
+     * machine's devices and the board were reset. Absent: refused. */
     bool (*system_reset)(void *state, QnicMachine *m, GError **errp);
 } QnicAccel;
 
@@ -98,8 +102,28 @@ void qnic_vmm_vdpa_sim_add(QnicOpts *opts);
 void qnic_vmm_vdpa_sim_install(QnicBackends *be);
 void qnic_vmm_vdpa_sim_cleanup(void);
 
-/* QMP system_reset through the running accelerator. */
+/* A system reset, as QEMU's qemu_system_reset(): the CPUs stop, every
+ * device of m is reset (pending unplugs complete), then the board's hook
+ * (firmware tables and board registers, see qnic_vmm_set_board_reset),
+ * then the accelerator's system_reset (vCPUs, boot image); the CPUs run
+ * again if they ran before. Main loop only. Refused (errp) when the
+ * accelerator has no system_reset. */
 bool qnic_vmm_system_reset(QnicMachine *m, GError **errp);
+/* The board's part of a system reset (vmm/pc.c), with its opaque. */
+void qnic_vmm_set_board_reset(void (*fn)(void *opaque, QnicMachine *m), void *opaque);
+/* -no-reboot: a reset, the guest's or QMP's (as QEMU 7.2 does), ends the
+ * run (status 0) instead. */
+void qnic_vmm_set_no_reboot(bool no_reboot);
+bool qnic_vmm_no_reboot(void);
+/* The guest asks for a reset (port 0xcf9, the keyboard controller, a
+ * triple fault): thread-safe, any thread; the main loop performs it
+ * (qnic_vmm_handle_reset_request). vCPUs wait while one is pending. */
+void qnic_vmm_request_reset(void);
+bool qnic_vmm_reset_pending(void);
+/* Main loop: perform a pending guest reset with QEMU's RESET event
+ * (guest: true, reason guest-reset), or with -no-reboot end the run with
+ * its SHUTDOWN event. No-op without a pending request. */
+void qnic_vmm_handle_reset_request(QnicMachine *m);
 const char *qnic_vmm_runstate_name(QnicRunState st);
 void qnic_vmm_set_runstate(QnicRunState st);
 /* Stop or start the CPUs through the accelerator and record the state. */

@@ -3,7 +3,8 @@
  * unchanged against qnic-vmm: QMP device_add / device_del with QEMU's
  * argument errors, the ACPI PCI hotplug registers a guest's ACPI code uses
  * (GPE0 at 0xafe0, UP/DOWN/EJ/RMV/SEL at 0xae00), the eject that completes
- * an unplug with DEVICE_DELETED, and system_reset completing a pending one.
+ * an unplug with DEVICE_DELETED, and system_reset or the guest's own reset
+ * (ports 0xcf9 and 0x64) completing a pending one.
  * Each model (virtio-net-pci legacy, transitional and modern, e1000,
  * rtl8139) is plugged, moves frames both ways with a UDP peer, and is
  * unplugged with frames still arriving, many times over on one netdev; on
@@ -395,6 +396,41 @@ static void test_reset_completes_unplug(void)
     fx_stop(&f);
 }
 
+/* The guest's own reset requests, as on QEMU's pc: RST_CPU in the PIIX3
+ * reset control register (0xcf9; SYS_RST alone is only kept), and the
+ * 8042's pulse-reset command 0xfe at 0x64. Each is a RESET event with
+ * guest: true, and like system_reset completes a pending unplug. */
+static void guest_reset(Fx *f, uint16_t port, uint8_t val)
+{
+    JsonNode *e;
+
+    plug(f, &cases[1]);
+    qtest_qmp_assert_ok(f->qts, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"hp0\"}}");
+    g_assert_null(qtest_qmp_event(f->qts, "DEVICE_DELETED", 300));
+    qtest_outb(f->qts, port, val);
+    e = qtest_qmp_event(f->qts, "RESET", 5000);
+    g_assert_nonnull(e);
+    g_assert_true(json_node_get_boolean(qtest_qmp_get(e, "data.guest")));
+    g_assert_cmpstr(json_node_get_string(qtest_qmp_get(e, "data.reason")), ==, "guest-reset");
+    json_node_unref(e);
+    expect_deleted(f, &cases[1]);
+    g_assert_cmphex(qtest_pci_cfg_readl(f->qts, DEVFN, 0), ==, 0xffffffff);
+}
+
+static void test_guest_reset(void)
+{
+    Fx f;
+
+    fx_start(&f);
+    qtest_outb(f.qts, 0xcf9, 0x02);
+    g_assert_cmphex(qtest_inb(f.qts, 0xcf9), ==, 0x02);
+    g_assert_null(qtest_qmp_event(f.qts, "RESET", 300));
+    guest_reset(&f, 0xcf9, 0x06);
+    g_assert_cmphex(qtest_inb(f.qts, 0xcf9), ==, 0x00);
+    guest_reset(&f, 0x64, 0xfe);
+    fx_stop(&f);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -405,5 +441,6 @@ int main(int argc, char **argv)
         g_test_add_data_func(name, &cases[i], test_cycles);
     }
     g_test_add_func("/hotplug/reset-completes-unplug", test_reset_completes_unplug);
+    g_test_add_func("/hotplug/guest-reset", test_guest_reset);
     return g_test_run();
 }
