@@ -406,6 +406,35 @@ class VM:
         return self.status == 1 and res[-1:] == ["pass"]
 
 
+def run_logged(argv, prefix, env=None):
+    """Run ARGV in a session of its own, logging each line it prints
+    (stdout and stderr) after PREFIX; returns its exit status. Its process
+    group is killed when this returns or raises."""
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for raw in p.stdout:
+            log(prefix + raw.decode("utf-8", "replace").rstrip())
+        return p.wait()
+    finally:
+        kill_group(p)
+
+
+def wait_nth(vm, tag, n, timeout):
+    """The Nth (from 1) record with TAG of VM (a VM, or anything with its
+    records, cond and proc), waiting up to TIMEOUT; None when the guest
+    exits or the time runs out first."""
+    end = time.monotonic() + timeout
+    with vm.cond:
+        while True:
+            got = [kv for t, kv in vm.records if t == tag]
+            if len(got) >= n:
+                return got[n - 1]
+            left = end - time.monotonic()
+            if left <= 0 or vm.proc.poll() is not None:
+                return None
+            vm.cond.wait(min(left, 0.5))
+
+
 class Checker:
     """Collects named checks per implementation and prints a summary."""
 

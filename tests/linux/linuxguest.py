@@ -12,6 +12,7 @@ the script with SystemExit so those blocks run).
 import argparse
 import functools
 import hashlib
+import json
 import http.server
 import os
 import shutil
@@ -190,19 +191,7 @@ class Daemon(Proc):
         self.listening = os.path.exists(sock)
 
 
-def wait_nth(vm, tag, n, timeout):
-    """The Nth (from 1) record with TAG, waiting up to TIMEOUT; None when
-    the guest exits or the time runs out first."""
-    end = time.monotonic() + timeout
-    with vm.cond:
-        while True:
-            got = [kv for t, kv in vm.records if t == tag]
-            if len(got) >= n:
-                return got[n - 1]
-            left = end - time.monotonic()
-            if left <= 0 or vm.proc.poll() is not None:
-                return None
-            vm.cond.wait(min(left, 0.5))
+wait_nth = g.wait_nth
 
 
 def link_flapper(qmp_path, netdev, out, timeout=300):
@@ -353,3 +342,91 @@ def log_step_times(results, times, backends, label):
         if be in results:
             steps = " ".join("%s=%sms" % (r.get("step"), r.get("ms")) for _, r in sorted(results[be].items()))
             g.log("times %s/%s: run %.1f s; %s" % (be, label, times.get(be, 0), steps))
+
+
+def kvm_boots_stock_kernel():
+    """None when this machine's /dev/kvm can boot a stock kernel, else why
+    not. A PVM-based KVM (module kvm_pvm) runs PVH/flat guests only."""
+    why = g.kvm_problem()
+    if why:
+        return why
+    if os.path.exists("/sys/module/kvm_pvm"):
+        return "this KVM is PVM-based and cannot boot a stock kernel"
+    # Hardware KVM needs VT-x or AMD-V; a working /dev/kvm on a CPU with
+    # neither is a software one (PVM) that runs PVH/flat guests only.
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    if "vmx" not in flags and "svm" not in flags:
+        return "this CPU has neither vmx nor svm, so its KVM cannot boot a stock kernel"
+    return None
+
+
+def run_nested(ck, test, test_args, build, timeout):
+    """The qnic-vmm half of TEST (a script path) inside
+    scripts/nested-kvm.sh, run there as TEST --inside RESULTS TEST_ARGS...;
+    returns the JSON it wrote to RESULTS (or None after recording why it
+    could not run)."""
+    res_path = os.path.join(build, "tests", "linux", "vmm-results-%d.json" % os.getpid())
+    if os.path.exists(res_path):
+        os.unlink(res_path)
+    script = os.path.join(SRC, "scripts", "nested-kvm.sh")
+    argv = ["sh", script, os.path.join(build, "tests", "nested"), "--timeout", str(timeout),
+            "--", sys.executable, test, "--inside", res_path] + test_args
+    g.log("nested KVM: %s" % " ".join(argv))
+    rc = g.run_logged(argv, "[nested] ")
+    if rc == 2:
+        g.skip("nested KVM cannot start here (a package is missing); see the log")
+    ck.check("qnic-vmm", "the nested-KVM run passed (status %d)" % rc, rc == 0)
+    try:
+        with open(res_path) as f:
+            return json.load(f)
+    except OSError:
+        ck.check("qnic-vmm", "the nested-KVM run wrote its results", False, res_path)
+        return None
+    finally:
+        if os.path.exists(res_path):
+            os.unlink(res_path)
+
+
+def prepare_vmm(backends):
+    """prepare() for a test with a qnic-vmm half: skips without
+    $QNIC_VMM when BACKENDS has qnic-vmm. Returns (vmlinuz, initrd)."""
+    vmm = os.environ.get("QNIC_VMM", "")
+    if "qnic-vmm" in backends and not os.path.exists(vmm):
+        g.skip("QNIC_VMM not set or missing (%r)" % vmm)
+    _, vmlinuz, initrd = prepare(["qemu"])
+    return vmlinuz, initrd
+
+
+def run_halves(ck, inside, backends, run, test, test_args, timeout):
+    """QEMU's half and qnic-vmm's of a test whose qnic-vmm half needs a KVM
+    that boots a stock kernel: RUN(impl) runs one half and returns its
+    JSON-able results. With INSIDE (the test runs in scripts/nested-kvm.sh)
+    only qnic-vmm's half runs and its results go to that file; returns
+    None then. Otherwise each of BACKENDS runs here, qnic-vmm's half
+    through run_nested (TEST TEST_ARGS, TIMEOUT) where this KVM cannot
+    boot a stock kernel; returns {impl: results}."""
+    if inside:
+        why = kvm_boots_stock_kernel()
+        ck.check("qnic-vmm", "a KVM that boots a stock kernel", why is None, str(why))
+        got = run("qnic-vmm") if why is None else {}
+        with open(inside, "w") as f:
+            json.dump(got, f)
+        return None
+    results = {}
+    if "qemu" in backends:
+        results["qemu"] = run("qemu")
+    if "qnic-vmm" in backends:
+        why = kvm_boots_stock_kernel()
+        if why is None:
+            results["qnic-vmm"] = run("qnic-vmm")
+        else:
+            g.log("qnic-vmm: %s; running it under nested KVM (scripts/nested-kvm.sh)" % why)
+            build = os.environ.get("QNIC_BUILD_DIR") or os.path.join(SRC, "build")
+            got = run_nested(ck, test, test_args, build, timeout)
+            if got is not None:
+                results["qnic-vmm"] = got
+    return results

@@ -21,9 +21,7 @@ usage: test-linux-vmm.py --models NAME[,NAME...] [--backends qemu,qnic-vmm]
        test-linux-vmm.py --inside RESULTS.json --models ...   (in the nested VM)
 """
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -80,7 +78,7 @@ def vmm_argv(impl, model, vmlinuz, initrd, append, tftp, qmp):
            "-qmp", "unix:%s,server=on,wait=off" % qmp]
     if impl == "qnic-vmm":
         return [os.environ["QNIC_VMM"], "-accel", "kvm", "-m", "512M", "-nodefaults",
-                "-display", "none", "-serial", "stdio",
+                "-display", "none", "-no-reboot", "-serial", "stdio",
                 "-kernel", vmlinuz, "-initrd", initrd, "-append", append] + net
     return lg.qemu_argv(vmlinuz, initrd, append, net)
 
@@ -126,58 +124,6 @@ def run_all(ck, impl, models, vmlinuz, initrd):
     return out
 
 
-def kvm_boots_stock_kernel():
-    """None when this machine's /dev/kvm can boot a stock kernel, else why
-    not. A PVM-based KVM (module kvm_pvm) runs PVH/flat guests only."""
-    why = g.kvm_problem()
-    if why:
-        return why
-    if os.path.exists("/sys/module/kvm_pvm"):
-        return "this KVM is PVM-based and cannot boot a stock kernel"
-    # Hardware KVM needs VT-x or AMD-V; a working /dev/kvm on a CPU with
-    # neither is a software one (PVM) that runs PVH/flat guests only.
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    if "vmx" not in flags and "svm" not in flags:
-        return "this CPU has neither vmx nor svm, so its KVM cannot boot a stock kernel"
-    return None
-
-
-def run_nested(ck, args, build):
-    """The qnic-vmm half inside scripts/nested-kvm.sh; returns its results
-    (or None after recording why it could not run)."""
-    res_path = os.path.join(build, "tests", "linux", "vmm-results-%d.json" % os.getpid())
-    if os.path.exists(res_path):
-        os.unlink(res_path)
-    script = os.path.join(lg.SRC, "scripts", "nested-kvm.sh")
-    argv = ["sh", script, os.path.join(build, "tests", "nested"), "--timeout", str(VM_TIMEOUT * 2),
-            "--", sys.executable, os.path.abspath(__file__), "--inside", res_path,
-            "--models", ",".join(args.models)]
-    g.log("nested KVM: %s" % " ".join(argv))
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        for raw in p.stdout:
-            g.log("[nested] %s" % raw.decode("utf-8", "replace").rstrip())
-        rc = p.wait()
-    finally:
-        g.kill_group(p)
-    if rc == 2:
-        g.skip("nested KVM cannot start here (a package is missing); see the log")
-    ck.check("qnic-vmm", "the nested-KVM run passed (status %d)" % rc, rc == 0)
-    try:
-        with open(res_path) as f:
-            return json.load(f)
-    except OSError:
-        ck.check("qnic-vmm", "the nested-KVM run wrote its results", False, res_path)
-        return None
-    finally:
-        if os.path.exists(res_path):
-            os.unlink(res_path)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", required=True)
@@ -189,34 +135,16 @@ def main():
         if m not in MODELS:
             ap.error("unknown model %r (known: %s)" % (m, ", ".join(sorted(MODELS))))
     backends = args.backends.split(",")
-    build = os.environ.get("QNIC_BUILD_DIR") or os.path.join(lg.SRC, "build")
-    vmm = os.environ.get("QNIC_VMM", "")
-    if "qnic-vmm" in backends and not os.path.exists(vmm):
-        g.skip("QNIC_VMM not set or missing (%r)" % vmm)
-    _, vmlinuz, initrd = lg.prepare(["qemu"])
+    vmlinuz, initrd = lg.prepare_vmm(backends)
     ck = g.Checker()
 
-    if args.inside:
-        why = kvm_boots_stock_kernel()
-        ck.check("qnic-vmm", "a KVM that boots a stock kernel", why is None, str(why))
-        got = run_all(ck, "qnic-vmm", args.models, vmlinuz, initrd) if why is None else {}
-        with open(args.inside, "w") as f:
-            json.dump(got, f)
+    results = lg.run_halves(ck, args.inside, backends,
+                            lambda impl: run_all(ck, impl, args.models, vmlinuz, initrd),
+                            os.path.abspath(__file__), ["--models", ",".join(args.models)],
+                            VM_TIMEOUT * 2)
+    if results is None:
         ck.finish()
         return
-
-    results = {}
-    if "qemu" in backends:
-        results["qemu"] = run_all(ck, "qemu", args.models, vmlinuz, initrd)
-    if "qnic-vmm" in backends:
-        why = kvm_boots_stock_kernel()
-        if why is None:
-            results["qnic-vmm"] = run_all(ck, "qnic-vmm", args.models, vmlinuz, initrd)
-        else:
-            g.log("qnic-vmm: %s; running it under nested KVM (scripts/nested-kvm.sh)" % why)
-            got = run_nested(ck, args, build)
-            if got is not None:
-                results["qnic-vmm"] = got
     if len(results) == 2:
         for m in args.models:
             ck.check("compare", "%s: QEMU and qnic-vmm agree on every step" % m,
