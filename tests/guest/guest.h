@@ -112,6 +112,11 @@ void pci_cfg_write16(const struct pci_dev *d, uint8_t off, uint16_t v);
 void pci_cfg_write8(const struct pci_dev *d, uint8_t off, uint8_t v);
 /* Enumerate bus 0 (and bridges' secondary buses); fills up to max devices. */
 int pci_scan(struct pci_dev *devs, int max);
+/* Read the function 0 of a bus-0 slot into d (a device plugged after
+ * boot); false when the slot is empty or holds no type-0 function. */
+bool pci_probe_slot(struct pci_dev *d, unsigned slot);
+/* Firmware's PCI_INTERRUPT_LINE for a device plugged after boot. */
+void pci_hotplug_fill_line(struct pci_dev *d);
 void pci_enable(struct pci_dev *d);   /* assign BARs if needed, enable decode + bus master */
 uint8_t pci_find_cap(const struct pci_dev *d, uint8_t id, uint8_t start);
 /* Program MSI-X entry `entry` to deliver `vector` to this CPU, enable MSI-X. */
@@ -149,9 +154,16 @@ struct nic *virtio_mmio_probe(uint64_t base, unsigned gsi, const char *want);
 struct nic *e1000_probe(struct pci_dev *d);
 struct nic *rtl8139_probe(struct pci_dev *d);
 const char *irq_pref(void);   /* irq= option: "auto", "msix", "intx", "poll" */
+/* The driver for a PCI function, if one of ours fits it and `want`. */
+struct nic *nic_probe_pci(struct pci_dev *d, const char *want);
+/* Print the "nic index=..." line and set the NIC's options (tx-batch). */
+void nic_announce(struct nic *n, int index);
 
 /* ---- probe.c ---- */
 bool test_cpu_probe(void);
+
+/* ---- hotplug.c: ACPI PCI hotplug (test=hotplug) ---- */
+bool test_hotplug(uint64_t deadline);
 
 /* ---- net.c: the tiny stack ---- */
 struct netif {
@@ -185,6 +197,8 @@ void netif_init(struct netif *nif, struct nic *nic);
 /* Receive and handle everything pending on all interfaces. */
 void net_poll_all(void);
 void net_register(struct netif *nif);
+/* Take an interface out of net_poll_all (its NIC is going away). */
+void net_unregister(struct netif *nif);
 bool net_wait(uint64_t timeout_us, bool (*cond)(struct netif *nif), struct netif *nif);
 bool arp_resolve(struct netif *nif, uint32_t ip, uint8_t mac[6], uint64_t timeout_us);
 bool udp_send(struct netif *nif, uint32_t dst, uint16_t sport, uint16_t dport, const void *data, size_t len);

@@ -112,6 +112,31 @@ static bool nic_wanted(const char *want, const char *kind)
     return !strcmp(want, kind);
 }
 
+struct nic *nic_probe_pci(struct pci_dev *d, const char *want)
+{
+    if (d->vendor == 0x1af4 && (d->device == 0x1000 || d->device == 0x1041) && nic_wanted(want, "virtio")) {
+        return virtio_pci_probe(d, want);
+    }
+    if (d->vendor == 0x8086 && (d->device == 0x100e || d->device == 0x100c || d->device == 0x100f) &&
+        nic_wanted(want, "e1000")) {
+        return e1000_probe(d);
+    }
+    if (d->vendor == 0x10ec && d->device == 0x8139 && nic_wanted(want, "rtl8139")) {
+        return rtl8139_probe(d);
+    }
+    return NULL;
+}
+
+void nic_announce(struct nic *n, int index)
+{
+    report("nic index=%d model=%s mac=%02x:%02x:%02x:%02x:%02x:%02x irq=%s", index, n->model, n->mac[0],
+           n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5], n->irq_mode);
+    n->tx_batch = (unsigned)cmdline_uint("tx-batch", 1);
+    if (!n->tx_batch || n->tx_batch > 128) {
+        n->tx_batch = 1;
+    }
+}
+
 static void find_nics(void)
 {
     const char *want = cmdline_get("nic");
@@ -144,16 +169,7 @@ static void find_nics(void)
     static struct pci_dev devs[32];
     int nd = pci_scan(devs, ARRAY_SIZE(devs));
     for (int i = 0; i < nd && nr_nics < MAX_NICS; i++) {
-        struct pci_dev *d = &devs[i];
-        struct nic *n = NULL;
-        if (d->vendor == 0x1af4 && (d->device == 0x1000 || d->device == 0x1041) && nic_wanted(want, "virtio")) {
-            n = virtio_pci_probe(d, want);
-        } else if (d->vendor == 0x8086 && (d->device == 0x100e || d->device == 0x100c || d->device == 0x100f) &&
-                   nic_wanted(want, "e1000")) {
-            n = e1000_probe(d);
-        } else if (d->vendor == 0x10ec && d->device == 0x8139 && nic_wanted(want, "rtl8139")) {
-            n = rtl8139_probe(d);
-        }
+        struct nic *n = nic_probe_pci(&devs[i], want);
         if (n) {
             nics[nr_nics++] = n;
         }
@@ -162,14 +178,8 @@ static void find_nics(void)
         fail("no usable NIC found (nic=%s)", want);
     }
     for (int i = 0; i < nr_nics; i++) {
-        struct nic *n = nics[i];
-        report("nic index=%d model=%s mac=%02x:%02x:%02x:%02x:%02x:%02x irq=%s", i, n->model, n->mac[0], n->mac[1],
-               n->mac[2], n->mac[3], n->mac[4], n->mac[5], n->irq_mode);
-        n->tx_batch = (unsigned)cmdline_uint("tx-batch", 1);
-        if (!n->tx_batch || n->tx_batch > 128) {
-            n->tx_batch = 1;
-        }
-        netif_init(&netifs[i], n);
+        nic_announce(nics[i], i);
+        netif_init(&netifs[i], nics[i]);
         net_register(&netifs[i]);
     }
 }
@@ -450,6 +460,9 @@ void guest_main(uint32_t start_info_pa)
     }
     if (!strcmp(test, "cpu-probe")) {
         finish(test_cpu_probe());
+    }
+    if (!strcmp(test, "hotplug")) {
+        guest_exit(test_hotplug(deadline));
     }
     find_nics();
     struct netif *nif = &netifs[0];

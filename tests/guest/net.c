@@ -63,6 +63,22 @@ void net_register(struct netif *nif)
     }
 }
 
+void net_unregister(struct netif *nif)
+{
+    for (int i = 0; i < nr_ifs; i++) {
+        if (ifs[i] != nif) {
+            continue;
+        }
+        for (int j = i; j + 1 < nr_ifs; j++) {
+            ifs[j] = ifs[j + 1];
+            udp_wait_port[j] = udp_wait_port[j + 1];
+        }
+        nr_ifs--;
+        udp_wait_port[nr_ifs] = 0;
+        return;
+    }
+}
+
 static int if_index(struct netif *nif)
 {
     for (int i = 0; i < nr_ifs; i++) {

@@ -108,29 +108,43 @@ static void note_assigned(const struct pci_dev *d)
     }
 }
 
+/* Read one function's identity, BARs and interrupt registers into d
+ * (bus/slot/fn set); false when nothing answers there. *hdr gets its
+ * header type byte. Only type-0 headers are filled in. */
+static bool pci_read_function(struct pci_dev *d, uint8_t *hdr)
+{
+    uint32_t id = pci_cfg_read32(d, PCI_VENDOR_ID);
+    if ((id & 0xffff) == 0xffff || (id & 0xffff) == 0) {
+        return false;
+    }
+    d->vendor = id & 0xffff;
+    d->device = id >> 16;
+    d->subsys_device = pci_cfg_read16(d, PCI_SUBSYSTEM_ID);
+    *hdr = pci_cfg_read8(d, PCI_HEADER_TYPE);
+    if ((*hdr & 0x7f) == PCI_HEADER_TYPE_NORMAL) {
+        pci_size_bars(d);
+        note_assigned(d);
+        d->irq_line = pci_cfg_read8(d, PCI_INTERRUPT_LINE);
+        d->irq_pin = pci_cfg_read8(d, PCI_INTERRUPT_PIN);
+        d->msix_cap = pci_find_cap(d, PCI_CAP_ID_MSIX, 0);
+    }
+    return true;
+}
+
 int pci_scan(struct pci_dev *devs, int max)
 {
     int n = 0;
     for (int slot = 0; slot < 32; slot++) {
         for (int fn = 0; fn < 8 && n < max; fn++) {
             struct pci_dev d = { .bus = 0, .slot = (uint8_t)slot, .fn = (uint8_t)fn };
-            uint32_t id = pci_cfg_read32(&d, PCI_VENDOR_ID);
-            if ((id & 0xffff) == 0xffff || (id & 0xffff) == 0) {
+            uint8_t hdr = 0;
+            if (!pci_read_function(&d, &hdr)) {
                 if (fn == 0) {
                     break;
                 }
                 continue;
             }
-            d.vendor = id & 0xffff;
-            d.device = id >> 16;
-            d.subsys_device = pci_cfg_read16(&d, PCI_SUBSYSTEM_ID);
-            uint8_t hdr = pci_cfg_read8(&d, PCI_HEADER_TYPE);
             if ((hdr & 0x7f) == PCI_HEADER_TYPE_NORMAL) {
-                pci_size_bars(&d);
-                note_assigned(&d);
-                d.irq_line = pci_cfg_read8(&d, PCI_INTERRUPT_LINE);
-                d.irq_pin = pci_cfg_read8(&d, PCI_INTERRUPT_PIN);
-                d.msix_cap = pci_find_cap(&d, PCI_CAP_ID_MSIX, 0);
                 devs[n++] = d;
             }
             if (fn == 0 && !(hdr & 0x80)) {
@@ -139,6 +153,13 @@ int pci_scan(struct pci_dev *devs, int max)
         }
     }
     return n;
+}
+
+bool pci_probe_slot(struct pci_dev *d, unsigned slot)
+{
+    uint8_t hdr = 0;
+    *d = (struct pci_dev){ .bus = 0, .slot = (uint8_t)slot, .fn = 0 };
+    return pci_read_function(d, &hdr) && (hdr & 0x7f) == PCI_HEADER_TYPE_NORMAL;
 }
 
 void pci_enable(struct pci_dev *d)
@@ -252,6 +273,28 @@ static uint8_t piix_pirq_fixup(struct pci_dev *d)
         report("intx pirq=%c irq=%u: router was disabled, enabled it", 'A' + (reg - 0x60), d->irq_line);
     }
     return d->irq_line;
+}
+
+/* A device plugged after boot has no PCI_INTERRUPT_LINE (firmware fills
+ * it in at boot only; an OS takes it from ACPI's _PRT). Do firmware's part:
+ * on QEMU's PIIX, the line of the slot's PIRQ router, or IRQ 11 (enabled by
+ * pci_intx_route) when the router is off; on qnic-vmm, which routes pins
+ * straight to the IOAPIC, GSI 16 + ((slot + pin - 1) & 3) (docs/vmm.md). */
+void pci_hotplug_fill_line(struct pci_dev *d)
+{
+    struct pci_dev isa = { .bus = 0, .slot = 1, .fn = 0 };
+    uint32_t id = pci_cfg_read32(&isa, PCI_VENDOR_ID);
+
+    if (!d->irq_pin || (d->irq_line && d->irq_line != 0xff)) {
+        return;
+    }
+    if (id == 0x70008086u || id == 0x71108086u) {
+        uint8_t route = pci_cfg_read8(&isa, 0x60 + ((d->slot - 1 + d->irq_pin - 1) & 3));
+        d->irq_line = !(route & 0x80) && (route & 0x0f) >= 3 ? (route & 0x0f) : 11;
+    } else {
+        d->irq_line = (uint8_t)(16 + ((d->slot + d->irq_pin - 1) & 3));
+    }
+    pci_cfg_write8(d, PCI_INTERRUPT_LINE, d->irq_line);
 }
 
 bool pci_intx_route(struct pci_dev *d, int vector)
