@@ -19,6 +19,7 @@
 #include "qnic/clock.h"
 #include "qnic/log.h"
 #include "qnic/opts.h"
+#include "qnic/state.h"
 #include "hw/net/e1000-regs.h"
 #include "hw/net/net-tx-pkt.h"
 
@@ -1303,6 +1304,313 @@ static const QnicMemOps e1000_io_ops = {
 };
 
 /* ---------------------------------------------------------------- */
+/* Device state (qnic/state.h): the section "e1000", after "pci" */
+
+/* The register file is saved up to the end of the flexible filter tables,
+ * the last registers the model stores. */
+#define E1000_SNAP_MAC_WORDS ((E1000_FFVT + 0x400) / 4)
+#define E1000_NO_TIMER UINT64_MAX
+
+typedef struct E1000Snap {
+    uint32_t mac[E1000_SNAP_MAC_WORDS];     /* register offsets as in the device */
+    uint16_t phy[E1000_PHY_REGS];
+    uint16_t eeprom[E1000_EEPROM_WORDS];
+    uint32_t ioaddr;
+    uint32_t ee_eecd, ee_val_in, ee_bits_in, ee_out_pos;
+    bool ee_reading;
+    E1000TxCtx ctx, tso_ctx;
+    bool tx_in_frame, tx_bad, tx_legacy, tx_tse, tx_vle;
+    uint8_t tx_popts, tx_cso, tx_css, tx_cmd;
+    uint16_t tx_special;
+    uint32_t tx_len;
+    uint8_t tx_frame[E1000_TX_BUF_SIZE];
+    bool irq_level;
+    /* virtual-clock deadlines in ns, E1000_NO_TIMER when not armed */
+    uint64_t timer_autoneg, timer_itr, timer_rdtr, timer_radv, timer_tidv, timer_tadv;
+} E1000Snap;
+
+#define E1000_SREGS(n, off, cnt, lo, hi) \
+    { .name = (n), .kind = QNIC_SF_UINT, .offset = offsetof(E1000Snap, mac) + (off), \
+      .size = 4, .count = (cnt), .count_offset = QNIC_SF_NO_COUNT, .min = (lo), .max = (hi) }
+#define E1000_SREG(n, off) E1000_SREGS(n, off, 0, 0, 0)
+#define E1000_SREG_MAX(n, off, hi) E1000_SREGS(n, off, 0, 0, hi)
+
+static const QnicStateField e1000_ctx_fields[] = {
+    QNIC_STATE_UINT(E1000TxCtx, ipcss, 0), QNIC_STATE_UINT(E1000TxCtx, ipcso, 0),
+    QNIC_STATE_UINT(E1000TxCtx, tucss, 0), QNIC_STATE_UINT(E1000TxCtx, tucso, 0),
+    QNIC_STATE_UINT(E1000TxCtx, tucmd, 0), QNIC_STATE_UINT(E1000TxCtx, hdrlen, 0),
+    QNIC_STATE_UINT(E1000TxCtx, ipcse, 0), QNIC_STATE_UINT(E1000TxCtx, tucse, 0),
+    QNIC_STATE_UINT(E1000TxCtx, mss, 0),
+    QNIC_STATE_UINT_RANGE(E1000TxCtx, paylen, 0, 0, E1000_TXDD_LEN_MASK),
+    QNIC_STATE_END,
+};
+
+static const QnicStateDesc e1000_ctx_desc = {
+    .name = "e1000-tx-ctx", .version = 1, .min_version = 1,
+    .size = sizeof(E1000TxCtx), .fields = e1000_ctx_fields,
+};
+
+#define E1000_SCTX(f) \
+    { .name = #f, .kind = QNIC_SF_STRUCT, .offset = offsetof(E1000Snap, f), \
+      .size = sizeof(E1000TxCtx), .count_offset = QNIC_SF_NO_COUNT, .sub = &e1000_ctx_desc }
+
+static const QnicStateField e1000_state_fields[] = {
+    E1000_SREG("ctrl", E1000_CTRL), E1000_SREG("status", E1000_STATUS),
+    E1000_SREG("eerd", E1000_EERD), E1000_SREG("mdic", E1000_MDIC),
+    E1000_SREG_MAX("vet", E1000_VET, E1000_VET_MASK),
+    E1000_SREG_MAX("icr", E1000_ICR, E1000_ICR_MASK),
+    E1000_SREG_MAX("ims", E1000_IMS, E1000_ICR_MASK),
+    E1000_SREG_MAX("itr", E1000_ITR, E1000_ITR_MASK),
+    E1000_SREG("rctl", E1000_RCTL), E1000_SREG("tctl", E1000_TCTL),
+    E1000_SREG("rdbal", E1000_RDBAL), E1000_SREG("rdbah", E1000_RDBAH),
+    E1000_SREG("rdlen", E1000_RDLEN),
+    E1000_SREG_MAX("rdh", E1000_RDH, E1000_DH_DT_MASK),
+    E1000_SREG_MAX("rdt", E1000_RDT, E1000_DH_DT_MASK),
+    E1000_SREG_MAX("rdtr", E1000_RDTR, E1000_DELAY_MASK),
+    E1000_SREG_MAX("radv", E1000_RADV, E1000_DELAY_MASK),
+    E1000_SREG("tdbal", E1000_TDBAL), E1000_SREG("tdbah", E1000_TDBAH),
+    E1000_SREG("tdlen", E1000_TDLEN),
+    E1000_SREG_MAX("tdh", E1000_TDH, E1000_DH_DT_MASK),
+    E1000_SREG_MAX("tdt", E1000_TDT, E1000_DH_DT_MASK),
+    E1000_SREG_MAX("tidv", E1000_TIDV, E1000_DELAY_MASK),
+    E1000_SREG_MAX("tadv", E1000_TADV, E1000_DELAY_MASK),
+    E1000_SREG("ctrl_ext", E1000_CTRL_EXT), E1000_SREG("fla", E1000_FLA),
+    E1000_SREG("fcal", E1000_FCAL), E1000_SREG("fcah", E1000_FCAH),
+    E1000_SREG("fct", E1000_FCT), E1000_SREG("fcttv", E1000_FCTTV),
+    E1000_SREG("txcw", E1000_TXCW), E1000_SREG("rxcw", E1000_RXCW),
+    E1000_SREG("tctl_ext", E1000_TCTL_EXT), E1000_SREG("tipg", E1000_TIPG),
+    E1000_SREG("ait", E1000_AIT), E1000_SREG("ledctl", E1000_LEDCTL),
+    E1000_SREG("pba", E1000_PBA), E1000_SREG("fcrtl", E1000_FCRTL),
+    E1000_SREG("fcrth", E1000_FCRTH), E1000_SREG("rdfh", E1000_RDFH),
+    E1000_SREG("rdft", E1000_RDFT), E1000_SREG("rdfhs", E1000_RDFHS),
+    E1000_SREG("rdfts", E1000_RDFTS), E1000_SREG("rdfpc", E1000_RDFPC),
+    E1000_SREG("rxdctl", E1000_RXDCTL), E1000_SREG("rsrpd", E1000_RSRPD),
+    E1000_SREG("txdmac", E1000_TXDMAC), E1000_SREG("tdfh", E1000_TDFH),
+    E1000_SREG("tdft", E1000_TDFT), E1000_SREG("tdfhs", E1000_TDFHS),
+    E1000_SREG("tdfts", E1000_TDFTS), E1000_SREG("tdfpc", E1000_TDFPC),
+    E1000_SREG("txdctl", E1000_TXDCTL), E1000_SREG("tspmt", E1000_TSPMT),
+    E1000_SREG("rxcsum", E1000_RXCSUM), E1000_SREG("wuc", E1000_WUC),
+    E1000_SREG("wufc", E1000_WUFC), E1000_SREG("wus", E1000_WUS),
+    E1000_SREG("manc", E1000_MANC), E1000_SREG("ipav", E1000_IPAV),
+    E1000_SREG("wupl", E1000_WUPL),
+    E1000_SREGS("stats", E1000_STATS_START, (E1000_STATS_END - E1000_STATS_START) / 4, 0, 0),
+    E1000_SREGS("mta", E1000_MTA, E1000_MTA_ENTRIES, 0, 0),
+    E1000_SREGS("ra", E1000_RA, 2 * E1000_RA_ENTRIES, 0, 0),
+    E1000_SREGS("vfta", E1000_VFTA, E1000_VFTA_ENTRIES, 0, 0),
+    E1000_SREGS("ip4at", E1000_IP4AT, 0x20 / 4, 0, 0),
+    E1000_SREGS("ip6at", E1000_IP6AT, 0x10 / 4, 0, 0),
+    E1000_SREGS("wupm", E1000_WUPM, 0x80 / 4, 0, 0),
+    E1000_SREGS("fflt", E1000_FFLT, 0x20 / 4, 0, 0),
+    E1000_SREGS("ffmt", E1000_FFMT, 0x400 / 4, 0, 0),
+    E1000_SREGS("ffvt", E1000_FFVT, 0x400 / 4, 0, 0),
+    QNIC_STATE_UINT_ARRAY(E1000Snap, phy, 0),
+    QNIC_STATE_UINT_ARRAY(E1000Snap, eeprom, 0),
+    QNIC_STATE_UINT_RANGE(E1000Snap, ioaddr, 0, 0, E1000_MMIO_SIZE - 4),
+    QNIC_STATE_UINT(E1000Snap, ee_eecd, 0),
+    QNIC_STATE_UINT(E1000Snap, ee_val_in, 0),
+    QNIC_STATE_UINT_RANGE(E1000Snap, ee_bits_in, 0, 0, 3 + E1000_EEPROM_ADDR_BITS),
+    QNIC_STATE_UINT(E1000Snap, ee_out_pos, 0),
+    QNIC_STATE_BOOL(E1000Snap, ee_reading, 0),
+    E1000_SCTX(ctx), E1000_SCTX(tso_ctx),
+    QNIC_STATE_BOOL(E1000Snap, tx_in_frame, 0), QNIC_STATE_BOOL(E1000Snap, tx_bad, 0),
+    QNIC_STATE_BOOL(E1000Snap, tx_legacy, 0), QNIC_STATE_BOOL(E1000Snap, tx_tse, 0),
+    QNIC_STATE_BOOL(E1000Snap, tx_vle, 0),
+    QNIC_STATE_UINT(E1000Snap, tx_popts, 0), QNIC_STATE_UINT(E1000Snap, tx_cso, 0),
+    QNIC_STATE_UINT(E1000Snap, tx_css, 0), QNIC_STATE_UINT(E1000Snap, tx_cmd, 0),
+    QNIC_STATE_UINT(E1000Snap, tx_special, 0),
+    { .name = "tx_frame", .kind = QNIC_SF_UINT, .offset = offsetof(E1000Snap, tx_frame),
+      .size = 1, .count = E1000_TX_BUF_SIZE, .count_offset = offsetof(E1000Snap, tx_len) },
+    QNIC_STATE_BOOL(E1000Snap, irq_level, 0),
+    QNIC_STATE_UINT(E1000Snap, timer_autoneg, 0), QNIC_STATE_UINT(E1000Snap, timer_itr, 0),
+    QNIC_STATE_UINT(E1000Snap, timer_rdtr, 0), QNIC_STATE_UINT(E1000Snap, timer_radv, 0),
+    QNIC_STATE_UINT(E1000Snap, timer_tidv, 0), QNIC_STATE_UINT(E1000Snap, timer_tadv, 0),
+    QNIC_STATE_END,
+};
+
+static const QnicStateDesc e1000_state_desc = {
+    .name = "e1000", .version = 1, .min_version = 1,
+    .size = sizeof(E1000Snap), .fields = e1000_state_fields,
+};
+
+static uint64_t e1000_timer_save(const QnicTimer *t)
+{
+    return qnic_timer_pending(t) ? (uint64_t)qnic_timer_expire_time(t) : E1000_NO_TIMER;
+}
+
+static void e1000_timer_load(QnicTimer *t, uint64_t deadline)
+{
+    qnic_timer_del(t);
+    if (deadline != E1000_NO_TIMER) {
+        qnic_timer_mod(t, (int64_t)deadline);
+    }
+}
+
+static void e1000_snap_fill(E1000State *s, E1000Snap *p)
+{
+    memcpy(p->mac, s->mac, sizeof(p->mac));
+    memcpy(p->phy, s->phy, sizeof(p->phy));
+    memcpy(p->eeprom, s->eeprom, sizeof(p->eeprom));
+    p->ioaddr = s->ioaddr;
+    p->ee_eecd = s->ee.eecd;
+    p->ee_val_in = s->ee.val_in;
+    p->ee_bits_in = (uint32_t)s->ee.bits_in;
+    p->ee_out_pos = (uint32_t)s->ee.out_pos;
+    p->ee_reading = s->ee.reading;
+    p->ctx = s->ctx;
+    p->tso_ctx = s->tso_ctx;
+    p->tx_in_frame = s->tx_in_frame;
+    p->tx_bad = s->tx_bad;
+    p->tx_legacy = s->tx_legacy;
+    p->tx_tse = s->tx_tse;
+    p->tx_vle = s->tx_vle;
+    p->tx_popts = s->tx_popts;
+    p->tx_cso = s->tx_cso;
+    p->tx_css = s->tx_css;
+    p->tx_cmd = s->tx_cmd;
+    p->tx_special = s->tx_special;
+    p->tx_len = s->tx_in_frame ? (uint32_t)s->tx_len : 0;
+    memcpy(p->tx_frame, s->tx_buf, p->tx_len);
+    p->irq_level = s->irq_level;
+    p->timer_autoneg = e1000_timer_save(s->autoneg_timer);
+    p->timer_itr = e1000_timer_save(s->itr_timer);
+    p->timer_rdtr = e1000_timer_save(s->rdtr_timer);
+    p->timer_radv = e1000_timer_save(s->radv_timer);
+    p->timer_tidv = e1000_timer_save(s->tidv_timer);
+    p->timer_tadv = e1000_timer_save(s->tadv_timer);
+}
+
+#define SNAP_REG(p, off) ((p)->mac[(off) >> 2])
+
+/* One descriptor ring: base aligned, length a multiple of 128 bytes
+ * within what TDLEN/RDLEN hold, head and tail inside the ring. */
+static bool e1000_snap_check_ring(const E1000Snap *p, const char *what, unsigned bal,
+                                  unsigned len, unsigned head, unsigned tail, GError **errp)
+{
+    uint32_t n = SNAP_REG(p, len) / E1000_RXD_SIZE;
+
+    if (SNAP_REG(p, bal) & ~E1000_DBAL_MASK) {
+        qnic_error_setg(errp, "e1000: %s ring base 0x%08x is not 16-byte aligned",
+                        what, SNAP_REG(p, bal));
+        return false;
+    }
+    if (SNAP_REG(p, len) & ~E1000_DLEN_MASK) {
+        qnic_error_setg(errp, "e1000: %s ring length 0x%x is not a multiple of 128 "
+                        "below 1 MiB", what, SNAP_REG(p, len));
+        return false;
+    }
+    if (n && (SNAP_REG(p, head) >= n || SNAP_REG(p, tail) >= n)) {
+        qnic_error_setg(errp, "e1000: %s ring head %u / tail %u beyond its %u descriptors",
+                        what, SNAP_REG(p, head), SNAP_REG(p, tail), n);
+        return false;
+    }
+    return true;
+}
+
+static bool e1000_timer_check(uint64_t deadline, const char *name, GError **errp)
+{
+    if (deadline != E1000_NO_TIMER && deadline > INT64_MAX) {
+        qnic_error_setg(errp, "e1000: %s timer deadline %" PRIu64 " out of range",
+                        name, deadline);
+        return false;
+    }
+    return true;
+}
+
+/* What spans fields, or is narrower than a field's type. */
+static bool e1000_snap_check(const void *snap, GError **errp)
+{
+    const E1000Snap *p = snap;
+    const uint32_t ee_bits = E1000_EECD_SK | E1000_EECD_CS | E1000_EECD_DI |
+                             E1000_EECD_REQ | E1000_EECD_FWE_MASK;
+
+    if (!e1000_snap_check_ring(p, "RX", E1000_RDBAL, E1000_RDLEN, E1000_RDH, E1000_RDT, errp) ||
+        !e1000_snap_check_ring(p, "TX", E1000_TDBAL, E1000_TDLEN, E1000_TDH, E1000_TDT, errp)) {
+        return false;
+    }
+    if (p->ioaddr & 3) {
+        qnic_error_setg(errp, "e1000: IOADDR 0x%x is not dword aligned", p->ioaddr);
+        return false;
+    }
+    if (p->ee_eecd & ~ee_bits) {
+        qnic_error_setg(errp, "e1000: EECD shift state 0x%x has bits the device never "
+                        "keeps (0x%x)", p->ee_eecd, p->ee_eecd & ~ee_bits);
+        return false;
+    }
+    if (p->tx_len && !p->tx_in_frame) {
+        qnic_error_setg(errp, "e1000: %u bytes of a TX frame but no frame in assembly",
+                        p->tx_len);
+        return false;
+    }
+    return e1000_timer_check(p->timer_autoneg, "autoneg", errp) &&
+           e1000_timer_check(p->timer_itr, "itr", errp) &&
+           e1000_timer_check(p->timer_rdtr, "rdtr", errp) &&
+           e1000_timer_check(p->timer_radv, "radv", errp) &&
+           e1000_timer_check(p->timer_tidv, "tidv", errp) &&
+           e1000_timer_check(p->timer_tadv, "tadv", errp);
+}
+
+static void e1000_snap_apply(E1000State *s, const E1000Snap *p)
+{
+    memcpy(s->mac, p->mac, sizeof(p->mac));
+    memcpy(s->phy, p->phy, sizeof(p->phy));
+    memcpy(s->eeprom, p->eeprom, sizeof(p->eeprom));
+    s->ioaddr = p->ioaddr;
+    s->ee.eecd = p->ee_eecd;
+    s->ee.val_in = p->ee_val_in;
+    s->ee.bits_in = (int)p->ee_bits_in;
+    s->ee.out_pos = (int)p->ee_out_pos;
+    s->ee.reading = p->ee_reading;
+    s->ctx = p->ctx;
+    s->tso_ctx = p->tso_ctx;
+    s->tx_in_frame = p->tx_in_frame;
+    s->tx_bad = p->tx_bad;
+    s->tx_legacy = p->tx_legacy;
+    s->tx_tse = p->tx_tse;
+    s->tx_vle = p->tx_vle;
+    s->tx_popts = p->tx_popts;
+    s->tx_cso = p->tx_cso;
+    s->tx_css = p->tx_css;
+    s->tx_cmd = p->tx_cmd;
+    s->tx_special = p->tx_special;
+    s->tx_len = p->tx_len;
+    memcpy(s->tx_buf, p->tx_frame, p->tx_len);
+    s->irq_level = p->irq_level;     /* the line itself is the PCI section's */
+    e1000_timer_load(s->autoneg_timer, p->timer_autoneg);
+    e1000_timer_load(s->itr_timer, p->timer_itr);
+    e1000_timer_load(s->rdtr_timer, p->timer_rdtr);
+    e1000_timer_load(s->radv_timer, p->timer_radv);
+    e1000_timer_load(s->tidv_timer, p->timer_tidv);
+    e1000_timer_load(s->tadv_timer, p->timer_tadv);
+    /* The link is this side's backend's: a peer that is down here shows
+     * as down, whatever the source saw. */
+    if (e1000_nc_link_down(s)) {
+        e1000_link_down(s);
+    }
+}
+
+static bool e1000_save_state(QnicDevice *dev, GByteArray *out, GError **errp)
+{
+    E1000State *s = (E1000State *)dev;
+    g_autofree E1000Snap *p = g_new0(E1000Snap, 1);
+
+    e1000_snap_fill(s, p);
+    qnic_pci_model_save_state(&s->pci, out, &e1000_state_desc, p);
+    return true;
+}
+
+static bool e1000_load_state(QnicDevice *dev, QnicStateReader *r, GError **errp)
+{
+    E1000State *s = (E1000State *)dev;
+    g_autofree E1000Snap *p = g_new0(E1000Snap, 1);
+
+    if (!qnic_pci_model_load_state(&s->pci, r, &e1000_state_desc, p, e1000_snap_check, errp)) {
+        return false;
+    }
+    e1000_snap_apply(s, p);
+    return true;
+}
+
+/* ---------------------------------------------------------------- */
 /* Device life cycle */
 
 static const QnicNetClientOps e1000_net_ops = {
@@ -1392,6 +1700,8 @@ static void e1000_unrealize(QnicDevice *dev)
         .realize = e1000_realize,               \
         .reset = e1000_reset,                   \
         .unrealize = e1000_unrealize,           \
+        .save_state = e1000_save_state,         \
+        .load_state = e1000_load_state,         \
     };                                          \
     QNIC_DEVICE_REGISTER(var)
 

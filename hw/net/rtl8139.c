@@ -21,6 +21,7 @@
 #include "qnic/net.h"
 #include "qnic/opts.h"
 #include "qnic/pci.h"
+#include "qnic/state.h"
 #include "hw/net/net-tx-pkt.h"
 #include "hw/net/rtl8139-regs.h"
 
@@ -1482,6 +1483,256 @@ static void rtl_unrealize(QnicDevice *dev)
     g_free(s->seg_buf);
 }
 
+/* ---------------------------------------------------------------- state */
+
+/* Device state (qnic/state.h): the section "rtl8139", after "pci". The
+ * timer is not saved as a deadline: TCTR's base on the virtual clock and
+ * TimerInt determine it, and apply re-arms it from them. */
+typedef struct Rtl8139Snap {
+    uint8_t idr[6], mar[8];
+    uint32_t tsd[4], tsad[4];
+    uint32_t rbstart;
+    uint16_t erbcr;
+    uint8_t ersr, cr;
+    uint16_t capr, cbr, imr, isr;
+    uint32_t tcr, rcr;
+    uint64_t tctr_base;             /* virtual-clock ns where TCTR was 0 */
+    uint32_t timer_int, mpc;
+    uint8_t cfg9346, config0, config1, config3, config4, config5, msr;
+    uint16_t mulint, bmcr, bmsr, anar, anlpar, aner, cscr;
+    uint32_t cur_tx;
+    uint16_t cpcr, rx_max_size;
+    uint8_t etthr;
+    uint32_t rdsar[2];
+    uint32_t cp_tx_idx, cp_rx_idx;
+    bool cp_tx_open, cp_tx_bad;
+    uint32_t cp_tx_dw0, cp_tx_dw1;
+    uint32_t cp_tx_len;
+    uint8_t cp_tx_frame[RTL_CP_TX_MAX];
+    uint16_t ee_contents[RTL_EEPROM_WORDS];
+    uint32_t ee_state, ee_nbits, ee_out_bits;
+    uint16_t ee_shift, ee_out;
+    uint8_t ee_addr;
+    bool ee_write_all, ee_write_enabled, ee_cs, ee_sk, ee_di, ee_dout;
+} Rtl8139Snap;
+
+/* Far beyond any uptime, and far enough below INT64_MAX that re-arming the
+ * timer from it cannot overflow. */
+#define RTL_TCTR_BASE_MAX (1ull << 62)
+
+#define RTL_SU(f) QNIC_STATE_UINT(Rtl8139Snap, f, 0)
+#define RTL_SB(f) QNIC_STATE_BOOL(Rtl8139Snap, f, 0)
+#define RTL_SR(f, hi) QNIC_STATE_UINT_RANGE(Rtl8139Snap, f, 0, 0, hi)
+
+static const QnicStateField rtl_state_fields[] = {
+    QNIC_STATE_BYTES(Rtl8139Snap, idr, 0), QNIC_STATE_BYTES(Rtl8139Snap, mar, 0),
+    QNIC_STATE_UINT_ARRAY(Rtl8139Snap, tsd, 0), QNIC_STATE_UINT_ARRAY(Rtl8139Snap, tsad, 0),
+    RTL_SU(rbstart), RTL_SU(erbcr), RTL_SU(ersr), RTL_SU(cr), RTL_SU(capr), RTL_SU(cbr),
+    RTL_SU(imr), RTL_SU(isr), RTL_SU(tcr), RTL_SU(rcr), RTL_SR(tctr_base, RTL_TCTR_BASE_MAX),
+    RTL_SU(timer_int), RTL_SU(mpc), RTL_SU(cfg9346), RTL_SU(config0), RTL_SU(config1),
+    RTL_SU(config3), RTL_SU(config4), RTL_SU(config5), RTL_SU(msr), RTL_SU(mulint),
+    RTL_SU(bmcr), RTL_SU(bmsr), RTL_SU(anar), RTL_SU(anlpar), RTL_SU(aner), RTL_SU(cscr),
+    RTL_SR(cur_tx, 3), RTL_SU(cpcr), RTL_SU(rx_max_size), RTL_SU(etthr),
+    QNIC_STATE_UINT_ARRAY(Rtl8139Snap, rdsar, 0),
+    RTL_SR(cp_tx_idx, RTL_CP_RING_MAX - 1), RTL_SR(cp_rx_idx, RTL_CP_RING_MAX - 1),
+    RTL_SB(cp_tx_open), RTL_SB(cp_tx_bad), RTL_SU(cp_tx_dw0), RTL_SU(cp_tx_dw1),
+    { .name = "cp_tx_frame", .kind = QNIC_SF_UINT, .offset = offsetof(Rtl8139Snap, cp_tx_frame),
+      .size = 1, .count = RTL_CP_TX_MAX, .count_offset = offsetof(Rtl8139Snap, cp_tx_len) },
+    QNIC_STATE_UINT_ARRAY(Rtl8139Snap, ee_contents, 0),
+    RTL_SR(ee_state, EE_DONE), RTL_SR(ee_nbits, 16), RTL_SR(ee_out_bits, 16),
+    RTL_SU(ee_shift), RTL_SU(ee_out), RTL_SR(ee_addr, RTL_EEPROM_WORDS - 1),
+    RTL_SB(ee_write_all), RTL_SB(ee_write_enabled), RTL_SB(ee_cs), RTL_SB(ee_sk),
+    RTL_SB(ee_di), RTL_SB(ee_dout),
+    QNIC_STATE_END,
+};
+
+static const QnicStateDesc rtl_state_desc = {
+    .name = "rtl8139", .version = 1, .min_version = 1,
+    .size = sizeof(Rtl8139Snap), .fields = rtl_state_fields,
+};
+
+static void rtl_snap_fill_eeprom(const Rtl8139Eeprom *e, Rtl8139Snap *p)
+{
+    memcpy(p->ee_contents, e->contents, sizeof(p->ee_contents));
+    p->ee_state = e->state;
+    p->ee_nbits = e->nbits;
+    p->ee_out_bits = e->out_bits;
+    p->ee_shift = e->shift;
+    p->ee_out = e->out;
+    p->ee_addr = e->addr;
+    p->ee_write_all = e->write_all;
+    p->ee_write_enabled = e->write_enabled;
+    p->ee_cs = e->cs;
+    p->ee_sk = e->sk;
+    p->ee_di = e->di;
+    p->ee_dout = e->dout;
+}
+
+static void rtl_snap_fill(const Rtl8139State *s, Rtl8139Snap *p)
+{
+    memcpy(p->idr, s->idr, 6);
+    memcpy(p->mar, s->mar, 8);
+    memcpy(p->tsd, s->tsd, sizeof(p->tsd));
+    memcpy(p->tsad, s->tsad, sizeof(p->tsad));
+    p->rbstart = s->rbstart;
+    p->erbcr = s->erbcr;
+    p->ersr = s->ersr;
+    p->cr = s->cr;
+    p->capr = s->capr;
+    p->cbr = s->cbr;
+    p->imr = s->imr;
+    p->isr = s->isr;
+    p->tcr = s->tcr;
+    p->rcr = s->rcr;
+    p->tctr_base = (uint64_t)s->tctr_base;
+    p->timer_int = s->timer_int;
+    p->mpc = s->mpc;
+    p->cfg9346 = s->cfg9346;
+    p->config0 = s->config0;
+    p->config1 = s->config1;
+    p->config3 = s->config3;
+    p->config4 = s->config4;
+    p->config5 = s->config5;
+    p->msr = s->msr;
+    p->mulint = s->mulint;
+    p->bmcr = s->bmcr;
+    p->bmsr = s->bmsr;
+    p->anar = s->anar;
+    p->anlpar = s->anlpar;
+    p->aner = s->aner;
+    p->cscr = s->cscr;
+    p->cur_tx = s->cur_tx;
+    p->cpcr = s->cpcr;
+    p->rx_max_size = s->rx_max_size;
+    p->etthr = s->etthr;
+    memcpy(p->rdsar, s->rdsar, sizeof(p->rdsar));
+    p->cp_tx_idx = s->cp_tx_idx;
+    p->cp_rx_idx = s->cp_rx_idx;
+    p->cp_tx_open = s->cp_tx_open;
+    p->cp_tx_bad = s->cp_tx_bad;
+    p->cp_tx_dw0 = s->cp_tx_dw0;
+    p->cp_tx_dw1 = s->cp_tx_dw1;
+    p->cp_tx_len = s->cp_tx_open ? (uint32_t)MIN(s->cp_tx_len, (size_t)RTL_CP_TX_MAX) : 0;
+    memcpy(p->cp_tx_frame, s->cp_tx_buf, p->cp_tx_len);
+    rtl_snap_fill_eeprom(&s->eeprom, p);
+}
+
+/* What spans fields or is narrower than its type: the RX ring pointer, the
+ * C+ frame only while one is open, the EEPROM's counters within its state. */
+static bool rtl_snap_check(const void *snap, GError **errp)
+{
+    const Rtl8139Snap *p = snap;
+
+    if (p->cbr & 3) {
+        /* The device only ever moves it in dwords (and uses it modulo the
+         * ring size RCR selects, which the guest may change). */
+        qnic_error_setg(errp, "rtl8139: RX ring write pointer CBR 0x%x is not dword "
+                        "aligned", p->cbr);
+        return false;
+    }
+    if (p->cp_tx_len && !p->cp_tx_open) {
+        qnic_error_setg(errp, "rtl8139: %u bytes of a C+ TX frame but no frame open",
+                        p->cp_tx_len);
+        return false;
+    }
+    if ((p->ee_state == EE_CMD && p->ee_nbits >= 2 + RTL_EEPROM_ADDR_BITS) ||
+        (p->ee_state == EE_WRITE && p->ee_nbits >= 16)) {
+        qnic_error_setg(errp, "rtl8139: EEPROM shift count %u impossible in state %u",
+                        p->ee_nbits, p->ee_state);
+        return false;
+    }
+    return true;
+}
+
+static void rtl_snap_apply_eeprom(Rtl8139Eeprom *e, const Rtl8139Snap *p)
+{
+    memcpy(e->contents, p->ee_contents, sizeof(e->contents));
+    e->state = (EepromState)p->ee_state;
+    e->nbits = p->ee_nbits;
+    e->out_bits = p->ee_out_bits;
+    e->shift = p->ee_shift;
+    e->out = p->ee_out;
+    e->addr = p->ee_addr;
+    e->write_all = p->ee_write_all;
+    e->write_enabled = p->ee_write_enabled;
+    e->cs = p->ee_cs;
+    e->sk = p->ee_sk;
+    e->di = p->ee_di;
+    e->dout = p->ee_dout;
+}
+
+static void rtl_snap_apply(Rtl8139State *s, const Rtl8139Snap *p)
+{
+    memcpy(s->idr, p->idr, 6);
+    memcpy(s->mar, p->mar, 8);
+    memcpy(s->tsd, p->tsd, sizeof(p->tsd));
+    memcpy(s->tsad, p->tsad, sizeof(p->tsad));
+    s->rbstart = p->rbstart;
+    s->erbcr = p->erbcr;
+    s->ersr = p->ersr;
+    s->cr = p->cr;
+    s->capr = p->capr;
+    s->cbr = p->cbr;
+    s->imr = p->imr;
+    s->isr = p->isr;
+    s->tcr = p->tcr;
+    s->rcr = p->rcr;
+    s->tctr_base = (int64_t)p->tctr_base;
+    s->timer_int = p->timer_int;
+    s->mpc = p->mpc;
+    s->cfg9346 = p->cfg9346;
+    s->config0 = p->config0;
+    s->config1 = p->config1;
+    s->config3 = p->config3;
+    s->config4 = p->config4;
+    s->config5 = p->config5;
+    s->msr = p->msr;
+    s->mulint = p->mulint;
+    s->bmcr = p->bmcr;
+    s->bmsr = p->bmsr;
+    s->anar = p->anar;
+    s->anlpar = p->anlpar;
+    s->aner = p->aner;
+    s->cscr = p->cscr;
+    s->cur_tx = p->cur_tx;
+    s->cpcr = p->cpcr;
+    s->rx_max_size = p->rx_max_size;
+    s->etthr = p->etthr;
+    memcpy(s->rdsar, p->rdsar, sizeof(p->rdsar));
+    s->cp_tx_idx = p->cp_tx_idx;
+    s->cp_rx_idx = p->cp_rx_idx;
+    s->cp_tx_open = p->cp_tx_open;
+    s->cp_tx_bad = p->cp_tx_bad;
+    s->cp_tx_dw0 = p->cp_tx_dw0;
+    s->cp_tx_dw1 = p->cp_tx_dw1;
+    s->cp_tx_len = p->cp_tx_len;
+    memcpy(s->cp_tx_buf, p->cp_tx_frame, p->cp_tx_len);
+    rtl_snap_apply_eeprom(&s->eeprom, p);
+    rtl_timer_rearm(s);
+}
+
+static bool rtl_save_state(QnicDevice *dev, GByteArray *out, GError **errp)
+{
+    Rtl8139State *s = (Rtl8139State *)dev;
+    g_autofree Rtl8139Snap *p = g_new0(Rtl8139Snap, 1);
+
+    rtl_snap_fill(s, p);
+    qnic_pci_model_save_state(&s->pci, out, &rtl_state_desc, p);
+    return true;
+}
+
+static bool rtl_load_state(QnicDevice *dev, QnicStateReader *r, GError **errp)
+{
+    Rtl8139State *s = (Rtl8139State *)dev;
+    g_autofree Rtl8139Snap *p = g_new0(Rtl8139Snap, 1);
+
+    if (!qnic_pci_model_load_state(&s->pci, r, &rtl_state_desc, p, rtl_snap_check, errp)) {
+        return false;
+    }
+    rtl_snap_apply(s, p);
+    return true;
+}
+
 static const QnicDeviceClass rtl8139_class = {
     .name = "rtl8139",
     .bus = "pci",
@@ -1489,5 +1740,7 @@ static const QnicDeviceClass rtl8139_class = {
     .realize = rtl_realize,
     .reset = rtl_reset,
     .unrealize = rtl_unrealize,
+    .save_state = rtl_save_state,
+    .load_state = rtl_load_state,
 };
 QNIC_DEVICE_REGISTER(rtl8139_class)

@@ -206,3 +206,24 @@ void qnic_pci_state_free(QnicPciState *s)
 {
     g_free(s);
 }
+
+void qnic_pci_model_save_state(QnicPciDevice *d, GByteArray *out, const QnicStateDesc *desc,
+                               const void *snap)
+{
+    qnic_pci_state_save(d, out);
+    qnic_state_write(out, desc, snap);
+}
+
+bool qnic_pci_model_load_state(QnicPciDevice *d, QnicStateReader *r, const QnicStateDesc *desc,
+                               void *snap, bool (*check)(const void *snap, GError **errp),
+                               GError **errp)
+{
+    g_autoptr(QnicPciState) ps = qnic_pci_state_read(d, r, errp);
+
+    if (!ps || !qnic_state_read(r, desc, snap, errp) || (check && !check(snap, errp)) ||
+        !qnic_state_reader_done(r, errp)) {
+        return false;
+    }
+    qnic_pci_state_apply(d, ps);
+    return true;
+}

@@ -191,6 +191,17 @@ QnicPciState *qnic_pci_state_read(QnicPciDevice *d, QnicStateReader *r, GError *
 void qnic_pci_state_apply(QnicPciDevice *d, const QnicPciState *s);
 void qnic_pci_state_free(QnicPciState *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QnicPciState, qnic_pci_state_free)
+/* For a model whose state is "pci" and one section of its own (e1000,
+ * rtl8139): save writes both. load reads and checks "pci", decodes the
+ * model's section into snap (desc->size bytes), runs check on it, insists
+ * the stream ends there, and only then applies the PCI state: true means
+ * the caller applies snap now; false leaves the device as it was. */
+typedef struct QnicStateDesc QnicStateDesc;
+void qnic_pci_model_save_state(QnicPciDevice *d, GByteArray *out, const QnicStateDesc *desc,
+                               const void *snap);
+bool qnic_pci_model_load_state(QnicPciDevice *d, QnicStateReader *r, const QnicStateDesc *desc,
+                               void *snap, bool (*check)(const void *snap, GError **errp),
+                               GError **errp);
 
 /* ---- the bus and host bridge ---- */
 /* The level of an interrupt line the host drives changed: a PIRQ link's

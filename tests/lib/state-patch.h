@@ -22,7 +22,8 @@ static inline uint64_t state_patch_le(const uint8_t *p, unsigned n)
     return v;
 }
 
-/* The payload of record `field` (after kind and name) in section `sec`, and
+/* The payload of record `field` (after kind and name) in the first section
+ * named `sec` that has it, and
  * where that section starts and ends (before its CRC); NULL if absent. */
 static inline uint8_t *state_patch_find(GByteArray *b, const char *sec, const char *field,
                                         uint8_t *kind, size_t *sec_start, size_t *sec_end)
@@ -68,7 +69,8 @@ static inline uint8_t *state_patch_find(GByteArray *b, const char *sec, const ch
                 p += 8 + state_patch_le(b->data + p + 4, 4);
             }
         }
-        return NULL;
+        /* not in this one: a later section of the same name may have it
+         * (a device stream starts with a section naming its class) */
     }
     return NULL;
 }
