@@ -4,8 +4,9 @@
  * moves frames both ways through a hub to a peer client; A's state (and
  * its RAM, as a migration copies it) goes to a fresh machine B; B's state
  * saved again must equal A's field by field (qnic_state_dump), and the same
- * driver, with the same rings, goes on moving frames on B (for e1000 also
- * finishing a TX frame whose first descriptor A had already taken). Then
+ * driver, with the same rings, goes on moving frames on B (for e1000
+ * and rtl8139's C+ mode also finishing a TX frame whose first descriptor A
+ * had already taken; rtl8139 runs in C mode and in C+ mode). Then
  * B is fed hostile streams: truncated, bit-flipped, and CRC-valid ones with
  * values the device must refuse (a ring index beyond its ring, an unaligned
  * BAR, a C-mode slot that does not exist); each is refused with an error
@@ -140,7 +141,8 @@ typedef struct Driver Driver;
 struct Driver {
     const char *model;
     void (*up)(Vm *vm, Driver *d);
-    void (*tx)(Vm *vm, Driver *d, const uint8_t *f, size_t len);
+    /* one TX descriptor of a frame: first/last say where it sits */
+    void (*txd)(Vm *vm, Driver *d, const uint8_t *f, size_t len, bool first, bool last);
     void (*rx)(Vm *vm, Driver *d, const uint8_t *f, size_t len);   /* expect f next */
     /* what the guest remembers of its rings */
     unsigned tx_next, rx_next, rx_off;
@@ -191,8 +193,8 @@ static void e1000_up(Vm *vm, Driver *d)
     d->tx_next = d->rx_next = 0;
 }
 
-/* One TX descriptor; eop false leaves the frame open in the device. */
-static void e1000_txd(Vm *vm, Driver *d, const uint8_t *f, size_t len, bool eop)
+/* One TX descriptor; without EOP the frame stays open in the device. */
+static void e1000_txd(Vm *vm, Driver *d, const uint8_t *f, size_t len, bool first, bool eop)
 {
     uint64_t da = E_TX_RING + 16 * d->tx_next, buf = E_TX_BUF + 2048 * d->tx_next;
     uint8_t cmd = E1000_TXD_CMD_RS | E1000_TXD_CMD_IFCS | (eop ? E1000_TXD_CMD_EOP : 0);
@@ -205,11 +207,6 @@ static void e1000_txd(Vm *vm, Driver *d, const uint8_t *f, size_t len, bool eop)
     e_w(vm, E1000_TDT, d->tx_next);
     g_assert_cmphex(*ram(vm, da + E1000_TXD_STATUS, 1) & E1000_TXD_STAT_DD, !=, 0);
     g_assert_cmpuint(e_r(vm, E1000_TDH), ==, d->tx_next);
-}
-
-static void e1000_tx(Vm *vm, Driver *d, const uint8_t *f, size_t len)
-{
-    e1000_txd(vm, d, f, len, true);
 }
 
 static void e1000_rx(Vm *vm, Driver *d, const uint8_t *f, size_t len)
@@ -261,9 +258,11 @@ static void rtl_up(Vm *vm, Driver *d)
     d->rx_off = 0;
 }
 
-static void rtl_tx(Vm *vm, Driver *d, const uint8_t *f, size_t len)
+static void rtl_txd(Vm *vm, Driver *d, const uint8_t *f, size_t len, bool first, bool last)
 {
     unsigned slot = d->tx_next;
+
+    g_assert_true(first && last);      /* a C-mode slot holds a whole frame */
 
     memcpy(ram(vm, R_TX_BUF + 2048 * slot, len), f, len);
     r_w(vm, RTL_TSD0 + 4 * slot, 4, (uint32_t)len);
@@ -283,6 +282,71 @@ static void rtl_rx(Vm *vm, Driver *d, const uint8_t *f, size_t len)
     r_w(vm, RTL_ISR, 2, 0xffff);
 }
 
+/* rtl8139 in C+ mode: 8-descriptor rings of 2 KiB buffers. */
+#define CP_RX_RING 0x600000ull
+#define CP_TX_RING 0x601000ull
+#define CP_RX_BUF 0x610000ull
+#define CP_TX_BUF 0x620000ull
+#define CP_RING 8u
+
+static void cp_rx_give(Vm *vm, unsigned i)
+{
+    uint8_t *desc = ram(vm, CP_RX_RING + 16 * i, 16);
+
+    qnic_st32(desc + 4, 0);
+    qnic_st64(desc + 8, CP_RX_BUF + 2048 * i);
+    qnic_st32(desc, RTL_CPD_OWN | (i == CP_RING - 1 ? RTL_CPD_EOR : 0) | 2048);
+}
+
+static void rtlcp_up(Vm *vm, Driver *d)
+{
+    QnicPciDevice *pd = (QnicPciDevice *)vm->dev;
+
+    qnic_pci_config_write(pd, PCI_BASE_ADDRESS_0, IO_BASE, 4);
+    qnic_pci_config_write(pd, PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MASTER, 2);
+    memset(ram(vm, CP_TX_RING, 16 * CP_RING), 0, 16 * CP_RING);
+    for (unsigned i = 0; i < CP_RING; i++) {
+        cp_rx_give(vm, i);
+    }
+    r_w(vm, RTL_CPCR, 2, RTL_CPCR_RXENB | RTL_CPCR_TXENB);
+    r_w(vm, RTL_RDSAR_LO, 4, (uint32_t)CP_RX_RING);
+    r_w(vm, RTL_RDSAR_HI, 4, 0);
+    r_w(vm, RTL_TNPDS_LO, 4, (uint32_t)CP_TX_RING);
+    r_w(vm, RTL_TNPDS_HI, 4, 0);
+    r_w(vm, RTL_CR, 1, RTL_CR_RE | RTL_CR_TE);
+    r_w(vm, RTL_RCR, 4, RTL_RCR_AAP | RTL_RCR_AB);
+    r_w(vm, RTL_IMR, 2, RTL_INT_ROK);
+    d->tx_next = d->rx_next = 0;
+}
+
+static void rtlcp_txd(Vm *vm, Driver *d, const uint8_t *f, size_t len, bool first, bool last)
+{
+    unsigned i = d->tx_next;
+    uint8_t *desc = ram(vm, CP_TX_RING + 16 * i, 16);
+
+    memcpy(ram(vm, CP_TX_BUF + 2048 * i, len), f, len);
+    qnic_st32(desc + 4, 0);
+    qnic_st64(desc + 8, CP_TX_BUF + 2048 * i);
+    qnic_st32(desc, RTL_CPD_OWN | (i == CP_RING - 1 ? RTL_CPD_EOR : 0) |
+              (first ? RTL_CPD_FS : 0) | (last ? RTL_CPD_LS : 0) | (uint32_t)len);
+    r_w(vm, RTL_TPPOLL, 1, RTL_TPPOLL_NPQ);
+    g_assert_cmphex(qnic_ld32(desc) & RTL_CPD_OWN, ==, 0);
+    d->tx_next = (i + 1) % CP_RING;
+}
+
+static void rtlcp_rx(Vm *vm, Driver *d, const uint8_t *f, size_t len)
+{
+    uint8_t *desc = ram(vm, CP_RX_RING + 16 * d->rx_next, 16);
+    uint32_t dw0 = qnic_ld32(desc);
+
+    g_assert_cmphex(dw0 & RTL_CPD_OWN, ==, 0);
+    g_assert_cmpuint(dw0 & RTL_CPRX_LEN_MASK, ==, len + 4);     /* with the FCS */
+    g_assert_cmpmem(ram(vm, CP_RX_BUF + 2048 * d->rx_next, len), len, f, len);
+    cp_rx_give(vm, d->rx_next);
+    d->rx_next = (d->rx_next + 1) % CP_RING;
+    r_w(vm, RTL_ISR, 2, 0xffff);
+}
+
 /* ---- the test ---- */
 
 static void exchange(Vm *vm, Driver *d, unsigned seq, size_t len)
@@ -290,7 +354,7 @@ static void exchange(Vm *vm, Driver *d, unsigned seq, size_t len)
     uint8_t f[1514];
 
     make_frame(f, len, true, seq);
-    d->tx(vm, d, f, len);
+    d->txd(vm, d, f, len, true, true);
     peer_expect(vm, &d->peer_taken, f, len);
     make_frame(f, len, false, seq + 1000);
     peer_send(vm, f, len);
@@ -410,7 +474,7 @@ static void run_migration(Driver *d, const Patch *patches, bool partial_tx)
     memcpy(rest, whole + sizeof(part), sizeof(rest));
     if (partial_tx) {
         /* The device holds the first 600 bytes of a frame. */
-        e1000_txd(&a, d, part, sizeof(part), false);
+        d->txd(&a, d, part, sizeof(part), true, false);
     }
     /* An interrupt left pending across the move. */
     make_frame(whole + 0, 64, false, 99);
@@ -433,7 +497,7 @@ static void run_migration(Driver *d, const Patch *patches, bool partial_tx)
     d->rx(&b, d, whole, 64);
     if (partial_tx) {
         make_frame(whole, sizeof(whole), true, 77);
-        e1000_txd(&b, d, rest, sizeof(rest), true);
+        d->txd(&b, d, rest, sizeof(rest), false, true);
         peer_expect(&b, &d->peer_taken, whole, sizeof(whole));
     }
     for (unsigned i = 0; i < 11; i++) {
@@ -445,7 +509,7 @@ static void run_migration(Driver *d, const Patch *patches, bool partial_tx)
 
 static void test_e1000(gconstpointer model)
 {
-    Driver d = { .model = model, .up = e1000_up, .tx = e1000_tx, .rx = e1000_rx };
+    Driver d = { .model = model, .up = e1000_up, .txd = e1000_txd, .rx = e1000_rx };
     static const Patch patches[] = {
         { "e1000", "rdh", 0, 100, .msg = "RX ring head 100" },
         { "e1000", "tdt", 0, 8, .msg = "TX ring head" },
@@ -464,7 +528,7 @@ static void test_e1000(gconstpointer model)
 
 static void test_rtl8139(void)
 {
-    Driver d = { .model = "rtl8139", .up = rtl_up, .tx = rtl_tx, .rx = rtl_rx };
+    Driver d = { .model = "rtl8139", .up = rtl_up, .txd = rtl_txd, .rx = rtl_rx };
     static const Patch patches[] = {
         { "rtl8139", "cur_tx", 0, 4, .msg = "cur_tx" },
         { "rtl8139", "cbr", 0, 0x1002, .msg = "CBR" },
@@ -479,6 +543,19 @@ static void test_rtl8139(void)
     run_migration(&d, patches, false);
 }
 
+static void test_rtl8139_cplus(void)
+{
+    Driver d = { .model = "rtl8139", .up = rtlcp_up, .txd = rtlcp_txd, .rx = rtlcp_rx };
+    static const Patch patches[] = {
+        { "rtl8139", "cp_tx_idx", 0, 64, .msg = "cp_tx_idx" },
+        { "rtl8139", "cp_rx_idx", 0, 200, .msg = "cp_rx_idx" },
+        { "rtl8139", "tctr_base", 0, 1ull << 63, .msg = "tctr_base" },
+        { NULL },
+    };
+
+    run_migration(&d, patches, true);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -486,5 +563,6 @@ int main(int argc, char **argv)
     g_test_add_data_func("/nic-state/e1000-82544gc", "e1000-82544gc", test_e1000);
     g_test_add_data_func("/nic-state/e1000-82545em", "e1000-82545em", test_e1000);
     g_test_add_func("/nic-state/rtl8139", test_rtl8139);
+    g_test_add_func("/nic-state/rtl8139-cplus", test_rtl8139_cplus);
     return g_test_run();
 }
