@@ -6,6 +6,7 @@
 #include "qnic/machine.h"
 #include "qnic/pci.h"
 #include "qnic/log.h"
+#include "qnic/state.h"
 #include <sys/mman.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -118,6 +119,8 @@ void qnic_machine_free(QnicMachine *m)
     qnic_pci_bus_free(m->pci);
     qnic_as_destroy(&m->mem);
     qnic_as_destroy(&m->io);
+    qnic_region_dirty_free(&m->ram_low);
+    qnic_region_dirty_free(&m->ram_high);
     g_ptr_array_free(m->devices, TRUE);
     if (m->ram) {
         munmap(m->ram, m->ram_size);
@@ -166,4 +169,44 @@ void *qnic_machine_ram_ptr(QnicMachine *m, uint64_t gpa, uint64_t len)
         }
     }
     return NULL;
+}
+
+/* Machine-level state: the level of every GSI line as the devices left it
+ * (the accelerator's interrupt controllers have their own sections). */
+typedef struct MachineSnap {
+    uint8_t gsi_level[QNIC_NUM_GSI];
+} MachineSnap;
+
+static const QnicStateField machine_fields[] = {
+    { .name = "gsi_level", .kind = QNIC_SF_UINT, .offset = offsetof(MachineSnap, gsi_level),
+      .size = 1, .count = QNIC_NUM_GSI, .count_offset = QNIC_SF_NO_COUNT, .max = 1 },
+    QNIC_STATE_END,
+};
+
+static const QnicStateDesc machine_desc = {
+    .name = "machine", .version = 1, .min_version = 1,
+    .size = sizeof(MachineSnap), .fields = machine_fields,
+};
+
+void qnic_machine_save_state(QnicMachine *m, GByteArray *out)
+{
+    MachineSnap snap = { { 0 } };
+
+    for (unsigned i = 0; i < QNIC_NUM_GSI; i++) {
+        snap.gsi_level[i] = m->gsi_level[i] ? 1 : 0;
+    }
+    qnic_state_write(out, &machine_desc, &snap);
+}
+
+bool qnic_machine_load_state(QnicMachine *m, QnicStateReader *r, GError **errp)
+{
+    MachineSnap snap;
+
+    if (!qnic_state_read(r, &machine_desc, &snap, errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < QNIC_NUM_GSI; i++) {
+        qnic_machine_set_gsi(m, i, snap.gsi_level[i]);
+    }
+    return true;
 }

@@ -296,6 +296,123 @@ static bool eventfd_hit(QnicAddressSpace *as, QnicRegion *r, uint64_t off, unsig
     return false;
 }
 
+/* ---- Dirty log ---- */
+
+#define LONG_BITS (8 * sizeof(unsigned long))
+/* Distinct long-lived writable maps remembered per region; past this the
+ * whole region counts as dirty at every sync (a guest that keeps moving its
+ * rings costs bandwidth, never correctness). */
+#define MAX_WRITE_MAPS 1024
+
+typedef struct QnicWriteMap {
+    uint64_t off, len;
+} QnicWriteMap;
+
+struct QnicDirtyLog {
+    unsigned long *bits;        /* NULL while not logging */
+    uint64_t pages;
+    GArray *write_maps;         /* QnicWriteMap, deduplicated */
+    bool write_maps_overflow;
+};
+
+static struct QnicDirtyLog *dirty_log_get(QnicRegion *r)
+{
+    if (!r->dirty) {
+        r->dirty = g_new0(struct QnicDirtyLog, 1);
+        r->dirty->pages = (r->size + QNIC_DIRTY_PAGE_SIZE - 1) / QNIC_DIRTY_PAGE_SIZE;
+        r->dirty->write_maps = g_array_new(FALSE, FALSE, sizeof(QnicWriteMap));
+    }
+    return r->dirty;
+}
+
+void qnic_region_dirty_log_start(QnicRegion *r)
+{
+    struct QnicDirtyLog *d = dirty_log_get(r);
+    size_t words = (d->pages + LONG_BITS - 1) / LONG_BITS;
+
+    g_free(d->bits);
+    d->bits = g_new0(unsigned long, words ? words : 1);
+}
+
+void qnic_region_dirty_log_stop(QnicRegion *r)
+{
+    if (r->dirty) {
+        g_free(r->dirty->bits);
+        r->dirty->bits = NULL;
+    }
+}
+
+void qnic_region_dirty_free(QnicRegion *r)
+{
+    if (r->dirty) {
+        g_free(r->dirty->bits);
+        g_array_free(r->dirty->write_maps, TRUE);
+        g_free(r->dirty);
+        r->dirty = NULL;
+    }
+}
+
+static void bits_set_range(unsigned long *bits, uint64_t first, uint64_t last)
+{
+    for (uint64_t p = first; p <= last; p++) {
+        __atomic_fetch_or(&bits[p / LONG_BITS], 1ul << (p % LONG_BITS), __ATOMIC_RELAXED);
+    }
+}
+
+/* A write of len bytes at off of RAM region r happened (or is about to). */
+static inline void ram_written(QnicRegion *r, uint64_t off, uint64_t len)
+{
+    unsigned long *bits = r->dirty ? __atomic_load_n(&r->dirty->bits, __ATOMIC_ACQUIRE) : NULL;
+
+    if (bits && len) {
+        bits_set_range(bits, off / QNIC_DIRTY_PAGE_SIZE, (off + len - 1) / QNIC_DIRTY_PAGE_SIZE);
+    }
+}
+
+static void write_map_add(QnicRegion *r, uint64_t off, uint64_t len)
+{
+    struct QnicDirtyLog *d = dirty_log_get(r);
+    QnicWriteMap wm = { off, len };
+
+    for (guint i = 0; i < d->write_maps->len; i++) {
+        QnicWriteMap *e = &g_array_index(d->write_maps, QnicWriteMap, i);
+        if (e->off == off && e->len == len) {
+            return;
+        }
+    }
+    if (d->write_maps->len >= MAX_WRITE_MAPS) {
+        d->write_maps_overflow = true;
+        return;
+    }
+    g_array_append_val(d->write_maps, wm);
+}
+
+void qnic_region_dirty_log_sync(QnicRegion *r, unsigned long *bitmap)
+{
+    struct QnicDirtyLog *d = dirty_log_get(r);
+    size_t words = (d->pages + LONG_BITS - 1) / LONG_BITS;
+
+    if (d->write_maps_overflow) {
+        if (d->pages) {
+            bits_set_range(bitmap, 0, d->pages - 1);
+        }
+    } else {
+        for (guint i = 0; i < d->write_maps->len; i++) {
+            QnicWriteMap *e = &g_array_index(d->write_maps, QnicWriteMap, i);
+            if (e->len) {
+                bits_set_range(bitmap, e->off / QNIC_DIRTY_PAGE_SIZE,
+                               (e->off + e->len - 1) / QNIC_DIRTY_PAGE_SIZE);
+            }
+        }
+    }
+    if (!d->bits) {
+        return;
+    }
+    for (size_t i = 0; i < words; i++) {
+        bitmap[i] |= __atomic_exchange_n(&d->bits[i], 0, __ATOMIC_RELAXED);
+    }
+}
+
 bool qnic_as_load(QnicAddressSpace *as, uint64_t addr, unsigned size, uint64_t *val)
 {
     uint64_t off;
@@ -348,6 +465,7 @@ bool qnic_as_store(QnicAddressSpace *as, uint64_t addr, unsigned size, uint64_t 
         uint8_t b[8];
         qnic_st64(b, val);
         memcpy(r->ram + off, b, size);
+        ram_written(r, off, size);
         return true;
     }
     if (!access_valid(r, off, size)) {
@@ -405,6 +523,7 @@ bool qnic_as_rw(QnicAddressSpace *as, uint64_t addr, void *buf, uint64_t len, bo
             chunk = MIN(len, r->size - off);
             if (is_write) {
                 memcpy(r->ram + off, p, chunk);
+                ram_written(r, off, chunk);
             } else {
                 memcpy(p, r->ram + off, chunk);
             }
@@ -521,8 +640,10 @@ bool qnic_dma_write(QnicDevice *dev, uint64_t gpa, const void *buf, size_t len)
     return dma_rw(dev, gpa, (void *)buf, len, true);
 }
 
-void *qnic_dma_map_partial(QnicDevice *dev, uint64_t gpa, size_t len, bool is_write,
-                           size_t *plen)
+/* A long-lived map (qnic_dma_map) is remembered; a partial one, written
+ * at once, is logged now. */
+static void *dma_map(QnicDevice *dev, uint64_t gpa, size_t len, bool is_write,
+                     size_t *plen, bool long_lived)
 {
     QnicAddressSpace *as = dma_as(dev);
     uint64_t off;
@@ -544,13 +665,24 @@ void *qnic_dma_map_partial(QnicDevice *dev, uint64_t gpa, size_t len, bool is_wr
         return NULL;
     }
     *plen = MIN((uint64_t)len, r->size - off);
+    if (is_write && long_lived) {
+        write_map_add(r, off, *plen);
+    } else if (is_write) {
+        ram_written(r, off, *plen);
+    }
     return r->ram + off;
+}
+
+void *qnic_dma_map_partial(QnicDevice *dev, uint64_t gpa, size_t len, bool is_write,
+                           size_t *plen)
+{
+    return dma_map(dev, gpa, len, is_write, plen, false);
 }
 
 void *qnic_dma_map(QnicDevice *dev, uint64_t gpa, size_t len, bool is_write)
 {
     size_t got;
-    void *p = qnic_dma_map_partial(dev, gpa, len, is_write, &got);
+    void *p = dma_map(dev, gpa, len, is_write, &got, true);
 
     if (p && got < len) {
         qnic_guest_error("%s: DMA map of %zu bytes at 0x%" PRIx64 " runs past guest RAM\n",

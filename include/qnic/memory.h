@@ -58,6 +58,9 @@ typedef struct QnicRegion {
     /* ioeventfds registered on this region (kernel-backed under KVM, or
      * signalled by dispatch when the accelerator has none) */
     GArray *ioeventfds;    /* QnicIoEventFd */
+    /* RAM only: the dirty log of writes qnic itself makes (see
+     * qnic_region_dirty_log_start); NULL until first needed. */
+    struct QnicDirtyLog *dirty;
 } QnicRegion;
 
 void qnic_region_init_io(QnicRegion *r, QnicDevice *owner, const QnicMemOps *ops,
@@ -109,6 +112,25 @@ bool qnic_as_load(QnicAddressSpace *as, uint64_t addr, unsigned size, uint64_t *
 bool qnic_as_store(QnicAddressSpace *as, uint64_t addr, unsigned size, uint64_t val);
 /* Byte-wise bulk access crossing regions (qtest read/write/memset). */
 bool qnic_as_rw(QnicAddressSpace *as, uint64_t addr, void *buf, uint64_t len, bool is_write);
+
+/* ---- Dirty log of RAM written by qnic (live migration) ----
+ * What a vCPU writes the accelerator logs (KVM's dirty log); what passes
+ * through qnic (qnic_as_store/rw: the qtest protocol and MMIO-less
+ * accesses; device DMA: qnic_dma_write and writable DMA maps) is logged
+ * here, per 4 KiB page of a RAM region. A writable qnic_dma_map() is a
+ * long-lived mapping (virtio's used ring) written at any later time, so its
+ * pages count as dirty at every sync; a writable qnic_dma_map_partial() is
+ * written at once by its caller and is logged when it is made. Writes by
+ * other processes into shared RAM (vhost backends) are not seen here. */
+#define QNIC_DIRTY_PAGE_SIZE 4096ull
+/* Start (clearing the log) or stop logging writes to RAM region r. */
+void qnic_region_dirty_log_start(QnicRegion *r);
+void qnic_region_dirty_log_stop(QnicRegion *r);
+/* OR the pages written since the last sync (and those under writable
+ * long-lived maps) into bitmap (bit i: page i of r) and clear the log. */
+void qnic_region_dirty_log_sync(QnicRegion *r, unsigned long *bitmap);
+/* Free what the log holds (the machine frees its RAM regions with this). */
+void qnic_region_dirty_free(QnicRegion *r);
 
 /* ---- DMA by a device ---- */
 
