@@ -22,6 +22,7 @@
 #include "qnic-config.h"
 #include "vmm/qmp.h"
 #include "vmm/cmdline-net.h"
+#include "vmm/migration.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +40,7 @@ typedef enum {
     OPT_APPEND, OPT_INITRD, OPT_BIOS, OPT_NETDEV, OPT_DEVICE, OPT_NIC, OPT_NET,
     OPT_OBJECT, OPT_QTEST, OPT_QTEST_LOG, OPT_QMP, OPT_PIDFILE, OPT_LOGFILE,
     OPT_LOG, OPT_NAME, OPT_NO_REBOOT, OPT_VERSION, OPT_HELP, OPT_CHARDEV,
-    OPT_MON,
+    OPT_MON, OPT_INCOMING,
 } OptId;
 
 typedef struct {
@@ -76,6 +77,7 @@ static const OptDesc options[] = {
     { "qtest-log", true, OPT_QTEST_LOG, "FILE                 log of the qtest protocol" },
     { "qmp", true, OPT_QMP, "unix:PATH[,server=on][,wait=off]|chardev:ID  QMP monitor (docs/qmp.md)" },
     { "mon", true, OPT_MON, "chardev=ID,mode=control  QMP monitor on a -chardev" },
+    { "incoming", true, OPT_INCOMING, "URI|defer            wait for an incoming migration (docs/migration.md)" },
     { "pidfile", true, OPT_PIDFILE, "FILE                 write the process id to FILE" },
     { "D", true, OPT_LOGFILE, "FILE                 write -d logs to FILE" },
     { "d", true, OPT_LOG, "ITEM[,...]           enable log items (-d help)" },
@@ -90,7 +92,7 @@ static const OptDesc options[] = {
 static const char *const unsupported_options[] = {
     "cpu", "drive", "hda", "hdb", "hdc", "hdd", "cdrom", "fda", "fdb", "boot",
     "vga", "usb", "usbdevice", "global", "rtc", "icount", "snapshot",
-    "fsdev", "virtfs", "audiodev", "soundhw", "spice", "vnc", "incoming",
+    "fsdev", "virtfs", "audiodev", "soundhw", "spice", "vnc",
     "loadvm", "daemonize", "runas", "chroot", "sandbox", "trace", "plugin",
     "msg", "overcommit", "mem-prealloc", "mem-path", "numa", "L", "k", "g",
     "full-screen", "no-hpet", "no-acpi", "no-shutdown", "action", "watchdog",
@@ -118,6 +120,7 @@ typedef struct {
     const char *memory_backend;     /* -machine memory-backend=ID */
     bool m_given;
     bool help_printed;              /* creating an option printed help: exit 0 */
+    const char *incoming;           /* -incoming URI|defer */
 } Cmdline;
 
 /* Result of handling one option. */
@@ -656,6 +659,12 @@ static Result handle_option(Cmdline *c, const OptDesc *d, const char *arg)
     case OPT_QTEST_LOG: c->cfg.qtest_log = arg; return RES_OK;
     case OPT_QMP: return handle_qmp(c, arg);
     case OPT_MON: return handle_mon(c, arg);
+    case OPT_INCOMING:
+        if (!g_str_equal(arg, "defer") && !qnic_mig_uri_known(arg)) {
+            return OPT_FAIL("incoming", arg, "Parameter 'uri' expects a valid migration protocol");
+        }
+        c->incoming = arg;
+        return RES_OK;
     case OPT_PIDFILE: return write_pidfile(c, arg);
     case OPT_LOGFILE:
         if (!qnic_log_set_file(arg, &err)) {
@@ -906,6 +915,11 @@ int main(int argc, char **argv)
     }
 
     accel = strcmp(c.cfg.accel, "qtest") == 0 ? &qnic_accel_qtest : &qnic_accel_kvm;
+    if (c.incoming) {
+        /* the machine waits for the stream; it runs after it unless -S */
+        qnic_migration_incoming(c.incoming, !c.cfg.start_paused, NULL);
+        c.cfg.start_paused = true;
+    }
     mcfg.ram_size = c.cfg.ram_size;
     mcfg.backends = qnic_backends_new();
     if (!accel->init(&c.cfg, &mcfg, &accel_state, &err)) {
@@ -929,12 +943,15 @@ int main(int argc, char **argv)
     qnic_vmm_runstate_init(accel, accel_state, mcfg.backends, c.cfg.start_paused);
     qnic_vmm_set_no_reboot(c.cfg.no_reboot);
     qnic_vmm_set_board_reset(qnic_pc_board_reset, &board);
+    /* before the monitors greet: a client may migrate to us at once */
+    qnic_migration_init(m, accel->name, accel->migration, accel_state);
     if (!add_monitors(&c, m)) {
         goto out_accel;
     }
     status = accel->run(accel_state, &c.cfg, m);
 
 out_accel:
+    qnic_migration_cleanup();
     /* devices hold netdev clients: free the machine's devices, then the rest */
     if (accel->cleanup) {
         accel->cleanup(accel_state, m);

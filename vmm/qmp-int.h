@@ -5,7 +5,8 @@
  * vmm/qmp-query.c the read-mostly commands an operator's tools use
  * (query-pci, qom-list, qom-get, human-monitor-command, qnic's
  * query-netdev-stats); vmm/qmp-announce.c announce-self; vmm/qmp-events.c
- * the events the backends raise (NETDEV_STREAM_CONNECTED/_DISCONNECTED).
+ * the events the backends raise (NETDEV_STREAM_CONNECTED/_DISCONNECTED);
+ * vmm/qmp-migration.c the migration commands.
  * A command is a QmpHandler named in qmp.c's table with an argument table
  * that dispatch checks before the handler runs.
  */
@@ -47,6 +48,19 @@ QmpHandler qmp_query_pci, qmp_qom_list, qmp_qom_get, qmp_hmp,
 /* vmm/qmp-announce.c */
 extern const ArgDesc qmp_announce_args[];
 QmpHandler qmp_announce_self;
+
+/* vmm/qmp-migration.c: the migration commands, qnic's
+ * x-query-device-state, getfd/closefd, and the migration events. */
+extern const ArgDesc qmp_no_args[], qmp_migrate_args[], qmp_migrate_incoming_args[],
+                     qmp_fdname_args[], qmp_device_state_args[];
+QmpHandler qmp_migrate, qmp_migrate_incoming, qmp_migrate_cancel, qmp_query_migrate,
+           qmp_migrate_set_caps, qmp_query_migrate_caps, qmp_getfd, qmp_closefd,
+           qmp_query_device_state;
+void qmp_migration_event(QnicMachine *m, const char *event, const char *status, int pass);
+/* The descriptor that came with the client's last bytes (SCM_RIGHTS):
+ * set replaces (closing) the previous one, take hands it over (-1: none). */
+void qmp_session_set_fd(QnicQmpSession *s, int fd);
+int qmp_session_take_fd(QnicQmpSession *s);
 
 /* vmm/qmp-events.c: QnicNetStreamHook, opaque the QnicMachine. */
 QnicNetStreamHook qmp_stream_event;

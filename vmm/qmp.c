@@ -18,6 +18,8 @@
  */
 #include "vmm/qmp-int.h"
 #include "vmm/vmm.h"
+#include "vmm/migration.h"
+#include "qnic/fd-passing.h"
 #include "qnic/net.h"
 #include "qnic/vhost.h"
 #include "qnic/schema.h"
@@ -64,6 +66,7 @@ struct QnicQmpSession {
     bool replied;
     const char *const *netdev_types;    /* NULL: any */
     GHashTable *announce_timers;        /* vmm/qmp-announce.c's */
+    int pending_fd;             /* the last fd passed with SCM_RIGHTS, -1: none */
 };
 
 static GList *sessions;          /* QnicQmpSession *, for events */
@@ -271,6 +274,22 @@ QnicMachine *qmp_session_machine(QnicQmpSession *s)
     return s->machine;
 }
 
+void qmp_session_set_fd(QnicQmpSession *s, int fd)
+{
+    if (s->pending_fd >= 0) {
+        close(s->pending_fd);
+    }
+    s->pending_fd = fd;
+}
+
+int qmp_session_take_fd(QnicQmpSession *s)
+{
+    int fd = s->pending_fd;
+
+    s->pending_fd = -1;
+    return fd;
+}
+
 GHashTable **qmp_session_announce_timers(QnicQmpSession *s)
 {
     return &s->announce_timers;
@@ -355,6 +374,11 @@ static JsonNode *cmd_stop(QnicQmpSession *s, JsonObject *args, const char **cls,
 
 static JsonNode *cmd_cont(QnicQmpSession *s, JsonObject *args, const char **cls, char **desc)
 {
+    if (qnic_vmm_runstate() == QNIC_RUNSTATE_INMIGRATE) {
+        /* as QEMU: run once the incoming migration is in */
+        qnic_migration_set_autostart();
+        return NULL;
+    }
     if (qnic_vmm_runstate() != QNIC_RUNSTATE_RUNNING) {
         qnic_vmm_set_running(true);
         qnic_qmp_event(s->machine, "RESUME", NULL);
@@ -869,6 +893,15 @@ static const QmpCommand commands[] = {
     { "human-monitor-command", qmp_hmp, qmp_hmp_args, false },
     { "announce-self", qmp_announce_self, qmp_announce_args, false },
     { "query-netdev-stats", qmp_query_netdev_stats, qmp_netdev_stats_args, false },
+    { "migrate", qmp_migrate, qmp_migrate_args, false },
+    { "migrate-incoming", qmp_migrate_incoming, qmp_migrate_incoming_args, false },
+    { "migrate_cancel", qmp_migrate_cancel, qmp_no_args, false },
+    { "query-migrate", qmp_query_migrate, qmp_no_args, false },
+    { "migrate-set-capabilities", qmp_migrate_set_caps, NULL, false },
+    { "query-migrate-capabilities", qmp_query_migrate_caps, qmp_no_args, false },
+    { "getfd", qmp_getfd, qmp_fdname_args, false },
+    { "closefd", qmp_closefd, qmp_fdname_args, false },
+    { "x-query-device-state", qmp_query_device_state, qmp_device_state_args, false },
     { NULL }
 };
 
@@ -1444,7 +1477,9 @@ QnicQmpSession *qnic_qmp_session_new(QnicMachine *m, QnicQmpOutput *out, void *o
     s->out = out;
     s->out_opaque = opaque;
     s->buf = g_string_new(NULL);
+    s->pending_fd = -1;
     sessions = g_list_append(sessions, s);
+    qnic_migration_set_event_hook(qmp_migration_event);
     if (m && m->cfg.backends) {
         qnic_net_set_rx_filter_hook(m->cfg.backends, rx_filter_event, m);
         qnic_net_set_stream_hook(m->cfg.backends, qmp_stream_event, m);
@@ -1464,6 +1499,7 @@ void qnic_qmp_session_free(QnicQmpSession *s)
     if (s->announce_timers) {
         g_hash_table_destroy(s->announce_timers);
     }
+    qmp_session_set_fd(s, -1);
     g_string_free(s->buf, TRUE);
     g_free(s);
 }
@@ -1572,9 +1608,15 @@ static void mon_io(void *opaque, int fd, GIOCondition cond)
     if (!(cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || mon->dead) {
         return;
     }
-    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    struct iovec iov = { buf, sizeof(buf) };
+    int fds[1], nfds = 0;
+    /* a descriptor for getfd may ride on the bytes (SCM_RIGHTS) */
+    ssize_t n = qnic_recv_fds(fd, &iov, 1, fds, 1, &nfds, NULL, MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
         return;
+    }
+    if (nfds) {
+        qmp_session_set_fd(mon->session, fds[0]);
     }
     if (n <= 0) {
         mon_drop(mon);

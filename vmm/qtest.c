@@ -9,6 +9,7 @@
  */
 #include "vmm.h"
 #include "qtest-server.h"
+#include "migration.h"
 #include "qnic/clock.h"
 #include "qnic/log.h"
 #include "qnic/mainloop.h"
@@ -575,6 +576,7 @@ static bool qa_system_reset(void *state, QnicMachine *m, GError **errp)
 
 const QnicAccel qnic_accel_qtest = {
     .system_reset = qa_system_reset,
+    .migration = &qnic_migration_qtest_ops,
     .name = "qtest",
     .init = qa_init,
     .machine_ready = qa_machine_ready,

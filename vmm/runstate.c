@@ -159,6 +159,9 @@ const char *qnic_vmm_runstate_name(QnicRunState st)
     switch (st) {
     case QNIC_RUNSTATE_PRELAUNCH: return "prelaunch";
     case QNIC_RUNSTATE_PAUSED: return "paused";
+    case QNIC_RUNSTATE_INMIGRATE: return "inmigrate";
+    case QNIC_RUNSTATE_FINISH_MIGRATE: return "finish-migrate";
+    case QNIC_RUNSTATE_POSTMIGRATE: return "postmigrate";
     default: return "running";
     }
 }

@@ -71,6 +71,9 @@ typedef struct QnicAccel {
      * interrupt controllers). Called with the CPUs stopped, after the
      * machine's devices and the board were reset. Absent: refused. */
     bool (*system_reset)(void *state, QnicMachine *m, GError **errp);
+    /* Optional: the accelerator's part of migration (vmm/migration.h:
+     * dirty log, vCPU/irqchip/clock sections). NULL: migrate is refused. */
+    const struct QnicMigrationAccelOps *migration;
 } QnicAccel;
 
 extern const QnicAccel qnic_accel_kvm;
@@ -82,11 +85,15 @@ void qnic_vmm_request_exit(int status);
 bool qnic_vmm_exit_requested(int *status);
 
 /* QEMU's run states as far as qnic has them: before the first cont of a
- * -S machine, running, and stopped by QMP. */
+ * -S machine, running, stopped by QMP, waiting for an incoming migration,
+ * stopped for a migration's last pass, and stopped after it completed. */
 typedef enum {
     QNIC_RUNSTATE_PRELAUNCH,
     QNIC_RUNSTATE_RUNNING,
     QNIC_RUNSTATE_PAUSED,
+    QNIC_RUNSTATE_INMIGRATE,
+    QNIC_RUNSTATE_FINISH_MIGRATE,
+    QNIC_RUNSTATE_POSTMIGRATE,
 } QnicRunState;
 
 /* The accelerator that runs the machine (its set_running) with its state,

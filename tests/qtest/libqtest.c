@@ -806,6 +806,36 @@ void qtest_qmp_send_raw(QTestState *s, const char *text)
     }
 }
 
+JsonNode *qtest_qmp_fd(QTestState *s, int fd, const char *text)
+{
+    struct msghdr msg = { 0 };
+    struct iovec iov = { (void *)text, strlen(text) };
+    char ctl[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr *c;
+    JsonNode *r;
+
+    memset(ctl, 0, sizeof(ctl));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl;
+    msg.msg_controllen = sizeof(ctl);
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    /* the whole command in one message, so the fd arrives with it */
+    g_assert_cmpint(sendmsg(s->qmp_fd, &msg, MSG_NOSIGNAL), ==, (ssize_t)strlen(text));
+    r = qtest_qmp_receive(s, QMP_REPLY_TIMEOUT_MS);
+    g_assert(r);
+    return r;
+}
+
+char *qtest_stderr(QTestState *s)
+{
+    return target_stderr(s);
+}
+
 JsonNode *qtest_qmp_receive(QTestState *s, int timeout_ms)
 {
     gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;

@@ -127,6 +127,11 @@ JsonNode *qtest_qmp(QTestState *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 JsonNode *qtest_qmp_raw(QTestState *s, const char *text);
 /* Send bytes without waiting for anything. */
 void qtest_qmp_send_raw(QTestState *s, const char *text);
+/* Send text (one whole command) with fd attached (SCM_RIGHTS), as QMP
+ * getfd wants it, and return the reply. */
+JsonNode *qtest_qmp_fd(QTestState *s, int fd, const char *text);
+/* What the target has written to its stderr so far; g_free it. */
+char *qtest_stderr(QTestState *s);
 /* The next reply (queued or arriving within timeout_ms), NULL if none. */
 JsonNode *qtest_qmp_receive(QTestState *s, int timeout_ms);
 /* Send qmp_capabilities and assert it returned {}. */

@@ -1,0 +1,422 @@
+/*
+ * Migration between two target processes in qtest mode, written against
+ * QEMU 7.2 and run unchanged against qnic-vmm: the QMP commands and their
+ * errors (migrate, migrate-incoming, query-migrate, the capabilities,
+ * getfd), the MIGRATION/STOP/RESUME events in QEMU's order, the run states
+ * on both sides (source postmigrate; destination paused or running), and
+ * guest RAM arriving intact over unix:, tcp:, fd:, exec: and (qnic only)
+ * file:, with -incoming URI and -incoming defer + migrate-incoming. Then
+ * qnic's own checks: a device whose model cannot save its state blocks
+ * migrate with its name; a destination built differently refuses the
+ * stream saying what differs and exits 1; and, for each NIC model that
+ * saves its state, a driver moves frames through a stream netdev to a peer
+ * the test runs, the source migrates mid-stream, the driver carries on at
+ * the destination on the same rings, every frame either way arrives
+ * exactly once, and the destination's device state equals the source's
+ * field by field (x-query-device-state, qnic/state.h's dump).
+ */
+#include "libqtest.h"
+#include "qtest-net.h"
+#include "virtio-driver.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#define WAIT_MS 60000
+
+/* A guest page with a pattern no other page has. */
+static void fill_page(uint8_t *p, uint64_t addr)
+{
+    for (int i = 0; i < 4096; i++) {
+        p[i] = (uint8_t)(addr >> 12) ^ (uint8_t)(i * 13) ^ 0x5a;
+    }
+}
+
+static const uint64_t probe_pages[] = {
+    0x400000, 0x401000, 0x7fff000, 0x1234000, 0x100000,
+};
+
+static void write_probes(QTestState *s)
+{
+    uint8_t p[4096];
+
+    for (size_t i = 0; i < G_N_ELEMENTS(probe_pages); i++) {
+        fill_page(p, probe_pages[i]);
+        qtest_bufwrite(s, probe_pages[i], p, sizeof(p));
+    }
+}
+
+static void check_probes(QTestState *s)
+{
+    uint8_t want[4096], got[4096];
+
+    for (size_t i = 0; i < G_N_ELEMENTS(probe_pages); i++) {
+        fill_page(want, probe_pages[i]);
+        qtest_bufread(s, probe_pages[i], got, sizeof(got));
+        g_assert_cmpmem(got, sizeof(got), want, sizeof(want));
+    }
+    /* a page the source never wrote is zero */
+    qtest_bufread(s, 0x2000000, got, sizeof(got));
+    for (int i = 0; i < 4096; i++) {
+        g_assert_cmpint(got[i], ==, 0);
+    }
+}
+
+/* A target with QMP and the events capability on. */
+static QTestState *start(const char *args)
+{
+    QTestState *s = qtest_initf(QTEST_FLAG_QMP, "%s", args);
+
+    qtest_qmp_negotiate(s);
+    qtest_qmp_assert_ok(s, "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+                        "{\"capabilities\": [{\"capability\": \"events\", \"state\": true}]}}");
+    return s;
+}
+
+static char *status_of(QTestState *s)
+{
+    g_autoptr(JsonNode) r = qtest_qmp(s, "{\"execute\": \"query-status\"}");
+    return g_strdup(json_node_get_string(qtest_qmp_get(r, "return.status")));
+}
+
+static char *migrate_status(QTestState *s)
+{
+    g_autoptr(JsonNode) r = qtest_qmp(s, "{\"execute\": \"query-migrate\"}");
+    JsonNode *n = qtest_qmp_get(r, "return.status");
+    return g_strdup(n ? json_node_get_string(n) : "");
+}
+
+/* Take MIGRATION events until status `want` (asserting none is failed). */
+static void wait_migration(QTestState *s, const char *want)
+{
+    for (;;) {
+        g_autoptr(JsonNode) ev = qtest_qmp_event(s, "MIGRATION", WAIT_MS);
+        const char *st;
+        g_assert(ev);
+        st = json_node_get_string(qtest_qmp_get(ev, "data.status"));
+        if (strcmp(st, want) == 0) {
+            return;
+        }
+        if (strcmp(st, "failed") == 0) {
+            g_autofree char *err = qtest_stderr(s);
+            g_error("migration failed; stderr: %s", err);
+        }
+    }
+}
+
+static void migrate(QTestState *s, const char *uri)
+{
+    qtest_qmp_assert_ok(s, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"%s\"}}", uri);
+}
+
+/* Both sides done: the source in postmigrate with its numbers, the
+ * destination in prelaunch (QEMU's source was -S) or running (qnic's ran). */
+/* QEMU enters postmigrate just after its completed event. */
+static void wait_postmigrate(QTestState *s)
+{
+    for (int i = 0; i < WAIT_MS / 10; i++) {
+        g_autofree char *st = status_of(s);
+        if (strcmp(st, "postmigrate") == 0) {
+            return;
+        }
+        g_assert_cmpstr(st, ==, "finish-migrate");
+        g_usleep(10000);
+    }
+    g_error("the source never reached postmigrate");
+}
+
+static void check_done(QTestState *src, QTestState *dst)
+{
+    g_autofree char *ds = NULL;
+    g_autoptr(JsonNode) r = qtest_qmp(src, "{\"execute\": \"query-migrate\"}");
+
+    wait_postmigrate(src);
+    g_assert_cmpstr(json_node_get_string(qtest_qmp_get(r, "return.status")), ==, "completed");
+    g_assert_cmpint(json_node_get_int(qtest_qmp_get(r, "return.ram.total")), >=, 128 << 20);
+    g_assert_cmpint(json_node_get_int(qtest_qmp_get(r, "return.ram.transferred")), >=,
+                    G_N_ELEMENTS(probe_pages) * 4096);
+    g_assert(qtest_qmp_get(r, "return.downtime"));
+    wait_migration(dst, "completed");
+    ds = status_of(dst);
+    /* QEMU's source was -S: the destination takes its prelaunch */
+    g_assert_cmpstr(ds, ==, qtest_target_is_qemu() ? "prelaunch" : "running");
+    if (!qtest_target_is_qemu()) {
+        g_autoptr(JsonNode) ev = qtest_qmp_event(dst, "RESUME", WAIT_MS);
+        g_assert(ev);
+    }
+    check_probes(dst);
+}
+
+static char *tmp_path(const char *name)
+{
+    static char *dir;
+
+    if (!dir) {
+        dir = g_dir_make_tmp("migration-test-XXXXXX", NULL);
+    }
+    return g_build_filename(dir, name, NULL);
+}
+
+/* Source to a destination listening on uri (given on its command line). */
+static void test_uri(const char *uri, bool defer)
+{
+    QTestState *src = start("-m 128");
+    g_autofree char *dargs = g_strdup_printf("-m 128 -incoming %s", defer ? "defer" : uri);
+    QTestState *dst = start(dargs);
+    g_autofree char *st = status_of(dst);
+
+    g_assert_cmpstr(st, ==, "inmigrate");
+    if (defer) {
+        JsonNode *r;
+        qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", \"arguments\": "
+                            "{\"uri\": \"%s\"}}", uri);
+        r = qtest_qmp(dst, "{\"execute\": \"migrate-incoming\", \"arguments\": "
+                      "{\"uri\": \"%s\"}}", uri);
+        qtest_qmp_assert_error(r, "GenericError",
+                               "The incoming migration has already been started");
+    }
+    write_probes(src);
+    migrate(src, uri);
+    wait_migration(src, "completed");
+    check_done(src, dst);
+    qtest_quit(src);
+    qtest_quit(dst);
+}
+
+static void test_unix(void)
+{
+    g_autofree char *p = tmp_path("unix.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", p);
+    test_uri(uri, false);
+}
+
+static void test_unix_defer(void)
+{
+    g_autofree char *p = tmp_path("defer.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", p);
+    test_uri(uri, true);
+}
+
+static int free_tcp_port(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t l = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    g_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    g_assert(getsockname(fd, (struct sockaddr *)&sa, &l) == 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void test_tcp(void)
+{
+    g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
+    test_uri(uri, true);
+}
+
+/* The source's channel is a descriptor the test connects and hands over
+ * with getfd. */
+static void test_fd(void)
+{
+    g_autofree char *p = tmp_path("fd.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", p);
+    QTestState *src = start("-m 128");
+    QTestState *dst = start("-m 128 -incoming defer");
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_autoptr(JsonNode) r = NULL;
+
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", \"arguments\": "
+                        "{\"uri\": \"%s\"}}", uri);
+    strcpy(sa.sun_path, p);
+    g_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    r = qtest_qmp_fd(src, fd, "{\"execute\": \"getfd\", \"arguments\": "
+                     "{\"fdname\": \"migfd\"}}\n");
+    g_assert(qtest_qmp_return(r));
+    close(fd);
+    write_probes(src);
+    migrate(src, "fd:migfd");
+    wait_migration(src, "completed");
+    check_done(src, dst);
+    qtest_quit(src);
+    qtest_quit(dst);
+}
+
+/* A snapshot: the source writes a file (exec:cat, or qnic's file:) and
+ * stays in postmigrate; a new process restores it with -incoming. */
+static void test_snapshot(bool file)
+{
+    g_autofree char *p = tmp_path(file ? "snap.file" : "snap.exec");
+    g_autofree char *out = file ? g_strdup_printf("file:%s", p)
+                                : g_strdup_printf("exec:cat > %s", p);
+    g_autofree char *in = file ? g_strdup_printf("file:%s", p)
+                               : g_strdup_printf("exec:cat %s", p);
+    QTestState *src = start("-m 128"), *dst;
+
+    write_probes(src);
+    migrate(src, out);
+    wait_migration(src, "completed");
+    wait_postmigrate(src);
+    /* defer: the events capability must be on before the load starts */
+    dst = start("-m 128 -incoming defer");
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", \"arguments\": "
+                        "{\"uri\": \"%s\"}}", in);
+    check_done(src, dst);
+    qtest_quit(src);
+    qtest_quit(dst);
+}
+
+static void test_exec(void)
+{
+    test_snapshot(false);
+}
+
+static void test_file(void)
+{
+    if (qtest_target_is_qemu()) {
+        g_test_skip("QEMU 7.2 has no file: migration URI (qnic's snapshot URI)");
+        return;
+    }
+    test_snapshot(true);
+}
+
+/* QEMU's replies to the commands' mistakes, and its event order. */
+static void test_errors(void)
+{
+    QTestState *s = start("-m 128");
+    JsonNode *r;
+    JsonArray *caps;
+    gint64 t0;
+
+    r = qtest_qmp(s, "{\"execute\": \"query-migrate-capabilities\"}");
+    caps = json_node_get_array(qtest_qmp_return(r));
+    g_assert_cmpint(json_array_get_length(caps), ==, 21);
+    g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(caps, 5),
+                                                  "capability"), ==, "events");
+    g_assert_true(json_object_get_boolean_member(json_array_get_object_element(caps, 5),
+                                                 "state"));
+    json_node_unref(r);
+    r = qtest_qmp(s, "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+                  "{\"capabilities\": [{\"capability\": \"foo\", \"state\": true}]}}");
+    qtest_qmp_assert_error(r, "GenericError", "Parameter 'capability' does not accept value 'foo'");
+    r = qtest_qmp(s, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"bogus:x\"}}");
+    qtest_qmp_assert_error(r, "GenericError", "Parameter 'uri' expects a valid migration protocol");
+    r = qtest_qmp(s, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"tcp:127.0.0.1\"}}");
+    qtest_qmp_assert_error(r, "GenericError", "error parsing address '127.0.0.1'");
+    r = qtest_qmp(s, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"fd:nope\"}}");
+    qtest_qmp_assert_error(r, "GenericError", "File descriptor named 'nope' has not been found");
+    r = qtest_qmp(s, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"x\"}}");
+    qtest_qmp_assert_error(r, "GenericError", "No file descriptor supplied via SCM_RIGHTS");
+    r = qtest_qmp(s, "{\"execute\": \"migrate-incoming\", \"arguments\": {\"uri\": \"unix:/x\"}}");
+    qtest_qmp_assert_error(r, "GenericError", "'-incoming' was not specified on the command line");
+    /* a failed connect: migrate returns, then the migration fails */
+    migrate(s, "unix:/nonexistent/x");
+    t0 = g_get_monotonic_time();
+    for (;;) {
+        g_autofree char *st = migrate_status(s);
+        if (strcmp(st, "failed") == 0) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time() - t0, <, WAIT_MS * 1000ll);
+        g_usleep(10000);
+    }
+    r = qtest_qmp(s, "{\"execute\": \"query-migrate\"}");
+    g_assert_cmpstr(json_node_get_string(qtest_qmp_get(r, "return.error-desc")), ==,
+                    "Failed to connect to '/nonexistent/x': No such file or directory");
+    json_node_unref(r);
+    g_autofree char *st = status_of(s);
+    g_assert_cmpstr(st, ==, qtest_target_is_qemu() ? "prelaunch" : "running");
+    qtest_qmp_assert_ok(s, "{\"execute\": \"migrate_cancel\"}");
+    qtest_quit(s);
+}
+
+/* ---- qnic only ---- */
+
+/* A destination with less RAM refuses the stream, says why, exits 1. */
+static void test_mismatch(void)
+{
+    g_autofree char *p = tmp_path("mismatch.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", p);
+    QTestState *src, *dst;
+    g_autofree char *err = NULL;
+
+    if (qtest_target_is_qemu()) {
+        g_test_skip("qnic's machine description check (QEMU fails later, on its RAM block)");
+        return;
+    }
+    src = start("-m 128");
+    g_autofree char *dargs = g_strdup_printf("-m 64 -incoming %s", uri);
+    dst = start(dargs);
+    migrate(src, uri);
+    g_assert_cmpint(qtest_wait_exit(dst, WAIT_MS), !=, -1);
+    err = qtest_stderr(dst);
+    g_assert_nonnull(strstr(err, "load of migration failed: the incoming machine does not "
+                                 "match this one: the source has 134217728 bytes of RAM, "
+                                 "this machine 67108864"));
+    qtest_quit(src);
+    qtest_quit(dst);
+}
+
+/* A NIC whose model cannot save its state blocks migrate, named; once
+ * every model saves its state there is nothing left to block. */
+static void test_blocked(void)
+{
+    static const char *const models[] = { "virtio-net-pci", "e1000", "rtl8139" };
+    int blocked = 0;
+
+    if (qtest_target_is_qemu()) {
+        g_test_skip("qnic's x-query-device-state (every QEMU NIC migrates)");
+        return;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        g_autofree char *args = g_strdup_printf("-m 128 -netdev hubport,id=n0,hubid=0 "
+                                                "-device %s,netdev=n0,id=nic0", models[i]);
+        g_autofree char *want = g_strdup_printf(
+            "State blocked by non-migratable device '/machine/peripheral/nic0' (%s): "
+            "its model cannot save its state yet", models[i]);
+        QTestState *s = start(args);
+        JsonNode *r;
+
+        qtest_qmp_assert_ok(s, "{\"execute\": \"stop\"}");
+        r = qtest_qmp(s, "{\"execute\": \"x-query-device-state\", \"arguments\": "
+                      "{\"id\": \"nic0\"}}");
+        if (qtest_qmp_return(r)) {
+            g_test_message("%s saves its state", models[i]);
+            json_node_unref(r);
+            qtest_quit(s);
+            continue;
+        }
+        json_node_unref(r);
+        r = qtest_qmp(s, "{\"execute\": \"migrate\", \"arguments\": "
+                      "{\"uri\": \"unix:/nonexistent/x\"}}");
+        qtest_qmp_assert_error(r, "GenericError", want);
+        g_autofree char *st = status_of(s);
+        g_assert_cmpstr(st, ==, "paused");
+        blocked++;
+        qtest_quit(s);
+    }
+    if (!blocked) {
+        g_test_skip("every NIC model saves its state: nothing blocks migration");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/migration/errors", test_errors);
+    g_test_add_func("/migration/unix", test_unix);
+    g_test_add_func("/migration/unix-defer", test_unix_defer);
+    g_test_add_func("/migration/tcp", test_tcp);
+    g_test_add_func("/migration/fd", test_fd);
+    g_test_add_func("/migration/exec", test_exec);
+    g_test_add_func("/migration/file", test_file);
+    g_test_add_func("/migration/mismatch", test_mismatch);
+    g_test_add_func("/migration/blocked", test_blocked);
+    return g_test_run();
+}
