@@ -8,11 +8,13 @@
 # zlib1g-dev: the device-state stream's CRC-32.
 # acpica-tools: iasl compiles the guest's DSDT (vmm/dsdt.dsl) at build time;
 # the ACPI unit test disassembles the tables with it and runs acpiexec.
+# openvswitch-switch(-dpdk): tests/ovs runs its own ovsdb-server and
+# ovs-vswitchd-dpdk per simulated host (no system service is used).
 set -e
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev python3
 libglib2.0-dev libjson-glib-dev libslirp-dev libvdeplug-dev libbpf-dev libxdp-dev
 linux-libc-dev liburing-dev qemu-system-x86 ipxe-qemu tshark vde2 iproute2 iputils-ping
-procps dpdk-dev valgrind python3-matplotlib acpica-tools zlib1g-dev
+procps dpdk-dev openvswitch-switch openvswitch-switch-dpdk valgrind python3-matplotlib acpica-tools zlib1g-dev
 linux-image-amd64 busybox-static iperf3 ethtool tcpdump cpio xz-utils zstd tcpreplay"
 missing=""
 for p in $PKGS; do
