@@ -11,7 +11,8 @@
  *
  *   arp IP             resolve IP            -> ok arp MAC
  *   ping IP N          N echo requests       -> ok ping N median_us=U
- *   stream IP ID N     N paced UDP frames    -> ok stream sent=N
+ *   stream IP ID N [S] N paced UDP frames    -> ok stream sent=N
+ *                      (IP packets of S bytes; default 108..555)
  *   bulk IP ID BYTES   reliable transfer     -> ok bulk bytes=B crc=C resent=R us=T
  *   stats ID           what arrived from ID  -> ok stats stream=N bulk=B crc=C
  *   link               virtio link status    -> ok link up|down
@@ -55,7 +56,7 @@
 #define MAGIC 0x514f5653u               /* "QOVS" */
 #define CHUNK (1500u - IPH - UDPH - 16u) /* bulk payload: a 1500-byte IP packet */
 #define WINDOW 48u
-#define MAX_IDS 16
+#define MAX_IDS 64
 
 /* What arrived from senders under one sender-chosen id. */
 typedef struct InFlow {
@@ -470,20 +471,22 @@ static void cmd_ping(uint32_t ip, unsigned n)
 }
 
 /* N frames in bursts of 16, a few ms apart: a stream the receiving
- * driver keeps up with, so the count it reports must be exact. */
-static void cmd_stream(uint32_t ip, unsigned id, unsigned n)
+ * driver keeps up with, so the count it reports must be exact. Frames
+ * are IP packets of `size` bytes, or of varying sizes with size 0. */
+static void cmd_stream(uint32_t ip, unsigned id, unsigned n, unsigned size)
 {
-    uint8_t data[512];
+    uint8_t data[CHUNK];
     unsigned sent = 0;
 
-    if (!arp_lookup(ip)) {
-        printf("fail stream: no ARP entry\n");
+    if (!arp_lookup(ip) || (size && (size < IPH + UDPH + 16 || size > 1500))) {
+        printf("fail stream: no ARP entry, or a size outside 44..1500\n");
         return;
     }
     bulk_fill(data, sizeof(data), 0, id);
     while (sent < n) {
         for (unsigned k = 0; k < 16 && sent < n; k++) {
-            if (!send_udp(ip, PORT_STREAM, id, sent, n, data, 64 + sent % 448, 2000)) {
+            size_t len = size ? size - IPH - UDPH - 16 : 64 + sent % 448;
+            if (!send_udp(ip, PORT_STREAM, id, sent, n, data, len, 2000)) {
                 printf("fail stream: TX ring stuck after %u frames\n", sent);
                 return;
             }
@@ -558,8 +561,8 @@ static void run_command(char *line)
         cmd_arp(ip);
     } else if (n == 3 && !strcmp(w[0], "ping") && parse_ip(w[1], &ip)) {
         cmd_ping(ip, atoi(w[2]));
-    } else if (n == 4 && !strcmp(w[0], "stream") && parse_ip(w[1], &ip)) {
-        cmd_stream(ip, atoi(w[2]) % MAX_IDS, atoi(w[3]));
+    } else if ((n == 4 || n == 5) && !strcmp(w[0], "stream") && parse_ip(w[1], &ip)) {
+        cmd_stream(ip, atoi(w[2]) % MAX_IDS, atoi(w[3]), n == 5 ? atoi(w[4]) : 0);
     } else if (n == 4 && !strcmp(w[0], "bulk") && parse_ip(w[1], &ip)) {
         cmd_bulk(ip, atoi(w[2]), g_ascii_strtoull(w[3], NULL, 0));
     } else if (n == 2 && !strcmp(w[0], "stats")) {

@@ -26,7 +26,9 @@ a counted UDP stream (the receiver's count must equal what was sent) and a
 QEMU on host A with qnic on host B (4 MiB transfers). Then ovs-vswitchd on host B is killed
 under a transfer and started again: the vhost-user NIC reconnects (OVS, the
 client, reconnects to qnic's socket), the transfer completes, qnic-vmm is
-alive with the same number of open fds.
+alive with the same number of open fds. Last, the MTU rule: with the
+underlay one byte short of 1550, 1500-byte inner packets are dropped and
+1499-byte ones cross.
 
 Needs root (namespaces, taps) and Debian's openvswitch-switch-dpdk; skips
 with one line otherwise or when ovs-vswitchd cannot start. Output is TAP.
@@ -414,6 +416,28 @@ def start_vm(host, vm):
         host.add_vm_port(vm)
 
 
+def mtu_rule(a, b, va, vb):
+    """One byte less of underlay MTU: a 1500-byte inner packet no longer
+    fits through either tunnel, a 1499-byte one still does (50 bytes of
+    overhead, Geneve here without options)."""
+    global flow_id
+    for h in (a, b):
+        h.vsctl("set", "interface", "ul-" + h.name, "mtu_request=%d" % (UNDERLAY_MTU - 1),
+                "--", "set", "interface", "br-phy", "mtu_request=%d" % (UNDERLAY_MTU - 1))
+    for tunnel in TUNNELS:
+        a.set_flows(tunnel)
+        b.set_flows(tunnel)
+        got = {}
+        for size in (1500, 1499, 1500):
+            flow_id += 1
+            va.cmd("stream %s %d 20 %d" % (vb.ip, flow_id, size), 60)
+            time.sleep(0.3)
+            got[size] = got.get(size, 0) + vb.stats(flow_id)[0]
+        check(got[1500] == 0 and got[1499] == 20,
+              "MTU: underlay %d, %s: 1499-byte packets cross (%d of 20), 1500-byte ones do not (%d of 40)"
+              % (UNDERLAY_MTU - 1, tunnel, got[1499], got[1500]))
+
+
 def skip(reason):
     print("1..0 # SKIP " + reason, flush=True)
     sys.exit(0)
@@ -470,6 +494,7 @@ def main():
         # QEMU under TCG moves frames slower: 4 MiB each way
         pair_over(a, b, qemu, nics["b", "vhost-user"], "geneve", 4 << 20)
         restart_under_traffic(a, b, nics["a", "vhost-user"], nics["b", "vhost-user"])
+        mtu_rule(a, b, nics["a", "tap"], nics["b", "tap"])
         print("1..%d" % counter)
         log("total %.1f s" % (time.monotonic() - t0))
         return 0
