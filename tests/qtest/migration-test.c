@@ -18,6 +18,9 @@
 #include "libqtest.h"
 #include "qtest-net.h"
 #include "virtio-driver.h"
+#include "e1000-driver.h"
+#include "rtl8139-driver.h"
+#include <arpa/inet.h>
 
 #include <fcntl.h>
 #include <string.h>
@@ -406,6 +409,257 @@ static void test_blocked(void)
     }
 }
 
+
+/* ---- frames through a migration (qnic: device state) ----
+ *
+ * The peer's rule at the switch-over: it sends to the source only before
+ * `migrate` and waits until the source's device took those frames (they
+ * sit in the guest's RX ring, unread by the driver); after the migration
+ * it talks to the destination's own connection. Frames the source's
+ * backend held but its device had not taken would go with the source (as
+ * in QEMU), so the peer sends none in that window. The driver reads the
+ * rest of the RX ring and sends more on the destination, on the same
+ * rings; the peers must see every TX frame once, and the driver every RX
+ * frame once. RARPs (0x8035) from the destination's announce are counted
+ * apart: at least one must come. */
+
+#define FLEN 100
+#define N_BEFORE 6          /* frames each way before the migration */
+#define N_READ_BEFORE 3     /* RX frames the driver reads on the source */
+#define N_AFTER 4
+
+typedef struct Nic Nic;
+struct Nic {
+    const char *model;
+    void (*start)(Nic *n, QTestState *qts);
+    void (*tx)(Nic *n, const void *frame, size_t len);
+    int (*rx)(Nic *n, void *buf, size_t cap);           /* -1: none yet */
+    unsigned (*rx_taken)(Nic *n);                       /* frames in the ring, unread */
+    void (*set_qts)(Nic *n, QTestState *qts);
+    E1kDev e;
+    RtlDev r;
+};
+
+static void e1k_start(Nic *n, QTestState *qts)
+{
+    e1kd_init(&n->e, qts);
+    e1kd_reset(&n->e);
+    e1kd_start(&n->e, 32, 16, 0);
+}
+
+static void e1k_tx(Nic *n, const void *f, size_t len)
+{
+    e1kd_tx_legacy(&n->e, f, len, 0, 0, 0, 0);
+}
+
+static int e1k_rx(Nic *n, void *buf, size_t cap)
+{
+    return e1kd_rx(&n->e, buf, cap, NULL, NULL, NULL);
+}
+
+/* Descriptors after the driver's with DD set: the device wrote them. */
+static unsigned e1k_rx_taken(Nic *n)
+{
+    unsigned k = 0;
+
+    while (k < n->e.rx_n &&
+           (qtest_readb(n->e.qts, n->e.rx_ring + 16 * ((n->e.rx_next + k) % n->e.rx_n) + 12) &
+            E1000_RXD_STAT_DD)) {
+        k++;
+    }
+    return k;
+}
+
+static void e1k_set_qts(Nic *n, QTestState *qts)
+{
+    n->e.qts = qts;
+}
+
+static void rtl_start(Nic *n, QTestState *qts)
+{
+    rtld_init(&n->r, qts);
+    rtld_reset(&n->r);
+    rtld_c_start(&n->r, 0, RTL_RCR_APM, 0, 0);
+}
+
+static void rtl_tx(Nic *n, const void *f, size_t len)
+{
+    rtld_c_tx(&n->r, f, len);
+}
+
+static int rtl_rx(Nic *n, void *buf, size_t cap)
+{
+    return rtld_c_rx(&n->r, buf, cap, NULL, NULL);
+}
+
+/* The device's write offset past the driver's read one, in whole frames
+ * of FLEN (header 4 + frame + CRC 4, 4-aligned). */
+static unsigned rtl_rx_taken(Nic *n)
+{
+    uint32_t cbr = rtld_r16(&n->r, RTL_CBR);
+    uint32_t used = (cbr + n->r.rx_len - n->r.rx_cur) % n->r.rx_len;
+    return used / ((4 + FLEN + 4 + 3) & ~3u);
+}
+
+static void rtl_set_qts(Nic *n, QTestState *qts)
+{
+    n->r.qts = qts;
+}
+
+static const Nic nic_models[] = {
+    { "e1000", e1k_start, e1k_tx, e1k_rx, e1k_rx_taken, e1k_set_qts },
+    { "rtl8139", rtl_start, rtl_tx, rtl_rx, rtl_rx_taken, rtl_set_qts },
+};
+
+static void make(uint8_t *f, uint8_t tag)
+{
+    qtest_net_make_frame(f, FLEN, tag);
+}
+
+/* The tag of a test frame: its byte 14 is 14 * 7 + tag. */
+static unsigned frame_tag(const uint8_t *f)
+{
+    return (uint8_t)(f[14] - 14 * 7);
+}
+
+static int peer_frame(QtestNetPeer *p, uint8_t *buf, size_t cap, int timeout_ms)
+{
+    uint32_t be;
+
+    if (!qtest_net_read_full(p->fd, &be, 4, timeout_ms)) {
+        return -1;
+    }
+    g_assert_cmpuint(ntohl(be), <=, cap);
+    g_assert_true(qtest_net_read_full(p->fd, buf, ntohl(be), 2000));
+    return (int)ntohl(be);
+}
+
+/* Read the peer's frames until quiet: count each TX tag, and RARPs. */
+static void peer_drain(QtestNetPeer *p, unsigned *seen, unsigned *rarps, int timeout_ms)
+{
+    uint8_t buf[2048];
+    int len;
+
+    while ((len = peer_frame(p, buf, sizeof(buf), timeout_ms)) >= 0) {
+        if (len >= 14 && buf[12] == 0x80 && buf[13] == 0x35) {
+            (*rarps)++;
+            continue;
+        }
+        g_assert_cmpint(len, ==, FLEN);
+        g_assert_cmpuint(frame_tag(buf), <, 64);
+        seen[frame_tag(buf)]++;
+    }
+}
+
+/* An RX frame the driver read: its tag, the whole frame checked. */
+static unsigned rx_tag(const uint8_t *f, int len)
+{
+    uint8_t want[FLEN];
+
+    g_assert_cmpint(len, >=, FLEN);
+    make(want, frame_tag(f));
+    g_assert_cmpmem(f, FLEN, want, FLEN);
+    return frame_tag(f);
+}
+
+/* The driver sends frames tagged [from, to), the peer as many tagged
+ * 0x40 + the same. */
+static void exchange(Nic *n, QtestNetPeer *p, unsigned from, unsigned to)
+{
+    uint8_t f[FLEN];
+
+    for (unsigned t = from; t < to; t++) {
+        make(f, t);
+        n->tx(n, f, FLEN);
+        make(f, 0x40 + t);
+        qtest_net_peer_send(p, f, FLEN);
+    }
+}
+
+/* The driver reads count frames, counting each tag in got. */
+static void read_rx(Nic *n, unsigned *got, unsigned count)
+{
+    uint8_t f[2048];
+
+    for (unsigned k = 0; k < count; k++) {
+        int len = -1;
+        g_assert_true(WAIT_FOR((len = n->rx(n, f, sizeof(f))) >= 0, 5000));
+        got[rx_tag(f, len)]++;
+    }
+}
+
+static char *device_state(QTestState *s)
+{
+    g_autoptr(JsonNode) r = qtest_qmp(s, "{\"execute\": \"x-query-device-state\", "
+                                      "\"arguments\": {\"id\": \"nic0\"}}");
+    JsonNode *st = qtest_qmp_get(r, "return.state");
+    g_assert_nonnull(st);
+    return g_strdup(json_node_get_string(st));
+}
+
+static void frames_case(gconstpointer data)
+{
+    Nic n = *(const Nic *)data;
+    QtestNetPeer p1, p2;
+    g_autofree char *sock = tmp_path(n.model);
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *sargs = NULL, *dargs = NULL, *ss = NULL, *ds = NULL;
+    unsigned seen[64] = { 0 }, rarps = 0, got[256] = { 0 };
+    uint8_t f[2048];
+    QTestState *src, *dst;
+
+    if (qtest_target_is_qemu()) {
+        g_test_skip("qnic's x-query-device-state and qnic's qtest NIC models");
+        return;
+    }
+    qtest_net_peer_listen(&p1);
+    qtest_net_peer_listen(&p2);
+    sargs = g_strdup_printf("-m 128 -netdev socket,id=n0,connect=127.0.0.1:%d -device "
+                            "%s,netdev=n0,mac=52:54:00:12:34:56,addr=4,id=nic0", p1.port, n.model);
+    dargs = g_strdup_printf("-m 128 -S -netdev socket,id=n0,connect=127.0.0.1:%d -device "
+                            "%s,netdev=n0,mac=52:54:00:12:34:56,addr=4,id=nic0 -incoming %s",
+                            p2.port, n.model, uri);
+    src = start(sargs);
+    g_assert_true(qtest_net_peer_accept(&p1));
+    dst = start(dargs);
+    g_assert_true(qtest_net_peer_accept(&p2));
+    n.start(&n, src);
+
+    exchange(&n, &p1, 0, N_BEFORE);
+    read_rx(&n, got, N_READ_BEFORE);
+    /* the source's device has taken the rest into the ring */
+    g_assert_true(WAIT_FOR(n.rx_taken(&n) == N_BEFORE - N_READ_BEFORE, 5000));
+    peer_drain(&p1, seen, &rarps, 500);
+
+    migrate(src, uri);
+    wait_migration(src, "completed");
+    wait_migration(dst, "completed");
+    g_autofree char *st = status_of(dst);
+    g_assert_cmpstr(st, ==, "paused");
+    ss = device_state(src);
+    ds = device_state(dst);
+    /* the same stream: every field the same */
+    g_assert_cmpstr(ds, ==, ss);
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"cont\"}");
+
+    n.set_qts(&n, dst);
+    read_rx(&n, got, N_BEFORE - N_READ_BEFORE);
+    exchange(&n, &p2, N_BEFORE, N_BEFORE + N_AFTER);
+    read_rx(&n, got, N_AFTER);
+    g_assert_cmpint(n.rx(&n, f, sizeof(f)), ==, -1);
+    peer_drain(&p2, seen, &rarps, 500);
+    peer_drain(&p1, seen, &rarps, 100);
+    for (unsigned t = 0; t < N_BEFORE + N_AFTER; t++) {
+        g_assert_cmpuint(seen[t], ==, 1);
+        g_assert_cmpuint(got[0x40 + t], ==, 1);
+    }
+    g_assert_cmpuint(rarps, >=, 1);
+    qtest_quit(src);
+    qtest_quit(dst);
+    qtest_net_peer_close(&p1);
+    qtest_net_peer_close(&p2);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -418,5 +672,9 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/file", test_file);
     g_test_add_func("/migration/mismatch", test_mismatch);
     g_test_add_func("/migration/blocked", test_blocked);
+    for (size_t i = 0; i < G_N_ELEMENTS(nic_models); i++) {
+        g_autofree char *name = g_strdup_printf("/migration/frames/%s", nic_models[i].model);
+        g_test_add_data_func(name, &nic_models[i], frames_case);
+    }
     return g_test_run();
 }
