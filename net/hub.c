@@ -105,6 +105,17 @@ int qnic_net_hub_port_count(QnicBackends *be, int hubid)
     return h ? (int)g_list_length(h->ports) : 0;
 }
 
+void qnic_net_hub_walk(QnicBackends *be, QnicNetHubWalkFunc *fn, void *opaque)
+{
+    for (GList *l = g_list_last(be->hubs); l; l = l->prev) {
+        QnicHub *h = l->data;
+        fn(opaque, h->id, NULL);
+        for (GList *p = g_list_last(h->ports); p; p = p->prev) {
+            fn(opaque, h->id, ((QnicHubPort *)p->data)->nc);
+        }
+    }
+}
+
 /* The netdev plugged into the port is deleted before the port. */
 static void hubport_plugged_gone(QnicNetdevNotifier *n, QnicNetdev *nd)
 {

@@ -330,24 +330,48 @@ static void print_client(GString *out, const QnicNetClient *nc)
                            client_type(nc), nc->info_str);
 }
 
-/* QEMU's order: every client in creation order; a NIC with its backend
- * under it; a backend alone only when nothing is plugged into it. A hub
- * port and the netdev behind it print as a pair, from the port. */
+static bool on_hub(const QnicNetClient *nc)
+{
+    return nc->ops->kind == QNIC_NET_CLIENT_HUBPORT ||
+           (nc->peer && nc->peer->ops->kind == QNIC_NET_CLIENT_HUBPORT);
+}
+
+/* "hub N", then " \ PORT: " and what is plugged into the port, or the
+ * port's name alone when nothing is. */
+static void print_hub(void *opaque, int hub_id, QnicNetClient *port)
+{
+    GString *out = opaque;
+
+    if (!port) {
+        g_string_append_printf(out, "hub %d\r\n", hub_id);
+    } else if (port->peer) {
+        g_string_append_printf(out, " \\ %s: ", port->name);
+        print_client(out, port->peer);
+    } else {
+        g_string_append_printf(out, " \\ %s\r\n", port->name);
+    }
+}
+
+/* QEMU's order: the hubs with what is plugged into them first, then every
+ * other client in creation order; a NIC with its backend under it; a
+ * backend alone only when nothing is plugged into it. */
 static char *info_network(QnicBackends *be)
 {
     GString *out = g_string_new(NULL);
 
+    qnic_net_hub_walk(be, print_hub, out);
     for (GList *l = qnic_net_clients(be); l; l = l->next) {
         QnicNetClient *nc = l->data;
         QnicNetClient *peer = nc->peer;
         bool nic = nc->ops->kind == QNIC_NET_CLIENT_NIC;
-        bool pair = peer && !nic && nc->ops->kind == QNIC_NET_CLIENT_HUBPORT &&
-                    peer->ops->kind != QNIC_NET_CLIENT_NIC;
 
-        if (!peer || nic || pair) {
+        if (on_hub(nc)) {
+            continue;
+        }
+        if (!peer || nic) {
             print_client(out, nc);
         }
-        if (peer && (nic || pair)) {
+        if (peer && nic) {
             g_string_append(out, " \\ ");
             print_client(out, peer);
         }

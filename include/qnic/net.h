@@ -203,6 +203,11 @@ void qnic_net_stream_changed(QnicBackends *be, const char *netdev_id,
                              const struct sockaddr_storage *peer);
 /* Every live client of be, in creation order (the list is the core's own). */
 GList *qnic_net_clients(QnicBackends *be);
+/* The hubs and their ports in the order QEMU's 'info network' lists them
+ * (the newest hub first, each hub's newest port first): fn(opaque, id,
+ * NULL) for a hub, then fn(opaque, id, port) for each of its ports. */
+typedef void QnicNetHubWalkFunc(void *opaque, int hub_id, QnicNetClient *port);
+void qnic_net_hub_walk(QnicBackends *be, QnicNetHubWalkFunc *fn, void *opaque);
 
 /* vnet header negotiation with the peer. */
 bool qnic_net_peer_has_vnet_hdr(QnicNetClient *nc);

@@ -297,6 +297,31 @@ static void set_link(QTestState *s, bool up)
                               "{\"name\": \"n0\", \"up\": %s}}", up ? "true" : "false"), "{}");
 }
 
+/* Hubs first, as QEMU 7.2 lists them (newest hub and newest port first):
+ * a port's NIC or plugged netdev after the port's name, a port with nothing
+ * plugged in alone; then the rest as usual. */
+static void test_hmp_info_network_hubs(void)
+{
+    QTestState *s = start("-netdev hubport,id=hp0,hubid=0 -netdev hubport,id=hp1,hubid=0 "
+                          "-device e1000,netdev=hp0,id=nic0,mac=52:54:00:12:34:57 "
+                          "-netdev user,id=u0 -netdev hubport,id=hp2,hubid=1,netdev=u0 "
+                          "-netdev hubport,id=hp3,hubid=1 "
+                          "-device rtl8139,netdev=hp3,id=nic1,mac=52:54:00:12:34:58 "
+                          "-netdev user,id=u1 "
+                          "-device virtio-net-pci,netdev=u1,id=nic2,mac=52:54:00:12:34:59");
+
+    hmp(s, "info network",
+        "\"hub 1\\r\\n"
+        " \\\\ hp3: nic1: index=0,type=nic,model=rtl8139,macaddr=52:54:00:12:34:58\\r\\n"
+        " \\\\ hp2: u0: index=0,type=user,net=10.0.2.0,restrict=off\\r\\n"
+        "hub 0\\r\\n"
+        " \\\\ hp1\\r\\n"
+        " \\\\ hp0: nic0: index=0,type=nic,model=e1000,macaddr=52:54:00:12:34:57\\r\\n"
+        "nic2: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:59\\r\\n"
+        " \\\\ u1: index=0,type=user,net=10.0.2.0,restrict=off\\r\\n\"");
+    qtest_quit(s);
+}
+
 static void test_netdev_stats(void)
 {
     struct sockaddr_in local;
@@ -515,6 +540,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-query/query-pci", test_query_pci);
     g_test_add_func("/qmp-query/qom", test_qom);
     g_test_add_func("/qmp-query/hmp-info-network", test_hmp_info_network);
+    g_test_add_func("/qmp-query/hmp-info-network/hubs", test_hmp_info_network_hubs);
     g_test_add_func("/qmp-query/netdev-stats", test_netdev_stats);
     g_test_add_func("/qmp-query/announce-self", test_announce_self);
     g_test_add_func("/qmp-query/announce-self/virtio", test_announce_virtio);
