@@ -220,7 +220,7 @@ void qnic_vhost_vq_stop(QnicVhostDev *hd, unsigned idx)
         }
     }
     vq->shadow_avail_idx = vq->last_avail_idx;
-    vq->inuse = 0;
+    vq->inuse = vq->inuse_descs = 0;
     vq->signalled_used_valid = false;
     qnic_log(QNIC_LOG_VHOST, "vhost: %s: queue %u stopped: kick=%s call=%s kicks_relayed=%" PRIu64
              " calls_relayed=%" PRIu64 " call_switches=%u", hd->ops->name, idx,

@@ -10,6 +10,7 @@
 #include "qnic/virtio.h"
 #include "qnic/machine.h"
 #include "qnic/log.h"
+#include "qnic/state.h"
 #include <linux/virtio_mmio.h>
 
 #define MMIO_MAGIC 0x74726976u          /* "virt" */
@@ -338,4 +339,77 @@ char *qnic_virtio_mmio_cmdline_all(QnicMachine *machine)
         }
     }
     return g_string_free(s, FALSE);
+}
+
+/* ---- device state ---- */
+
+struct QnicVirtioMmioState {
+    bool legacy;
+    uint32_t host_features_sel, guest_features_sel;
+    uint32_t guest_page_size;
+    uint32_t queue_align;
+    uint16_t queue_sel;
+};
+
+static const QnicStateField vm_state_fields[] = {
+    QNIC_STATE_BOOL(QnicVirtioMmioState, legacy, 0),
+    QNIC_STATE_UINT(QnicVirtioMmioState, host_features_sel, 0),
+    QNIC_STATE_UINT(QnicVirtioMmioState, guest_features_sel, 0),
+    /* what the register writes accept (mmio_write_device/queue) */
+    QNIC_STATE_UINT_RANGE(QnicVirtioMmioState, guest_page_size, 0, 512, 0x80000000u),
+    QNIC_STATE_UINT_RANGE(QnicVirtioMmioState, queue_align, 0, 1, 0x10000),
+    QNIC_STATE_UINT(QnicVirtioMmioState, queue_sel, 0),
+    QNIC_STATE_END,
+};
+
+static const QnicStateDesc vm_state_desc = {
+    .name = "virtio-mmio", .version = 1, .min_version = 1,
+    .size = sizeof(QnicVirtioMmioState), .fields = vm_state_fields,
+};
+
+void qnic_virtio_mmio_state_save(QnicVirtioMmio *m, GByteArray *out)
+{
+    QnicVirtioMmioState s = {
+        .legacy = m->legacy, .host_features_sel = m->host_features_sel,
+        .guest_features_sel = m->guest_features_sel, .guest_page_size = m->guest_page_size,
+        .queue_align = m->queue_align, .queue_sel = m->queue_sel,
+    };
+
+    qnic_state_write(out, &vm_state_desc, &s);
+}
+
+QnicVirtioMmioState *qnic_virtio_mmio_state_read(QnicVirtioMmio *m, QnicStateReader *r,
+                                                 GError **errp)
+{
+    g_autoptr(QnicVirtioMmioState) s = g_new0(QnicVirtioMmioState, 1);
+
+    if (!qnic_state_read(r, &vm_state_desc, s, errp)) {
+        return NULL;
+    }
+    if (s->legacy != m->legacy) {
+        qnic_error_setg(errp, "virtio-mmio: the stream is of a version %d transport, this "
+                        "one is version %d", s->legacy ? 1 : 2, m->legacy ? 1 : 2);
+        return NULL;
+    }
+    if (!QNIC_IS_POW2(s->guest_page_size) || !QNIC_IS_POW2(s->queue_align)) {
+        qnic_error_setg(errp, "virtio-mmio: guest page size %u or queue align %u is not a "
+                        "power of two", s->guest_page_size, s->queue_align);
+        return NULL;
+    }
+    return g_steal_pointer(&s);
+}
+
+void qnic_virtio_mmio_state_apply(QnicVirtioMmio *m, const QnicVirtioMmioState *s)
+{
+    m->host_features_sel = s->host_features_sel;
+    m->guest_features_sel = s->guest_features_sel;
+    m->guest_page_size = s->guest_page_size;
+    m->queue_align = s->queue_align;
+    m->queue_sel = s->queue_sel;
+    vm_update_irq(m->vdev);
+}
+
+void qnic_virtio_mmio_state_free(QnicVirtioMmioState *s)
+{
+    g_free(s);
 }

@@ -18,6 +18,7 @@
 #include "qnic/machine.h"
 #include "qnic/mainloop.h"
 #include "qnic/log.h"
+#include "qnic/state.h"
 #include <linux/virtio_pci.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -340,3 +341,83 @@ void qnic_virtio_pci_unrealize(QnicVirtioPci *p)
     qnic_pci_device_exit(&p->pci);
 }
 
+
+/* ---- device state ---- */
+
+struct QnicVirtioPciState {
+    bool legacy_enabled, modern_enabled;
+    uint32_t nvectors;
+    uint32_t dfselect, gfselect;
+    uint16_t queue_sel, legacy_queue_sel;
+};
+
+static const QnicStateField vp_state_fields[] = {
+    QNIC_STATE_BOOL(QnicVirtioPciState, legacy_enabled, 0),
+    QNIC_STATE_BOOL(QnicVirtioPciState, modern_enabled, 0),
+    QNIC_STATE_UINT(QnicVirtioPciState, nvectors, 0),
+    QNIC_STATE_UINT(QnicVirtioPciState, dfselect, 0),
+    QNIC_STATE_UINT(QnicVirtioPciState, gfselect, 0),
+    QNIC_STATE_UINT(QnicVirtioPciState, queue_sel, 0),
+    QNIC_STATE_UINT(QnicVirtioPciState, legacy_queue_sel, 0),
+    QNIC_STATE_END,
+};
+
+static const QnicStateDesc vp_state_desc = {
+    .name = "virtio-pci", .version = 1, .min_version = 1,
+    .size = sizeof(QnicVirtioPciState), .fields = vp_state_fields,
+};
+
+void qnic_virtio_pci_state_save(QnicVirtioPci *p, GByteArray *out)
+{
+    QnicVirtioPciState s = {
+        .legacy_enabled = p->legacy_enabled, .modern_enabled = p->modern_enabled,
+        .nvectors = p->nvectors, .dfselect = p->dfselect, .gfselect = p->gfselect,
+        .queue_sel = p->queue_sel, .legacy_queue_sel = p->legacy_queue_sel,
+    };
+
+    qnic_state_write(out, &vp_state_desc, &s);
+}
+
+QnicVirtioPciState *qnic_virtio_pci_state_read(QnicVirtioPci *p, QnicStateReader *r,
+                                               GError **errp)
+{
+    g_autoptr(QnicVirtioPciState) s = g_new0(QnicVirtioPciState, 1);
+
+    if (!qnic_state_read(r, &vp_state_desc, s, errp)) {
+        return NULL;
+    }
+    /* The same device on both sides: the BAR layout follows from these. */
+    if (s->legacy_enabled != p->legacy_enabled || s->modern_enabled != p->modern_enabled ||
+        s->nvectors != p->nvectors) {
+        qnic_error_setg(errp, "virtio-pci: the stream's device (legacy %s, modern %s, %u "
+                        "vectors) is not this one (legacy %s, modern %s, %u vectors)",
+                        s->legacy_enabled ? "on" : "off", s->modern_enabled ? "on" : "off",
+                        s->nvectors, p->legacy_enabled ? "on" : "off",
+                        p->modern_enabled ? "on" : "off", p->nvectors);
+        return NULL;
+    }
+    return g_steal_pointer(&s);
+}
+
+void qnic_virtio_pci_state_begin(QnicVirtioPci *p)
+{
+    vp_ioeventfd_stop(p);
+}
+
+void qnic_virtio_pci_state_apply(QnicVirtioPci *p, const QnicVirtioPciState *s)
+{
+    p->dfselect = s->dfselect;
+    p->gfselect = s->gfselect;
+    p->queue_sel = s->queue_sel;
+    p->legacy_queue_sel = s->legacy_queue_sel;
+    if (p->vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) {
+        vp_ioeventfd_start(p);
+    }
+    vp_update_irq(p->vdev);
+    vp_guest_notifiers_changed(p, 0, true);
+}
+
+void qnic_virtio_pci_state_free(QnicVirtioPciState *s)
+{
+    g_free(s);
+}

@@ -10,6 +10,7 @@
 #include "qnic/virtqueue.h"
 #include "qnic/device.h"
 #include "qnic/memory.h"
+#include "qnic/machine.h"
 #include "qnic/log.h"
 #include <linux/virtio_ring.h>
 #include <linux/virtio_config.h>
@@ -88,7 +89,7 @@ void qnic_vq_reset(QnicVirtQueue *vq)
     vq->signalled_used = 0;
     vq->signalled_used_valid = false;
     vq->avail_wrap = vq->used_wrap = true;
-    vq->inuse = 0;
+    vq->inuse = vq->inuse_descs = 0;
     vq->pending_used = 0;
     vq->packed = vq->event_idx = vq->indirect = vq->in_order = false;
 }
@@ -451,6 +452,7 @@ QnicVqPopResult qnic_vq_pop(QnicVirtQueue *vq, QnicVqElem *elem)
     r = vq->packed ? packed_pop(vq, elem) : split_pop(vq, elem);
     if (r == QNIC_VQ_POP_OK) {
         vq->inuse++;
+        vq->inuse_descs += elem->ndescs;
         vq->stat_pops++;
     }
     return r;
@@ -458,7 +460,7 @@ QnicVqPopResult qnic_vq_pop(QnicVirtQueue *vq, QnicVqElem *elem)
 
 QnicVqMark qnic_vq_mark(const QnicVirtQueue *vq)
 {
-    return (QnicVqMark){ vq->last_avail_idx, vq->avail_wrap, vq->inuse };
+    return (QnicVqMark){ vq->last_avail_idx, vq->avail_wrap, vq->inuse, vq->inuse_descs };
 }
 
 void qnic_vq_rollback(QnicVirtQueue *vq, QnicVqMark mark)
@@ -466,6 +468,7 @@ void qnic_vq_rollback(QnicVirtQueue *vq, QnicVqMark mark)
     vq->last_avail_idx = mark.last_avail_idx;
     vq->avail_wrap = mark.avail_wrap;
     vq->inuse = mark.inuse;
+    vq->inuse_descs = mark.inuse_descs;
 }
 
 void qnic_vq_fill(QnicVirtQueue *vq, const QnicVqElem *elem, uint32_t len, unsigned idx)
@@ -528,7 +531,10 @@ void qnic_vq_flush(QnicVirtQueue *vq, unsigned count)
         if ((uint16_t)(new - vq->signalled_used) < (uint16_t)(new - old)) {
             vq->signalled_used_valid = false;
         }
+        vq->inuse_descs = vq->inuse_descs >= count ? vq->inuse_descs - count : 0;
     } else {
+        vq->inuse_descs = vq->inuse_descs >= vq->pending_used ?
+                          vq->inuse_descs - vq->pending_used : 0;
         ring_st16(vq->desc + (size_t)vq->used_idx * DESC_SIZE + 14, vq->used_flags_head);
         vq->used_idx += vq->pending_used;
         if (vq->used_idx >= vq->num) {
@@ -619,5 +625,67 @@ void qnic_vq_notify(QnicVirtQueue *vq)
     if (qnic_vq_should_notify(vq) && vq->notify) {
         vq->stat_notifies++;
         vq->notify(vq, vq->opaque);
+    }
+}
+
+/* ---- saved state ---- */
+
+/* Host pointer to [gpa, gpa + len) when it lies in one RAM region of dev's
+ * machine. */
+static uint8_t *ram_range(QnicDevice *dev, uint64_t gpa, uint64_t len)
+{
+    QnicRegion *r;
+    uint64_t off;
+
+    if (!dev || !dev->machine || len == 0) {
+        return NULL;
+    }
+    r = qnic_as_find(&dev->machine->mem, gpa, &off);
+    if (!r || !r->ram || off > r->size || len > r->size - off) {
+        return NULL;
+    }
+    return r->ram + off;
+}
+
+bool qnic_vq_rings_in_ram(QnicDevice *dev, uint16_t num, bool packed, uint64_t desc_gpa,
+                          uint64_t avail_gpa, uint64_t used_gpa, uint8_t **desc,
+                          uint8_t **avail, uint8_t **used)
+{
+    uint64_t dsz = (uint64_t)num * DESC_SIZE;
+    uint64_t asz = packed ? 4 : 6 + 2ull * num, usz = packed ? 4 : 6 + 8ull * num;
+    uint8_t *d, *a, *u;
+
+    if (num == 0 || (!packed && !QNIC_IS_POW2(num)) || (desc_gpa & 15) ||
+        (avail_gpa & (packed ? 3 : 1)) || (used_gpa & 3)) {
+        return false;
+    }
+    d = ram_range(dev, desc_gpa, dsz);
+    a = ram_range(dev, avail_gpa, asz);
+    u = ram_range(dev, used_gpa, usz);
+    if (!d || !a || !u) {
+        return false;
+    }
+    if (desc) {
+        *desc = d;
+        *avail = a;
+        *used = u;
+    }
+    return true;
+}
+
+void qnic_vq_inflight_rewound(const QnicVirtQueue *vq, uint16_t *last_avail_idx,
+                              bool *avail_wrap)
+{
+    *avail_wrap = vq->avail_wrap;
+    if (!vq->packed) {
+        *last_avail_idx = vq->last_avail_idx - vq->inuse;
+        return;
+    }
+    if (vq->inuse_descs <= vq->last_avail_idx) {
+        *last_avail_idx = vq->last_avail_idx - vq->inuse_descs;
+    } else {
+        /* the in-flight chains started in the previous lap */
+        *last_avail_idx = vq->last_avail_idx + vq->num - vq->inuse_descs;
+        *avail_wrap = !vq->avail_wrap;
     }
 }

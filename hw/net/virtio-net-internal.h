@@ -96,6 +96,10 @@ struct VirtioNet {
     /* vhost peer: the data plane is elsewhere while vhost_started */
     QnicVhostDev *vhost;
     bool vhost_started;
+    /* The rings were taken back from the backend to save the device
+     * (virtio-net-state.c): they go back at the driver's next
+     * notification, once the VM runs again. */
+    bool vhost_held;
 };
 
 #define VIRTIO_NET_GUEST_OFFLOADS                                               \
@@ -113,6 +117,41 @@ static inline bool has_f(VirtioNet *n, unsigned bit)
 /* Queue pairs the driver uses (MQ, RSS): the vhost rings and the
  * backend's queues follow. */
 void virtio_net_set_pairs(VirtioNet *n, unsigned pairs);
+/* The queue layout for `pairs` pairs (rx0 tx0 ... ctrl), or for the pairs
+ * a driver with `features` has. */
+void virtio_net_layout(VirtioNet *n, unsigned pairs);
+void virtio_net_layout_for(VirtioNet *n, uint64_t features);
+/* Header lengths (guest's, peer's) from the accepted features. */
+void virtio_net_update_hdr_len(VirtioNet *n);
+/* Hand the data rings to the vhost backend (when it is there and the
+ * driver is ready) / take them back (GET_VRING_BASE). */
+void virtio_net_vhost_start(VirtioNet *n);
+void virtio_net_vhost_stop(VirtioNet *n);
+
+/* ---- virtio-net-state.c: device state (qnic/state.h) ---- */
+
+typedef struct VirtioNetLoad VirtioNetLoad;
+/* The sections "virtio" (the core's) and "virtio-net". A vhost backend's
+ * rings are taken back first so the indices are the backend's
+ * (GET_VRING_BASE); they stay with qnic until the driver's next
+ * notification (vhost_held), so a stopped source sends nothing more. */
+void virtio_net_state_save(VirtioNet *n, GByteArray *out);
+/* Read and check both sections (nvectors: the transport's MSI-X vectors);
+ * nothing changes. */
+VirtioNetLoad *virtio_net_state_read(VirtioNet *n, QnicStateReader *r, unsigned nvectors,
+                                     GError **errp);
+/* Loading, in this order around the transport's own steps: quiesce (TX
+ * work and vhost stop), apply (layout, core, device), resume (after the
+ * transport applied: vhost starts with the loaded ring bases, TX runs
+ * what the driver queued, RX delivers what waited). */
+void virtio_net_state_quiesce(VirtioNet *n);
+void virtio_net_state_apply(VirtioNet *n, const VirtioNetLoad *ld);
+void virtio_net_state_resume(VirtioNet *n);
+void virtio_net_state_free(VirtioNetLoad *ld);
+/* Ask a driver that accepted GUEST_ANNOUNCE to announce itself (ANNOUNCE
+ * and a configuration interrupt); false when it did not accept it. */
+bool virtio_net_guest_announce(VirtioNet *n);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VirtioNetLoad, virtio_net_state_free)
 
 /* ---- virtio-net-dataplane.c: rings <-> netdev, one queue pair each ---- */
 

@@ -24,6 +24,7 @@
 #include "qnic/schema.h"
 #include "qnic/device.h"
 #include "qnic/log.h"
+#include "qnic/state.h"
 
 /* Features that describe the data path, so a vhost backend must implement
  * them before the device offers them (the control queue's are qnic's). */
@@ -129,11 +130,12 @@ static void vhost_apply_pairs(VirtioNet *n)
     }
 }
 
-static void vhost_start(VirtioNet *n)
+void virtio_net_vhost_start(VirtioNet *n)
 {
     GError *err = NULL;
     uint64_t acked = vhost_data_features(n->vdev.guest_features);
 
+    n->vhost_held = false;
     if (!n->vhost || n->vhost_started || !qnic_virtio_driver_ok(&n->vdev) ||
         !n->vhost->connected) {
         return;
@@ -165,8 +167,9 @@ static void vhost_start(VirtioNet *n)
     virtio_net_vhost_ctrl_replay(n);
 }
 
-static void vhost_stop(VirtioNet *n)
+void virtio_net_vhost_stop(VirtioNet *n)
 {
+    n->vhost_held = false;
     if (n->vhost && n->vhost_started) {
         qnic_vhost_dev_stop(n->vhost);
         n->vhost_started = false;
@@ -186,7 +189,7 @@ static void vhost_event(void *opaque, bool connected)
     if (qnic_virtio_driver_ok(&n->vdev)) {
         /* As QEMU after a backend crash: the rings restart from what the
          * last backend completed. */
-        vhost_start(n);
+        virtio_net_vhost_start(n);
     }
 }
 
@@ -214,19 +217,31 @@ void virtio_net_set_pairs(VirtioNet *n, unsigned pairs)
  * N is 1 until MQ or RSS is negotiated, so the control queue sits at index
  * 2 for drivers without them (virtio 1.2 5.1.2) and QEMU's num_queues
  * matches. */
-static void vn_layout(VirtioNet *n, unsigned pairs)
+/* The pairs the layout has with `features`. */
+static unsigned layout_pairs(VirtioNet *n, uint64_t features)
 {
-    uint16_t sizes[QNIC_VIRTIO_MAX_QUEUES];
-    unsigned nq = 2 * pairs + 1;
+    return features & ((1ull << VIRTIO_NET_F_MQ) | (1ull << VIRTIO_NET_F_RSS)) ? n->max_pairs : 1;
+}
 
-    if (nq == n->vdev.num_queues && n->ctrl == &n->vdev.vqs[nq - 1]) {
-        return;
-    }
+/* Queue count and sizes for `pairs` pairs and the control queue. */
+static unsigned layout_sizes(VirtioNet *n, unsigned pairs, uint16_t *sizes)
+{
     for (unsigned i = 0; i < pairs; i++) {
         sizes[2 * i] = n->rx_queue_size;
         sizes[2 * i + 1] = n->tx_queue_size;
     }
-    sizes[nq - 1] = 64;
+    sizes[2 * pairs] = 64;
+    return 2 * pairs + 1;
+}
+
+void virtio_net_layout(VirtioNet *n, unsigned pairs)
+{
+    uint16_t sizes[QNIC_VIRTIO_MAX_QUEUES];
+    unsigned nq = layout_sizes(n, pairs, sizes);
+
+    if (nq == n->vdev.num_queues && n->ctrl == &n->vdev.vqs[nq - 1]) {
+        return;
+    }
     qnic_virtio_set_num_queues(&n->vdev, nq, sizes);
     for (unsigned i = 0; i < n->max_pairs; i++) {
         /* Pairs beyond the layout keep pointing at unconfigured queues
@@ -236,6 +251,18 @@ static void vn_layout(VirtioNet *n, unsigned pairs)
     }
     n->ctrl = &n->vdev.vqs[nq - 1];
     n->ctrl_index = nq - 1;
+}
+
+void virtio_net_layout_for(VirtioNet *n, uint64_t features)
+{
+    virtio_net_layout(n, layout_pairs(n, features));
+}
+
+static unsigned vn_queue_layout(QnicVirtioDevice *vdev, uint64_t features, uint16_t *sizes)
+{
+    VirtioNet *n = vdev->opaque;
+
+    return layout_sizes(n, layout_pairs(n, features), sizes);
 }
 
 static void vn_handle_queue(QnicVirtioDevice *vdev, unsigned idx)
@@ -251,6 +278,10 @@ static void vn_handle_queue(QnicVirtioDevice *vdev, unsigned idx)
     if (idx > n->ctrl_index || idx / 2 >= n->max_pairs) {
         return;
     }
+    if (n->vhost_held) {
+        /* The rings were taken back for a save and the VM runs again. */
+        virtio_net_vhost_start(n);
+    }
     if (n->vhost_started) {
         qnic_vhost_kick(n->vhost, idx);
         return;
@@ -265,7 +296,7 @@ static void vn_handle_queue(QnicVirtioDevice *vdev, unsigned idx)
     }
 }
 
-static void update_hdr_len(VirtioNet *n)
+void virtio_net_update_hdr_len(VirtioNet *n)
 {
     bool v1 = has_f(n, VIRTIO_F_VERSION_1);
 
@@ -343,8 +374,8 @@ static void vn_set_features(QnicVirtioDevice *vdev, uint64_t f)
 {
     VirtioNet *n = vdev->opaque;
 
-    vn_layout(n, (f & ((1ull << VIRTIO_NET_F_MQ) | (1ull << VIRTIO_NET_F_RSS))) ? n->max_pairs : 1);
-    update_hdr_len(n);
+    virtio_net_layout_for(n, f);
+    virtio_net_update_hdr_len(n);
     n->curr_guest_offloads = f & VIRTIO_NET_GUEST_OFFLOADS;
     virtio_net_apply_offloads(n);
     if (f & (1ull << VIRTIO_NET_F_CTRL_VLAN)) {
@@ -372,9 +403,9 @@ static void vn_set_status(QnicVirtioDevice *vdev, uint8_t old, uint8_t status)
                 virtio_net_tx_schedule(&n->q[i]);
             }
         }
-        vhost_start(n);
+        virtio_net_vhost_start(n);
     } else if (!(status & VIRTIO_CONFIG_S_DRIVER_OK)) {
-        vhost_stop(n);
+        virtio_net_vhost_stop(n);
     }
 }
 
@@ -383,7 +414,7 @@ static void vn_reset(QnicVirtioDevice *vdev)
     VirtioNet *n = vdev->opaque;
 
     /* GET_VRING_BASE before the core forgets the rings */
-    vhost_stop(n);
+    virtio_net_vhost_stop(n);
     for (unsigned i = 0; i < n->max_pairs; i++) {
         virtio_net_tx_stop(&n->q[i]);
     }
@@ -407,7 +438,7 @@ static void vn_reset_layout(QnicVirtioDevice *vdev)
 
     vn_reset(vdev);
     n->ctrl = NULL;
-    vn_layout(n, 1);
+    virtio_net_layout(n, 1);
 }
 
 static void vn_queue_reset(QnicVirtioDevice *vdev, unsigned idx)
@@ -461,6 +492,7 @@ static const QnicVirtioDeviceOps vn_ops = {
     .queue_reset = vn_queue_reset,
     .queue_enable = vn_queue_enable,
     .guest_notifier_changed = vn_guest_notifier_changed,
+    .queue_layout = vn_queue_layout,
 };
 
 /* announce-self: a driver that offered to announce (GUEST_ANNOUNCE, which
@@ -469,13 +501,7 @@ static const QnicVirtioDeviceOps vn_ops = {
  * queue (virtio-net-ctrl.c). */
 static void vn_announce(QnicNetClient *nc)
 {
-    VirtioNet *n = nc->opaque;
-
-    if (qnic_virtio_has_feature(&n->vdev, VIRTIO_NET_F_GUEST_ANNOUNCE) &&
-        qnic_virtio_has_feature(&n->vdev, VIRTIO_NET_F_CTRL_VQ)) {
-        n->status |= VIRTIO_NET_S_ANNOUNCE;
-        qnic_virtio_notify_config(&n->vdev);
-    }
+    virtio_net_guest_announce(nc->opaque);
 }
 
 static const QnicNetClientOps vn_client_ops = {
@@ -710,7 +736,7 @@ static void virtio_net_unrealize(VirtioNet *n)
 {
     virtio_net_rss_ebpf_cleanup(n);
     if (n->vhost) {
-        vhost_stop(n);
+        virtio_net_vhost_stop(n);
         qnic_vhost_set_event_handler(n->vhost, NULL, NULL);
         n->vhost = NULL;
     }
@@ -797,6 +823,34 @@ static void vn_pci_unrealize(QnicDevice *dev)
     virtio_net_unrealize(&s->net);
 }
 
+/* Sections: virtio-pci, virtio, virtio-net (virtio-net-state.c). */
+static bool vn_pci_save_state(QnicDevice *dev, GByteArray *out, GError **errp)
+{
+    VirtioNetPci *s = (VirtioNetPci *)dev;
+
+    qnic_virtio_pci_state_save(&s->pci, out);
+    virtio_net_state_save(&s->net, out);
+    return true;
+}
+
+static bool vn_pci_load_state(QnicDevice *dev, QnicStateReader *r, GError **errp)
+{
+    VirtioNetPci *s = (VirtioNetPci *)dev;
+    g_autoptr(QnicVirtioPciState) vp = qnic_virtio_pci_state_read(&s->pci, r, errp);
+    g_autoptr(VirtioNetLoad) ld = NULL;
+
+    if (!vp || !(ld = virtio_net_state_read(&s->net, r, s->pci.nvectors, errp)) ||
+        !qnic_state_reader_done(r, errp)) {
+        return false;
+    }
+    virtio_net_state_quiesce(&s->net);
+    qnic_virtio_pci_state_begin(&s->pci);
+    virtio_net_state_apply(&s->net, ld);
+    qnic_virtio_pci_state_apply(&s->pci, vp);
+    virtio_net_state_resume(&s->net);
+    return true;
+}
+
 static const QnicDeviceClass virtio_net_pci_class = {
     .name = "virtio-net-pci",
     .bus = "pci",
@@ -804,6 +858,8 @@ static const QnicDeviceClass virtio_net_pci_class = {
     .realize = vn_pci_realize,
     .reset = vn_pci_reset,
     .unrealize = vn_pci_unrealize,
+    .save_state = vn_pci_save_state,
+    .load_state = vn_pci_load_state,
 };
 QNIC_DEVICE_REGISTER(virtio_net_pci_class)
 
@@ -814,6 +870,8 @@ static const QnicDeviceClass virtio_net_pci_transitional_class = {
     .realize = vn_pci_realize_transitional,
     .reset = vn_pci_reset,
     .unrealize = vn_pci_unrealize,
+    .save_state = vn_pci_save_state,
+    .load_state = vn_pci_load_state,
 };
 QNIC_DEVICE_REGISTER(virtio_net_pci_transitional_class)
 
@@ -824,6 +882,8 @@ static const QnicDeviceClass virtio_net_pci_non_transitional_class = {
     .realize = vn_pci_realize_non_transitional,
     .reset = vn_pci_reset,
     .unrealize = vn_pci_unrealize,
+    .save_state = vn_pci_save_state,
+    .load_state = vn_pci_load_state,
 };
 QNIC_DEVICE_REGISTER(virtio_net_pci_non_transitional_class)
 
@@ -861,6 +921,33 @@ static void vn_mmio_unrealize(QnicDevice *dev)
     virtio_net_unrealize(&s->net);
 }
 
+/* Sections: virtio-mmio, virtio, virtio-net (virtio-net-state.c). */
+static bool vn_mmio_save_state(QnicDevice *dev, GByteArray *out, GError **errp)
+{
+    VirtioNetMmio *s = (VirtioNetMmio *)dev;
+
+    qnic_virtio_mmio_state_save(&s->mmio, out);
+    virtio_net_state_save(&s->net, out);
+    return true;
+}
+
+static bool vn_mmio_load_state(QnicDevice *dev, QnicStateReader *r, GError **errp)
+{
+    VirtioNetMmio *s = (VirtioNetMmio *)dev;
+    g_autoptr(QnicVirtioMmioState) vm = qnic_virtio_mmio_state_read(&s->mmio, r, errp);
+    g_autoptr(VirtioNetLoad) ld = NULL;
+
+    if (!vm || !(ld = virtio_net_state_read(&s->net, r, 0, errp)) ||
+        !qnic_state_reader_done(r, errp)) {
+        return false;
+    }
+    virtio_net_state_quiesce(&s->net);
+    virtio_net_state_apply(&s->net, ld);
+    qnic_virtio_mmio_state_apply(&s->mmio, vm);
+    virtio_net_state_resume(&s->net);
+    return true;
+}
+
 static const QnicDeviceClass virtio_net_device_class = {
     .name = "virtio-net-device",
     .bus = "virtio-mmio",
@@ -868,6 +955,8 @@ static const QnicDeviceClass virtio_net_device_class = {
     .realize = vn_mmio_realize,
     .reset = vn_mmio_reset,
     .unrealize = vn_mmio_unrealize,
+    .save_state = vn_mmio_save_state,
+    .load_state = vn_mmio_load_state,
 };
 QNIC_DEVICE_REGISTER(virtio_net_device_class)
 
@@ -925,3 +1014,17 @@ void qnic_virtio_net_bare_set_pairs(QnicVirtioDevice *vdev, unsigned pairs)
     virtio_net_set_pairs(n, CLAMP(pairs, 1u, n->max_pairs));
 }
 
+
+bool qnic_virtio_net_guest_announce(QnicDevice *dev)
+{
+    const QnicDeviceClass *c = dev->cls;
+
+    if (c == &virtio_net_pci_class || c == &virtio_net_pci_transitional_class ||
+        c == &virtio_net_pci_non_transitional_class) {
+        return virtio_net_guest_announce(&((VirtioNetPci *)dev)->net);
+    }
+    if (c == &virtio_net_device_class) {
+        return virtio_net_guest_announce(&((VirtioNetMmio *)dev)->net);
+    }
+    return false;
+}

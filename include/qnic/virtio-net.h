@@ -24,4 +24,12 @@ void qnic_virtio_net_free_bare(QnicVirtioDevice *vdev);
  * control queue after the last pair. */
 void qnic_virtio_net_bare_set_pairs(QnicVirtioDevice *vdev, unsigned pairs);
 
+/* After a migration's switch-over (the VMM calls it on the destination
+ * once the VM runs): a driver of virtio-net-pci* or virtio-net-device dev
+ * that accepted GUEST_ANNOUNCE is asked to announce itself, through the
+ * status field's ANNOUNCE bit and a configuration interrupt, as QEMU does;
+ * true then. false: it did not accept it (or dev is another model), and
+ * the VMM's self-announce (qnic_net_announce_self) must speak for it. */
+bool qnic_virtio_net_guest_announce(QnicDevice *dev);
+
 #endif

@@ -54,6 +54,11 @@ typedef struct QnicVirtioDeviceOps {
      * off, queue vector rewritten): a device whose rings are elsewhere
      * (vhost) re-reads it. */
     void (*guest_notifier_changed)(QnicVirtioDevice *vdev, unsigned idx);
+    /* Optional: how many queues the device has once the driver accepted
+     * `features`, and their maximum sizes in sizes[QNIC_VIRTIO_MAX_QUEUES]
+     * (virtio-net's control queue moves with MQ). Loading saved state
+     * checks a stream against it; without it the current queues count. */
+    unsigned (*queue_layout)(QnicVirtioDevice *vdev, uint64_t features, uint16_t *sizes);
 } QnicVirtioDeviceOps;
 
 typedef struct QnicVirtioTransportOps {
@@ -163,6 +168,43 @@ void qnic_virtio_notify_config(QnicVirtioDevice *vdev);
 /* The driver broke the rules: guest error; broken; NEEDS_RESET for 1.0. */
 void qnic_virtio_error(QnicVirtioDevice *vdev, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
+/* ---- device state (qnic/state.h, virtio/virtio-state.c) ----
+ *
+ * The core's section "virtio": features (offered, accepted, as written),
+ * status, ISR, config generation and vector, the legacy flag, and per
+ * queue its size, enable and broken flags, ring addresses, whether its
+ * rings are mapped, indices, wrap counters, the signalled-used state, the
+ * notification flag and the vector. Host pointers are never saved: they
+ * are derived again on load from the addresses, which must lie in guest
+ * RAM. The configuration space is the device model's to save (it derives
+ * it from its own state).
+ *
+ * In flight: elements popped but not used at save time are given back in
+ * the stream (the saved avail index is rewound over them, inuse is 0), so
+ * the loaded device takes those buffers again and completes each exactly
+ * once; the saving device is not changed (if it runs on, it completes
+ * them itself). The device model must make sure the source never finishes
+ * them once the destination runs: virtio-net's only such element is a TX
+ * frame its backend queued, which stays queued while the VM is stopped.
+ */
+typedef struct QnicVirtioState QnicVirtioState;
+
+void qnic_virtio_state_save(QnicVirtioDevice *vdev, GByteArray *out);
+/* Read and check the next section against vdev: features within what it
+ * offers, the queue layout those features give (ops->queue_layout), every
+ * size, index, wrap counter and ring address against the queue and guest
+ * RAM, vectors below nvectors (0: only QNIC_VIRTIO_NO_VECTOR). NULL with
+ * errp set on any fault; vdev is not touched. */
+QnicVirtioState *qnic_virtio_state_read(QnicVirtioDevice *vdev, QnicStateReader *r,
+                                        unsigned nvectors, GError **errp);
+uint64_t qnic_virtio_state_features(const QnicVirtioState *s);
+uint8_t qnic_virtio_state_status(const QnicVirtioState *s);
+/* Apply a checked state. The device model sets up its queue layout for
+ * the stream's features first (the core then finds num_queues equal). */
+void qnic_virtio_state_apply(QnicVirtioDevice *vdev, const QnicVirtioState *s);
+void qnic_virtio_state_free(QnicVirtioState *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QnicVirtioState, qnic_virtio_state_free)
+
 /* ---- virtio-pci transport ---- */
 
 typedef struct QnicVirtioPciInfo {
@@ -207,6 +249,22 @@ bool qnic_virtio_pci_realize(QnicVirtioPci *p, QnicVirtioDevice *vdev, QnicOpts 
 void qnic_virtio_pci_reset(QnicVirtioPci *p);
 void qnic_virtio_pci_unrealize(QnicVirtioPci *p);
 
+/* The transport's section "virtio-pci" (qnic/state.h): legacy/modern mode
+ * and vector count (which must match the loading device's), the feature
+ * selectors and both queue selectors. The PCI function (config space,
+ * MSI-X, INTx) is the PCI core's section; the queues' vectors are the
+ * virtio core's. Loading: read (checks, no change), then begin (the
+ * ioeventfds go while the queues change), the PCI function's and the
+ * core's apply, then apply (registers; ioeventfds again for DRIVER_OK). */
+typedef struct QnicVirtioPciState QnicVirtioPciState;
+void qnic_virtio_pci_state_save(QnicVirtioPci *p, GByteArray *out);
+QnicVirtioPciState *qnic_virtio_pci_state_read(QnicVirtioPci *p, QnicStateReader *r,
+                                               GError **errp);
+void qnic_virtio_pci_state_begin(QnicVirtioPci *p);
+void qnic_virtio_pci_state_apply(QnicVirtioPci *p, const QnicVirtioPciState *s);
+void qnic_virtio_pci_state_free(QnicVirtioPciState *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QnicVirtioPciState, qnic_virtio_pci_state_free)
+
 /* ---- virtio-mmio transport ---- */
 
 /* qnic's fixed placement: slot i at 0xfeb00000 + 0x200 * i, GSI 5 + i
@@ -235,6 +293,19 @@ bool qnic_virtio_mmio_realize(QnicVirtioMmio *m, QnicVirtioDevice *vdev, QnicOpt
                               GError **errp);
 void qnic_virtio_mmio_reset(QnicVirtioMmio *m);
 void qnic_virtio_mmio_unrealize(QnicVirtioMmio *m);
+
+/* The transport's section "virtio-mmio" (qnic/state.h): the version
+ * (which must match the loading device's), the feature selectors, guest
+ * page size, queue alignment and queue selector. The interrupt status is
+ * the virtio core's ISR; apply sets the GSI level from it (call it after
+ * the core's apply). */
+typedef struct QnicVirtioMmioState QnicVirtioMmioState;
+void qnic_virtio_mmio_state_save(QnicVirtioMmio *m, GByteArray *out);
+QnicVirtioMmioState *qnic_virtio_mmio_state_read(QnicVirtioMmio *m, QnicStateReader *r,
+                                                 GError **errp);
+void qnic_virtio_mmio_state_apply(QnicVirtioMmio *m, const QnicVirtioMmioState *s);
+void qnic_virtio_mmio_state_free(QnicVirtioMmioState *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QnicVirtioMmioState, qnic_virtio_mmio_state_free)
 /* "virtio_mmio.device=512@0xfeb00000:5" for the kernel command line. */
 char *qnic_virtio_mmio_cmdline(const QnicVirtioMmio *m);
 /* Same, for every virtio-mmio device of a machine, space-separated ("" if

@@ -39,7 +39,7 @@ static inline struct iovec *qnic_vq_elem_in(QnicVqElem *e) { return e->iov + e->
 typedef struct QnicVqMark {
     uint16_t last_avail_idx;
     bool avail_wrap;
-    unsigned inuse;
+    unsigned inuse, inuse_descs;
 } QnicVqMark;
 
 typedef enum {
@@ -72,7 +72,8 @@ struct QnicVirtQueue {
     uint16_t signalled_used;
     bool signalled_used_valid;
     bool avail_wrap, used_wrap;   /* packed wrap counters */
-    unsigned inuse;
+    unsigned inuse;               /* elements popped, not yet flushed */
+    unsigned inuse_descs;         /* the ring slots they took (packed) */
     unsigned pending_used;        /* packed: ring slots filled, not flushed */
     uint16_t used_flags_head;     /* packed: flags of the batch head */
 
@@ -119,5 +120,20 @@ bool qnic_vq_should_notify(QnicVirtQueue *vq);
 void qnic_vq_notify(QnicVirtQueue *vq);
 /* Mark broken: pop() fails until reset, broken_cb runs once. */
 void qnic_vq_set_broken(QnicVirtQueue *vq, const char *why);
+
+/* For loading saved state (virtio/virtio-state.c): whether rings of `num`
+ * entries (packed or split) at these addresses are aligned as the spec
+ * requires and lie wholly in dev's guest RAM, and host pointers to them
+ * (desc/avail/used may be NULL to only check). No bus-mastering check:
+ * the saved device had them mapped. */
+bool qnic_vq_rings_in_ram(QnicDevice *dev, uint16_t num, bool packed, uint64_t desc_gpa,
+                          uint64_t avail_gpa, uint64_t used_gpa, uint8_t **desc,
+                          uint8_t **avail, uint8_t **used);
+/* Where the driver's view of a queue is once every element still in use
+ * is given back (popped but not used; they are the last ones popped, as
+ * in every ring virtio-net has): the avail index and wrap counter to save
+ * so that a loaded device takes those buffers again, exactly once. */
+void qnic_vq_inflight_rewound(const QnicVirtQueue *vq, uint16_t *last_avail_idx,
+                              bool *avail_wrap);
 
 #endif
