@@ -1,0 +1,960 @@
+/*
+ * The device state of the virtio-net models (virtio-net-pci with a legacy
+ * and a modern driver, split and packed rings, its transitional and
+ * non-transitional variants, virtio-net-device on virtio-mmio v1 and v2),
+ * moved between two machines in one process as a migration moves it. A
+ * driver in the test brings the device up, programs the control queue's
+ * state (receive mode, MAC table, VLAN filter), moves frames both ways and
+ * leaves one TX frame in flight (popped, held by the stopped VM's net
+ * core); the source is saved, its RAM copied to a fresh machine, the
+ * stream loaded there. The destination's own stream must dump equal to the
+ * source's, field by field, and the driver carries on with the same rings:
+ * the in-flight frame goes out exactly once, frames move both ways, the
+ * MAC table still filters. Hostile streams (every truncation, bit flips,
+ * CRC-valid values out of range for the device) are refused with a clear
+ * error and leave the device as it was, still moving frames.
+ */
+#include "qnic/machine.h"
+#include "qnic/backends.h"
+#include "qnic/device.h"
+#include "qnic/pci.h"
+#include "qnic/net.h"
+#include "qnic/mainloop.h"
+#include "qnic/state.h"
+#include "qnic/virtio.h"
+#include "qnic/virtio-net.h"
+#include "vring-host.h"
+#include <linux/virtio_pci.h>
+#include <linux/virtio_mmio.h>
+#include <linux/virtio_net.h>
+#include <linux/pci_regs.h>
+#include <zlib.h>
+
+#define RAM_SIZE (16u << 20)
+#define IO_BASE 0xc000u
+#define BAR4_BASE 0xe0000000ull
+#define Q_GPA(q) (0x100000ull + 0x10000ull * (q))
+#define CTRL_BUF 0x180000ull
+#define TX_BUF 0x200000ull
+#define RX_BUF 0x300000ull
+#define RX_LEN 2048u
+#define RX_BUFS 16u
+#define NQ 3                        /* rx, tx, ctrl: no MQ */
+
+typedef enum { TR_LEGACY, TR_MODERN, TR_MMIO1, TR_MMIO2 } Tr;
+
+typedef struct Case {
+    const char *path;
+    const char *model;              /* -device model and options */
+    Tr tr;
+    bool packed;
+} Case;
+
+typedef struct Vm {
+    QnicBackends *be;
+    QnicMachine *m;
+    QnicDevice *dev;
+    QnicNetClient *sink;            /* the wire: frames the guest sent */
+    VringHostRam ram;
+    VringMem mem;
+    GPtrArray *got;                 /* GBytes, frames the sink received */
+} Vm;
+
+typedef struct Drv {
+    const Case *c;
+    VringDriver q[NQ];
+    unsigned hdr_len;
+    uint16_t tx_id;
+} Drv;
+
+/* ---- a machine with a hub between the NIC and the test's sink ---- */
+
+static ssize_t sink_receive(QnicNetClient *nc, const struct iovec *iov, int iovcnt)
+{
+    Vm *vm = nc->opaque;
+    size_t n = qnic_iov_size(iov, iovcnt);
+    uint8_t *b = g_malloc(n);
+
+    qnic_iov_to_buf(iov, iovcnt, 0, b, n);
+    g_ptr_array_add(vm->got, g_bytes_new_take(b, n));
+    return n;
+}
+
+static const QnicNetClientOps sink_ops = {
+    .kind = QNIC_NET_CLIENT_OTHER,
+    .receive_iov = sink_receive,
+};
+
+/* Firmware's part: BARs, decoding and bus mastering. */
+static void firmware(Vm *vm, const Case *c)
+{
+    QnicPciDevice *pd = (QnicPciDevice *)vm->dev;
+
+    if (c->tr != TR_LEGACY && c->tr != TR_MODERN) {
+        return;
+    }
+    qnic_pci_config_write(pd, PCI_BASE_ADDRESS_0, IO_BASE, 4);
+    qnic_pci_config_write(pd, PCI_BASE_ADDRESS_4, (uint32_t)BAR4_BASE, 4);
+    qnic_pci_config_write(pd, PCI_BASE_ADDRESS_5, BAR4_BASE >> 32, 4);
+    qnic_pci_config_write(pd, PCI_COMMAND,
+                          PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+}
+
+static void vm_new(Vm *vm, const Case *c)
+{
+    QnicMachineConfig cfg = { .ram_size = RAM_SIZE };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *d = g_strdup_printf("%s,netdev=n0,id=nic0%s", c->model,
+                                         c->packed ? ",packed=on" : "");
+    QnicNetdev *peer;
+
+    memset(vm, 0, sizeof(*vm));
+    vm->be = qnic_backends_new();
+    cfg.backends = vm->be;
+    vm->m = qnic_machine_new(&cfg, &err);
+    g_assert_no_error(err);
+    vm->mem = vring_host_machine_mem(&vm->ram, vm->m, RAM_SIZE);
+    g_assert_nonnull(qnic_netdev_add_str(vm->be, "hubport,id=n0,hubid=1", &err));
+    peer = qnic_netdev_add_str(vm->be, "hubport,id=n1,hubid=1", &err);
+    g_assert_no_error(err);
+    vm->sink = qnic_net_client_new(vm->be, &sink_ops, "sink", "sink", vm);
+    qnic_net_client_set_peer(vm->sink, peer->ncs[0]);
+    vm->got = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    vm->dev = qnic_device_create_str(vm->m, d, &err);
+    g_assert_no_error(err);
+    firmware(vm, c);
+}
+
+static void vm_free(Vm *vm)
+{
+    qnic_machine_free(vm->m);
+    qnic_net_client_free(vm->sink);
+    qnic_backends_free(vm->be);
+    g_ptr_array_free(vm->got, TRUE);
+}
+
+static QnicVirtioDevice *vdev_of(Vm *vm, const Case *c)
+{
+    return c->tr >= TR_MMIO1 ? ((QnicVirtioMmio *)vm->dev)->vdev : ((QnicVirtioPci *)vm->dev)->vdev;
+}
+
+static void run(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        qnic_main_loop_iterate(false);
+    }
+}
+
+/* ---- the driver's register accesses ---- */
+
+static void mem_w(Vm *vm, uint64_t a, unsigned size, uint32_t v)
+{
+    g_assert_true(qnic_as_store(&vm->m->mem, a, size, v));
+}
+
+static uint32_t mem_r(Vm *vm, uint64_t a, unsigned size)
+{
+    uint64_t v = 0;
+
+    g_assert_true(qnic_as_load(&vm->m->mem, a, size, &v));
+    return v;
+}
+
+static void io_w(Vm *vm, unsigned off, unsigned size, uint32_t v)
+{
+    g_assert_true(qnic_as_store(&vm->m->io, IO_BASE + off, size, v));
+}
+
+static uint32_t io_r(Vm *vm, unsigned off, unsigned size)
+{
+    uint64_t v = 0;
+
+    g_assert_true(qnic_as_load(&vm->m->io, IO_BASE + off, size, &v));
+    return v;
+}
+
+#define MMIO(off) (QNIC_VIRTIO_MMIO_BASE + (off))
+#define COMMON(off) (BAR4_BASE + (off))
+
+static void set_status(Vm *vm, const Drv *d, uint8_t s)
+{
+    switch (d->c->tr) {
+    case TR_LEGACY: io_w(vm, VIRTIO_PCI_STATUS, 1, s); break;
+    case TR_MODERN: mem_w(vm, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, s); break;
+    default: mem_w(vm, MMIO(VIRTIO_MMIO_STATUS), 4, s); break;
+    }
+}
+
+static uint8_t get_status(Vm *vm, const Drv *d)
+{
+    switch (d->c->tr) {
+    case TR_LEGACY: return io_r(vm, VIRTIO_PCI_STATUS, 1);
+    case TR_MODERN: return mem_r(vm, COMMON(VIRTIO_PCI_COMMON_STATUS), 1);
+    default: return mem_r(vm, MMIO(VIRTIO_MMIO_STATUS), 4);
+    }
+}
+
+static void kick(Vm *vm, const Drv *d, unsigned q)
+{
+    switch (d->c->tr) {
+    case TR_LEGACY: io_w(vm, VIRTIO_PCI_QUEUE_NOTIFY, 2, q); break;
+    case TR_MODERN: mem_w(vm, BAR4_BASE + 0x3000 + 4 * q, 2, q); break;
+    default: mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_NOTIFY), 4, q); break;
+    }
+}
+
+static uint64_t features_offered(Vm *vm, const Drv *d)
+{
+    switch (d->c->tr) {
+    case TR_LEGACY:
+        return io_r(vm, VIRTIO_PCI_HOST_FEATURES, 4);
+    case TR_MODERN:
+        mem_w(vm, COMMON(VIRTIO_PCI_COMMON_DFSELECT), 4, 1);
+        {
+            uint64_t hi = mem_r(vm, COMMON(VIRTIO_PCI_COMMON_DF), 4);
+            mem_w(vm, COMMON(VIRTIO_PCI_COMMON_DFSELECT), 4, 0);
+            return hi << 32 | mem_r(vm, COMMON(VIRTIO_PCI_COMMON_DF), 4);
+        }
+    default:
+        mem_w(vm, MMIO(VIRTIO_MMIO_DEVICE_FEATURES_SEL), 4, 1);
+        {
+            uint64_t hi = mem_r(vm, MMIO(VIRTIO_MMIO_DEVICE_FEATURES), 4);
+            mem_w(vm, MMIO(VIRTIO_MMIO_DEVICE_FEATURES_SEL), 4, 0);
+            return hi << 32 | mem_r(vm, MMIO(VIRTIO_MMIO_DEVICE_FEATURES), 4);
+        }
+    }
+}
+
+static void features_write(Vm *vm, const Drv *d, uint64_t f)
+{
+    switch (d->c->tr) {
+    case TR_LEGACY:
+        io_w(vm, VIRTIO_PCI_GUEST_FEATURES, 4, (uint32_t)f);
+        break;
+    case TR_MODERN:
+        for (unsigned i = 0; i < 2; i++) {
+            mem_w(vm, COMMON(VIRTIO_PCI_COMMON_GFSELECT), 4, i);
+            mem_w(vm, COMMON(VIRTIO_PCI_COMMON_GF), 4, (uint32_t)(f >> (32 * i)));
+        }
+        break;
+    default:
+        for (unsigned i = 0; i < 2; i++) {
+            mem_w(vm, MMIO(VIRTIO_MMIO_DRIVER_FEATURES_SEL), 4, i);
+            mem_w(vm, MMIO(VIRTIO_MMIO_DRIVER_FEATURES), 4, (uint32_t)(f >> (32 * i)));
+        }
+        break;
+    }
+}
+
+/* Queue q: read its size, place its rings, enable it. Legacy layouts are
+ * one block from a page frame. */
+static void queue_setup(Vm *vm, Drv *d, unsigned q)
+{
+    bool legacy = d->c->tr == TR_LEGACY || d->c->tr == TR_MMIO1;
+    uint64_t base = Q_GPA(q), desc = base, avail = base + 0x4000, used = base + 0x8000;
+    uint16_t num;
+
+    memset(qnic_machine_ram_ptr(vm->m, base, 0x10000), 0, 0x10000);
+    switch (d->c->tr) {
+    case TR_LEGACY:
+        io_w(vm, VIRTIO_PCI_QUEUE_SEL, 2, q);
+        num = io_r(vm, VIRTIO_PCI_QUEUE_NUM, 2);
+        io_w(vm, VIRTIO_PCI_QUEUE_PFN, 4, base >> VIRTIO_PCI_QUEUE_ADDR_SHIFT);
+        break;
+    case TR_MODERN:
+        mem_w(vm, COMMON(VIRTIO_PCI_COMMON_Q_SELECT), 2, q);
+        num = mem_r(vm, COMMON(VIRTIO_PCI_COMMON_Q_SIZE), 2);
+        mem_w(vm, COMMON(VIRTIO_PCI_COMMON_Q_DESCLO), 4, desc);
+        mem_w(vm, COMMON(VIRTIO_PCI_COMMON_Q_AVAILLO), 4, avail);
+        mem_w(vm, COMMON(VIRTIO_PCI_COMMON_Q_USEDLO), 4, used);
+        mem_w(vm, COMMON(VIRTIO_PCI_COMMON_Q_ENABLE), 2, 1);
+        break;
+    case TR_MMIO1:
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_SEL), 4, q);
+        num = mem_r(vm, MMIO(VIRTIO_MMIO_QUEUE_NUM_MAX), 4);
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_NUM), 4, num);
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_ALIGN), 4, 4096);
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_PFN), 4, base / 4096);
+        break;
+    default:
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_SEL), 4, q);
+        num = mem_r(vm, MMIO(VIRTIO_MMIO_QUEUE_NUM_MAX), 4);
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_NUM), 4, num);
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_DESC_LOW), 4, desc);
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_AVAIL_LOW), 4, avail);
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_USED_LOW), 4, used);
+        mem_w(vm, MMIO(VIRTIO_MMIO_QUEUE_READY), 4, 1);
+        break;
+    }
+    g_assert_cmpuint(num, >, 0);
+    if (legacy) {
+        avail = base + 16ull * num;
+        used = base + vring_legacy_used_offset(num, 4096);
+    }
+    vring_driver_init(&d->q[q], &vm->mem, num, d->c->packed, desc, avail, used);
+}
+
+static void post_rx(Vm *vm, Drv *d, uint16_t i)
+{
+    VringBuf b = { .addr = RX_BUF + (uint64_t)i * RX_LEN, .len = RX_LEN, .write = true };
+
+    vring_add_at(&d->q[0], i, &b, 1);
+}
+
+static void driver_up(Vm *vm, Drv *d, const Case *c)
+{
+    bool modern = c->tr == TR_MODERN || c->tr == TR_MMIO2;
+    uint64_t want = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS) |
+                    (1ull << VIRTIO_NET_F_CTRL_VQ) | (1ull << VIRTIO_NET_F_CTRL_RX) |
+                    (1ull << VIRTIO_NET_F_CTRL_VLAN) | (1ull << VIRTIO_NET_F_GUEST_ANNOUNCE);
+    uint64_t offered;
+
+    memset(d, 0, sizeof(*d));
+    d->c = c;
+    if (modern) {
+        want |= 1ull << VIRTIO_F_VERSION_1;
+    }
+    if (c->packed) {
+        want |= 1ull << VIRTIO_F_RING_PACKED;
+    }
+    set_status(vm, d, 0);
+    set_status(vm, d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    if (c->tr == TR_MMIO1) {
+        mem_w(vm, MMIO(VIRTIO_MMIO_GUEST_PAGE_SIZE), 4, 4096);
+    }
+    offered = features_offered(vm, d);
+    g_assert_cmphex(offered & want, ==, want);
+    features_write(vm, d, want);
+    if (modern) {
+        set_status(vm, d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+                   VIRTIO_CONFIG_S_FEATURES_OK);
+        g_assert_true(get_status(vm, d) & VIRTIO_CONFIG_S_FEATURES_OK);
+    }
+    d->hdr_len = modern ? sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
+    for (unsigned q = 0; q < NQ; q++) {
+        queue_setup(vm, d, q);
+    }
+    set_status(vm, d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+               (modern ? VIRTIO_CONFIG_S_FEATURES_OK : 0) | VIRTIO_CONFIG_S_DRIVER_OK);
+    for (uint16_t i = 0; i < RX_BUFS; i++) {
+        post_rx(vm, d, i);
+    }
+    kick(vm, d, 0);
+}
+
+/* ---- frames and control commands ---- */
+
+static const uint8_t table_uni[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+static const uint8_t other_uni[6] = { 0x02, 0, 0, 0, 0, 0x77 };
+
+static size_t make_frame(uint8_t f[64], const uint8_t *dst, const char *tag)
+{
+    memset(f, 0, 64);
+    memcpy(f, dst, 6);
+    memcpy(f + 6, (const uint8_t[]){ 0x02, 0, 0, 0, 0, 0x99 }, 6);
+    f[12] = 0x88;
+    f[13] = 0xb5;
+    g_strlcpy((char *)f + 14, tag, 64 - 14);
+    return 64;
+}
+
+/* The guest sends a frame tagged `tag` (no wait). */
+static void guest_tx(Vm *vm, Drv *d, const char *tag)
+{
+    uint64_t a = TX_BUF + 0x200ull * (d->tx_id % 64);
+    VringBuf b[2] = { { .addr = a, .len = d->hdr_len }, { .addr = a + 0x40, .len = 64 } };
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    uint8_t f[64];
+
+    memset(qnic_machine_ram_ptr(vm->m, a, d->hdr_len), 0, d->hdr_len);
+    make_frame(f, bcast, tag);
+    memcpy(qnic_machine_ram_ptr(vm->m, a + 0x40, 64), f, 64);
+    if (d->c->packed) {
+        vring_add_at(&d->q[1], d->tx_id % d->q[1].num, b, 2);
+    } else {
+        vring_add(&d->q[1], b, 2);
+    }
+    d->tx_id++;
+    kick(vm, d, 1);
+}
+
+static unsigned count_tag(Vm *vm, const char *tag)
+{
+    unsigned n = 0;
+
+    for (guint i = 0; i < vm->got->len; i++) {
+        gsize len;
+        const uint8_t *b = g_bytes_get_data(g_ptr_array_index(vm->got, i), &len);
+        if (len >= 64 && !strcmp((const char *)b + 14, tag)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Every TX buffer the device used goes back to the driver. */
+static unsigned tx_reap(Drv *d)
+{
+    uint16_t id;
+    uint32_t len;
+    unsigned n = 0;
+
+    while (vring_get_used(&d->q[1], &id, &len)) {
+        n++;
+    }
+    return n;
+}
+
+static void expect_wire(Vm *vm, Drv *d, const char *tag)
+{
+    for (unsigned i = 0; i < 200 && count_tag(vm, tag) == 0; i++) {
+        run(1);
+    }
+    g_assert_cmpuint(count_tag(vm, tag), ==, 1);
+    tx_reap(d);
+}
+
+/* The peer sends a frame to dst; true when the guest received it (checked
+ * by content), its buffer goes back. */
+static bool wire_to_guest(Vm *vm, Drv *d, const uint8_t *dst, const char *tag)
+{
+    uint8_t f[64];
+    uint16_t id;
+    uint32_t len;
+
+    make_frame(f, dst, tag);
+    qnic_net_send(vm->sink, f, sizeof(f));
+    run(5);
+    if (!vring_get_used(&d->q[0], &id, &len)) {
+        return false;
+    }
+    g_assert_cmpuint(len, ==, d->hdr_len + 64);
+    g_assert_cmpmem(qnic_machine_ram_ptr(vm->m, RX_BUF + (uint64_t)id * RX_LEN + d->hdr_len, 64),
+                    64, f, 64);
+    post_rx(vm, d, id);
+    kick(vm, d, 0);
+    return true;
+}
+
+/* One command on the control queue; returns the device's ack. */
+static uint8_t ctrl(Vm *vm, Drv *d, uint8_t cls, uint8_t cmd, const void *data, size_t len)
+{
+    uint8_t *buf = qnic_machine_ram_ptr(vm->m, CTRL_BUF, 0x1000);
+    VringBuf b[3] = {
+        { .addr = CTRL_BUF, .len = 2 },
+        { .addr = CTRL_BUF + 0x10, .len = len },
+        { .addr = CTRL_BUF + 0x800, .len = 1, .write = true },
+    };
+    uint16_t id;
+    uint32_t used_len;
+
+    buf[0] = cls;
+    buf[1] = cmd;
+    memcpy(buf + 0x10, data, len);
+    buf[0x800] = 0xee;
+    vring_add(&d->q[2], b, 3);
+    kick(vm, d, 2);
+    g_assert_true(vring_get_used(&d->q[2], &id, &used_len));
+    return buf[0x800];
+}
+
+static void program_filters(Vm *vm, Drv *d)
+{
+    uint8_t off = 0, table[4 + 12 + 4 + 6];
+    uint16_t vid = 5;
+
+    g_assert_cmpuint(ctrl(vm, d, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &off, 1), ==,
+                     VIRTIO_NET_OK);
+    qnic_st32(table, 2);
+    memcpy(table + 4, table_uni, 6);
+    memcpy(table + 10, (const uint8_t[]){ 0x02, 0, 0, 0, 0, 0x02 }, 6);
+    qnic_st32(table + 16, 1);
+    memcpy(table + 20, (const uint8_t[]){ 0x01, 0, 0x5e, 0, 0, 0x01 }, 6);
+    g_assert_cmpuint(ctrl(vm, d, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, table,
+                          sizeof(table)), ==, VIRTIO_NET_OK);
+    g_assert_cmpuint(ctrl(vm, d, VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_CTRL_VLAN_ADD, &vid, 2), ==,
+                     VIRTIO_NET_OK);
+}
+
+/* ---- streams ---- */
+
+static GByteArray *save(Vm *vm)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(qnic_device_save_state(vm->dev, b, &err));
+    g_assert_no_error(err);
+    return b;
+}
+
+static char *dump(const GByteArray *b)
+{
+    g_autoptr(GError) err = NULL;
+    char *s = qnic_state_dump(b->data, b->len, &err);
+
+    g_assert_no_error(err);
+    g_assert_nonnull(s);
+    return s;
+}
+
+/* The device's stream dumps as `want` does. */
+static void expect_same_state(Vm *vm, const GByteArray *want)
+{
+    g_autoptr(GByteArray) again = save(vm);
+    g_autofree char *a = dump(want), *b = dump(again);
+
+    if (strcmp(a, b)) {
+        g_test_message("saved:\n%s\nafter load:\n%s", a, b);
+    }
+    g_assert_cmpstr(a, ==, b);
+}
+
+static void copy_ram(Vm *to, Vm *from)
+{
+    memcpy(qnic_machine_ram_ptr(to->m, 0, RAM_SIZE), qnic_machine_ram_ptr(from->m, 0, RAM_SIZE),
+           RAM_SIZE);
+}
+
+/* The driver's rings, now over to's RAM. */
+static void move_driver(Drv *d, Vm *to)
+{
+    for (unsigned q = 0; q < NQ; q++) {
+        d->q[q].mem = to->mem;
+    }
+}
+
+/* Bring the source up and to a state worth saving; returns with the VM
+ * stopped and one TX frame ("inflight") popped and held. */
+static void source_run(Vm *src, Drv *d, const Case *c)
+{
+    driver_up(src, d, c);
+    program_filters(src, d);
+    for (unsigned i = 0; i < 3; i++) {
+        g_autofree char *tag = g_strdup_printf("src-tx-%u", i);
+        guest_tx(src, d, tag);
+        expect_wire(src, d, tag);
+        g_assert_true(wire_to_guest(src, d, table_uni, "src-rx"));
+    }
+    g_assert_false(wire_to_guest(src, d, other_uni, "filtered"));
+    qnic_net_set_vm_running(src->be, false);
+    guest_tx(src, d, "inflight");
+    run(5);
+    g_assert_cmpuint(vdev_of(src, c)->vqs[1].inuse, ==, 1);
+    g_assert_cmpuint(count_tag(src, "inflight"), ==, 0);
+}
+
+/* The loaded device carries on with the driver's rings. */
+static void dest_continue(Vm *dst, Drv *d)
+{
+    expect_wire(dst, d, "inflight");
+    for (unsigned i = 0; i < 3; i++) {
+        g_autofree char *tag = g_strdup_printf("dst-tx-%u", i);
+        guest_tx(dst, d, tag);
+        expect_wire(dst, d, tag);
+        g_assert_true(wire_to_guest(dst, d, table_uni, "dst-rx"));
+    }
+    /* the MAC table and promisc off came along */
+    g_assert_false(wire_to_guest(dst, d, other_uni, "filtered"));
+    g_assert_cmpuint(count_tag(dst, "inflight"), ==, 1);
+}
+
+static void test_migrate(gconstpointer opaque)
+{
+    const Case *c = opaque;
+    Vm src, dst;
+    Drv d;
+    g_autoptr(GByteArray) stream = NULL;
+    g_autoptr(GError) err = NULL;
+
+    vm_new(&src, c);
+    source_run(&src, &d, c);
+    stream = save(&src);
+    g_test_message("%s: %u-byte stream", c->path, stream->len);
+
+    vm_new(&dst, c);
+    copy_ram(&dst, &src);
+    g_assert_true(qnic_device_load_state(dst.dev, stream->data, stream->len, &err));
+    g_assert_no_error(err);
+    expect_same_state(&dst, stream);
+    move_driver(&d, &dst);
+    dest_continue(&dst, &d);
+
+    /* A migration that failed: the source runs on and completes the
+     * frame it held, once. */
+    qnic_net_set_vm_running(src.be, true);
+    run(5);
+    g_assert_cmpuint(count_tag(&src, "inflight"), ==, 1);
+    vm_free(&src);
+    vm_free(&dst);
+}
+
+/* Loading into the same device after a reset (a snapshot restored). */
+static void test_restore_same(gconstpointer opaque)
+{
+    const Case *c = opaque;
+    Vm vm;
+    Drv d;
+    g_autoptr(GByteArray) stream = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *ram = g_malloc(RAM_SIZE);
+
+    vm_new(&vm, c);
+    source_run(&vm, &d, c);
+    stream = save(&vm);
+    memcpy(ram, qnic_machine_ram_ptr(vm.m, 0, RAM_SIZE), RAM_SIZE);
+    qnic_device_reset(vm.dev);
+    firmware(&vm, c);
+    memcpy(qnic_machine_ram_ptr(vm.m, 0, RAM_SIZE), ram, RAM_SIZE);
+    g_assert_true(qnic_device_load_state(vm.dev, stream->data, stream->len, &err));
+    g_assert_no_error(err);
+    expect_same_state(&vm, stream);
+    qnic_net_set_vm_running(vm.be, true);
+    dest_continue(&vm, &d);
+    vm_free(&vm);
+}
+
+
+/* ---- hostile streams: a small editor of the format (qnic/state.h) ---- */
+
+typedef struct Sect {
+    size_t start, body, body_len, crc;  /* offsets into the stream */
+} Sect;
+
+static uint32_t ld32(const uint8_t *p)
+{
+    return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void st32(uint8_t *p, uint32_t v)
+{
+    for (unsigned i = 0; i < 4; i++) {
+        p[i] = v >> (8 * i);
+    }
+}
+
+static bool find_section(const GByteArray *b, const char *name, Sect *s)
+{
+    size_t pos = 0;
+
+    while (pos < b->len) {
+        uint8_t n = b->data[pos + 1];
+        bool hit = n == strlen(name) && !memcmp(b->data + pos + 2, name, n);
+
+        s->start = pos;
+        s->body = pos + 2 + n + 4 + 4;
+        s->body_len = ld32(b->data + s->body - 4);
+        s->crc = s->body + s->body_len;
+        if (hit) {
+            return true;
+        }
+        pos = s->crc + 4;
+    }
+    return false;
+}
+
+static void fix_crc(GByteArray *b, const Sect *s)
+{
+    st32(b->data + s->crc, crc32(0, b->data + s->start, s->crc - s->start));
+}
+
+/* Offset of record `name` in [pos, end), and its payload. */
+static bool find_record(const GByteArray *b, size_t pos, size_t end, const char *name,
+                        uint8_t *kind, size_t *payload)
+{
+    while (pos < end) {
+        uint8_t k = b->data[pos], n = b->data[pos + 1];
+        size_t p = pos + 2 + n;
+
+        if (n == strlen(name) && !memcmp(b->data + pos + 2, name, n)) {
+            *kind = k;
+            *payload = p;
+            return true;
+        }
+        switch (k) {
+        case 'u': pos = p + 5 + (size_t)b->data[p] * ld32(b->data + p + 1); break;
+        case 'b': pos = p + 4 + ld32(b->data + p); break;
+        case 'x': pos = p + 8 + ld32(b->data + p + 4); break;
+        default: {
+            uint32_t cnt = ld32(b->data + p);
+            pos = p + 4;
+            for (uint32_t i = 0; i < cnt; i++) {
+                pos += 4 + ld32(b->data + pos);
+            }
+        }
+        }
+    }
+    return false;
+}
+
+/* Set uint field `path` ("f", "arr[i].f", "subsection.f") of section
+ * `sect` to v and make the CRC right again: a stream only the device's
+ * own checks can refuse. */
+static void patch_uint(GByteArray *b, const char *sect, const char *path, uint64_t v)
+{
+    g_auto(GStrv) parts = g_strsplit(path, ".", -1);
+    size_t pos, end;
+    uint8_t kind = 0;
+    Sect s;
+
+    g_assert_true(find_section(b, sect, &s));
+    pos = s.body;
+    end = s.body + s.body_len;
+    for (unsigned i = 0; parts[i]; i++) {
+        g_auto(GStrv) ix = g_strsplit(parts[i], "[", 2);
+        unsigned idx = ix[1] ? atoi(ix[1]) : 0;
+        size_t payload;
+
+        g_assert_true(find_record(b, pos, end, ix[0], &kind, &payload));
+        if (kind == 'u') {
+            uint8_t size = b->data[payload];
+            for (unsigned k = 0; k < size; k++) {
+                b->data[payload + 5 + idx * size + k] = v >> (8 * k);
+            }
+            break;
+        }
+        if (kind == 'x') {
+            pos = payload + 8;
+            end = pos + ld32(b->data + payload + 4);
+            continue;
+        }
+        g_assert_cmpint(kind, ==, 's');
+        pos = payload + 4;
+        for (unsigned e = 0; e < idx; e++) {
+            pos += 4 + ld32(b->data + pos);
+        }
+        end = pos + 4 + ld32(b->data + pos);
+        pos += 4;
+    }
+    g_assert_cmpint(kind, ==, 'u');
+    fix_crc(b, &s);
+}
+
+/* Give struct array `name` of `sect` `more` copies of its last element. */
+static void grow_array(GByteArray *b, const char *sect, const char *name, unsigned more)
+{
+    uint8_t kind;
+    size_t payload, last;
+    uint32_t cnt, elem;
+    Sect s;
+
+    g_assert_true(find_section(b, sect, &s));
+    g_assert_true(find_record(b, s.body, s.body + s.body_len, name, &kind, &payload));
+    g_assert_cmpint(kind, ==, 's');
+    cnt = ld32(b->data + payload);
+    last = payload + 4;
+    for (uint32_t i = 0; i + 1 < cnt; i++) {
+        last += 4 + ld32(b->data + last);
+    }
+    elem = 4 + ld32(b->data + last);
+    {
+        g_autoptr(GByteArray) n = g_byte_array_sized_new(b->len + more * elem);
+        g_byte_array_append(n, b->data, last + elem);
+        for (unsigned i = 0; i < more; i++) {
+            g_byte_array_append(n, b->data + last, elem);
+        }
+        g_byte_array_append(n, b->data + last + elem, b->len - last - elem);
+        g_byte_array_set_size(b, 0);
+        g_byte_array_append(b, n->data, n->len);
+    }
+    st32(b->data + payload, cnt + more);
+    st32(b->data + s.body - 4, s.body_len + more * elem);
+    s.crc += more * elem;
+    fix_crc(b, &s);
+}
+
+/* A saved source, and a brought-up target with traffic behind it whose
+ * stream is *base: hostile variants of the source's stream go to it. */
+static GByteArray *hostile_setup(Vm *src, Drv *ds, Vm *dst, Drv *dd, const Case *c,
+                                 GByteArray **base)
+{
+    GByteArray *stream;
+
+    vm_new(src, c);
+    source_run(src, ds, c);
+    stream = save(src);
+    vm_new(dst, c);
+    driver_up(dst, dd, c);
+    program_filters(dst, dd);
+    guest_tx(dst, dd, "before");
+    expect_wire(dst, dd, "before");
+    *base = save(dst);
+    return stream;
+}
+
+static GByteArray *copy_stream(const GByteArray *b, size_t len)
+{
+    GByteArray *t = g_byte_array_sized_new(b->len + 1);
+
+    g_byte_array_append(t, b->data, len);
+    return t;
+}
+
+static void expect_refused(Vm *vm, const GByteArray *b, const char *what)
+{
+    g_autoptr(GError) err = NULL;
+
+    g_assert_false(qnic_device_load_state(vm->dev, b->data, b->len, &err));
+    g_assert_nonnull(err);
+    if (what && !strstr(err->message, what)) {
+        g_test_message("error '%s' does not say '%s'", err->message, what);
+        g_assert_not_reached();
+    }
+}
+
+/* The refusals left the device as it was: same state, frames move. */
+static void expect_untouched(Vm *vm, Drv *d, const GByteArray *baseline)
+{
+    expect_same_state(vm, baseline);
+    guest_tx(vm, d, "after");
+    expect_wire(vm, d, "after");
+    g_assert_true(wire_to_guest(vm, d, table_uni, "after-rx"));
+}
+
+static void test_truncated_and_flipped(gconstpointer opaque)
+{
+    const Case *c = opaque;
+    Vm src, dst;
+    Drv ds, dd;
+    g_autoptr(GByteArray) stream = NULL, base = NULL;
+
+    stream = hostile_setup(&src, &ds, &dst, &dd, c, &base);
+    for (size_t len = 0; len < stream->len; len++) {
+        g_autoptr(GByteArray) t = copy_stream(stream, len);
+        expect_refused(&dst, t, NULL);
+    }
+    for (size_t pos = 0; pos < stream->len; pos++) {
+        g_autoptr(GByteArray) t = copy_stream(stream, stream->len);
+        t->data[pos] ^= 1u << (pos % 8);
+        expect_refused(&dst, t, NULL);
+    }
+    {
+        /* trailing bytes */
+        g_autoptr(GByteArray) t = copy_stream(stream, stream->len);
+        g_byte_array_append(t, (const uint8_t *)"S", 1);
+        expect_refused(&dst, t, NULL);
+    }
+    expect_untouched(&dst, &dd, base);
+    vm_free(&src);
+    vm_free(&dst);
+}
+
+typedef struct Bad {
+    const char *sect, *path;
+    uint64_t value;
+    const char *says;
+} Bad;
+
+static void test_semantic(gconstpointer opaque)
+{
+    const Case *c = opaque;
+    bool pci = c->tr == TR_LEGACY || c->tr == TR_MODERN;
+    const Bad bad[] = {
+        { "virtio", "vqs[1].last_avail_idx", c->packed ? 300 : 0x8000,
+          c->packed ? "avail index beyond the queue size" : "used index ahead" },
+        { "virtio", "vqs[1].used_idx", c->packed ? 256 : 0x9000,
+          c->packed ? "used index beyond" : "used index ahead" },
+        { "virtio", c->packed ? "vqs[0].used_idx" : "vqs[0].shadow_avail_idx", 0x7000,
+          c->packed ? "used index beyond" : "avail index moved past" },
+        { "virtio", "vqs[0].num", 2048, "size out of range" },
+        { "virtio", "vqs[0].inuse", 300, "in use" },
+        { "virtio", "vqs[2].desc_gpa", 0xfff00000ull, "not in guest RAM" },
+        { "virtio", "vqs[2].used_gpa", Q_GPA(2) + 2, "misaligned" },
+        { "virtio", "vqs[1].vector", 9, "vector" },
+        { "virtio", "config_vector", 9, "vector" },
+        { "virtio", "guest_features", 1ull << VIRTIO_NET_F_MQ, "does not offer" },
+        { "virtio", "isr", 9, NULL },
+        { "virtio-net", "mac_in_use", 65, NULL },
+        { "virtio-net", "mac_first_multi", 10, "first multicast" },
+        { "virtio-net", "curr_pairs", 2, "queue pairs" },
+        { "virtio-net", "curr_pairs", 0, "queue pairs" },
+        { "virtio-net", "status", 0x80, "status bits" },
+        { "virtio-net", "max_pairs", 4, "queue pairs" },
+        { "virtio-net", "curr_guest_offloads", 1ull << VIRTIO_NET_F_GUEST_CSUM, "offloads" },
+        { pci ? "virtio-pci" : "virtio-mmio", pci ? "nvectors" : "guest_page_size",
+          pci ? 8 : 3000, pci ? "is not this one" : "power of two" },
+    };
+    Vm src, dst;
+    Drv ds, dd;
+    g_autoptr(GByteArray) stream = NULL, base = NULL;
+
+    stream = hostile_setup(&src, &ds, &dst, &dd, c, &base);
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GByteArray) t = copy_stream(stream, stream->len);
+        uint64_t v = bad[i].value;
+
+        if (!strcmp(bad[i].path, "guest_features")) {
+            v |= vdev_of(&src, c)->guest_features;
+        }
+        patch_uint(t, bad[i].sect, bad[i].path, v);
+        g_test_message("%s.%s = 0x%" PRIx64, bad[i].sect, bad[i].path, v);
+        expect_refused(&dst, t, bad[i].says);
+    }
+    for (unsigned more = 1; more <= 1022; more += 1021) {
+        /* more queues than the layout has; more than a device can have */
+        g_autoptr(GByteArray) t = copy_stream(stream, stream->len);
+        grow_array(t, "virtio", "vqs", more);
+        expect_refused(&dst, t, more == 1 ? "queues in the stream" : NULL);
+    }
+    /* and the stream itself loads */
+    {
+        g_autoptr(GError) err = NULL;
+        g_assert_true(qnic_device_load_state(dst.dev, base->data, base->len, &err));
+        g_assert_no_error(err);
+    }
+    expect_untouched(&dst, &dd, base);
+    vm_free(&src);
+    vm_free(&dst);
+}
+
+static const Case cases[] = {
+    { "/virtio-state/pci/legacy/split", "virtio-net-pci", TR_LEGACY, false },
+    { "/virtio-state/pci/modern/split", "virtio-net-pci", TR_MODERN, false },
+    { "/virtio-state/pci/modern/packed", "virtio-net-pci", TR_MODERN, true },
+    { "/virtio-state/pci-transitional/legacy/split", "virtio-net-pci-transitional", TR_LEGACY,
+      false },
+    { "/virtio-state/pci-non-transitional/modern/packed", "virtio-net-pci-non-transitional",
+      TR_MODERN, true },
+    { "/virtio-state/mmio/v1/split", "virtio-net-device", TR_MMIO1, false },
+    { "/virtio-state/mmio/v2/split", "virtio-net-device,force-legacy=off", TR_MMIO2, false },
+    { "/virtio-state/mmio/v2/packed", "virtio-net-device,force-legacy=off", TR_MMIO2, true },
+};
+
+/* A stream of one model does not load into another. */
+static void test_other_model(void)
+{
+    Vm a, b;
+    Drv d;
+    g_autoptr(GByteArray) stream = NULL;
+
+    vm_new(&a, &cases[1]);
+    source_run(&a, &d, &cases[1]);
+    stream = save(&a);
+    vm_new(&b, &cases[6]);
+    expect_refused(&b, stream, "virtio-net-pci");
+    vm_free(&a);
+    vm_free(&b);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_test_add_data_func(cases[i].path, &cases[i], test_migrate);
+    }
+    g_test_add_data_func("/virtio-state/restore-same/pci/modern/packed", &cases[2],
+                         test_restore_same);
+    g_test_add_data_func("/virtio-state/restore-same/mmio/v1/split", &cases[5],
+                         test_restore_same);
+    g_test_add_data_func("/virtio-state/hostile/truncated-flipped/pci/modern/split", &cases[1],
+                         test_truncated_and_flipped);
+    g_test_add_data_func("/virtio-state/hostile/truncated-flipped/mmio/v2/packed", &cases[7],
+                         test_truncated_and_flipped);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *p = g_strdup_printf("/virtio-state/hostile/semantic%s",
+                                             cases[i].path + strlen("/virtio-state"));
+        g_test_add_data_func(p, &cases[i], test_semantic);
+    }
+    g_test_add_func("/virtio-state/hostile/other-model", test_other_model);
+    return g_test_run();
+}
