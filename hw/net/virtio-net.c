@@ -823,11 +823,13 @@ static void vn_pci_unrealize(QnicDevice *dev)
     virtio_net_unrealize(&s->net);
 }
 
-/* Sections: virtio-pci, virtio, virtio-net (virtio-net-state.c). */
+/* Sections: pci (the function), virtio-pci, virtio, virtio-net
+ * (virtio-net-state.c). */
 static bool vn_pci_save_state(QnicDevice *dev, GByteArray *out, GError **errp)
 {
     VirtioNetPci *s = (VirtioNetPci *)dev;
 
+    qnic_pci_state_save(&s->pci.pci, out);
     qnic_virtio_pci_state_save(&s->pci, out);
     virtio_net_state_save(&s->net, out);
     return true;
@@ -836,15 +838,18 @@ static bool vn_pci_save_state(QnicDevice *dev, GByteArray *out, GError **errp)
 static bool vn_pci_load_state(QnicDevice *dev, QnicStateReader *r, GError **errp)
 {
     VirtioNetPci *s = (VirtioNetPci *)dev;
-    g_autoptr(QnicVirtioPciState) vp = qnic_virtio_pci_state_read(&s->pci, r, errp);
+    g_autoptr(QnicPciState) pci = qnic_pci_state_read(&s->pci.pci, r, errp);
+    g_autoptr(QnicVirtioPciState) vp = NULL;
     g_autoptr(VirtioNetLoad) ld = NULL;
 
-    if (!vp || !(ld = virtio_net_state_read(&s->net, r, s->pci.nvectors, errp)) ||
+    if (!pci || !(vp = qnic_virtio_pci_state_read(&s->pci, r, errp)) ||
+        !(ld = virtio_net_state_read(&s->net, r, s->pci.nvectors, errp)) ||
         !qnic_state_reader_done(r, errp)) {
         return false;
     }
     virtio_net_state_quiesce(&s->net);
     qnic_virtio_pci_state_begin(&s->pci);
+    qnic_pci_state_apply(&s->pci.pci, pci);
     virtio_net_state_apply(&s->net, ld);
     qnic_virtio_pci_state_apply(&s->pci, vp);
     virtio_net_state_resume(&s->net);

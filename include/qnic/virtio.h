@@ -255,7 +255,8 @@ void qnic_virtio_pci_unrealize(QnicVirtioPci *p);
  * MSI-X, INTx) is the PCI core's section; the queues' vectors are the
  * virtio core's. Loading: read (checks, no change), then begin (the
  * ioeventfds go while the queues change), the PCI function's and the
- * core's apply, then apply (registers; ioeventfds again for DRIVER_OK). */
+ * core's apply, then apply (registers; ioeventfds again for DRIVER_OK;
+ * INTx and the queues' guest notifiers follow the loaded state). */
 typedef struct QnicVirtioPciState QnicVirtioPciState;
 void qnic_virtio_pci_state_save(QnicVirtioPci *p, GByteArray *out);
 QnicVirtioPciState *qnic_virtio_pci_state_read(QnicVirtioPci *p, QnicStateReader *r,
