@@ -221,6 +221,11 @@ void qnic_vhost_vq_stop(QnicVhostDev *hd, unsigned idx)
     }
     vq->shadow_avail_idx = vq->last_avail_idx;
     vq->inuse = vq->inuse_descs = 0;
+    if (!vq->packed && (uint16_t)(vq->last_avail_idx - vq->used_idx) <= vq->num) {
+        /* What the backend took and has not used yet: in flight, so a
+         * saved state gives it back (qnic_vq_inflight_rewound). */
+        vq->inuse = vq->inuse_descs = (uint16_t)(vq->last_avail_idx - vq->used_idx);
+    }
     vq->signalled_used_valid = false;
     qnic_log(QNIC_LOG_VHOST, "vhost: %s: queue %u stopped: kick=%s call=%s kicks_relayed=%" PRIu64
              " calls_relayed=%" PRIu64 " call_switches=%u", hd->ops->name, idx,

@@ -380,6 +380,30 @@ static void vhost_forward(VirtioNet *n, uint8_t cls, uint8_t cmd, const void *d,
     }
 }
 
+/* The MAC table and the VLAN filter, for a backend started after the
+ * driver programmed them (a loaded device, a reconnected backend). */
+static void vhost_replay_filters(VirtioNet *n)
+{
+    unsigned uni = n->mac_table.first_multi, multi = n->mac_table.in_use - uni;
+    uint8_t table[4 + MAC_TABLE_ENTRIES * 6 + 4];
+
+    if (n->mac_table.in_use) {
+        qnic_st32(table, uni);
+        memcpy(table + 4, n->mac_table.macs, uni * 6);
+        qnic_st32(table + 4 + uni * 6, multi);
+        memcpy(table + 8 + uni * 6, &n->mac_table.macs[0][0] + uni * 6, multi * 6);
+        vhost_forward(n, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, table,
+                      8 + n->mac_table.in_use * 6);
+    }
+    for (unsigned vid = 0; has_f(n, VIRTIO_NET_F_CTRL_VLAN) && vid < MAX_VLAN; vid++) {
+        if (n->vlans[vid >> 5] & (1u << (vid & 31))) {
+            uint8_t v[2];
+            qnic_st16(v, vid);
+            vhost_forward(n, VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_CTRL_VLAN_ADD, v, 2);
+        }
+    }
+}
+
 void virtio_net_vhost_ctrl_replay(VirtioNet *n)
 {
     static const uint8_t rx_cmds[] = {
@@ -403,6 +427,7 @@ void virtio_net_vhost_ctrl_replay(VirtioNet *n)
             vhost_forward(n, VIRTIO_NET_CTRL_RX, rx_cmds[i], &on, 1);
         }
     }
+    vhost_replay_filters(n);
 }
 
 void virtio_net_handle_ctrl(VirtioNet *n)
