@@ -10,7 +10,10 @@
  * stream loaded there. The destination's own stream must dump equal to the
  * source's, field by field, and the driver carries on with the same rings:
  * the in-flight frame goes out exactly once, frames move both ways, the
- * MAC table still filters. Hostile streams (every truncation, bit flips,
+ * MAC table still filters. With a vhost backend (vhost-vdpa on the
+ * simulator, vhost-user to a qnic-vhost-user-net process) the rings come
+ * back from the source's backend (GET_VRING_BASE) and go to the
+ * destination's from the loaded bases. Hostile streams (every truncation, bit flips,
  * CRC-valid values out of range for the device) are refused with a clear
  * error and leave the device as it was, still moving frames.
  */
@@ -24,7 +27,14 @@
 #include "qnic/virtio.h"
 #include "qnic/virtio-net.h"
 #include "qnic/vdpa-sim.h"
+#include "qnic/chardev.h"
 #include "vring-host.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "../lib/state-patch.h"
 #include <linux/virtio_pci.h>
 #include <linux/virtio_mmio.h>
@@ -50,6 +60,7 @@ typedef struct Case {
     Tr tr;
     bool packed;
     bool vdpa;                      /* -netdev vhost-vdpa on the simulator */
+    bool vhost_user;                /* -netdev vhost-user to qnic-vhost-user-net */
 } Case;
 
 typedef struct Vm {
@@ -62,6 +73,10 @@ typedef struct Vm {
     GPtrArray *got;                 /* GBytes, frames the sink received */
     QnicNetdev *vdpa_nd;            /* vhost-vdpa: the netdev */
     QnicVdpaSim *sim;               /* and its device */
+    int udp;                        /* vhost-user: the wire is this socket */
+    struct sockaddr_in be_addr;     /* where the backend process listens */
+    GPid be_pid;
+    char *vhu_sock;
 } Vm;
 
 typedef struct Drv {
@@ -125,6 +140,76 @@ static void sim_close(void *ctx, void *dev)
 
 static const QnicVdpaOpener sim_opener = { .open = sim_open, .close = sim_close };
 
+static int udp_bound(struct sockaddr_in *a)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    socklen_t l = sizeof(*a);
+
+    g_assert_cmpint(fd, >=, 0);
+    memset(a, 0, sizeof(*a));
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)a, sizeof(*a)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)a, &l), ==, 0);
+    return fd;
+}
+
+/* Whether a Unix socket at path listens (/proc/net/unix's flags carry
+ * __SO_ACCEPTCON): a probe connection would be the backend's one client. */
+static bool listening(const char *path)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+
+    if (!g_file_get_contents("/proc/net/unix", &text, NULL, NULL)) {
+        return g_file_test(path, G_FILE_TEST_EXISTS);
+    }
+    lines = g_strsplit(text, "\n", -1);
+    for (unsigned i = 0; lines[i]; i++) {
+        g_auto(GStrv) f = g_strsplit_set(lines[i], " ", -1);
+        guint n = g_strv_length(f);
+        if (n > 7 && !strcmp(f[n - 1], path) && !strcmp(f[3], "00010000")) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* qnic-vhost-user-net beside this test binary (the build makes it with the
+ * tests), serving a UDP socket netdev whose peer is vm->udp. */
+static bool vhost_user_backend(Vm *vm, GError **errp)
+{
+    static unsigned n;
+    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+    g_autofree char *dir = g_path_get_dirname(self);
+    g_autofree char *tool = g_build_filename(dir, "..", "..", "tools", "qnic-vhost-user-net",
+                                             NULL);
+    struct sockaddr_in mine;
+    g_autofree char *nd = NULL;
+    int tmp;
+
+    if (!g_file_test(tool, G_FILE_TEST_IS_EXECUTABLE)) {
+        g_set_error(errp, QNIC_ERROR, QNIC_ERROR_FAILED, "%s is not built", tool);
+        return false;
+    }
+    vm->udp = udp_bound(&mine);
+    tmp = udp_bound(&vm->be_addr);          /* a free port for the backend */
+    close(tmp);
+    vm->vhu_sock = g_strdup_printf("%s/qnic-vstate-%d-%u.sock", g_get_tmp_dir(), getpid(), n++);
+    nd = g_strdup_printf("socket,id=b0,udp=127.0.0.1:%u,localaddr=127.0.0.1:%u",
+                         ntohs(mine.sin_port), ntohs(vm->be_addr.sin_port));
+    {
+        char *argv[] = { tool, "--socket", vm->vhu_sock, "--once", "--netdev", nd, NULL };
+        g_assert_true(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                                    G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                                    &vm->be_pid, errp));
+    }
+    for (unsigned i = 0; i < 5000 && !listening(vm->vhu_sock); i++) {
+        g_usleep(1000);
+    }
+    return true;
+}
+
 static void vm_new(Vm *vm, const Case *c)
 {
     QnicMachineConfig cfg = { .ram_size = RAM_SIZE };
@@ -134,6 +219,7 @@ static void vm_new(Vm *vm, const Case *c)
     QnicNetdev *peer;
 
     memset(vm, 0, sizeof(*vm));
+    vm->udp = -1;
     vm->be = qnic_backends_new();
     cfg.backends = vm->be;
     vm->m = qnic_machine_new(&cfg, &err);
@@ -145,6 +231,14 @@ static void vm_new(Vm *vm, const Case *c)
         qnic_vhost_vdpa_set_opener(&sim_opener);
         vm->vdpa_nd = qnic_netdev_add_str(vm->be, "vhost-vdpa,id=n0,vhostdev=/dev/sim", &err);
         vm->sim = sim_opened;
+    } else if (c->vhost_user) {
+        g_autofree char *chr = NULL;
+        vhost_user_backend(vm, &err);
+        g_assert_no_error(err);
+        chr = g_strdup_printf("socket,id=c0,path=%s", vm->vhu_sock);
+        g_assert_nonnull(qnic_chardev_new_str(qnic_backends_chardevs(vm->be), chr, &err));
+        g_assert_no_error(err);
+        g_assert_nonnull(qnic_netdev_add_str(vm->be, "vhost-user,id=n0,chardev=c0", &err));
     } else {
         g_assert_nonnull(qnic_netdev_add_str(vm->be, "hubport,id=n0,hubid=1", &err));
     }
@@ -169,6 +263,14 @@ static void vm_free(Vm *vm)
     qnic_net_client_free(vm->sink);
     qnic_backends_free(vm->be);
     g_ptr_array_free(vm->got, TRUE);
+    if (vm->be_pid) {
+        kill(vm->be_pid, SIGTERM);
+        waitpid(vm->be_pid, NULL, 0);
+        g_spawn_close_pid(vm->be_pid);
+        unlink(vm->vhu_sock);
+        g_free(vm->vhu_sock);
+        close(vm->udp);
+    }
 }
 
 static QnicVirtioDevice *vdev_of(Vm *vm, const Case *c)
@@ -419,6 +521,12 @@ static void guest_tx(Vm *vm, Drv *d, const char *tag)
 static unsigned count_tag(Vm *vm, const char *tag)
 {
     unsigned n = 0;
+    uint8_t b[2048];
+    ssize_t got;
+
+    while (vm->udp >= 0 && (got = recv(vm->udp, b, sizeof(b), 0)) > 0) {
+        g_ptr_array_add(vm->got, g_bytes_new(b, got));
+    }
 
     for (guint i = 0; i < vm->got->len; i++) {
         gsize len;
@@ -445,8 +553,11 @@ static unsigned tx_reap(Drv *d)
 
 static void expect_wire(Vm *vm, Drv *d, const char *tag)
 {
-    for (unsigned i = 0; i < 200 && count_tag(vm, tag) == 0; i++) {
+    for (unsigned i = 0; i < 2000 && count_tag(vm, tag) == 0; i++) {
         run(1);
+        if (vm->udp >= 0) {
+            g_usleep(1000);         /* another process moves it */
+        }
     }
     g_assert_cmpuint(count_tag(vm, tag), ==, 1);
     tx_reap(d);
@@ -461,8 +572,18 @@ static bool wire_to_guest(Vm *vm, Drv *d, const uint8_t *dst, const char *tag)
     uint32_t len;
 
     make_frame(f, dst, tag);
-    qnic_net_send(vm->sink, f, sizeof(f));
-    run(5);
+    if (vm->udp >= 0) {
+        g_assert_cmpint(sendto(vm->udp, f, sizeof(f), 0, (struct sockaddr *)&vm->be_addr,
+                               sizeof(vm->be_addr)), ==, sizeof(f));
+        for (unsigned i = 0; i < 2000 && vring_split_used_idx(&d->q[0]) == d->q[0].last_used;
+             i++) {
+            run(1);
+            g_usleep(1000);
+        }
+    } else {
+        qnic_net_send(vm->sink, f, sizeof(f));
+        run(5);
+    }
     if (!vring_get_used(&d->q[0], &id, &len)) {
         return false;
     }
@@ -574,8 +695,12 @@ static void source_run(Vm *src, Drv *d, const Case *c)
         expect_wire(src, d, tag);
         g_assert_true(wire_to_guest(src, d, table_uni, "src-rx"));
     }
-    g_assert_false(wire_to_guest(src, d, other_uni, "filtered"));
-    if (c->vdpa) {
+    /* qnic filters, or the vDPA device it told; a vhost-user backend does
+     * not take control commands (as with QEMU) */
+    if (!c->vhost_user) {
+        g_assert_false(wire_to_guest(src, d, other_uni, "filtered"));
+    }
+    if (c->vdpa || c->vhost_user) {
         /* The simulator's netdev is the stopped VM's too, so a frame it
          * took while stopped would wait there, used: a real device's
          * goes out. Here it goes before the stop. */
@@ -605,7 +730,9 @@ static void dest_continue(Vm *dst, Drv *d, bool inflight)
         g_assert_true(wire_to_guest(dst, d, table_uni, "dst-rx"));
     }
     /* the MAC table and promisc off came along */
-    g_assert_false(wire_to_guest(dst, d, other_uni, "filtered"));
+    if (!d->c->vhost_user) {
+        g_assert_false(wire_to_guest(dst, d, other_uni, "filtered"));
+    }
     g_assert_cmpuint(count_tag(dst, "inflight"), ==, inflight);
 }
 
@@ -622,7 +749,7 @@ static void test_migrate(gconstpointer opaque)
     stream = save(&src);
     g_test_message("%s: %u-byte stream", c->path, stream->len);
     /* in flight in qnic's ring; a vhost backend's are in its base */
-    g_assert_cmpuint(vdev_of(&src, c)->vqs[1].inuse, ==, c->vdpa ? 0 : 1);
+    g_assert_cmpuint(vdev_of(&src, c)->vqs[1].inuse, ==, c->vdpa || c->vhost_user ? 0 : 1);
     if (c->vdpa) {
         /* GET_VRING_BASE took the rings back: the stopped source's
          * backend moves nothing more */
@@ -641,7 +768,7 @@ static void test_migrate(gconstpointer opaque)
     }
     expect_same_state(&dst, stream);
     move_driver(&d, &dst);
-    dest_continue(&dst, &d, !c->vdpa);
+    dest_continue(&dst, &d, !c->vdpa && !c->vhost_user);
 
     /* A migration that failed: the source runs on and completes the
      * frame it held, once. */
@@ -889,6 +1016,8 @@ static const Case cases[] = {
     { "/virtio-state/mmio/v2/packed", "virtio-net-device,force-legacy=off", TR_MMIO2, true },
     { "/virtio-state/vhost-vdpa/split", "virtio-net-pci,disable-legacy=on", TR_MODERN, false,
       true },
+    { "/virtio-state/vhost-user/split", "virtio-net-pci,disable-legacy=on", TR_MODERN, false,
+      false, true },
 };
 
 /* A stream of one model does not load into another. */
