@@ -61,6 +61,7 @@ typedef struct Case {
     bool packed;
     bool vdpa;                      /* -netdev vhost-vdpa on the simulator */
     bool vhost_user;                /* -netdev vhost-user to qnic-vhost-user-net */
+    bool rss;                       /* rss=on: RSS programmed (subsection) */
 } Case;
 
 typedef struct Vm {
@@ -457,6 +458,9 @@ static void driver_up(Vm *vm, Drv *d, const Case *c)
     if (c->packed) {
         want |= 1ull << VIRTIO_F_RING_PACKED;
     }
+    if (c->rss) {
+        want |= 1ull << VIRTIO_NET_F_RSS;
+    }
     set_status(vm, d, 0);
     set_status(vm, d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
     if (c->tr == TR_MMIO1) {
@@ -609,9 +613,13 @@ static uint8_t ctrl(Vm *vm, Drv *d, uint8_t cls, uint8_t cmd, const void *data, 
 
     buf[0] = cls;
     buf[1] = cmd;
-    memcpy(buf + 0x10, data, len);
+    if (len) {
+        memcpy(buf + 0x10, data, len);
+    } else {
+        b[1] = b[2];                /* no data: header and ack only */
+    }
     buf[0x800] = 0xee;
-    vring_add(&d->q[2], b, 3);
+    vring_add(&d->q[2], b, len ? 3 : 2);
     kick(vm, d, 2);
     g_assert_true(vring_get_used(&d->q[2], &id, &used_len));
     return buf[0x800];
@@ -633,6 +641,30 @@ static void program_filters(Vm *vm, Drv *d)
                           sizeof(table)), ==, VIRTIO_NET_OK);
     g_assert_cmpuint(ctrl(vm, d, VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_CTRL_VLAN_ADD, &vid, 2), ==,
                      VIRTIO_NET_OK);
+    if (d->c->rss) {
+        /* hash types, a 2-entry table (mask 1) of queue 0, unclassified 0,
+         * max_tx_vq 1, a 40-byte key */
+        uint8_t rss[4 + 2 + 2 + 4 + 2 + 1 + 40] = { 0 };
+        qnic_st32(rss, VIRTIO_NET_RSS_HASH_TYPE_IPv4 | VIRTIO_NET_RSS_HASH_TYPE_TCPv4);
+        qnic_st16(rss + 4, 1);
+        qnic_st16(rss + 12, 1);
+        rss[14] = 40;
+        for (unsigned i = 0; i < 40; i++) {
+            rss[15 + i] = 0x6d + i;
+        }
+        g_assert_cmpuint(ctrl(vm, d, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_RSS_CONFIG, rss,
+                              sizeof(rss)), ==, VIRTIO_NET_OK);
+    }
+}
+
+/* The status field of the config space as the driver reads it. */
+static uint16_t config_status(Vm *vm, const Drv *d)
+{
+    switch (d->c->tr) {
+    case TR_LEGACY: return io_r(vm, VIRTIO_PCI_CONFIG_OFF(false) + 6, 2);
+    case TR_MODERN: return mem_r(vm, BAR4_BASE + 0x2000 + 6, 2);
+    default: return mem_r(vm, MMIO(VIRTIO_MMIO_CONFIG) + 6, 2);
+    }
 }
 
 /* ---- streams ---- */
@@ -748,6 +780,11 @@ static void test_migrate(gconstpointer opaque)
     source_run(&src, &d, c);
     stream = save(&src);
     g_test_message("%s: %u-byte stream", c->path, stream->len);
+    {
+        /* RSS state travels in its subsection only while RSS is on */
+        g_autofree char *text = dump(stream);
+        g_assert_cmpint(!!strstr(text, "virtio-net-rss"), ==, c->rss);
+    }
     /* in flight in qnic's ring; a vhost backend's are in its base */
     g_assert_cmpuint(vdev_of(&src, c)->vqs[1].inuse, ==, c->vdpa || c->vhost_user ? 0 : 1);
     if (c->vdpa) {
@@ -769,6 +806,14 @@ static void test_migrate(gconstpointer opaque)
     expect_same_state(&dst, stream);
     move_driver(&d, &dst);
     dest_continue(&dst, &d, !c->vdpa && !c->vhost_user);
+
+    /* the switch-over's announcement: the driver accepted GUEST_ANNOUNCE */
+    g_assert_true(qnic_virtio_net_guest_announce(dst.dev));
+    g_assert_true(vdev_of(&dst, c)->isr & 2);
+    g_assert_cmphex(config_status(&dst, &d), ==, VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
+    g_assert_cmpuint(ctrl(&dst, &d, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, NULL,
+                          0), ==, VIRTIO_NET_OK);
+    g_assert_cmphex(config_status(&dst, &d), ==, VIRTIO_NET_S_LINK_UP);
 
     /* A migration that failed: the source runs on and completes the
      * frame it held, once. */
@@ -1017,6 +1062,8 @@ static const Case cases[] = {
     { "/virtio-state/vhost-vdpa/split", "virtio-net-pci,disable-legacy=on", TR_MODERN, false,
       true },
     { "/virtio-state/vhost-user/split", "virtio-net-pci,disable-legacy=on", TR_MODERN, false,
+      false, true },
+    { "/virtio-state/pci/modern/packed-rss", "virtio-net-pci,rss=on", TR_MODERN, true, false,
       false, true },
 };
 
