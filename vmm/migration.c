@@ -660,6 +660,7 @@ static void in_free(MigIn *in)
 static void in_done(MigIn *in, GError *err)
 {
     uint8_t src = in->loader.source_state;
+    bool autostart = in->autostart;
 
     mig.in = NULL;
     if (!err) {
@@ -680,7 +681,7 @@ static void in_done(MigIn *in, GError *err)
     set_status(MIG_COMPLETED);
     /* QEMU's rule: a running source's guest runs here unless -S; else
      * the destination takes the source's state (prelaunch or paused) */
-    if (src == MIG_SRC_RUNNING && in->autostart) {
+    if (src == MIG_SRC_RUNNING && autostart) {
         qnic_vmm_set_runstate(QNIC_RUNSTATE_PRELAUNCH);
         qnic_vmm_set_running(true);
         emit("RESUME", NULL, 0);

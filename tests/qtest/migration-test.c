@@ -436,6 +436,7 @@ struct Nic {
     int (*rx)(Nic *n, void *buf, size_t cap);           /* -1: none yet */
     unsigned (*rx_taken)(Nic *n);                       /* frames in the ring, unread */
     void (*set_qts)(Nic *n, QTestState *qts);
+    void (*free)(Nic *n);                               /* optional */
     E1kDev e;
     RtlDev r;
 };
@@ -475,6 +476,11 @@ static void e1k_set_qts(Nic *n, QTestState *qts)
     n->e.qts = qts;
 }
 
+static void e1k_free(Nic *n)
+{
+    e1kd_free(&n->e);
+}
+
 static void rtl_start(Nic *n, QTestState *qts)
 {
     rtld_init(&n->r, qts);
@@ -507,7 +513,7 @@ static void rtl_set_qts(Nic *n, QTestState *qts)
 }
 
 static const Nic nic_models[] = {
-    { "e1000", e1k_start, e1k_tx, e1k_rx, e1k_rx_taken, e1k_set_qts },
+    { "e1000", e1k_start, e1k_tx, e1k_rx, e1k_rx_taken, e1k_set_qts, e1k_free },
     { "rtl8139", rtl_start, rtl_tx, rtl_rx, rtl_rx_taken, rtl_set_qts },
 };
 
@@ -654,6 +660,9 @@ static void frames_case(gconstpointer data)
         g_assert_cmpuint(got[0x40 + t], ==, 1);
     }
     g_assert_cmpuint(rarps, >=, 1);
+    if (n.free) {
+        n.free(&n);
+    }
     qtest_quit(src);
     qtest_quit(dst);
     qtest_net_peer_close(&p1);
