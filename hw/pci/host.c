@@ -4,11 +4,12 @@
  * QEMU's pc machine always has at slot 1 (ISA bridge, IDE, ACPI PM) as
  * config-space-only stand-ins, so a bus walk sees what it sees on QEMU.
  *
- * INTx routing: a device's pin lands on PIRQ link (slot + pin - 1) & 3. When
- * the PIIX3 PIRQ route register of that link (0x60..0x63) is enabled, the
- * link drives that ISA IRQ, as on QEMU; while it is disabled (reset state,
- * no firmware), the link drives IOAPIC pin 16 + link: the fixed routing
- * qnic-vmm documents and reports in PCI_INTERRUPT_LINE. Line levels leave
+ * INTx routing: a device's pin lands on PIRQ link (slot - 1 + pin - 1) & 3,
+ * QEMU's i440FX swizzle. When the PIIX3 PIRQ route register of that link
+ * (0x60..0x63) is enabled, the link drives that ISA IRQ, as on QEMU; while
+ * it is disabled (reset state, no firmware), it drives IOAPIC pin
+ * 16 + ((link + 1) & 3), which is 16 + ((slot + pin - 1) & 3): the fixed
+ * routing qnic-vmm documents and reports in PCI_INTERRUPT_LINE. Line levels leave
  * through the set_irq callback whoever creates the bus installs; the host
  * knows nothing of what lies behind them.
  */
@@ -121,6 +122,12 @@ void qnic_pci_bus_release(QnicPciBus *bus, int devfn)
 
 /* ---- INTx ---- */
 
+/* The PIIX3 PIRQ link (0 = PIRQA) pin (1 = INTA) of a device reaches. */
+static int pirq_link(int devfn, int pin)
+{
+    return (QNIC_PCI_SLOT(devfn) - 1 + pin - 1) & 3;
+}
+
 static void route_links(QnicPciBus *bus)
 {
     PciBusPriv *p = priv(bus);
@@ -130,13 +137,14 @@ static void route_links(QnicPciBus *bus)
     for (int l = 0; l < 4; l++) {
         uint8_t route = p->isa ? p->isa->config[PIIX_PIRQRC + l] : 0x80;
         int level = p->link_count[l] > 0;
+        unsigned fixed = 16 + ((l + 1) & 3);
         if (route & 0x80) {
-            bus_set_irq(bus, 16 + l, level);
+            bus_set_irq(bus, fixed, level);
         } else {
             unsigned irq = route & 0x0f;
             isa_routed[irq] = true;
             isa_level[irq] |= level;
-            bus_set_irq(bus, 16 + l, 0);
+            bus_set_irq(bus, fixed, 0);
         }
     }
     for (int irq = 0; irq < 16; irq++) {
@@ -161,7 +169,7 @@ void qnic_pci_bus_intx_update(QnicPciDevice *d)
         return;
     }
     if (asserted != was) {
-        int link = (QNIC_PCI_SLOT(d->devfn) + pin - 1) & 3;
+        int link = pirq_link(d->devfn, pin);
         p->link_count[link] += asserted ? 1 : -1;
         d->intx_level = (d->intx_level & 1) | (asserted << 1);
         route_links(d->bus);

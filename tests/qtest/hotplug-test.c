@@ -37,6 +37,7 @@
 
 #define SLOT 5
 #define DEVFN (SLOT << 3)
+#define QNIC_PIIX_DEVFN (1 << 3)        /* the PIIX3 ISA bridge, 00:01.0 */
 #define TAG_IN_FLIGHT 0xee
 #define FRAME_LEN 96
 
@@ -396,6 +397,34 @@ static void test_reset_completes_unplug(void)
     fx_stop(&f);
 }
 
+/* A plugged device's INTA reaches the PIIX3 PIRQ link QEMU's i440FX gives
+ * it, (slot - 1 + pin - 1) & 3, and the ISA IRQ that link's route register
+ * (0x60 + link) names: only that register gets IRQ 11, the others IRQ 10,
+ * and IRQ 11 must follow the e1000's interrupt cause. */
+static void test_pirq_link(void)
+{
+    Fx f;
+    E1kDev d;
+    int link = (SLOT - 1) & 3;
+
+    fx_start(&f);
+    plug(&f, &cases[3]);
+    qtest_irq_intercept_in(f.qts, "ioapic");
+    for (int n = 0; n < 4; n++) {
+        qtest_pci_cfg_writeb(f.qts, QNIC_PIIX_DEVFN, 0x60 + n, n == link ? 11 : 10);
+    }
+    e1kd_init(&d, f.qts);
+    e1kd_wr(&d, E1000_IMS, E1000_ICR_RXT0);
+    g_assert_false(qtest_get_irq(f.qts, 11));
+    e1kd_wr(&d, E1000_ICS, E1000_ICR_RXT0);
+    g_assert_true(qtest_get_irq(f.qts, 11));
+    g_assert_false(qtest_get_irq(f.qts, 10));
+    g_assert_cmphex(e1kd_rd(&d, E1000_ICR) & E1000_ICR_RXT0, ==, E1000_ICR_RXT0);
+    g_assert_false(qtest_get_irq(f.qts, 11));
+    e1kd_free(&d);
+    fx_stop(&f);
+}
+
 /* The guest's own reset requests, as on QEMU's pc: RST_CPU in the PIIX3
  * reset control register (0xcf9; SYS_RST alone is only kept), and the
  * 8042's pulse-reset command 0xfe at 0x64. Each is a RESET event with
@@ -442,5 +471,6 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/hotplug/reset-completes-unplug", test_reset_completes_unplug);
     g_test_add_func("/hotplug/guest-reset", test_guest_reset);
+    g_test_add_func("/hotplug/pirq-link", test_pirq_link);
     return g_test_run();
 }

@@ -281,9 +281,14 @@ static void test_intx(void)
     g_assert_cmpint(f.sink.gsi[gsi], ==, 0);
     cfg_write(&f, 0x04, 2, 0);
     g_assert_cmpint(f.sink.gsi[gsi], ==, 1);
-    /* Firmware-style PIRQ routing: link 3 -> ISA IRQ 11. */
+    /* Firmware-style PIRQ routing: slot 3's INTA is PIRQC (QEMU's i440FX
+     * swizzle, (slot - 1 + pin - 1) & 3); PIRQD elsewhere changes nothing,
+     * PIRQC -> ISA IRQ 11 takes the line there. */
     qnic_as_store(&f.m->io, 0xcf8, 4, 0x80000800u | 0x60);
-    qnic_as_store(&f.m->io, 0xcfc + 3, 1, 11);
+    qnic_as_store(&f.m->io, 0xcfc + 3, 1, 10);
+    g_assert_cmpint(f.sink.gsi[gsi], ==, 1);
+    g_assert_cmpint(f.sink.gsi[10], ==, 0);
+    qnic_as_store(&f.m->io, 0xcfc + 2, 1, 11);
     g_assert_cmpint(f.sink.gsi[gsi], ==, 0);
     g_assert_cmpint(f.sink.gsi[11], ==, 1);
     qnic_pci_set_irq(f.d, 0);
