@@ -2,13 +2,15 @@
 """NIC hotplug and system reset as a stock OS sees them: Debian's Linux
 guest boots with one virtio-net-pci, and the host, through QMP as an
 operator would, resets the VM once (system_reset: the guest must boot
-again and its NIC must work again), then plugs a virtio-net-pci and an
+again and its NIC must work again), has the guest reboot itself once
+(reboot -f after set_link off: RESET with guest true, and the NIC works
+again after that boot too), then plugs a virtio-net-pci and an
 e1000 one after the other (device_add, each on a new -netdev user). Linux's
 ACPI PCI hotplug driver (acpiphp) finds each after the SCI, the driver
 binds it, the guest gets a DHCP lease on it and pings the slirp router
 through it; then device_del asks for the unplug, acpiphp ejects the slot
 and the host must see DEVICE_DELETED. One boot (plus the reset's) for
-both models keeps the run short.
+both models (plus the two reboots) keeps the run short.
 
 QEMU 7.2 (pc, KVM or TCG) runs the same plan as the reference; qnic-vmm
 needs a KVM that boots a stock kernel and otherwise runs under nested KVM
@@ -31,7 +33,7 @@ VM_TIMEOUT = 900
 MAC = "52:54:00:12:34:56"
 # The hotplugged models, in plug order: (device_add driver, Linux driver).
 PLUGS = [("virtio-net-pci", "virtio_net"), ("e1000", "e1000")]
-PLAN = ",".join(["dhcp", "ping:10.0.2.2", "resetwait:3"] +
+PLAN = ",".join(["dhcp", "ping:10.0.2.2", "resetwait:3", "rebootwait:3"] +
                 ["plugwait:120", "dhcp", "ping:10.0.2.2", "unplugwait:120"] * len(PLUGS))
 
 
@@ -74,6 +76,11 @@ def operator(qmp_path, out, timeout=VM_TIMEOUT):
                 if step == "resetwait" and "reset" not in out:
                     out["reset"] = qmp.cmd("system_reset")
                     out["reset_event"] = qmp.event("RESET", 30)
+                elif step == "rebootwait" and "reboot" not in out:
+                    # the guest reboots itself when its carrier goes
+                    out["reboot"] = qmp.cmd("set_link", name="n0", up=False)
+                    out["reboot_event"] = qmp.event("RESET", 120)
+                    out["link_up"] = qmp.cmd("set_link", name="n0", up=True)
                 elif step == "plugwait" and plugged < len(PLUGS):
                     drv = PLUGS[plugged][0]
                     plugged += 1
@@ -89,6 +96,13 @@ def operator(qmp_path, out, timeout=VM_TIMEOUT):
                         if not ev or ev.get("data", {}).get("device") == "hp%d" % plugged:
                             break
                     out.setdefault("unplugs", []).append((r, ev))
+                    # the sign the guest waits for, then the link back
+                    done = len([kv for kv in vm.all("RESULT") if kv.get("step") == "unplugwait"]) + 1
+                    qmp.cmd("set_link", name="n0", up=False)
+                    while len([kv for kv in vm.all("RESULT") if kv.get("step") == "unplugwait"]) < done:
+                        if not lg.wait_nth(vm, "RESULT", len(vm.all("RESULT")) + 1, 120):
+                            break
+                    qmp.cmd("set_link", name="n0", up=True)
                 g.log("QMP for %s: %r" % (step, out))
         except (OSError, EOFError, ValueError) as e:
             out["error"] = "QMP: %s" % e
@@ -116,17 +130,25 @@ def check(ck, name, vm, out):
              (out.get("reset_event") or {}).get("data") == {"guest": False,
                                                             "reason": "host-qmp-system-reset"},
              "%r %r" % (out.get("reset"), out.get("reset_event")))
+    ck.check(name, "the guest's own reboot (reboot -f): RESET event (guest true, guest-reset)",
+             out.get("reboot") == {"return": {}} and out.get("link_up") == {"return": {}} and
+             (out.get("reboot_event") or {}).get("data") == {"guest": True, "reason": "guest-reset"},
+             "%r %r" % (out.get("reboot"), out.get("reboot_event")))
     bs = boots(vm)
-    ck.check(name, "the guest booted twice (once after system_reset)", len(bs) == 2, "%d boots" % len(bs))
-    if bs:
-        first = [kv for t, kv in bs[0] if t == "RESULT"]
-        ck.check(name, "before the reset: lease and ping on the boot NIC",
-                 [r.get("status") for r in first[:2]] == ["ok", "ok"], str(first[:2]))
+    ck.check(name, "the guest booted three times (after system_reset, after its reboot)", len(bs) == 3,
+             "%d boots" % len(bs))
+    for i, what in enumerate(["before the reset", "after the reset, before the reboot"][:len(bs)]):
+        res = [kv for t, kv in bs[i] if t == "RESULT"]
+        ck.check(name, "%s: lease and ping on the boot NIC" % what,
+                 [r.get("status") for r in res[:2]] == ["ok", "ok"], str(res[:2]))
     last = [kv for t, kv in (bs[-1] if bs else []) if t == "RESULT"]
     nsteps = len(PLAN.split(","))
-    ck.check(name, "after the reset: all %d steps ran" % nsteps, len(last) == nsteps, "%d" % len(last))
+    ck.check(name, "after the reboot: all %d steps ran" % nsteps, len(last) == nsteps, "%d" % len(last))
     for r in last:
         ck.check(name, "step %s %s status=ok" % (r.get("n"), r.get("step")), r.get("status") == "ok", str(r))
+    unplugs = [r for r in last if r.get("step") == "unplugwait"]
+    ck.check(name, "the guest waited for the host's DEVICE_DELETED each time",
+             len(unplugs) == len(PLUGS) and all(r.get("host_saw") == "yes" for r in unplugs), str(unplugs))
     plugs = [r for r in last if r.get("step") == "plugwait"]
     for i, (drv, linux_drv) in enumerate(PLUGS):
         p = out.get("plugs", [])[i] if i < len(out.get("plugs", [])) else None
