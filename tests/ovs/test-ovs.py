@@ -300,6 +300,20 @@ class Vm:
         m = re.match(r"ok stats stream=(\d+) bulk=(\d+) crc=(\w+)", self.cmd("stats %d" % fid))
         return int(m.group(1)), int(m.group(2)), m.group(3)
 
+    def stream_count(self, fid, want):
+        """The receiver's count for a stream once it is `want` or has not
+        moved for a second: frames may still sit in the tap's queue, OVS
+        or the target when the sender is done."""
+        last, since = -1, time.monotonic()
+        while time.monotonic() - since < 1.0 and time.monotonic() < DEADLINE:
+            count = self.stats(fid)[0]
+            if count == want:
+                return count
+            if count != last:
+                last, since = count, time.monotonic()
+            time.sleep(0.1)
+        return last
+
     def fds(self):
         return len(os.listdir("/proc/%d/fd" % self.pid))
 
@@ -330,8 +344,7 @@ def exchange(src, dst, label, size=BULK):
     line = src.cmd("ping %s 5" % dst.ip)
     ok("%s: 5 pings %s -> %s answered (%s)" % (label, src.name, dst.name, line.split()[3]))
     src.cmd("stream %s %d %d" % (dst.ip, flow_id, STREAM), 60)
-    time.sleep(0.3)
-    count = dst.stats(flow_id)[0]
+    count = dst.stream_count(flow_id, STREAM)
     check(count == STREAM, "%s: UDP stream %s -> %s: %d of %d frames counted"
           % (label, src.name, dst.name, count, STREAM))
     nbytes, crc, resent, us = bulk_result(src.cmd("bulk %s %d %d" % (dst.ip, flow_id, size), 150))
@@ -431,8 +444,7 @@ def mtu_rule(a, b, va, vb):
         for size in (1500, 1499, 1500):
             flow_id += 1
             va.cmd("stream %s %d 20 %d" % (vb.ip, flow_id, size), 60)
-            time.sleep(0.3)
-            got[size] = got.get(size, 0) + vb.stats(flow_id)[0]
+            got[size] = got.get(size, 0) + vb.stream_count(flow_id, 20)
         check(got[1500] == 0 and got[1499] == 20,
               "MTU: underlay %d, %s: 1499-byte packets cross (%d of 20), 1500-byte ones do not (%d of 40)"
               % (UNDERLAY_MTU - 1, tunnel, got[1499], got[1500]))
