@@ -44,7 +44,8 @@
 #include <zlib.h>
 
 #define F(x) (1ull << (x))
-#define RING 256u
+#define RING 256u                       /* TX */
+#define RX_RING 1024u                   /* rx_queue_size: a whole stream fits */
 #define BUFSZ 2048u
 #define HDR 12u                         /* virtio_net_hdr_v1 (VERSION_1) */
 #define ETH 14u
@@ -70,7 +71,7 @@ typedef struct Nic {
     VDev d;
     uint8_t mac[6];
     uint32_t ip;                        /* network order */
-    uint64_t rxbuf[RING], txbuf[RING];
+    uint64_t rxbuf[RX_RING], txbuf[RING];
     bool tx_busy[RING];
     struct { uint32_t ip; uint8_t mac[6]; } arp[8];
     unsigned narp;
@@ -392,11 +393,11 @@ static bool net_poll(void)
     uint32_t len;
 
     while (got < 64 && vring_get_used(rxq, &id, &len)) {
-        if (id < RING && len > HDR && len <= BUFSZ) {
+        if (id < RX_RING && len > HDR && len <= BUFSZ) {
             qtest_bufread(nic.qts, nic.rxbuf[id], buf, len);
             rx_frame(buf + HDR, len - HDR);
         }
-        if (id < RING) {
+        if (id < RX_RING) {
             rx_post(id);
         }
         got++;
@@ -586,19 +587,25 @@ static void run_command(char *line)
 
 static void nic_start(const char *target_args)
 {
-    nic.qts = qtest_initf(QTEST_FLAG_RUNNING, "%s -device virtio-net-pci,netdev=n0,addr=4,"
-                          "mac=%02x:%02x:%02x:%02x:%02x:%02x", target_args, nic.mac[0], nic.mac[1],
+    nic.qts = qtest_initf(QTEST_FLAG_RUNNING, "%s -device virtio-net-pci,netdev=n0,addr=4,rx_queue_size=%u,"
+                          "mac=%02x:%02x:%02x:%02x:%02x:%02x", target_args, RX_RING, nic.mac[0], nic.mac[1],
                           nic.mac[2], nic.mac[3], nic.mac[4], nic.mac[5]);
     vd_pci_init(&nic.d, nic.qts, vd_pci_find(nic.qts, 0x1000), VD_PCI_MODERN);
     if (!vd_negotiate(&nic.d, F(VIRTIO_F_VERSION_1) | F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS))) {
         g_error("virtio-net refused FEATURES_OK");
     }
-    vd_setup_queues(&nic.d, 2, RING);
+    vd_setup_queues(&nic.d, 2, 0);     /* the device's sizes: RX_RING and RING */
+    if (nic.d.q[0].vr.num != RX_RING || nic.d.q[1].vr.num != RING) {
+        g_error("virtio-net queue sizes %u/%u, expected %u/%u", nic.d.q[0].vr.num, nic.d.q[1].vr.num,
+                RX_RING, RING);
+    }
     vd_driver_ok(&nic.d);
-    for (unsigned i = 0; i < RING; i++) {
+    for (unsigned i = 0; i < RX_RING; i++) {
         nic.rxbuf[i] = qtest_guest_alloc(nic.qts, BUFSZ, 64);
-        nic.txbuf[i] = qtest_guest_alloc(nic.qts, BUFSZ, 64);
         rx_post(i);
+    }
+    for (unsigned i = 0; i < RING; i++) {
+        nic.txbuf[i] = qtest_guest_alloc(nic.qts, BUFSZ, 64);
     }
     vd_kick(&nic.d, 0);
 }
