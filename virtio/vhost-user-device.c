@@ -129,6 +129,8 @@ static bool uaddr_to_gpa(const QnicVhuDev *d, uint64_t uaddr, uint64_t len, uint
 static void region_unmap(VhuRegion *r)
 {
     qnic_as_unmap(&r->mr);
+    /* the dirty log's record of the rings' long-lived writable maps */
+    qnic_region_dirty_free(&r->mr);
     if (r->map_base) {
         munmap(r->map_base, r->map_len);
     }
