@@ -16,6 +16,8 @@
  */
 #include "vmm/vmm.h"
 #include "vmm/boot.h"
+#include "vmm/kvm-state.h"
+#include "vmm/accel-migration.h"
 #include "qnic/machine.h"
 #include "qnic/memory.h"
 #include "qnic/mainloop.h"
@@ -159,6 +161,9 @@ struct KvmState {
     int sig_pipe[2];
     QnicFdWatch *sig_watch;
     bool msi_warned;
+    /* migration: RAM slots log the pages vCPUs write (kvm-state.c) */
+    bool dirty_logging, dirty_manual;
+    uint64_t *dirty_scratch;
 };
 
 /* Signals are the process's: the handler forwards them to the pipe of the
@@ -355,7 +360,8 @@ static void kvm_region_add(QnicAsListener *l, QnicRegion *r)
         }
         struct kvm_userspace_memory_region mr = {
             .slot = i,
-            .flags = is_ram ? 0 : KVM_MEM_READONLY,
+            .flags = !is_ram ? KVM_MEM_READONLY :
+                     k->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0,
             .guest_phys_addr = r->addr,
             .memory_size = r->size,
             .userspace_addr = (uintptr_t)r->ram,
@@ -1169,8 +1175,18 @@ static bool kvm_must_park(KvmState *k)
     return __atomic_load_n(&k->paused, __ATOMIC_SEQ_CST) || qnic_vmm_reset_pending();
 }
 
-static void kvm_vcpu_park(KvmState *k)
+/* A port or MMIO exit only completes (RIP past the instruction) on the
+ * next KVM_RUN: one with immediate_exit finishes it without running the
+ * guest, so that what a stopped machine saves (kvm-state.c) is whole. */
+static void kvm_vcpu_park(KvmVcpu *v)
 {
+    KvmState *k = v->k;
+
+    __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    if (ioctl(v->fd, KVM_RUN, 0) == 0 || (errno != EINTR && errno != EAGAIN)) {
+        qnic_warn("vCPU %u: completing its last exit before the pause: %s", v->index,
+                  g_strerror(errno));
+    }
     pthread_mutex_lock(&k->pause_lock);
     k->parked++;
     pthread_cond_broadcast(&k->parked_cond);
@@ -1202,7 +1218,7 @@ static void *kvm_vcpu_thread(void *opaque)
             break;
         }
         if (kvm_must_park(k)) {
-            kvm_vcpu_park(k);
+            kvm_vcpu_park(v);
             continue;
         }
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
@@ -1393,6 +1409,7 @@ static void kvm_cleanup(void *state, QnicMachine *m)
     k->nr_vcpus = 0;
     g_clear_pointer(&k->cpuid, g_free);
     g_clear_pointer(&k->slots, g_free);
+    g_clear_pointer(&k->dirty_scratch, g_free);
     k->nr_slots = 0;
     if (k->ioeventfds) {
         g_array_free(k->ioeventfds, TRUE);
@@ -1425,6 +1442,113 @@ static void kvm_cleanup(void *state, QnicMachine *m)
     kvm_state_free(k);
 }
 
+/* ---- migration: state and dirty log (kvm-state.c) ---- */
+
+static QnicKvmFds kvm_fds(KvmState *k, int *fds)
+{
+    for (unsigned i = 0; i < k->nr_vcpus; i++) {
+        fds[i] = k->vcpus[i].fd;
+    }
+    return (QnicKvmFds){ .kvm_fd = k->kvm_fd, .vm_fd = k->vm_fd,
+                         .nr_vcpus = k->nr_vcpus, .vcpu_fds = fds };
+}
+
+static bool kvm_mig_save(void *state, QnicMachine *m, GByteArray *out, GError **errp)
+{
+    KvmState *k = state;
+    g_autofree int *fds = g_new(int, k->nr_vcpus);
+    QnicKvmFds vm = kvm_fds(k, fds);
+
+    return qnic_kvm_state_save(&vm, out, errp);
+}
+
+static bool kvm_mig_load(void *state, QnicMachine *m, QnicStateReader *r, GError **errp)
+{
+    KvmState *k = state;
+    g_autofree int *fds = g_new(int, k->nr_vcpus);
+    QnicKvmFds vm = kvm_fds(k, fds);
+
+    return qnic_kvm_state_load(&vm, r, errp);
+}
+
+/* Slot i as the dirty log sees it; false: not guest RAM. */
+static bool kvm_log_slot(KvmState *k, unsigned i, QnicKvmLogSlot *ls)
+{
+    KvmSlot *s = &k->slots[i];
+
+    if (!s->r || (s->r != &k->m->ram_low && s->r != &k->m->ram_high)) {
+        return false;
+    }
+    *ls = (QnicKvmLogSlot){ .slot = i, .gpa = s->gpa, .size = s->size, .host = s->r->ram,
+                            .ram_page = (uint64_t)((uint8_t *)s->r->ram - k->m->ram) /
+                                        QNIC_MIG_DIRTY_PAGE_SIZE };
+    return true;
+}
+
+static bool kvm_dirty_log_switch(KvmState *k, bool on, GError **errp)
+{
+    QnicKvmLogSlot ls;
+
+    k->dirty_logging = on;
+    for (unsigned i = 0; i < k->nr_slots; i++) {
+        if (kvm_log_slot(k, i, &ls)) {
+            if (!qnic_kvm_dirty_log_set(k->vm_fd, &ls, on, errp)) {
+                return false;
+            }
+            k->slots[i].flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+        }
+    }
+    return true;
+}
+
+static bool kvm_dirty_log_start(void *state, QnicMachine *m, GError **errp)
+{
+    KvmState *k = state;
+
+    if (!k->dirty_scratch) {
+        k->dirty_manual = qnic_kvm_dirty_log_manual(k->kvm_fd, k->vm_fd);
+        k->dirty_scratch = g_new0(uint64_t, m->ram_size / QNIC_MIG_DIRTY_PAGE_SIZE / 64 + 1);
+    }
+    if (!kvm_dirty_log_switch(k, true, errp)) {
+        kvm_dirty_log_switch(k, false, NULL);
+        return false;
+    }
+    return true;
+}
+
+static void kvm_dirty_log_sync(void *state, QnicMachine *m, unsigned long *bitmap)
+{
+    KvmState *k = state;
+    QnicKvmLogSlot ls;
+
+    for (unsigned i = 0; i < k->nr_slots && k->dirty_logging; i++) {
+        g_autoptr(GError) err = NULL;
+        if (kvm_log_slot(k, i, &ls) &&
+            !qnic_kvm_dirty_log_sync(k->vm_fd, k->dirty_manual, &ls, (uint64_t *)bitmap,
+                                     k->dirty_scratch, &err)) {
+            qnic_warn("%s: counting all of %s as written", err->message, k->slots[i].r->name);
+            qnic_kvm_dirty_log_all(&ls, (uint64_t *)bitmap);
+        }
+    }
+}
+
+static void kvm_dirty_log_stop(void *state, QnicMachine *m)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!kvm_dirty_log_switch(state, false, &err)) {
+        qnic_warn("%s", err->message);
+    }
+}
+
+static const QnicMigrationAccelOps kvm_migration = {
+    .save = kvm_mig_save,
+    .load = kvm_mig_load,
+    .dirty_log_start = kvm_dirty_log_start,
+    .dirty_log_sync = kvm_dirty_log_sync,
+    .dirty_log_stop = kvm_dirty_log_stop,
+};
+
 const QnicAccel qnic_accel_kvm = {
     .name = "kvm",
     .boots_kernel = true,
@@ -1436,4 +1560,5 @@ const QnicAccel qnic_accel_kvm = {
     .pit_ch2_get = kvm_pit_ch2_get,
     .pit_ch2_set_gate = kvm_pit_ch2_set_gate,
     .system_reset = kvm_system_reset,
+    .migration = &kvm_migration,
 };
