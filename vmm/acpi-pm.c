@@ -1,7 +1,9 @@
 /*
  * The PM1 registers and the PM timer (see acpi-pm.h). The timer counts at
  * 3.579545 MHz from CLOCK_MONOTONIC, like the board's port 0x61, so that it
- * agrees with the host's clock whichever vCPU reads it.
+ * agrees with the host's clock whichever vCPU reads it; an offset, zero
+ * until a migration restores the board, lets it go on from the source's
+ * count.
  */
 #include "vmm/acpi-pm.h"
 
@@ -53,12 +55,28 @@ static const QnicMemOps pm1_ops = {
     .valid_min = 1, .valid_max = 4, .impl_min = 1, .impl_max = 1,
 };
 
-static uint64_t tmr_read(void *opaque, uint64_t addr, unsigned size)
+static int64_t monotonic_ns(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+uint64_t qnic_acpi_pm_timer_ns(const QnicAcpiPm *pm)
+{
+    return (uint64_t)(monotonic_ns() + pm->tmr_offset_ns);
+}
+
+void qnic_acpi_pm_set_timer_ns(QnicAcpiPm *pm, uint64_t ns)
+{
+    pm->tmr_offset_ns = (int64_t)(ns - (uint64_t)monotonic_ns());
+}
+
+static uint64_t tmr_read(void *opaque, uint64_t addr, unsigned size)
+{
+    uint64_t ns = qnic_acpi_pm_timer_ns(opaque);
+
     return (uint32_t)((__uint128_t)ns * QNIC_ACPI_PM_TMR_HZ / 1000000000ull);
 }
 

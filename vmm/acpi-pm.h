@@ -36,12 +36,17 @@ typedef struct QnicAcpiPm {
     QnicRegion tmr;             /* the timer, 32-bit reads */
     uint16_t pm1_en;            /* as last written */
     uint16_t pm1_cnt;           /* as last written, without SLP_EN */
+    int64_t tmr_offset_ns;      /* timer time = CLOCK_MONOTONIC + this */
 } QnicAcpiPm;
 
 /* Map the registers at QNIC_ACPI_PM_BASE in IO (pm zeroed by the caller). */
 void qnic_acpi_pm_init(QnicAcpiPm *pm, QnicAddressSpace *io);
 /* System reset: enables and control back to 0 (the timer runs on). */
 void qnic_acpi_pm_reset(QnicAcpiPm *pm);
+/* The timer's time in ns (it counts QNIC_ACPI_PM_TMR_HZ from it), and
+ * setting it: a restored board's timer goes on from where it stopped. */
+uint64_t qnic_acpi_pm_timer_ns(const QnicAcpiPm *pm);
+void qnic_acpi_pm_set_timer_ns(QnicAcpiPm *pm, uint64_t ns);
 /* Unmap them; a zeroed pm is fine. */
 void qnic_acpi_pm_cleanup(QnicAcpiPm *pm);
 

@@ -9,6 +9,7 @@
 #include "qnic/machine.h"
 #include "qnic/pci.h"
 #include "qnic/virtio.h"
+#include "qnic/state.h"
 #include "qnic/log.h"
 
 #include <time.h>
@@ -229,6 +230,58 @@ void qnic_pc_board_reset(void *opaque, QnicMachine *m)
     }
     qnic_acpi_pm_reset(&b->acpi_pm);
     pc_firmware_tables(b, m, false);
+}
+
+/* ---- migration ---- */
+
+typedef struct PcBoardState {
+    uint8_t port61, rcr;
+    uint16_t pm1_en, pm1_cnt;
+    uint64_t pm_timer_ns;
+} PcBoardState;
+
+static const QnicStateField pc_board_fields[] = {
+    QNIC_STATE_UINT_RANGE(PcBoardState, port61, 0, 0,
+                          QNIC_PC_PORT61_GATE2 | QNIC_PC_PORT61_SPEAKER),
+    QNIC_STATE_UINT_RANGE(PcBoardState, rcr, 0, 0, QNIC_PC_RCR_SYS_RST),
+    QNIC_STATE_UINT(PcBoardState, pm1_en, 0),
+    QNIC_STATE_UINT(PcBoardState, pm1_cnt, 0),
+    QNIC_STATE_UINT(PcBoardState, pm_timer_ns, 0),
+    QNIC_STATE_END
+};
+
+static const QnicStateDesc pc_board_desc = {
+    .name = "pc-board", .version = 1, .min_version = 1,
+    .size = sizeof(PcBoardState), .fields = pc_board_fields,
+};
+
+void qnic_pc_board_save_state(QnicPcBoard *b, GByteArray *out)
+{
+    PcBoardState st = {
+        .port61 = b->port61_val, .rcr = b->rcr_val, .pm1_en = b->acpi_pm.pm1_en, .pm1_cnt = b->acpi_pm.pm1_cnt,
+        .pm_timer_ns = qnic_acpi_pm_timer_ns(&b->acpi_pm),
+    };
+    qnic_state_write(out, &pc_board_desc, &st);
+}
+
+bool qnic_pc_board_load_state(QnicPcBoard *b, QnicStateReader *r, GError **errp)
+{
+    PcBoardState st;
+
+    if (!qnic_state_read(r, &pc_board_desc, &st, errp)) {
+        return false;
+    }
+    if (st.pm1_cnt & (QNIC_ACPI_PM1_SLP_EN | QNIC_ACPI_PM1_GBL_RLS)) {
+        qnic_error_setg(errp, "pc-board: PM1 control 0x%x holds write-only bits", st.pm1_cnt);
+        return false;
+    }
+    /* The in-kernel PIT's gate came with the accelerator's state. */
+    b->port61_val = st.port61;
+    b->rcr_val = st.rcr;
+    b->acpi_pm.pm1_en = st.pm1_en;
+    b->acpi_pm.pm1_cnt = st.pm1_cnt;
+    qnic_acpi_pm_set_timer_ns(&b->acpi_pm, st.pm_timer_ns);
+    return true;
 }
 
 void qnic_pc_board_cleanup(QnicPcBoard *b)

@@ -65,6 +65,15 @@ bool qnic_pc_board_ready(QnicPcBoard *b, const QnicAccel *accel, void *accel_sta
  * again as a BIOS would on the reboot (PCI interrupt lines, the MP and
  * ACPI tables, which the guest may have overwritten). */
 void qnic_pc_board_reset(void *opaque, QnicMachine *m);
+/* Migration (docs/migration.md): the board's guest-visible state that no
+ * device or accelerator holds (port 0x61's gate and speaker bits, the
+ * reset control register's SYS_RST bit, the PM1
+ * enable and control registers, the PM timer) as one "pc-board" section.
+ * Load reads and checks it, then applies it; on false b is as it was.
+ * COM1 is an isa-serial device with its own state, the debug exit has
+ * none, and the hotplug registers belong to hw/pci/pcihp.c. */
+void qnic_pc_board_save_state(QnicPcBoard *b, GByteArray *out);
+bool qnic_pc_board_load_state(QnicPcBoard *b, QnicStateReader *r, GError **errp);
 /* Undo it; after the accelerator stopped its vCPUs, before the machine is
  * freed. A zeroed board is fine. */
 void qnic_pc_board_cleanup(QnicPcBoard *b);

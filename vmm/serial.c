@@ -12,6 +12,7 @@
 #include "qnic/machine.h"
 #include "qnic/memory.h"
 #include "qnic/mainloop.h"
+#include "qnic/state.h"
 #include "qnic/log.h"
 
 #include <fcntl.h>
@@ -412,6 +413,83 @@ static void serial_unrealize(QnicDevice *dev)
     qnic_machine_set_gsi(dev->machine, s->irq, 0);
 }
 
+/* ---- device state (qnic/state.h): the registers and the receive FIFO;
+ * the backend is the destination's own -serial ---- */
+
+typedef struct SerialState {
+    uint8_t ier, lcr, mcr, lsr, msr, scr, fcr;
+    uint16_t divider;
+    bool thr_ipending;
+    uint8_t rx[SERIAL_FIFO_SIZE];
+    uint32_t rx_head, rx_count;
+} SerialState;
+
+static const QnicStateField serial_state_fields[] = {
+    QNIC_STATE_UINT_RANGE(SerialState, ier, 0, 0, 0x0f),
+    QNIC_STATE_UINT(SerialState, lcr, 0),
+    QNIC_STATE_UINT_RANGE(SerialState, mcr, 0, 0, 0x1f),
+    QNIC_STATE_UINT(SerialState, lsr, 0),
+    QNIC_STATE_UINT(SerialState, msr, 0),
+    QNIC_STATE_UINT(SerialState, scr, 0),
+    QNIC_STATE_UINT(SerialState, fcr, 0),
+    QNIC_STATE_UINT(SerialState, divider, 0),
+    QNIC_STATE_BOOL(SerialState, thr_ipending, 0),
+    QNIC_STATE_BYTES(SerialState, rx, 0),
+    QNIC_STATE_UINT_RANGE(SerialState, rx_head, 0, 0, SERIAL_FIFO_SIZE - 1),
+    QNIC_STATE_UINT_RANGE(SerialState, rx_count, 0, 0, SERIAL_FIFO_SIZE),
+    QNIC_STATE_END
+};
+
+static const QnicStateDesc serial_state_desc = {
+    .name = "isa-serial", .version = 1, .min_version = 1,
+    .size = sizeof(SerialState), .fields = serial_state_fields,
+};
+
+static bool serial_save_state(QnicDevice *dev, GByteArray *out, GError **errp)
+{
+    Serial *s = (Serial *)dev;
+    SerialState st = {
+        .ier = s->ier, .lcr = s->lcr, .mcr = s->mcr, .lsr = s->lsr, .msr = s->msr,
+        .scr = s->scr, .fcr = s->fcr, .divider = s->divider,
+        .thr_ipending = s->thr_ipending, .rx_head = s->rx_head, .rx_count = s->rx_count,
+    };
+
+    memcpy(st.rx, s->rx, sizeof(st.rx));
+    qnic_state_write(out, &serial_state_desc, &st);
+    return true;
+}
+
+static bool serial_load_state(QnicDevice *dev, QnicStateReader *r, GError **errp)
+{
+    Serial *s = (Serial *)dev;
+    SerialState st;
+
+    if (!qnic_state_read(r, &serial_state_desc, &st, errp)) {
+        return false;
+    }
+    /* Data ready is the FIFO's, not the stream's to claim. */
+    if (!!(st.lsr & UART_LSR_DR) != (st.rx_count > 0)) {
+        qnic_error_setg(errp, "isa-serial: LSR data ready (0x%x) disagrees with %u "
+                        "bytes in the receive FIFO", st.lsr, st.rx_count);
+        return false;
+    }
+    s->ier = st.ier;
+    s->lcr = st.lcr;
+    s->mcr = st.mcr;
+    s->lsr = st.lsr;
+    s->msr = st.msr;
+    s->scr = st.scr;
+    s->fcr = st.fcr;
+    s->divider = st.divider;
+    s->thr_ipending = st.thr_ipending;
+    memcpy(s->rx, st.rx, sizeof(s->rx));
+    s->rx_head = st.rx_head;
+    s->rx_count = st.rx_count;
+    serial_watch_update(s);
+    serial_update_irq(s);
+    return true;
+}
+
 static const QnicDeviceClass serial_class = {
     .name = "isa-serial",
     .bus = "isa",
@@ -419,5 +497,7 @@ static const QnicDeviceClass serial_class = {
     .realize = serial_realize,
     .reset = serial_reset,
     .unrealize = serial_unrealize,
+    .save_state = serial_save_state,
+    .load_state = serial_load_state,
 };
 QNIC_DEVICE_REGISTER(serial_class)

@@ -13,6 +13,7 @@
 #include "qnic/memory.h"
 #include "qnic/pci.h"
 #include "qnic/virtio.h"
+#include "qnic/state.h"
 #include "test-isa-io.h"
 #include "../lib/test-backends.h"
 
@@ -236,6 +237,64 @@ static void test_qtest_adds_nothing(void)
     qnic_machine_free(m);
 }
 
+/* ---- migration: port 0x61, PM1, the PM timer on another board ---- */
+
+static void test_board_state(void)
+{
+    QnicMachine *ma = new_machine(), *mb = new_machine();
+    QnicVmmConfig cfg = { 0 };
+    QnicPcBoard a = { 0 }, b = { 0 };
+    GError *err = NULL;
+
+    g_assert_true(qnic_pc_board_ready(&a, &fake_kvm, &fake_ch2, &cfg, ma, &err));
+    g_assert_true(qnic_pc_board_ready(&b, &fake_kvm, &fake_ch2, &cfg, mb, &err));
+    g_assert_no_error(err);
+    outb(ma, QNIC_PC_PORT61, QNIC_PC_PORT61_SPEAKER);
+    outb(ma, QNIC_PC_RCR, QNIC_PC_RCR_SYS_RST);
+    outb(ma, QNIC_ACPI_PM1_EVT + 2, 0x21);                  /* PM1_EN */
+    outb(ma, QNIC_ACPI_PM1_CNT, QNIC_ACPI_PM1_SCI_EN);
+    outb(ma, QNIC_ACPI_PM1_CNT + 1, 0x04);
+    /* a timer far from the host's clock, as on a source up for days */
+    const uint64_t t0 = 7 * 24 * 3600 * 1000000000ull;
+    qnic_acpi_pm_set_timer_ns(&a.acpi_pm, t0);
+    g_autoptr(GByteArray) s = g_byte_array_new();
+    qnic_pc_board_save_state(&a, s);
+
+    /* a cut stream leaves b as it was */
+    QnicStateReader r;
+    qnic_state_reader_init(&r, s->data, s->len - 1);
+    g_assert_false(qnic_pc_board_load_state(&b, &r, &err));
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_assert_cmphex(inb(mb, QNIC_ACPI_PM1_EVT + 2), ==, 0);
+
+    qnic_state_reader_init(&r, s->data, s->len);
+    g_assert_true(qnic_pc_board_load_state(&b, &r, &err));
+    g_assert_no_error(err);
+    g_assert_true(qnic_state_reader_done(&r, &err));
+    g_assert_cmphex(inb(mb, QNIC_PC_PORT61) & 3, ==, QNIC_PC_PORT61_SPEAKER);
+    g_assert_cmphex(inb(mb, QNIC_PC_RCR), ==, QNIC_PC_RCR_SYS_RST);
+    g_assert_cmphex(inb(mb, QNIC_ACPI_PM1_EVT + 2), ==, 0x21);
+    g_assert_cmphex(inb(mb, QNIC_ACPI_PM1_CNT + 1), ==, 0x04);
+    uint64_t tb = qnic_acpi_pm_timer_ns(&b.acpi_pm);
+    g_assert_cmpuint(tb, >=, t0);
+    g_assert_cmpuint(tb, <, t0 + 10 * 1000000000ull);
+    /* the same state saved again, field by field, but for the timer */
+    g_autoptr(GByteArray) s2 = g_byte_array_new();
+    qnic_pc_board_save_state(&b, s2);
+    g_autofree char *da = qnic_state_dump(s->data, s->len, &err);
+    g_autofree char *db = qnic_state_dump(s2->data, s2->len, &err);
+    g_assert_no_error(err);
+    *strstr(da, "pc-board.pm_timer_ns") = 0;
+    *strstr(db, "pc-board.pm_timer_ns") = 0;
+    g_assert_cmpstr(da, ==, db);
+
+    qnic_pc_board_cleanup(&a);
+    qnic_pc_board_cleanup(&b);
+    qnic_machine_free(ma);
+    qnic_machine_free(mb);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -244,5 +303,6 @@ int main(int argc, char **argv)
     g_test_add_func("/pc-board/serial", test_serial);
     g_test_add_func("/pc-board/firmware", test_firmware);
     g_test_add_func("/pc-board/qtest-adds-nothing", test_qtest_adds_nothing);
+    g_test_add_func("/pc-board/state", test_board_state);
     return g_test_run();
 }
