@@ -14,7 +14,6 @@
  * numbers from the Intel SDM vol. 4 (the kernel's msr-index.h is not UAPI).
  */
 #include "vmm/kvm-state.h"
-#include "vmm/accel-migration.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -910,7 +909,7 @@ static void ks_bitmap_or(uint64_t *bitmap, uint64_t first, const uint64_t *slot,
 bool qnic_kvm_dirty_log_sync(int vm_fd, bool manual, const QnicKvmLogSlot *s,
                              uint64_t *bitmap, uint64_t *scratch, GError **errp)
 {
-    uint64_t pages = s->size / QNIC_MIG_DIRTY_PAGE_SIZE;
+    uint64_t pages = s->size / QNIC_KVM_DIRTY_PAGE;
     size_t words = (pages + 63) / 64;
     struct kvm_dirty_log log = { .slot = s->slot, .dirty_bitmap = scratch };
 
@@ -934,7 +933,7 @@ bool qnic_kvm_dirty_log_sync(int vm_fd, bool manual, const QnicKvmLogSlot *s,
 
 void qnic_kvm_dirty_log_all(const QnicKvmLogSlot *s, uint64_t *bitmap)
 {
-    uint64_t pages = s->size / QNIC_MIG_DIRTY_PAGE_SIZE;
+    uint64_t pages = s->size / QNIC_KVM_DIRTY_PAGE;
 
     for (uint64_t p = s->ram_page; p < s->ram_page + pages; p++) {
         bitmap[p / 64] |= 1ull << (p % 64);

@@ -1,5 +1,5 @@
 /*
- * The KVM accelerator's part of migration (accel-migration.h's ops):
+ * The KVM accelerator's part of migration (vmm/migration.h's accelerator ops):
  * what the kernel holds of a running guest, saved and restored as
  * device-state sections (qnic/state.h), and the log of guest RAM pages that
  * vCPUs write, for pre-copy. Kept apart from kvm.c so that the accelerator's
@@ -35,6 +35,10 @@ bool qnic_kvm_state_save(const QnicKvmFds *vm, GByteArray *out, GError **errp);
  * TSC deadline, MP state, debug registers, events), then the irqchip, PIT
  * and clock. On an ioctl's failure errp names the vCPU and the ioctl. */
 bool qnic_kvm_state_load(const QnicKvmFds *vm, QnicStateReader *r, GError **errp);
+
+/* The page of the migration framework's dirty bitmap (vmm/migration.h)
+ * and of KVM's log on x86. */
+#define QNIC_KVM_DIRTY_PAGE 4096u
 
 /* A RAM memory slot as the dirty log sees it. */
 typedef struct QnicKvmLogSlot {

@@ -17,7 +17,7 @@
 #include "vmm/vmm.h"
 #include "vmm/boot.h"
 #include "vmm/kvm-state.h"
-#include "vmm/accel-migration.h"
+#include "vmm/migration.h"
 #include "qnic/machine.h"
 #include "qnic/memory.h"
 #include "qnic/mainloop.h"
@@ -1481,7 +1481,7 @@ static bool kvm_log_slot(KvmState *k, unsigned i, QnicKvmLogSlot *ls)
     }
     *ls = (QnicKvmLogSlot){ .slot = i, .gpa = s->gpa, .size = s->size, .host = s->r->ram,
                             .ram_page = (uint64_t)((uint8_t *)s->r->ram - k->m->ram) /
-                                        QNIC_MIG_DIRTY_PAGE_SIZE };
+                                        QNIC_KVM_DIRTY_PAGE };
     return true;
 }
 
@@ -1507,7 +1507,7 @@ static bool kvm_dirty_log_start(void *state, QnicMachine *m, GError **errp)
 
     if (!k->dirty_scratch) {
         k->dirty_manual = qnic_kvm_dirty_log_manual(k->kvm_fd, k->vm_fd);
-        k->dirty_scratch = g_new0(uint64_t, m->ram_size / QNIC_MIG_DIRTY_PAGE_SIZE / 64 + 1);
+        k->dirty_scratch = g_new0(uint64_t, m->ram_size / QNIC_KVM_DIRTY_PAGE / 64 + 1);
     }
     if (!kvm_dirty_log_switch(k, true, errp)) {
         kvm_dirty_log_switch(k, false, NULL);

@@ -943,6 +943,9 @@ int main(int argc, char **argv)
     qnic_vmm_runstate_init(accel, accel_state, mcfg.backends, c.cfg.start_paused);
     qnic_vmm_set_no_reboot(c.cfg.no_reboot);
     qnic_vmm_set_board_reset(qnic_pc_board_reset, &board);
+    if (accel->boots_kernel) {
+        qnic_vmm_set_board_state(qnic_pc_board_save_state, qnic_pc_board_load_state, &board);
+    }
     /* before the monitors greet: a client may migrate to us at once */
     qnic_migration_init(m, accel->name, accel->migration, accel_state);
     if (!add_monitors(&c, m)) {

@@ -9,6 +9,7 @@
  * format; this file only frames them (docs/migration.md).
  */
 #include "vmm/migration.h"
+#include "vmm/vmm.h"
 #include "qnic/device.h"
 #include "qnic/log.h"
 
@@ -214,6 +215,7 @@ bool qnic_mig_put_accel(GByteArray *out, const char *name, const QnicMigrationAc
     if (ops->save && !ops->save(state, m, body, errp)) {
         return false;
     }
+    qnic_vmm_board_save_state(body);       /* the pc board's registers, if any */
     put_named(out, MIG_REC_ACCEL, name, body);
     return true;
 }
@@ -338,6 +340,9 @@ static bool load_accel(QnicMigLoader *l, const uint8_t *p, uint32_t len, GError 
     }
     qnic_state_reader_init(&r, body, blen);
     if (l->ops->load && !l->ops->load(l->accel_state, l->m, &r, errp)) {
+        return false;
+    }
+    if (!qnic_vmm_board_load_state(&r, errp)) {
         return false;
     }
     return qnic_state_reader_done(&r, errp);

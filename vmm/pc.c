@@ -255,8 +255,9 @@ static const QnicStateDesc pc_board_desc = {
     .size = sizeof(PcBoardState), .fields = pc_board_fields,
 };
 
-void qnic_pc_board_save_state(QnicPcBoard *b, GByteArray *out)
+void qnic_pc_board_save_state(void *opaque, GByteArray *out)
 {
+    QnicPcBoard *b = opaque;
     PcBoardState st = {
         .port61 = b->port61_val, .rcr = b->rcr_val, .pm1_en = b->acpi_pm.pm1_en, .pm1_cnt = b->acpi_pm.pm1_cnt,
         .pm_timer_ns = qnic_acpi_pm_timer_ns(&b->acpi_pm),
@@ -264,8 +265,9 @@ void qnic_pc_board_save_state(QnicPcBoard *b, GByteArray *out)
     qnic_state_write(out, &pc_board_desc, &st);
 }
 
-bool qnic_pc_board_load_state(QnicPcBoard *b, QnicStateReader *r, GError **errp)
+bool qnic_pc_board_load_state(void *opaque, QnicStateReader *r, GError **errp)
 {
+    QnicPcBoard *b = opaque;
     PcBoardState st;
 
     if (!qnic_state_read(r, &pc_board_desc, &st, errp)) {

@@ -69,11 +69,12 @@ void qnic_pc_board_reset(void *opaque, QnicMachine *m);
  * device or accelerator holds (port 0x61's gate and speaker bits, the
  * reset control register's SYS_RST bit, the PM1
  * enable and control registers, the PM timer) as one "pc-board" section.
- * Load reads and checks it, then applies it; on false b is as it was.
+ * opaque is the board (for qnic_vmm_set_board_state). Load reads and
+ * checks it, then applies it; on false the board is as it was.
  * COM1 is an isa-serial device with its own state, the debug exit has
  * none, and the hotplug registers belong to hw/pci/pcihp.c. */
-void qnic_pc_board_save_state(QnicPcBoard *b, GByteArray *out);
-bool qnic_pc_board_load_state(QnicPcBoard *b, QnicStateReader *r, GError **errp);
+void qnic_pc_board_save_state(void *opaque, GByteArray *out);
+bool qnic_pc_board_load_state(void *opaque, QnicStateReader *r, GError **errp);
 /* Undo it; after the accelerator stopped its vCPUs, before the machine is
  * freed. A zeroed board is fine. */
 void qnic_pc_board_cleanup(QnicPcBoard *b);

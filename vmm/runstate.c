@@ -80,6 +80,31 @@ void qnic_vmm_set_board_reset(void (*fn)(void *opaque, QnicMachine *m), void *op
     board_reset_opaque = opaque;
 }
 
+static void (*board_save)(void *opaque, GByteArray *out);
+static bool (*board_load)(void *opaque, QnicStateReader *r, GError **errp);
+static void *board_state_opaque;
+
+void qnic_vmm_set_board_state(void (*save)(void *opaque, GByteArray *out),
+                              bool (*load)(void *opaque, QnicStateReader *r, GError **errp),
+                              void *opaque)
+{
+    board_save = save;
+    board_load = load;
+    board_state_opaque = opaque;
+}
+
+void qnic_vmm_board_save_state(GByteArray *out)
+{
+    if (board_save) {
+        board_save(board_state_opaque, out);
+    }
+}
+
+bool qnic_vmm_board_load_state(QnicStateReader *r, GError **errp)
+{
+    return !board_load || board_load(board_state_opaque, r, errp);
+}
+
 void qnic_vmm_set_no_reboot(bool on)
 {
     no_reboot = on;

@@ -118,6 +118,16 @@ void qnic_vmm_vdpa_sim_cleanup(void);
 bool qnic_vmm_system_reset(QnicMachine *m, GError **errp);
 /* The board's part of a system reset (vmm/pc.c), with its opaque. */
 void qnic_vmm_set_board_reset(void (*fn)(void *opaque, QnicMachine *m), void *opaque);
+/* The board's guest-visible registers in a migration (vmm/pc.c's
+ * "pc-board" section): migration-stream.c appends them to the
+ * accelerator's record and loads them after the accelerator's sections.
+ * Unset (qtest): nothing is written or read. */
+typedef struct QnicStateReader QnicStateReader;
+void qnic_vmm_set_board_state(void (*save)(void *opaque, GByteArray *out),
+                              bool (*load)(void *opaque, QnicStateReader *r, GError **errp),
+                              void *opaque);
+void qnic_vmm_board_save_state(GByteArray *out);
+bool qnic_vmm_board_load_state(QnicStateReader *r, GError **errp);
 /* -no-reboot: a reset, the guest's or QMP's (as QEMU 7.2 does), ends the
  * run (status 0) instead. */
 void qnic_vmm_set_no_reboot(bool no_reboot);

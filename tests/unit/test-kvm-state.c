@@ -15,7 +15,7 @@
  * runs it under scripts/nested-kvm.sh, see test-kvm-state-nested.sh).
  */
 #include "vmm/kvm-state.h"
-#include "vmm/accel-migration.h"
+#include "vmm/migration.h"
 #include "qnic/state.h"
 
 #include <fcntl.h>
@@ -355,7 +355,7 @@ static void test_dirty_log(void)
     g_test_message("KVM_CLEAR_DIRTY_LOG: %s", manual ? "yes" : "no");
     g_assert_true(qnic_kvm_dirty_log_set(a.vm, &ls, true, &err));
     g_assert_no_error(err);
-    const size_t words = RAM_SIZE / QNIC_MIG_DIRTY_PAGE_SIZE / 64;
+    const size_t words = RAM_SIZE / QNIC_KVM_DIRTY_PAGE / 64;
     uint64_t bitmap[words], scratch[words];
 
     memset(bitmap, 0, sizeof(bitmap));
