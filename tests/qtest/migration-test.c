@@ -29,6 +29,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+
+#define F64(b) (1ull << (b))
 
 #define WAIT_MS 60000
 
@@ -428,9 +432,15 @@ static void test_blocked(void)
 #define N_READ_BEFORE 3     /* RX frames the driver reads on the source */
 #define N_AFTER 4
 
+#define VQ_RX_BUFS 16
+#define VQ_BUF 2048
+/* the virtio-net header: 12 bytes with VERSION_1 (or MRG_RXBUF), else 10 */
+#define VNET_HDR ((n->v.features & F64(VIRTIO_F_VERSION_1)) ? 12u : 10u)
+
 typedef struct Nic Nic;
 struct Nic {
     const char *model;
+    const char *props;          /* more -device properties */
     void (*start)(Nic *n, QTestState *qts);
     void (*tx)(Nic *n, const void *frame, size_t len);
     int (*rx)(Nic *n, void *buf, size_t cap);           /* -1: none yet */
@@ -439,6 +449,10 @@ struct Nic {
     void (*free)(Nic *n);                               /* optional */
     E1kDev e;
     RtlDev r;
+    VDev v;
+    bool mmio;
+    uint64_t rx_bufs[VQ_RX_BUFS], tx_bufs[N_BEFORE + N_AFTER];
+    unsigned tx_next;
 };
 
 static void e1k_start(Nic *n, QTestState *qts)
@@ -512,9 +526,109 @@ static void rtl_set_qts(Nic *n, QTestState *qts)
     n->r.qts = qts;
 }
 
+/* virtio-net: every buffer is allocated before the migration (the qtest
+ * client's allocator is per connection); RX buffers are posted once. A
+ * control-queue command (promiscuous on) gives the device CVQ state. */
+static void vn_start(Nic *n, QTestState *qts)
+{
+    uint64_t want = F64(VIRTIO_NET_F_MAC) | F64(VIRTIO_NET_F_STATUS) | F64(VIRTIO_F_VERSION_1) |
+                    F64(VIRTIO_NET_F_CTRL_VQ) | F64(VIRTIO_NET_F_CTRL_RX) |
+                    F64(VIRTIO_F_RING_PACKED);
+    uint64_t out = qtest_guest_alloc(qts, 16, 16), in = qtest_guest_alloc(qts, 16, 16);
+    VdBuf cb[3] = { { out, 2, false }, { out + 2, 1, false }, { in, 1, true } };
+    uint8_t cmd[3] = { VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, 1 };
+    uint16_t id;
+    uint32_t len;
+
+    if (n->mmio) {
+        vd_mmio_init(&n->v, qts, 0xfeb00000);
+    } else {
+        vd_pci_init(&n->v, qts, vd_pci_find(qts, 0x1000), VD_PCI_MODERN);
+    }
+    g_assert_true(vd_negotiate(&n->v, want));
+    vd_setup_queues(&n->v, 3, 0);
+    vd_driver_ok(&n->v);
+    for (unsigned i = 0; i < VQ_RX_BUFS; i++) {
+        VdBuf b = { qtest_guest_alloc(qts, VQ_BUF, 64), VQ_BUF, true };
+        n->rx_bufs[i] = b.addr;
+        vd_add(&n->v, 0, &b, 1, false);
+    }
+    vd_kick(&n->v, 0);
+    for (unsigned i = 0; i < G_N_ELEMENTS(n->tx_bufs); i++) {
+        n->tx_bufs[i] = qtest_guest_alloc(qts, 12 + FLEN, 64);
+    }
+    qtest_memwrite(qts, out, cmd, 3);
+    vd_add(&n->v, 2, cb, 3, false);
+    vd_kick(&n->v, 2);
+    g_assert_true(vd_get_used(&n->v, 2, &id, &len, 5000));
+    g_assert_cmpuint(qtest_readb(qts, in), ==, VIRTIO_NET_OK);
+}
+
+static void vn_tx(Nic *n, const void *f, size_t len)
+{
+    uint64_t a = n->tx_bufs[n->tx_next++];
+    VdBuf b[2] = { { a, VNET_HDR, false }, { a + VNET_HDR, len, false } };
+    uint16_t id;
+    uint32_t ulen;
+
+    qtest_memset(n->v.qts, a, 0, VNET_HDR);
+    qtest_memwrite(n->v.qts, a + VNET_HDR, f, len);
+    vd_add(&n->v, 1, b, 2, false);
+    vd_kick(&n->v, 1);
+    if (!vd_get_used(&n->v, 1, &id, &ulen, 5000)) {
+        g_error("TX %u not used (status 0x%x)", n->tx_next - 1, vd_get_status(&n->v));
+    }
+}
+
+static int vn_rx(Nic *n, void *buf, size_t cap)
+{
+    uint16_t id;
+    uint32_t len;
+
+    if (!vd_get_used(&n->v, 0, &id, &len, 0)) {
+        return -1;
+    }
+    g_assert_cmpuint(id, <, VQ_RX_BUFS);
+    g_assert_cmpuint(len, >, VNET_HDR);
+    g_assert_cmpuint(len - VNET_HDR, <=, cap);
+    qtest_memread(n->v.qts, n->rx_bufs[id] + VNET_HDR, buf, len - VNET_HDR);
+    return (int)(len - VNET_HDR);
+}
+
+/* Used entries past the driver's: buffers the device filled. */
+static unsigned vn_rx_taken(Nic *n)
+{
+    VringDriver *r = &n->v.q[0].vr;
+    unsigned k = 0;
+
+    if (!r->packed) {
+        return (uint16_t)(vring_split_used_idx(r) - r->last_used);
+    }
+    for (bool wrap = r->used_wrap; k < r->num; k++) {
+        unsigned slot = (r->last_used + k) % r->num;
+        if (slot == 0 && k) {
+            wrap = !wrap;
+        }
+        if (!vring_packed_flags_used(qtest_readw(n->v.qts, r->desc + 16 * slot + 14), wrap)) {
+            break;
+        }
+    }
+    return k;
+}
+
+static void vn_set_qts(Nic *n, QTestState *qts)
+{
+    vd_set_qts(&n->v, qts);
+}
+
+#define VN_OPS vn_start, vn_tx, vn_rx, vn_rx_taken, vn_set_qts
+
 static const Nic nic_models[] = {
-    { "e1000", e1k_start, e1k_tx, e1k_rx, e1k_rx_taken, e1k_set_qts, e1k_free },
-    { "rtl8139", rtl_start, rtl_tx, rtl_rx, rtl_rx_taken, rtl_set_qts },
+    { "e1000", ",addr=4", e1k_start, e1k_tx, e1k_rx, e1k_rx_taken, e1k_set_qts, e1k_free },
+    { "rtl8139", ",addr=4", rtl_start, rtl_tx, rtl_rx, rtl_rx_taken, rtl_set_qts },
+    { "virtio-net-pci", ",addr=4,packed=off", VN_OPS },
+    { "virtio-net-pci", ",addr=4,packed=on", VN_OPS },
+    { "virtio-net-device", "", VN_OPS, .mmio = true },
 };
 
 static void make(uint8_t *f, uint8_t tag)
@@ -607,7 +721,7 @@ static void frames_case(gconstpointer data)
 {
     Nic n = *(const Nic *)data;
     QtestNetPeer p1, p2;
-    g_autofree char *sock = tmp_path(n.model);
+    g_autofree char *sock = tmp_path(strstr(n.props, "packed=on") ? "packed" : n.model);
     g_autofree char *uri = g_strdup_printf("unix:%s", sock);
     g_autofree char *sargs = NULL, *dargs = NULL, *ss = NULL, *ds = NULL;
     unsigned seen[64] = { 0 }, rarps = 0, got[256] = { 0 };
@@ -621,10 +735,11 @@ static void frames_case(gconstpointer data)
     qtest_net_peer_listen(&p1);
     qtest_net_peer_listen(&p2);
     sargs = g_strdup_printf("-m 128 -netdev socket,id=n0,connect=127.0.0.1:%d -device "
-                            "%s,netdev=n0,mac=52:54:00:12:34:56,addr=4,id=nic0", p1.port, n.model);
+                            "%s,netdev=n0,mac=52:54:00:12:34:56,id=nic0%s", p1.port, n.model,
+                            n.props);
     dargs = g_strdup_printf("-m 128 -S -netdev socket,id=n0,connect=127.0.0.1:%d -device "
-                            "%s,netdev=n0,mac=52:54:00:12:34:56,addr=4,id=nic0 -incoming %s",
-                            p2.port, n.model, uri);
+                            "%s,netdev=n0,mac=52:54:00:12:34:56,id=nic0%s -incoming %s",
+                            p2.port, n.model, n.props, uri);
     src = start(sargs);
     g_assert_true(qtest_net_peer_accept(&p1));
     dst = start(dargs);
@@ -682,7 +797,9 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/mismatch", test_mismatch);
     g_test_add_func("/migration/blocked", test_blocked);
     for (size_t i = 0; i < G_N_ELEMENTS(nic_models); i++) {
-        g_autofree char *name = g_strdup_printf("/migration/frames/%s", nic_models[i].model);
+        g_autofree char *name = g_strdup_printf("/migration/frames/%s%s", nic_models[i].model,
+                                                strstr(nic_models[i].props, "packed=on") ?
+                                                "-packed" : "");
         g_test_add_data_func(name, &nic_models[i], frames_case);
     }
     return g_test_run();

@@ -94,6 +94,15 @@ static bool legacy_like(VDev *d)
     return d->t == VD_PCI_LEGACY || (d->t == VD_MMIO && d->mmio_version == 1);
 }
 
+void vd_set_qts(VDev *d, QTestState *qts)
+{
+    d->qts = qts;
+    d->mem.opaque = qts;
+    for (unsigned i = 0; i < VD_MAX_QUEUES; i++) {
+        d->q[i].vr.mem.opaque = qts;
+    }
+}
+
 void vd_set_status(VDev *d, uint8_t s)
 {
     switch (d->t) {

@@ -51,6 +51,9 @@ int vd_pci_find(QTestState *qts, uint16_t device_id);
 /* Enable the PCI function and locate its interface (legacy or modern). */
 void vd_pci_init(VDev *d, QTestState *qts, int devfn, VdTransport t);
 void vd_mmio_init(VDev *d, QTestState *qts, uint64_t base);
+/* Go on driving the same device and rings through another connection (the
+ * destination of a migration): every queue's ring memory moves with it. */
+void vd_set_qts(VDev *d, QTestState *qts);
 
 void vd_set_status(VDev *d, uint8_t s);
 uint8_t vd_get_status(VDev *d);
