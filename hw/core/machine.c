@@ -171,8 +171,9 @@ void *qnic_machine_ram_ptr(QnicMachine *m, uint64_t gpa, uint64_t len)
     return NULL;
 }
 
-/* Machine-level state: the level of every GSI line as the devices left it
- * (the accelerator's interrupt controllers have their own sections). */
+/* Machine-level state: the level of every GSI line as the devices left it,
+ * then the PCI bus's own sections (its built-in functions and hotplug
+ * block). The accelerator's interrupt controllers have their own. */
 typedef struct MachineSnap {
     uint8_t gsi_level[QNIC_NUM_GSI];
 } MachineSnap;
@@ -196,6 +197,9 @@ void qnic_machine_save_state(QnicMachine *m, GByteArray *out)
         snap.gsi_level[i] = m->gsi_level[i] ? 1 : 0;
     }
     qnic_state_write(out, &machine_desc, &snap);
+    if (m->pci) {
+        qnic_pci_bus_save_state(m->pci, out);
+    }
 }
 
 bool qnic_machine_load_state(QnicMachine *m, QnicStateReader *r, GError **errp)
@@ -203,6 +207,9 @@ bool qnic_machine_load_state(QnicMachine *m, QnicStateReader *r, GError **errp)
     MachineSnap snap;
 
     if (!qnic_state_read(r, &machine_desc, &snap, errp)) {
+        return false;
+    }
+    if (m->pci && !qnic_pci_bus_load_state(m->pci, r, errp)) {
         return false;
     }
     for (unsigned i = 0; i < QNIC_NUM_GSI; i++) {

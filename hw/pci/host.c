@@ -17,6 +17,7 @@
 #include "qnic/machine.h"   /* the address spaces the bus maps into */
 #include "qnic/log.h"
 #include "pci-internal.h"
+#include "qnic/state.h"
 
 #define PIIX_DEVFN QNIC_PCI_DEVFN(1, 0)
 #define PIIX_PIRQRC 0x60
@@ -377,4 +378,49 @@ void qnic_pci_bus_fill_interrupt_lines(QnicPciBus *bus)
             d->config[PCI_INTERRUPT_LINE] = qnic_pci_intx_gsi(devfn, pin);
         }
     }
+}
+
+/* ---- the bus's own state: its four functions, then the hotplug block ---- */
+
+void qnic_pci_bus_save_state(QnicPciBus *bus, GByteArray *out)
+{
+    PciBusPriv *p = priv(bus);
+    QnicPciDevice *fn[] = { p->host, p->isa, p->ide, p->pm };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(fn); i++) {
+        qnic_pci_state_save(fn[i], out);
+    }
+    qnic_pci_hotplug_state_save(p->hotplug, out);
+}
+
+bool qnic_pci_bus_load_state(QnicPciBus *bus, QnicStateReader *r, GError **errp)
+{
+    PciBusPriv *p = priv(bus);
+    QnicPciDevice *fn[] = { p->host, p->isa, p->ide, p->pm };
+    QnicPciState *st[G_N_ELEMENTS(fn)] = { NULL };
+    QnicPciHotplugState *hs = NULL;
+    bool ok = true;
+
+    for (unsigned i = 0; ok && i < G_N_ELEMENTS(fn); i++) {
+        st[i] = qnic_pci_state_read(fn[i], r, errp);
+        ok = st[i] != NULL;
+    }
+    if (ok) {
+        hs = qnic_pci_hotplug_state_read(p->hotplug, r, errp);
+        ok = hs != NULL;
+    }
+    if (ok) {
+        for (unsigned i = 0; i < G_N_ELEMENTS(fn); i++) {
+            qnic_pci_state_apply(fn[i], st[i]);
+        }
+        /* The PIIX3's PIRQ routing came with its config space: send every
+         * asserted INTx where the loaded routing says. */
+        route_links(bus);
+        qnic_pci_hotplug_state_apply(p->hotplug, hs);
+    }
+    for (unsigned i = 0; i < G_N_ELEMENTS(fn); i++) {
+        qnic_pci_state_free(st[i]);
+    }
+    g_free(hs);
+    return ok;
 }

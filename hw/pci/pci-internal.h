@@ -19,6 +19,13 @@ void qnic_pci_update_mappings(QnicPciDevice *d);
 QnicPciHotplug *qnic_pci_hotplug_new(QnicPciBus *bus);
 void qnic_pci_hotplug_free(QnicPciHotplug *hp);
 void qnic_pci_hotplug_reset(QnicPciHotplug *hp);
+/* Its registers as a state section: save; read and check (a pending
+ * unplug must name a hotplugged device); apply (the SCI follows). */
+typedef struct QnicPciHotplugState QnicPciHotplugState;
+void qnic_pci_hotplug_state_save(QnicPciHotplug *hp, GByteArray *out);
+QnicPciHotplugState *qnic_pci_hotplug_state_read(QnicPciHotplug *hp, QnicStateReader *r,
+                                                 GError **errp);
+void qnic_pci_hotplug_state_apply(QnicPciHotplug *hp, const QnicPciHotplugState *s);
 
 void qnic_msi_config_write(QnicPciDevice *d, uint32_t addr, unsigned len);
 void qnic_msi_reset(QnicPciDevice *d);

@@ -20,6 +20,7 @@
 #include "qnic/machine.h"
 #include "qnic/log.h"
 #include "qnic/clock.h"
+#include "qnic/state.h"
 #include "pci-internal.h"
 
 #define PCIHP_IO_BASE   0xae00
@@ -254,5 +255,77 @@ void qnic_pci_hotplug_reset(QnicPciHotplug *hp)
     hp->aidx_slot = 0;
     memset(hp->gpe_sts, 0, sizeof(hp->gpe_sts));
     memset(hp->gpe_en, 0, sizeof(hp->gpe_en));
+    sci_update(hp);
+}
+
+/* ---- device state (section "acpi-pci-hotplug", after the bus's functions) ---- */
+
+struct QnicPciHotplugState {
+    uint32_t up, down, select, aidx_slot;
+    uint64_t down_ms[32];
+    uint8_t gpe_sts[GPE0_HALF], gpe_en[GPE0_HALF];
+};
+
+static const QnicStateField hp_state_fields[] = {
+    QNIC_STATE_UINT(QnicPciHotplugState, up, 0),
+    QNIC_STATE_UINT(QnicPciHotplugState, down, 0),
+    QNIC_STATE_UINT(QnicPciHotplugState, select, 0),
+    QNIC_STATE_UINT_RANGE(QnicPciHotplugState, aidx_slot, 0, 0, 31),
+    QNIC_STATE_UINT_ARRAY(QnicPciHotplugState, down_ms, 0),
+    QNIC_STATE_UINT_ARRAY(QnicPciHotplugState, gpe_sts, 0),
+    QNIC_STATE_UINT_ARRAY(QnicPciHotplugState, gpe_en, 0),
+    QNIC_STATE_END,
+};
+
+static const QnicStateDesc hp_state_desc = {
+    .name = "acpi-pci-hotplug", .version = 1, .min_version = 1,
+    .size = sizeof(QnicPciHotplugState), .fields = hp_state_fields,
+};
+
+void qnic_pci_hotplug_state_save(QnicPciHotplug *hp, GByteArray *out)
+{
+    QnicPciHotplugState s = {
+        .up = hp->up, .down = hp->down, .select = hp->select, .aidx_slot = hp->aidx_slot,
+    };
+    for (unsigned i = 0; i < 32; i++) {
+        s.down_ms[i] = (uint64_t)hp->down_ms[i];
+    }
+    memcpy(s.gpe_sts, hp->gpe_sts, sizeof(s.gpe_sts));
+    memcpy(s.gpe_en, hp->gpe_en, sizeof(s.gpe_en));
+    qnic_state_write(out, &hp_state_desc, &s);
+}
+
+/* A request to unplug must name a slot that holds a hotpluggable device:
+ * an eject of anything else would destroy what the machine did not plug. */
+QnicPciHotplugState *qnic_pci_hotplug_state_read(QnicPciHotplug *hp, QnicStateReader *r,
+                                                 GError **errp)
+{
+    g_autofree QnicPciHotplugState *s = g_new0(QnicPciHotplugState, 1);
+
+    if (!qnic_state_read(r, &hp_state_desc, s, errp)) {
+        return NULL;
+    }
+    for (unsigned slot = 0; slot < 32; slot++) {
+        QnicPciDevice *d = hp->bus->devices[QNIC_PCI_DEVFN(slot, 0)];
+        if ((s->down & (1u << slot)) && (!d || qnic_pci_device_is_builtin(d))) {
+            qnic_error_setg(errp, "state section 'acpi-pci-hotplug', field 'down': slot %u "
+                            "has no device that can be unplugged", slot);
+            return NULL;
+        }
+    }
+    return g_steal_pointer(&s);
+}
+
+void qnic_pci_hotplug_state_apply(QnicPciHotplug *hp, const QnicPciHotplugState *s)
+{
+    hp->up = s->up;
+    hp->down = s->down;
+    hp->select = s->select;
+    hp->aidx_slot = s->aidx_slot;
+    for (unsigned i = 0; i < 32; i++) {
+        hp->down_ms[i] = (int64_t)s->down_ms[i];
+    }
+    memcpy(hp->gpe_sts, s->gpe_sts, sizeof(hp->gpe_sts));
+    memcpy(hp->gpe_en, s->gpe_en, sizeof(hp->gpe_en));
     sci_update(hp);
 }

@@ -75,9 +75,11 @@ void qnic_machine_set_gsi(QnicMachine *m, unsigned gsi, int level);
  * hook, or addr is not in the MSI window (a message aimed at RAM is a DMA
  * write, not an interrupt). */
 int qnic_machine_msi_irqfd(QnicMachine *m, uint64_t addr, uint32_t data);
-/* Machine-level state (qnic/state.h section "machine": the GSI levels),
- * for snapshot and migration; the devices have their own sections. Load
- * raises and lowers the lines through set_gsi, as the source had them. */
+/* Machine-level state (qnic/state.h section "machine": the GSI levels,
+ * then the PCI bus's sections: PIIX3 routing, hotplug registers), for
+ * snapshot and migration; the devices have their own sections. Load checks
+ * the bus's sections before applying them, then raises and lowers the
+ * lines through set_gsi, as the source had them. */
 void qnic_machine_save_state(QnicMachine *m, GByteArray *out);
 bool qnic_machine_load_state(QnicMachine *m, QnicStateReader *r, GError **errp);
 /* Host pointer for a RAM range, NULL if not wholly RAM. */

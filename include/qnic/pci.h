@@ -221,6 +221,12 @@ struct QnicPciBus {
 /* The bus on m's address spaces; INTx leaves through set_irq. */
 QnicPciBus *qnic_pci_bus_new(QnicMachine *m, QnicPciSetIrq *set_irq, void *irq_opaque);
 void qnic_pci_bus_free(QnicPciBus *bus);
+/* The bus's own state (qnic/state.h): its built-in functions' config
+ * spaces (the PIIX3's interrupt routing among them) and the hotplug
+ * registers. Load reads and checks everything before it applies any of
+ * it; the machine's devices must already be in place. */
+void qnic_pci_bus_save_state(QnicPciBus *bus, GByteArray *out);
+bool qnic_pci_bus_load_state(QnicPciBus *bus, QnicStateReader *r, GError **errp);
 /* INTx routing: pin (1..4) of a device at slot -> GSI 16 + ((slot + pin - 1) & 3),
  * i.e. IOAPIC pins 16..19, the fixed map qnic-vmm documents. */
 unsigned qnic_pci_intx_gsi(int devfn, int pin);

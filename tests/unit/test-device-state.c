@@ -7,13 +7,17 @@
  * after it are refused, and the device that refused is unchanged. The
  * per-model tests (virtio-net, e1000, rtl8139, with traffic and in-flight
  * descriptors) and the migration qtest go further; this one makes sure no
- * model is left out.
+ * model is left out. The machine's own sections go with them: the PCI
+ * bus's built-in functions (the PIIX3's interrupt routing) and the hotplug
+ * registers with an unplug the guest has not yet ejected.
  */
 #include "qnic/machine.h"
 #include "qnic/backends.h"
 #include "qnic/device.h"
 #include "qnic/net.h"
 #include "qnic/state.h"
+#include "qnic/pci.h"
+#include "../lib/state-patch.h"
 
 #include <string.h>
 
@@ -132,6 +136,54 @@ static void test_cross_model(void)
     vm_free(&r);
 }
 
+/* The machine's sections: PIRQ routing and a pending unplug carried over,
+ * and a pending unplug of an empty slot refused with nothing applied. */
+static void test_machine_bus(void)
+{
+    Vm a, b;
+    g_autoptr(GError) err = NULL;
+    const char *model = "e1000,netdev=n0,addr=4,mac=52:54:00:12:34:56";
+
+    vm_new(&a, model);
+    vm_new(&b, model);
+    QnicPciDevice *isa_a = a.m->pci->devices[QNIC_PCI_DEVFN(1, 0)];
+    QnicPciDevice *isa_b = b.m->pci->devices[QNIC_PCI_DEVFN(1, 0)];
+    qnic_pci_config_write(isa_a, 0x60, 0x0b0a0b0a, 4);
+    QnicPciHotplug *hp_a = qnic_pci_bus_hotplug(a.m->pci);
+    g_assert_true(qnic_pci_hotplug_request_unplug(hp_a, (QnicPciDevice *)a.dev, &err));
+    g_assert_no_error(err);
+
+    g_autoptr(GByteArray) s = g_byte_array_new();
+    qnic_machine_save_state(a.m, s);
+    g_autofree char *dump = qnic_state_dump(s->data, s->len, &err);
+    g_assert_nonnull(strstr(dump, "section acpi-pci-hotplug version 1\nacpi-pci-hotplug.up = 0\n"
+                                  "acpi-pci-hotplug.down = 16\n"));
+
+    /* A pending unplug of slot 5, where nothing is plugged: refused. */
+    g_autoptr(GByteArray) bad = g_byte_array_new();
+    g_byte_array_append(bad, s->data, s->len);
+    g_assert_true(state_patch_uint(bad, "acpi-pci-hotplug", "down", 0, 1u << 5));
+    QnicStateReader r;
+    qnic_state_reader_init(&r, bad->data, bad->len);
+    g_assert_false(qnic_machine_load_state(b.m, &r, &err));
+    g_assert_nonnull(strstr(err->message, "slot 5 has no device that can be unplugged"));
+    g_clear_error(&err);
+    g_assert_cmphex(qnic_pci_config_read(isa_b, 0x60, 4), ==, 0x80808080);
+
+    qnic_state_reader_init(&r, s->data, s->len);
+    g_assert_true(qnic_machine_load_state(b.m, &r, &err));
+    g_assert_no_error(err);
+    g_assert_true(qnic_state_reader_done(&r, NULL));
+    g_assert_cmphex(qnic_pci_config_read(isa_b, 0x60, 4), ==, 0x0b0a0b0a);
+    g_assert_true(qnic_pci_hotplug_unplug_pending(qnic_pci_bus_hotplug(b.m->pci),
+                                                  (QnicPciDevice *)b.dev));
+    g_autoptr(GByteArray) s2 = g_byte_array_new();
+    qnic_machine_save_state(b.m, s2);
+    assert_same(s, s2);
+    vm_free(&a);
+    vm_free(&b);
+}
+
 /* No registered model is without the ops. */
 static void test_every_class(void)
 {
@@ -155,5 +207,6 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/device-state/cross-model", test_cross_model);
     g_test_add_func("/device-state/every-class", test_every_class);
+    g_test_add_func("/device-state/machine-bus", test_machine_bus);
     return g_test_run();
 }
