@@ -544,7 +544,10 @@ class Qmp:
     """A QMP client on a unix socket the VMM listens on (-qmp
     unix:PATH,server=on,wait=off): negotiates, runs commands, keeps events."""
 
-    def __init__(self, path, timeout=20, negotiate=True):
+    # A VMM answers at once; the wait is for nested KVM on TCG (tests that
+    # run qnic-vmm in scripts/nested-kvm.sh), whose kernel has been seen
+    # stalled for 26 s on a loaded 2-core host.
+    def __init__(self, path, timeout=90, negotiate=True):
         end = time.monotonic() + timeout
         while True:
             try:
