@@ -13,7 +13,10 @@
  * the test runs, the source migrates mid-stream, the driver carries on at
  * the destination on the same rings, every frame either way arrives
  * exactly once, and the destination's device state equals the source's
- * field by field (x-query-device-state, qnic/state.h's dump).
+ * field by field (x-query-device-state, qnic/state.h's dump). As root,
+ * the same with virtio-net-pci's two queue pairs over a multiqueue tap that
+ * both targets attach to, in a network namespace the test creates: frames
+ * both ways on both pairs (also against QEMU 7.2).
  */
 #include "libqtest.h"
 #include "qtest-net.h"
@@ -23,6 +26,12 @@
 #include <arpa/inet.h>
 
 #include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -75,14 +84,19 @@ static void check_probes(QTestState *s)
 }
 
 /* A target with QMP and the events capability on. */
-static QTestState *start(const char *args)
+static QTestState *start_flags(const char *args, int flags)
 {
-    QTestState *s = qtest_initf(QTEST_FLAG_QMP, "%s", args);
+    QTestState *s = qtest_initf(QTEST_FLAG_QMP | flags, "%s", args);
 
     qtest_qmp_negotiate(s);
     qtest_qmp_assert_ok(s, "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
                         "{\"capabilities\": [{\"capability\": \"events\", \"state\": true}]}}");
     return s;
+}
+
+static QTestState *start(const char *args)
+{
+    return start_flags(args, 0);
 }
 
 static char *status_of(QTestState *s)
@@ -784,6 +798,311 @@ static void frames_case(gconstpointer data)
     qtest_net_peer_close(&p2);
 }
 
+/* ---- two queue pairs over a multiqueue tap (root: a network namespace) ----
+ *
+ * The test process moves itself into a namespace it creates, so both
+ * targets it starts open /dev/net/tun there: the source creates the tap
+ * with 2 queues (IFF_MULTI_QUEUE), the destination attaches 2 more to it
+ * by name, and the test's own UDP socket is the kernel end (10.77.1.1;
+ * the guest is 10.77.1.10, a permanent neighbour). Pair i's TX queue sends
+ * a datagram from port 6000 + i; the socket takes it and answers the same
+ * flow, and tun's flow steering (the symmetric flow hash, recorded when the
+ * guest wrote) queues the answer on the tap queue pair i wrote to: so the
+ * answer arrives on pair i's RX queue, and both pairs carry frames both
+ * ways. The source's queues go when it quits after the migration; the
+ * destination's TX re-records the flows on its own queues. */
+
+#define MQ_NS_IP "10.77.1.1"
+#define MQ_GUEST_IP "10.77.1.10"
+#define MQ_PORT 7000
+#define MQ_BEFORE 3         /* rounds before the migration (each pair) */
+#define MQ_AFTER 2
+#define MQ_RX_BUFS 8
+
+typedef struct {
+    VDev v;
+    uint64_t rx_bufs[2][MQ_RX_BUFS], tx_bufs[2 * (MQ_BEFORE + MQ_AFTER)];
+    unsigned tx_next;
+    int sock;               /* the kernel end, in the namespace */
+    unsigned seen[64];      /* requests the socket took, by tag */
+    unsigned got[2][64];    /* answers each RX queue gave, by tag */
+} MqRig;
+
+static char mq_ns_name[32];
+
+static void mq_ns_del(void)
+{
+    if (mq_ns_name[0]) {
+        g_autofree char *cmd = g_strdup_printf("ip netns del %s 2>/dev/null", mq_ns_name);
+        int st = system(cmd);
+        (void)st;
+        mq_ns_name[0] = 0;
+    }
+}
+
+static void mq_on_abort(int sig)
+{
+    mq_ns_del();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void mq_run(const char *cmd)
+{
+    int st = system(cmd);
+    if (st) {
+        g_test_message("failed (%d): %s", st, cmd);
+    }
+    g_assert_cmpint(st, ==, 0);
+}
+
+/* Enter a fresh namespace (returns the old one's fd); no IPv6 traffic in
+ * it, so only the test's frames reach the guest. */
+static int mq_enter_ns(void)
+{
+    g_autofree char *add = NULL, *path = NULL;
+    int old = open("/proc/self/ns/net", O_RDONLY), fd;
+
+    snprintf(mq_ns_name, sizeof(mq_ns_name), "qnicmig%d", (int)getpid());
+    /* a failed assertion aborts, g_error traps: leave no namespace */
+    signal(SIGABRT, mq_on_abort);
+    signal(SIGTRAP, mq_on_abort);
+    add = g_strdup_printf("ip netns add %s", mq_ns_name);
+    mq_run(add);
+    path = g_strdup_printf("/run/netns/%s", mq_ns_name);
+    fd = open(path, O_RDONLY);
+    g_assert_cmpint(old, >=, 0);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(setns(fd, CLONE_NEWNET), ==, 0);
+    close(fd);
+    mq_run("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
+    mq_run("ip link set lo up");
+    return old;
+}
+
+/* The tap the source made: the kernel's address, MAC and the guest. */
+static void mq_tap_up(MqRig *m, const char *tap)
+{
+    g_autofree char *cmd = g_strdup_printf(
+        "ip link set %s address 02:00:00:77:01:01 up && ip addr add " MQ_NS_IP "/24 dev %s && "
+        "ip neigh replace " MQ_GUEST_IP " lladdr 52:54:00:12:34:56 dev %s nud permanent",
+        tap, tap, tap);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(MQ_PORT) };
+
+    g_assert_cmpuint(if_nametoindex(tap), !=, 0);
+    mq_run(cmd);
+    inet_pton(AF_INET, MQ_NS_IP, &a.sin_addr);
+    m->sock = socket(AF_INET, SOCK_DGRAM, 0);
+    g_assert_cmpint(m->sock, >=, 0);
+    g_assert_cmpint(bind(m->sock, (struct sockaddr *)&a, sizeof(a)), ==, 0);
+}
+
+/* Features, 2 pairs + control queue, RX buffers on both RX queues, then
+ * VQ_PAIRS_SET 2 through the control queue (queue 4). */
+static void mq_driver_start(MqRig *m, QTestState *qts)
+{
+    uint64_t want = F64(VIRTIO_NET_F_MAC) | F64(VIRTIO_NET_F_STATUS) | F64(VIRTIO_F_VERSION_1) |
+                    F64(VIRTIO_NET_F_CTRL_VQ) | F64(VIRTIO_NET_F_MQ);
+    uint64_t out = qtest_guest_alloc(qts, 16, 16), in = qtest_guest_alloc(qts, 16, 16);
+    VdBuf cb[3] = { { out, 2, false }, { out + 2, 2, false }, { in, 1, true } };
+    uint8_t cmd[4] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0 };
+    uint16_t id;
+    uint32_t len;
+
+    vd_pci_init(&m->v, qts, vd_pci_find(qts, 0x1000), VD_PCI_MODERN);
+    g_assert_true(vd_negotiate(&m->v, want));
+    g_assert_cmphex(m->v.features & want, ==, want);
+    g_assert_cmpuint(vd_num_queues(&m->v), ==, 5);
+    g_assert_cmpuint(vd_config_readw(&m->v, 8), ==, 2);      /* max_virtqueue_pairs */
+    vd_setup_queues(&m->v, 5, 0);
+    vd_driver_ok(&m->v);
+    for (unsigned p = 0; p < 2; p++) {
+        for (unsigned i = 0; i < MQ_RX_BUFS; i++) {
+            VdBuf b = { qtest_guest_alloc(qts, VQ_BUF, 64), VQ_BUF, true };
+            m->rx_bufs[p][i] = b.addr;
+            g_assert_cmpuint(vd_add(&m->v, 2 * p, &b, 1, false), ==, i);
+        }
+        vd_kick(&m->v, 2 * p);
+    }
+    for (unsigned i = 0; i < G_N_ELEMENTS(m->tx_bufs); i++) {
+        m->tx_bufs[i] = qtest_guest_alloc(qts, 12 + 64, 64);
+    }
+    qtest_memwrite(qts, out, cmd, 4);
+    vd_add(&m->v, 4, cb, 3, false);
+    vd_kick(&m->v, 4);
+    g_assert_true(vd_get_used(&m->v, 4, &id, &len, 5000));
+    g_assert_cmpuint(qtest_readb(qts, in), ==, VIRTIO_NET_OK);
+}
+
+/* Pair p's TX queue sends a UDP datagram (payload: tag) from
+ * MQ_GUEST_IP:6000+p to the socket, which must take it; the socket answers
+ * with tag | 0x80. */
+static void mq_round(MqRig *m, unsigned p, uint8_t tag)
+{
+    uint8_t f[14 + 20 + 8 + 1] = { 0x02, 0x00, 0x00, 0x77, 0x01, 0x01,
+                                   0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x00 };
+    uint8_t *ip = f + 14, *udp = ip + 20, reply = tag | 0x80, buf[64];
+    uint64_t a = m->tx_bufs[m->tx_next++];
+    VdBuf b[2] = { { a, 12, false }, { a + 12, sizeof(f), false } };
+    struct sockaddr_in from;
+    socklen_t flen = sizeof(from);
+    struct pollfd pfd = { m->sock, POLLIN, 0 };
+    uint16_t id, csum;
+    uint32_t ulen;
+    ssize_t n;
+
+    ip[0] = 0x45;
+    ip[3] = 20 + 8 + 1;
+    ip[8] = 64;
+    ip[9] = IPPROTO_UDP;
+    inet_pton(AF_INET, MQ_GUEST_IP, ip + 12);
+    inet_pton(AF_INET, MQ_NS_IP, ip + 16);
+    csum = qtest_net_csum(ip, 20);
+    ip[10] = csum >> 8;
+    ip[11] = csum & 0xff;
+    udp[0] = (6000 + p) >> 8;
+    udp[1] = (6000 + p) & 0xff;
+    udp[2] = MQ_PORT >> 8;
+    udp[3] = MQ_PORT & 0xff;
+    udp[5] = 8 + 1;                 /* checksum 0: none (IPv4) */
+    udp[8] = tag;
+    qtest_memset(m->v.qts, a, 0, 12);
+    qtest_memwrite(m->v.qts, a + 12, f, sizeof(f));
+    vd_add(&m->v, 2 * p + 1, b, 2, false);
+    vd_kick(&m->v, 2 * p + 1);
+    if (!vd_get_used(&m->v, 2 * p + 1, &id, &ulen, 5000)) {
+        g_error("TX on pair %u, tag %u: not used (status 0x%x)", p, tag, vd_get_status(&m->v));
+    }
+
+    g_assert_cmpint(poll(&pfd, 1, 5000), ==, 1);
+    n = recvfrom(m->sock, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+    g_assert_cmpint(n, ==, 1);
+    g_assert_cmpuint(ntohs(from.sin_port), ==, 6000 + p);
+    m->seen[buf[0] & 63]++;
+    g_assert_cmpint(sendto(m->sock, &reply, 1, 0, (struct sockaddr *)&from, flen), ==, 1);
+}
+
+/* An answer on pair p's RX queue, if one is there: its tag, the frame
+ * checked (to the guest's flow 6000 + p, from the socket). */
+static bool mq_rx(MqRig *m, unsigned p)
+{
+    uint8_t f[14 + 20 + 8 + 1];
+    uint16_t id;
+    uint32_t len;
+
+    if (!vd_get_used(&m->v, 2 * p, &id, &len, 0)) {
+        return false;
+    }
+    g_assert_cmpuint(id, <, MQ_RX_BUFS);
+    g_assert_cmpuint(len, >=, 12 + sizeof(f));
+    qtest_memread(m->v.qts, m->rx_bufs[p][id] + 12, f, sizeof(f));
+    g_assert_cmpuint(f[12], ==, 0x08);
+    g_assert_cmpuint(f[13], ==, 0x00);
+    g_assert_cmpuint(f[14 + 9], ==, IPPROTO_UDP);
+    g_assert_cmpuint((f[34] << 8) | f[35], ==, MQ_PORT);
+    g_assert_cmpuint((f[36] << 8) | f[37], ==, 6000 + p);
+    g_assert_cmphex(f[42] & 0x80, ==, 0x80);
+    m->got[p][f[42] & 63]++;
+    return true;
+}
+
+/* Used entries past the driver's on pair p's (split) RX ring. */
+static unsigned mq_rx_taken(MqRig *m, unsigned p)
+{
+    VringDriver *r = &m->v.q[2 * p].vr;
+    return (uint16_t)(vring_split_used_idx(r) - r->last_used);
+}
+
+static void mq_read(MqRig *m, unsigned count)
+{
+    for (unsigned p = 0; p < 2; p++) {
+        for (unsigned k = 0; k < count; k++) {
+            g_assert_true(WAIT_FOR(mq_rx(m, p), 5000));
+        }
+    }
+}
+
+/* Rounds [from, to): tag 2 * round + pair, alternating pairs. */
+static void mq_rounds(MqRig *m, unsigned from, unsigned to)
+{
+    for (unsigned r = from; r < to; r++) {
+        for (unsigned p = 0; p < 2; p++) {
+            mq_round(m, p, 2 * r + p);
+        }
+    }
+}
+
+static void test_mq_tap(void)
+{
+    g_autofree char *sock = tmp_path("mq"), *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *tap = g_strdup_printf("qmig%d", (int)getpid() % 100000);
+    g_autofree char *net = NULL, *sargs = NULL, *dargs = NULL, *st = NULL;
+    uint8_t junk[64];
+    MqRig m = { 0 };
+    QTestState *src, *dst;
+    int oldns;
+
+    if (getuid() != 0 || access("/dev/net/tun", R_OK | W_OK) != 0) {
+        g_test_skip("needs root and /dev/net/tun for -netdev tap,queues=2");
+        return;
+    }
+    if (system("ip netns list >/dev/null 2>&1") != 0) {
+        g_test_skip("needs iproute2 with network namespaces (ip netns)");
+        return;
+    }
+    oldns = mq_enter_ns();
+    net = g_strdup_printf("-m 128 -netdev tap,id=n0,ifname=%s,queues=2,script=no,downscript=no "
+                          "-device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,id=nic0,"
+                          "addr=4,mq=on,vectors=6", tap);
+    sargs = g_strdup(net);
+    dargs = g_strdup_printf("%s -S -incoming %s", net, uri);
+    /* QEMU's virtio-net moves packets only in a running VM (both sides
+     * boot the same BIOS; the destination waits with -S) */
+    src = start_flags(sargs, QTEST_FLAG_RUNNING);
+    mq_tap_up(&m, tap);
+    dst = start_flags(dargs, QTEST_FLAG_RUNNING);  /* its 2 queues join the tap */
+    mq_driver_start(&m, src);
+
+    mq_rounds(&m, 0, MQ_BEFORE);
+    mq_read(&m, 1);
+    /* the rest of the answers wait, unread, in both RX rings */
+    for (unsigned p = 0; p < 2; p++) {
+        g_assert_true(WAIT_FOR(mq_rx_taken(&m, p) == MQ_BEFORE - 1, 5000));
+    }
+
+    migrate(src, uri);
+    wait_migration(src, "completed");
+    wait_migration(dst, "completed");
+    st = status_of(dst);
+    g_assert_cmpstr(st, ==, "paused");
+    if (!qtest_target_is_qemu()) {
+        g_autofree char *ss = device_state(src), *ds = device_state(dst);
+        g_assert_cmpstr(ds, ==, ss);
+    }
+    qtest_quit(src);               /* its tap queues go */
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"cont\"}");
+
+    vd_set_qts(&m.v, dst);
+    mq_read(&m, MQ_BEFORE - 1);
+    mq_rounds(&m, MQ_BEFORE, MQ_BEFORE + MQ_AFTER);
+    mq_read(&m, MQ_AFTER);
+    for (unsigned p = 0; p < 2; p++) {
+        g_assert_false(mq_rx(&m, p));
+    }
+    g_assert_cmpint(recv(m.sock, junk, sizeof(junk), MSG_DONTWAIT), ==, -1);
+    for (unsigned r = 0; r < MQ_BEFORE + MQ_AFTER; r++) {
+        for (unsigned p = 0; p < 2; p++) {
+            g_assert_cmpuint(m.seen[2 * r + p], ==, 1);
+            g_assert_cmpuint(m.got[p][2 * r + p], ==, 1);
+        }
+    }
+    close(m.sock);
+    qtest_quit(dst);
+    g_assert_cmpint(setns(oldns, CLONE_NEWNET), ==, 0);
+    close(oldns);
+    mq_ns_del();
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -802,5 +1121,6 @@ int main(int argc, char **argv)
                                                 "-packed" : "");
         g_test_add_data_func(name, &nic_models[i], frames_case);
     }
+    g_test_add_func("/migration/frames/virtio-net-pci-mq-tap", test_mq_tap);
     return g_test_run();
 }
